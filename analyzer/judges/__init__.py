@@ -1,0 +1,1 @@
+"""Judges: pure statistical tests that compare a canary with its baseline."""

@@ -1,0 +1,28 @@
+"""The base model every part of a policy is built on: frozen, and strict about unknown fields."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from analyzer.errors import TemplateError
+from analyzer.policy.promql import PromQLTemplate
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$")]
+"""Lowercase names for metrics, groups, args and alert routes: they end up in labels and URLs."""
+
+
+class PolicyModel(BaseModel):
+    """Policies are written by people: refuse unknown fields (typos) and never mutate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def check_template(text: str) -> str:
+    """Validate a PromQL template's syntax at load time; keep the text as written."""
+    try:
+        PromQLTemplate.parse(text)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from exc  # pydantic reports ValueErrors at the field
+    return text

@@ -1,0 +1,146 @@
+"""Checks that span fields: what a schema cannot say but an SRE would get wrong.
+
+Each check returns Problems located at the field to fix, so the loader can name file, line and
+field. They run inside ``Policy`` validation, so a policy built in code is held to them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+from analyzer.errors import Problem
+from analyzer.policy.durations import format_duration
+from analyzer.policy.metrics import MetricBase
+from analyzer.policy.promql import BUILTIN_VARIABLES, PromQLTemplate
+from analyzer.policy.strategy import (
+    AnalyzeStep,
+    CanaryStrategy,
+    RollingStrategy,
+    SetWeightStep,
+    Step,
+    TargetedStrategy,
+)
+
+if TYPE_CHECKING:
+    from analyzer.policy.models import Policy
+
+
+def policy_problems(policy: Policy) -> list[Problem]:
+    return [
+        *_duplicate_metric_names(policy.metrics),
+        *_undefined_template_variables(policy),
+        *_weights(policy.metrics),
+        *_nothing_counts(policy.metrics),
+        *_strategy(policy),
+    ]
+
+
+def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for index, metric in enumerate(metrics):
+        if metric.name in seen:
+            yield Problem(
+                ("metrics", index, "name"),
+                f"duplicate metric name {metric.name!r} "
+                f"(first used by metrics[{seen[metric.name]}])",
+            )
+        seen.setdefault(metric.name, index)
+
+
+def _undefined_template_variables(policy: Policy) -> Iterator[Problem]:
+    declared = {arg.name for arg in policy.args}
+    known = BUILTIN_VARIABLES | declared
+    for index, metric in enumerate(policy.metrics):
+        for field, text in metric.templates().items():
+            variables = PromQLTemplate.parse(text).variables
+            for name in sorted(variables - known):
+                yield Problem(
+                    ("metrics", index, field),
+                    f"template uses undefined variable {{{{ {name} }}}}; known: "
+                    f"{', '.join(sorted(known))} (declare job arguments under args:)",
+                )
+            if "selector" not in variables:
+                yield Problem(
+                    ("metrics", index, field),
+                    "template never uses {{ selector }}, so it cannot tell the versions apart",
+                )
+
+
+def _weights(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
+    counted = [(index, m) for index, m in enumerate(metrics) if not m.dry_run]
+    weighted = [(index, m) for index, m in counted if m.weight is not None]
+    if not weighted:
+        return
+    for index, metric in counted:
+        if metric.weight is None:
+            yield Problem(
+                ("metrics", index, "weight"),
+                f"metric {metric.name!r} has no weight while others do: give every metric one",
+            )
+    total = sum(m.weight or 0.0 for _, m in weighted)
+    if len(weighted) == len(counted) and abs(total - 100.0) > 1e-6:
+        yield Problem(
+            ("metrics",),
+            f"metric weights add up to {total:g}, not 100 (dry_run metrics do not count)",
+        )
+
+
+def _nothing_counts(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
+    if metrics and all(metric.dry_run for metric in metrics):
+        yield Problem(("metrics",), "every metric is dry_run, so no analysis could ever abort")
+
+
+def _strategy(policy: Policy) -> Iterator[Problem]:
+    strategy = policy.strategy
+    interval = policy.analysis.interval
+    if isinstance(strategy, CanaryStrategy | TargetedStrategy):
+        yield from _weight_steps(strategy.steps)
+        for index, step in enumerate(strategy.steps):
+            if isinstance(step, AnalyzeStep) and step.analyze.duration < interval:
+                yield Problem(
+                    ("strategy", "steps", index, "analyze", "duration"),
+                    f"{format_duration(step.analyze.duration)} is shorter than one "
+                    f"analysis.interval ({format_duration(interval)}): nothing would be measured",
+                )
+    if isinstance(strategy, RollingStrategy):
+        yield from _batches(strategy)
+
+
+def _weight_steps(steps: Sequence[Step]) -> Iterator[Problem]:
+    weights = [(i, s.set_weight) for i, s in enumerate(steps) if isinstance(s, SetWeightStep)]
+    for (_, before), (index, weight) in pairwise(weights):
+        if weight < before:
+            yield Problem(
+                ("strategy", "steps", index, "set_weight"),
+                f"weight goes down from {before} to {weight}: steps only move forward "
+                "(an abort is what sends traffic back)",
+            )
+    if not weights or weights[-1][1] != 100:
+        reached = weights[-1][1] if weights else 0
+        yield Problem(
+            ("strategy", "steps"),
+            f"steps never reach 100% (the last set_weight is {reached}); end with set_weight: 100",
+        )
+
+
+def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
+    last = strategy.batches[-1]
+    if last.percent != 100:
+        yield Problem(
+            ("strategy", "batches", len(strategy.batches) - 1),
+            "the last batch must be percent: 100, so every replica ends on the new version",
+        )
+    for unit in ("percent", "replicas"):
+        sizes = [
+            (i, getattr(b, unit))
+            for i, b in enumerate(strategy.batches)
+            if getattr(b, unit) is not None
+        ]
+        for (_, before), (index, size) in pairwise(sizes):
+            if size <= before:
+                yield Problem(
+                    ("strategy", "batches", index, unit),
+                    f"batches are cumulative: {unit} {size} does not grow from {before}",
+                )

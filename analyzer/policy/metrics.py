@@ -1,0 +1,105 @@
+"""The ``metrics:`` section: what to measure for each version and how to judge the difference.
+
+Each ``kind`` has its own query fields, so a typo such as ``query:`` on a counts metric is caught:
+
+- ``counts``     errors over requests; the default judge is ``sequential``.
+- ``histogram``  Prometheus histogram buckets (``by (le)``); judged by ``sequential``.
+- ``series``     any gauge or rate sampled over time; Kayenta's ``mann_whitney`` by default.
+- ``threshold``  an absolute condition on the canary alone (``max``/``min``), Argo style.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from analyzer.policy.base import Name, PolicyModel, check_template
+from analyzer.policy.judges import (
+    AnyJudge,
+    JudgeShorthand,
+    MannWhitneyJudge,
+    SequentialJudge,
+    ThresholdJudge,
+    expand_judge_shorthand,
+)
+
+Template = Annotated[str, AfterValidator(check_template)]
+Direction = Literal["increase_is_bad", "decrease_is_bad", "either"]
+NoDataPolicy = Literal["inconclusive", "fail", "pass"]
+
+
+class MetricBase(PolicyModel):
+    name: Name
+    description: str = ""
+    direction: Direction = "increase_is_bad"
+    tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        le=100,
+        description="allowed relative regression before the canary counts as worse (0.1 = 10%)",
+    )
+    critical: bool = Field(default=False, description="a FAIL here aborts whatever the score")
+    weight: float | None = Field(
+        default=None, gt=0, le=100, description="share of the score in percent; unset = equal"
+    )
+    group: Name | None = None
+    no_data: NoDataPolicy = Field(
+        default="inconclusive",
+        description="what a metric without data counts as once its step cannot extend further",
+    )
+    dry_run: bool = Field(default=False, description="judge and report, but never count")
+
+    def templates(self) -> dict[str, str]:
+        """The PromQL templates of this metric by field name."""
+        raise NotImplementedError
+
+
+class CountsMetric(MetricBase):
+    kind: Literal["counts"]
+    errors: Template = Field(description="PromQL: bad events per interval, e.g. 5xx responses")
+    total: Template = Field(description="PromQL: all events per interval, e.g. all responses")
+    judge: AnyJudge = Field(default_factory=SequentialJudge)
+
+    def templates(self) -> dict[str, str]:
+        return {"errors": self.errors, "total": self.total}
+
+
+class HistogramMetric(MetricBase):
+    kind: Literal["histogram"]
+    buckets: Template = Field(description="PromQL: bucket increases per interval, by (le)")
+    judge: Annotated[
+        SequentialJudge, BeforeValidator(expand_judge_shorthand), JudgeShorthand(("sequential",))
+    ] = Field(default_factory=SequentialJudge)
+
+    def templates(self) -> dict[str, str]:
+        return {"buckets": self.buckets}
+
+
+class SeriesMetric(MetricBase):
+    kind: Literal["series"]
+    query: Template = Field(description="PromQL: one value per interval for a version")
+    judge: Annotated[
+        MannWhitneyJudge | ThresholdJudge,
+        BeforeValidator(expand_judge_shorthand),
+        JudgeShorthand(("mann_whitney",)),
+        Field(discriminator="type"),
+    ] = Field(default_factory=MannWhitneyJudge)
+
+    def templates(self) -> dict[str, str]:
+        return {"query": self.query}
+
+
+class ThresholdMetric(MetricBase):
+    kind: Literal["threshold"]
+    query: Template = Field(description="PromQL: the canary's value to hold within bounds")
+    judge: Annotated[ThresholdJudge, BeforeValidator(expand_judge_shorthand)]
+
+    def templates(self) -> dict[str, str]:
+        return {"query": self.query}
+
+
+Metric = Annotated[
+    CountsMetric | HistogramMetric | SeriesMetric | ThresholdMetric,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,115 @@
+"""The root of the policy language: one YAML file an SRE writes and reviews.
+
+    name / description / owner       who the policy is for and who answers for it
+    args                             values a rollout job must (or may) give its queries
+    analysis                         how often to look, error rates, limits and scores
+    metrics                          what to compare between the versions (see metrics.py)
+    strategy                         how the release moves forward (see strategy.py)
+    alerts                           names of alert routes configured in the service's settings
+
+Cross-field rules live in checks.py; they run here so no invalid Policy object can exist.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, model_validator
+
+from analyzer.errors import Problem
+from analyzer.policy.base import Name, PolicyModel
+from analyzer.policy.checks import policy_problems
+from analyzer.policy.durations import Duration
+from analyzer.policy.metrics import Metric
+from analyzer.policy.strategy import Strategy
+
+DEFAULT_ALPHA = 0.01
+
+
+class Arg(PolicyModel):
+    """A named value the rollout job supplies to the templates (e.g. a route or a quantile)."""
+
+    name: Name
+    description: str = ""
+    default: str | None = Field(default=None, description="used when the job gives no value")
+
+
+class Analysis(PolicyModel):
+    interval: Duration = Field(default=timedelta(minutes=1), description="how often to look")
+    begin_after: Duration = Field(
+        default=timedelta(0), description="warm-up after each weight change, not analysed"
+    )
+    min_samples: int = Field(
+        default=3, ge=1, description="data points per version before a metric can PASS or FAIL"
+    )
+    alpha: float | None = Field(
+        default=None,
+        gt=0,
+        lt=0.5,
+        description=f"false-abort rate of a whole rollout, all metrics together (default "
+        f"{DEFAULT_ALPHA}); give alpha or confidence, not both",
+    )
+    confidence: float | None = Field(default=None, gt=0.5, lt=1, description="1 - alpha")
+    failure_limit: int = Field(default=0, ge=0, description="FAIL results tolerated before abort")
+    inconclusive_limit: int = Field(
+        default=3,
+        ge=0,
+        description="step extensions on INCONCLUSIVE before on_inconclusive applies",
+    )
+    on_inconclusive: Literal["pause", "abort"] = "pause"
+    consecutive_error_limit: int = Field(
+        default=4, ge=0, description="failed queries in a row tolerated before INCONCLUSIVE"
+    )
+    pass_score: float = Field(default=95, ge=0, le=100)
+    marginal_score: float = Field(default=75, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Analysis:
+        if self.alpha is not None and self.confidence is not None:
+            raise ValueError("give alpha or confidence, not both (alpha = 1 - confidence)")
+        if self.interval <= timedelta(0):
+            raise ValueError("interval must be longer than zero")
+        if self.marginal_score > self.pass_score:
+            raise ValueError(
+                f"marginal_score ({self.marginal_score:g}) is above pass_score "
+                f"({self.pass_score:g})"
+            )
+        return self
+
+    @property
+    def false_abort_rate(self) -> float:
+        """The alpha a whole rollout is held to, however it was written."""
+        if self.alpha is not None:
+            return self.alpha
+        if self.confidence is not None:
+            return 1.0 - self.confidence
+        return DEFAULT_ALPHA
+
+
+class Policy(PolicyModel):
+    name: Name
+    description: str = ""
+    owner: str = Field(default="", description="team or person who answers for this policy")
+    args: list[Arg] = Field(default_factory=list)
+    analysis: Analysis = Field(default_factory=Analysis)
+    metrics: list[Metric] = Field(min_length=1)
+    strategy: Strategy
+    alerts: list[Name] = Field(default_factory=list, description="alert route names")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self, info: ValidationInfo) -> Policy:
+        problems = policy_problems(self)
+        collector = (info.context or {}).get("problems")
+        if problems and isinstance(collector, list):
+            collector.extend(problems)  # the loader locates and reports them all
+        elif problems:
+            raise ValueError("; ".join(f"{p.dotted_path}: {p.message}" for p in problems))
+        return self
+
+    @classmethod
+    def checked(cls, data: object) -> tuple[Policy, list[Problem]]:
+        """Validate ``data`` collecting cross-field problems instead of stopping at the first."""
+        problems: list[Problem] = []
+        policy = cls.model_validate(data, context={"problems": problems})
+        return policy, problems

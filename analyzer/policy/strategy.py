@@ -1,0 +1,152 @@
+"""The ``strategy:`` section: how a release moves forward between analyses.
+
+- ``canary``      weight steps with timed or manual pauses and analysis windows.
+- ``rolling``     batches of replicas (or a percent of them) move to the new version.
+- ``blue_green``  a full preview beside the active version, analysed, then switched at once.
+- ``targeted``    a chosen audience first (header, cookie or region), then weight steps.
+
+Weights and batches are cumulative targets ("set weight to 25"), never increments.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
+
+from analyzer.policy.base import PolicyModel
+from analyzer.policy.durations import Duration
+
+STEP_KINDS = ("set_weight", "pause", "analyze")
+
+
+class Pause(PolicyModel):
+    duration: Duration | None = Field(
+        default=None, description="how long to hold; without it, hold until promoted by a person"
+    )
+
+
+class Analyze(PolicyModel):
+    duration: Duration = Field(description="how long to hold the weight while analysing")
+
+
+def _empty_mapping_for_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+class SetWeightStep(PolicyModel):
+    set_weight: int = Field(ge=0, le=100, description="percent of traffic to the canary")
+
+
+class PauseStep(PolicyModel):
+    pause: Annotated[Pause, BeforeValidator(_empty_mapping_for_null)]
+
+
+class AnalyzeStep(PolicyModel):
+    analyze: Analyze
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        present = [kind for kind in STEP_KINDS if kind in value]
+        return present[0] if len(present) == 1 else None
+    return next((kind for kind in STEP_KINDS if hasattr(value, kind)), None)
+
+
+Step = Annotated[
+    Annotated[SetWeightStep, Tag("set_weight")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[AnalyzeStep, Tag("analyze")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step has exactly one of set_weight, pause or analyze",
+    ),
+]
+
+
+class CanaryStrategy(PolicyModel):
+    type: Literal["canary"]
+    steps: list[Step] = Field(min_length=1)
+
+
+class Batch(PolicyModel):
+    replicas: int | None = Field(default=None, ge=1, description="new-version replicas in all")
+    percent: int | None = Field(default=None, ge=1, le=100, description="percent of replicas")
+    analyze: Duration | None = Field(
+        default=None, description="analyse this long after the batch is ready, before the next"
+    )
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Batch:
+        if (self.replicas is None) == (self.percent is None):
+            raise ValueError("a batch has exactly one of replicas or percent")
+        return self
+
+
+class RollingStrategy(PolicyModel):
+    type: Literal["rolling"]
+    batches: list[Batch] = Field(min_length=1)
+
+
+class BlueGreenStrategy(PolicyModel):
+    type: Literal["blue_green"]
+    preview_replicas: int | None = Field(
+        default=None, ge=1, description="replicas of the preview; unset = as many as active"
+    )
+    analyze: Analyze | None = Field(default=None, description="analysis of the preview")
+    auto_promote: bool = True
+    auto_promote_after: Duration | None = None
+    post_promotion_analyze: Analyze | None = None
+    scale_down_delay: Duration = Field(
+        default=timedelta(seconds=30),
+        description="keep the old side this long after the switch so an abort switches back",
+    )
+
+
+class HeaderMatch(PolicyModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    value: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> HeaderMatch:
+        if (self.value is None) == (self.regex is None):
+            raise ValueError("a header match has exactly one of value or regex")
+        return self
+
+
+class CookieMatch(PolicyModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    value: str
+
+
+class MatchRule(PolicyModel):
+    """One audience: requests with this header, this cookie, or from this region."""
+
+    header: HeaderMatch | None = None
+    cookie: CookieMatch | None = None
+    region: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MatchRule:
+        if sum(rule is not None for rule in (self.header, self.cookie, self.region)) != 1:
+            raise ValueError("a match rule has exactly one of header, cookie or region")
+        return self
+
+
+class TargetedStrategy(PolicyModel):
+    type: Literal["targeted"]
+    match: list[MatchRule] = Field(min_length=1)
+    region_header: str = Field(
+        default="x-region", description="the request header that carries the user's region"
+    )
+    analyze: Analyze = Field(description="analysis of the targeted audience before weights")
+    steps: list[Step] = Field(min_length=1)
+
+
+Strategy = Annotated[
+    CanaryStrategy | RollingStrategy | BlueGreenStrategy | TargetedStrategy,
+    Field(discriminator="type"),
+]

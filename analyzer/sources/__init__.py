@@ -1,0 +1,1 @@
+"""Metric sources: where the analyzer reads time series from."""

@@ -1,0 +1,108 @@
+"""Service settings: one root model, small groups, from CANARIST_* variables or a YAML file.
+
+Environment variables win over the file (``CANARIST_REDIS__URL=redis://…`` sets ``redis.url``);
+``CANARIST_SETTINGS_FILE`` names the YAML file. Secrets stay here, never in a policy or a job:
+alert routes carry their URLs and credentials, and API tokens are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+SETTINGS_FILE_VARIABLE = "CANARIST_SETTINGS_FILE"
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSettings(Group):
+    url: str = Field(default="redis://127.0.0.1:6379/0", description="broker and state store")
+
+
+class PrometheusSettings(Group):
+    url: str = "http://127.0.0.1:9090"
+    timeout_seconds: float = Field(default=10.0, gt=0, description="per query")
+    bearer_token: SecretStr | None = None
+
+
+class AlertRoute(Group):
+    """Where alerts go; a policy names routes, the service decides where they lead."""
+
+    type: Literal["alertmanager", "webhook", "slack"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    severity: str = "critical"
+
+
+class ApiToken(Group):
+    """A bearer token allowed into the API, scoped to namespaces (``*`` for all)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]+$", description="recorded on every action")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of the token, never the token")
+    namespaces: list[str] = Field(default_factory=lambda: ["*"])
+
+    def matches(self, token: str) -> bool:
+        return hmac.compare_digest(self.sha256, hash_token(token))
+
+    def allows(self, namespace: str) -> bool:
+        return "*" in self.namespaces or namespace in self.namespaces
+
+
+def hash_token(token: str) -> str:
+    """Tokens are long random strings, so a plain SHA-256 is the right hash (no salt needed)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return "cnr_" + secrets.token_urlsafe(32)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CANARIST_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
+    api_tokens: list[ApiToken] = Field(default_factory=list)
+    policy_dir: Path = Path("policies")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        settings_file = os.environ.get(SETTINGS_FILE_VARIABLE)
+        if settings_file:
+            if not Path(settings_file).is_file():
+                raise FileNotFoundError(f"{SETTINGS_FILE_VARIABLE}={settings_file}: no such file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=settings_file))
+        return tuple(sources)
+
+    def token_for(self, token: str) -> ApiToken | None:
+        """The configured token matching ``token``, compared in constant time."""
+        found = None
+        for candidate in self.api_tokens:
+            if candidate.matches(token):
+                found = candidate
+        return found

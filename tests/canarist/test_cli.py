@@ -1,0 +1,77 @@
+"""`canarist policy validate` is what SREs run in CI on their policy repos: exit codes and lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from canarist.cli import app
+
+ROOT = Path(__file__).parents[2]
+runner = CliRunner()
+
+
+def test_validate_shipped_policies_exits_0() -> None:
+    files = sorted(str(path) for path in (ROOT / "policies").glob("*.yaml"))
+    result = runner.invoke(app, ["policy", "validate", *files])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok (") == len(files)
+
+
+def test_validate_prints_file_line_field_and_exits_2(tmp_path: Path) -> None:
+    good = ROOT / "policies" / "default-canary.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        good.read_text().replace("tolerance: 0.05", "tolerance: lots").replace(
+            "set_weight: 100", "set_weight: 90"
+        )
+    )
+    result = runner.invoke(app, ["policy", "validate", str(good), str(bad)])
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    tolerance_line = 1 + next(
+        number for number, text in enumerate(bad.read_text().splitlines()) if "lots" in text
+    )
+    assert f"{bad}:{tolerance_line}: metrics[1].tolerance: Input should be a valid number" in (
+        result.output
+    )
+    assert lines[-1] == "1 of 2 policies invalid"
+
+
+def test_validate_a_missing_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["policy", "validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml: (document): cannot read file" in result.output
+
+
+def test_schema_command_prints_the_committed_schema() -> None:
+    result = runner.invoke(app, ["policy", "schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == json.loads((ROOT / "policies" / "schema.json").read_text())
+
+
+def test_console_script_is_installed() -> None:
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "canarist"), "policy", "validate", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0
+    assert "FILE:LINE" in completed.stdout
+
+
+def test_token_new_prints_a_token_and_only_its_hash_for_settings() -> None:
+    from canarist.settings import ApiToken
+
+    result = runner.invoke(app, ["token", "new", "--name", "ci", "--namespace", "shop"])
+    assert result.exit_code == 0
+    token = result.output.split(": ", 1)[1].splitlines()[0]
+    digest = result.output.split("sha256: ")[1].split()[0]
+    entry = ApiToken(name="ci", sha256=digest, namespaces=["shop"])
+    assert entry.matches(token) and not entry.matches(token + "x")
+    assert entry.allows("shop") and not entry.allows("payments")
