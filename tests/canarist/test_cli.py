@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from canarist.cli import app
+from canarist.settings import ApiToken
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()
@@ -26,9 +27,9 @@ def test_validate_prints_file_line_field_and_exits_2(tmp_path: Path) -> None:
     good = ROOT / "policies" / "default-canary.yaml"
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        good.read_text().replace("tolerance: 0.05", "tolerance: lots").replace(
-            "set_weight: 100", "set_weight: 90"
-        )
+        good.read_text()
+        .replace("tolerance: 0.05", "tolerance: lots")
+        .replace("set_weight: 100", "set_weight: 90")
     )
     result = runner.invoke(app, ["policy", "validate", str(good), str(bad)])
     assert result.exit_code == 2
@@ -66,8 +67,6 @@ def test_console_script_is_installed() -> None:
 
 
 def test_token_new_prints_a_token_and_only_its_hash_for_settings() -> None:
-    from canarist.settings import ApiToken
-
     result = runner.invoke(app, ["token", "new", "--name", "ci", "--namespace", "shop"])
     assert result.exit_code == 0
     token = result.output.split(": ", 1)[1].splitlines()[0]

@@ -58,7 +58,7 @@ def test_unknown_setting_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_missing_settings_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANARIST_SETTINGS_FILE", "/nonexistent/canarist.yaml")
-    with pytest.raises(FileNotFoundError, match="/nonexistent/canarist.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"/nonexistent/canarist\.yaml"):
         Settings()
 
 

@@ -9,7 +9,15 @@ from analyzer.policy.durations import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), ("1d", 86400), (45, 45), ("1.5m", 90)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+        ("1d", 86400),
+        (45, 45),
+        ("1.5m", 90),
+    ],
 )
 def test_parse(text: str | int, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
@@ -17,7 +25,7 @@ def test_parse(text: str | int, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["5 minutes", "", "m", "-5s", -1, "5x", True, None])
 def test_rejects(text: object) -> None:
-    with pytest.raises(ValueError, match="bad duration|negative"):
+    with pytest.raises(ValueError, match=r"bad duration|negative"):
         parse_duration(text)
 
 

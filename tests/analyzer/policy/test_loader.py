@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from analyzer.errors import PolicyError
-from analyzer.policy import load_policy, load_policy_text
+from analyzer.policy import Policy, load_policy, load_policy_text
 from analyzer.policy.metrics import CountsMetric, SeriesMetric
 from analyzer.policy.strategy import CanaryStrategy, PauseStep
 
@@ -95,8 +96,8 @@ def test_valid_policy_loads_with_defaults_and_durations() -> None:
             "'mann_whitney', 'threshold'",
         ),
         (
-            "route=\"{{ route }}\"",
-            "route=\"{{ path }}\"",
+            'route="{{ route }}"',
+            'route="{{ path }}"',
             "p.yaml:10: metrics[0].total: template uses undefined variable {{ path }}",
         ),
         (
@@ -153,8 +154,9 @@ def test_weights_must_add_up_to_100() -> None:
     text = VALID.replace("    kind: counts\n", "    kind: counts\n    weight: 70\n").replace(
         "    kind: series\n", "    kind: series\n    weight: 20\n"
     )
-    assert problems_of(text) == ["p.yaml:6: metrics: metric weights add up to 90, not 100 "
-                                 "(dry_run metrics do not count)"]
+    assert problems_of(text) == [
+        "p.yaml:6: metrics: metric weights add up to 90, not 100 (dry_run metrics do not count)"
+    ]
     assert load_policy_text(text.replace("weight: 20", "weight: 30")).metrics[1].weight == 30
 
 
@@ -169,7 +171,7 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 
 
 def test_a_problem_in_a_second_strategy_kind_is_located() -> None:
-    text = VALID.split("strategy:")[0] + (
+    text = VALID.split("strategy:", maxsplit=1)[0] + (
         "strategy:\n  type: rolling\n  batches:\n    - percent: 50\n      analyze: 5m\n"
         "    - replicas: 3\n      percent: 100\n"
     )
@@ -195,10 +197,6 @@ def test_unreadable_file_is_a_policy_error(tmp_path: Path) -> None:
 
 
 def test_policy_built_in_code_is_held_to_the_same_rules() -> None:
-    from pydantic import ValidationError
-
-    from analyzer.policy import Policy
-
     data = {
         "name": "x",
         "metrics": [{"name": "m", "kind": "series", "query": "up{ {{ selector }} }"}],

@@ -1,4 +1,4 @@
-"""policies/schema.json is what editors validate against: it must be current and accept our policies."""
+"""policies/schema.json is what editors validate against: current, and accepting our policies."""
 
 from __future__ import annotations
 
