@@ -39,6 +39,10 @@ test: setup lint
 demo: setup
 	$(BIN)/canarist policy validate policies/*.yaml
 
+# Statistical power and false-abort rates against Argo- and Kayenta-style references (minutes).
+bench: venv
+	$(BIN)/python -m benchmarks.power $(BENCH_ARGS)
+
 schema: venv
 	$(BIN)/canarist policy schema --output policies/schema.json
 

@@ -61,3 +61,25 @@ class Judge(Protocol):
 
 def empty_series() -> SeriesData:
     return SeriesData(np.zeros(0), np.zeros(0))
+
+
+def on_common_buckets(
+    baseline: HistogramData, canary: HistogramData
+) -> tuple[HistogramData, HistogramData]:
+    """Both histograms re-bucketed onto the bucket bounds they share.
+
+    A new version may change its buckets; observations can only be compared at boundaries both
+    versions report, so finer buckets are merged into the shared ones (cumulative counts at a
+    shared bound are exact for both). A version without buckets comes back empty: no data.
+    """
+    if np.array_equal(baseline.upper_bounds, canary.upper_bounds):
+        return baseline, canary
+    shared = np.intersect1d(baseline.upper_bounds, canary.upper_bounds)
+    return _rebucket(baseline, shared), _rebucket(canary, shared)
+
+
+def _rebucket(data: HistogramData, bounds: FloatArray) -> HistogramData:
+    columns = np.searchsorted(data.upper_bounds, bounds)
+    cumulative = np.cumsum(data.counts, axis=1)[:, columns] if bounds.size else data.counts[:, :0]
+    counts = np.diff(cumulative, axis=1, prepend=0.0) if bounds.size else cumulative
+    return HistogramData(data.timestamps, bounds.astype(np.float64), counts)

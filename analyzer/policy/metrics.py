@@ -99,7 +99,5 @@ class ThresholdMetric(MetricBase):
         return {"query": self.query}
 
 
-Metric = Annotated[
-    CountsMetric | HistogramMetric | SeriesMetric | ThresholdMetric,
-    Field(discriminator="kind"),
-]
+AnyMetric = CountsMetric | HistogramMetric | SeriesMetric | ThresholdMetric
+Metric = Annotated[AnyMetric, Field(discriminator="kind")]

@@ -1,7 +1,4 @@
-"""The ``canarist`` command: policy tooling now; rollouts, analysis and processes join it later.
-
-Exit codes: 0 success, 2 invalid input (a policy, a flag), 1 anything else.
-"""
+"""``canarist policy validate|schema`` and ``canarist token new``: tooling for SREs and admins."""
 
 from __future__ import annotations
 
@@ -17,11 +14,8 @@ from analyzer.policy import load_policy
 from analyzer.policy.schema import policy_schema_text
 from canarist.settings import hash_token, new_token
 
-app = typer.Typer(help="Canarist: progressive delivery judged by evidence.", no_args_is_help=True)
 policy_app = typer.Typer(help="Validate policies and export their schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
-app.add_typer(token_app, name="token")
 
 INVALID = 2
 
@@ -78,7 +72,3 @@ def token_new(
     typer.echo(f"token (shown once, give it to {name}): {token}")
     typer.echo("settings entry (api_tokens):")
     typer.echo(f"  - name: {name}\n    sha256: {hash_token(token)}\n    namespaces: {namespaces}")
-
-
-def main() -> None:
-    app()

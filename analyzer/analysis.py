@@ -1,0 +1,222 @@
+"""One analysis pass: render the policy's queries, fetch both versions, judge, score.
+
+Fetching and judging are split on purpose. ``fetch`` reads a whole window once per query and
+version; ``judge_upto`` judges the data as it stood at any grid instant, so a backtest replays
+every look of a 40-minute window from one fetch — and cannot look ahead, because the value at a
+grid instant ``t`` (``increase(x[interval])`` evaluated at ``t``) only depends on samples up to t.
+
+Errors are data: a query that fails becomes an INCONCLUSIVE metric with reason ``query_error``
+(``details.temporary`` tells a Prometheus outage from a broken query), never an exception that
+ends the analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import numpy as np
+
+from analyzer.errors import QueryError, TemplateError, TemporarySourceError
+from analyzer.judges.base import CountsData, HistogramData, JudgeContext, JudgeData, SeriesData
+from analyzer.judges.registry import judge_for
+from analyzer.policy.metrics import AnyMetric, CountsMetric, HistogramMetric
+from analyzer.policy.models import Policy
+from analyzer.policy.promql import PromQLTemplate, Selector
+from analyzer.scoring import allocate_alpha, score
+from analyzer.sources.base import FloatArray, MetricSource, Series
+from analyzer.sources.convert import counts_data, histogram_data, series_data
+from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
+
+FIXED_HORIZON_JUDGES = frozenset({"mann_whitney"})
+"""Judges whose error rate holds for one look only: they speak at the final look of a step."""
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Who is compared with whom, and the job's values for the policy's declared args."""
+
+    baseline: Selector
+    canary: Selector
+    args: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class MetricWindow:
+    """One metric's data for both versions over a window, or the error that prevented it."""
+
+    metric: AnyMetric
+    baseline: JudgeData | None = None
+    canary: JudgeData | None = None
+    error: str | None = None
+    temporary: bool = True
+
+
+@dataclass(frozen=True)
+class FetchedWindow:
+    grid: FloatArray  # the look instants, Unix seconds
+    metrics: tuple[MetricWindow, ...]
+
+
+def resolve_args(policy: Policy, given: Mapping[str, str] | None) -> dict[str, str]:
+    """The job's args checked against the policy's declarations, defaults filled in."""
+    given = dict(given or {})
+    declared = {arg.name: arg for arg in policy.args}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise TemplateError(
+            f"policy {policy.name!r} declares no arg {', '.join(unknown)}; "
+            f"declared: {', '.join(sorted(declared)) or 'none'}"
+        )
+    resolved = {}
+    for name, arg in declared.items():
+        value = given.get(name, arg.default)
+        if value is None:
+            raise TemplateError(f"policy {policy.name!r} needs a value for arg {name!r}")
+        resolved[name] = value
+    return resolved
+
+
+def make_grid(start: datetime, end: datetime, interval: timedelta) -> FloatArray:
+    """Look instants: one interval after ``start``, then every interval up to ``end``."""
+    step = interval.total_seconds()
+    first, last = start.timestamp() + step, end.timestamp()
+    if last < first:
+        return np.zeros(0)
+    count = int(np.floor((last - first) / step + 1e-9)) + 1
+    return first + step * np.arange(count, dtype=np.float64)
+
+
+def fetch(
+    policy: Policy, source: MetricSource, versions: Versions, start: datetime, end: datetime
+) -> FetchedWindow:
+    """Query every metric for both versions over [start, end] at the analysis interval."""
+    interval = policy.analysis.interval
+    args = resolve_args(policy, versions.args)
+    grid = make_grid(start, end, interval)
+    if grid.size == 0:
+        return FetchedWindow(grid, tuple(MetricWindow(metric) for metric in policy.metrics))
+    first = datetime.fromtimestamp(float(grid[0]), tz=UTC)
+    last = datetime.fromtimestamp(float(grid[-1]), tz=UTC)
+
+    def query(text: str, selector: Selector) -> list[Series]:
+        promql = PromQLTemplate.parse(text).render(selector=selector, interval=interval, args=args)
+        return source.query_range(promql, first, last, interval)
+
+    windows = []
+    for metric in policy.metrics:
+        try:
+            baseline = _metric_data(metric, partial(query, selector=versions.baseline), grid)
+            canary = _metric_data(metric, partial(query, selector=versions.canary), grid)
+            windows.append(MetricWindow(metric, baseline, canary))
+        except TemporarySourceError as error:
+            windows.append(MetricWindow(metric, error=str(error), temporary=True))
+        except QueryError as error:
+            windows.append(MetricWindow(metric, error=str(error), temporary=False))
+    return FetchedWindow(grid, tuple(windows))
+
+
+def _metric_data(
+    metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray
+) -> JudgeData:
+    if isinstance(metric, CountsMetric):
+        return counts_data(query(metric.errors), query(metric.total), grid)
+    if isinstance(metric, HistogramMetric):
+        return histogram_data(query(metric.buckets), grid)
+    (template,) = metric.templates().values()
+    return series_data(query(template), grid)
+
+
+def judge_upto(
+    policy: Policy, window: FetchedWindow, looks: int | None = None, *, final: bool = False
+) -> Verdict:
+    """Judge the data as it stood after the first ``looks`` grid instants (all by default)."""
+    looks = window.grid.size if looks is None else looks
+    alphas = allocate_alpha(policy)
+    context_of = {
+        metric.name: JudgeContext(alphas[metric.name], policy.analysis.min_samples)
+        for metric in policy.metrics
+    }
+    verdicts = [
+        _judge_metric(metric_window, context_of[metric_window.metric.name], looks, final)
+        for metric_window in window.metrics
+    ]
+    verdict = score(policy, verdicts, final=final)
+    if looks:
+        verdict = verdict.model_copy(
+            update={
+                "window_start": float(window.grid[0] - policy.analysis.interval.total_seconds()),
+                "window_end": float(window.grid[looks - 1]),
+            }
+        )
+    return verdict
+
+
+def _judge_metric(
+    window: MetricWindow, context: JudgeContext, looks: int, final: bool
+) -> MetricVerdict:
+    metric = window.metric
+    judge_type = metric.judge.type
+    if window.error is not None:
+        judgement = Judgement(
+            outcome=Outcome.INCONCLUSIVE,
+            reason=f"query failed: {window.error}",
+            reason_code=Reason.QUERY_ERROR,
+            details={"temporary": window.temporary, "error": window.error},
+        )
+    elif window.baseline is None or window.canary is None or looks == 0:
+        judgement = Judgement(
+            outcome=Outcome.INCONCLUSIVE,
+            reason="the window is shorter than one analysis interval: nothing measured yet",
+            reason_code=Reason.NO_DATA,
+        )
+    elif judge_type in FIXED_HORIZON_JUDGES and not final:
+        judgement = Judgement(
+            outcome=Outcome.INCONCLUSIVE,
+            reason=f"{judge_type} is a fixed-horizon test: it decides at the end of the step",
+            reason_code=Reason.TOO_FEW_SAMPLES,
+            details={"waiting_for_final_look": True},
+        )
+    else:
+        baseline, canary = _head(window.baseline, looks), _head(window.canary, looks)
+        judgement = judge_for(judge_type).judge(baseline, canary, metric, context)
+    return MetricVerdict(
+        name=metric.name,
+        kind=metric.kind,
+        judge=judge_type,
+        group=metric.group,
+        critical=metric.critical,
+        dry_run=metric.dry_run,
+        weight=metric.weight or 0.0,
+        judgement=judgement,
+    )
+
+
+def _head(data: JudgeData, looks: int) -> JudgeData:
+    """The data known after ``looks`` grid instants: nothing later is visible."""
+    if isinstance(data, CountsData):
+        return replace(
+            data,
+            timestamps=data.timestamps[:looks],
+            errors=data.errors[:looks],
+            totals=data.totals[:looks],
+        )
+    if isinstance(data, HistogramData):
+        return replace(data, timestamps=data.timestamps[:looks], counts=data.counts[:looks])
+    assert isinstance(data, SeriesData)
+    return replace(data, timestamps=data.timestamps[:looks], values=data.values[:looks])
+
+
+def analyze(
+    policy: Policy,
+    source: MetricSource,
+    versions: Versions,
+    start: datetime,
+    end: datetime,
+    *,
+    final: bool = True,
+) -> Verdict:
+    """One analysis of [start, end] (Kayenta's standalone canary analysis): fetch, then judge."""
+    return judge_upto(policy, fetch(policy, source, versions, start, end), final=final)

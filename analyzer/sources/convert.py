@@ -1,0 +1,158 @@
+"""Turn query results into the judges' data shapes, all on one grid of interval timestamps.
+
+A source answers with series of points; a judge wants aligned arrays in which NaN means "no data
+for this interval". The analysis builds one grid per pass with ``step_grid`` (the instants a
+Prometheus range query is evaluated at) and converts every version's results onto it, so both
+versions' arrays line up index for index. Pure functions: no I/O, no clock.
+
+Alignment: a point lands on the nearest grid instant when it is less than half the grid spacing
+away (exact to the millisecond for a one-point grid); points off the grid are dropped. When one
+series has several points for an instant, the nearest wins, then the first. NaN values are
+missing data. Prometheus evaluates on exactly these instants, so snapping only matters for a
+source whose clock rounding differs slightly; it never moves evidence across intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from analyzer.errors import QueryError
+from analyzer.judges.base import CountsData, HistogramData, SeriesData
+from analyzer.sources.base import FloatArray, Series
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def unix_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, Prometheus' resolution. Naive datetimes are refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{moment.isoformat()} has no time zone; pass an aware datetime (UTC)")
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def grid_bounds_ms(start: datetime, end: datetime, step: timedelta) -> tuple[int, int, int]:
+    """``(start, end, step)`` in milliseconds, refused as Prometheus itself would refuse them."""
+    start_ms, end_ms, step_ms = unix_ms(start), unix_ms(end), step // _MILLISECOND
+    if step_ms <= 0:
+        raise QueryError(f"the query step must be at least 1 ms, got {step}")
+    if end_ms < start_ms:
+        raise QueryError(f"the query range ends ({end.isoformat()}) before it starts")
+    return start_ms, end_ms, step_ms
+
+
+def step_grid(start: datetime, end: datetime, step: timedelta) -> FloatArray:
+    """Unix seconds ``start, start + step, …`` up to ``end`` inclusive: one per interval."""
+    start_ms, end_ms, step_ms = grid_bounds_ms(start, end, step)
+    count = (end_ms - start_ms) // step_ms + 1
+    # Integer milliseconds first, one division last: equal, bit for bit, to Prometheus' stamps.
+    grid: FloatArray = (start_ms + step_ms * np.arange(count, dtype=np.int64)) / 1000.0
+    return grid
+
+
+def counts_data(errors: Sequence[Series], totals: Sequence[Series], grid: FloatArray) -> CountsData:
+    """Bad and total events per interval, each summed across the series returned.
+
+    Totals are NaN where no series has a value. Errors missing where totals exist are 0:
+    ``increase()`` of a 5xx counter that has never moved returns nothing at all. ``increase()``
+    extrapolates each counter on its own, so errors are clipped to ``[0, totals]``.
+    """
+    total_counts = np.clip(_sum_on_grid(totals, grid, finite_only=True), 0.0, None)
+    error_counts = np.nan_to_num(_sum_on_grid(errors, grid, finite_only=True), nan=0.0)
+    error_counts = np.clip(error_counts, 0.0, total_counts)  # NaN where totals are NaN
+    return CountsData(timestamps=grid.copy(), errors=error_counts, totals=total_counts)
+
+
+def histogram_data(buckets: Sequence[Series], grid: FloatArray) -> HistogramData:
+    """Per-bucket counts per interval from cumulative ``le`` buckets (``sum by (le) (…)``).
+
+    Series sharing an ``le`` (``"0.1"`` and ``"0.10"`` are one) are summed. Buckets are ordered by
+    numeric upper bound, ``+Inf`` last. An interval missing any bucket is a NaN row: a partial
+    histogram would put its missing observations in the wrong bucket. Differencing across ``le``
+    can go slightly negative after counter resets or extrapolation; those counts clip to 0.
+    """
+    by_bound: dict[float, list[Series]] = {}
+    for series in buckets:
+        by_bound.setdefault(_upper_bound(series), []).append(series)
+    bounds = sorted(by_bound)
+    cumulative = np.full((grid.size, len(bounds)), np.nan)
+    for column, bound in enumerate(bounds):
+        cumulative[:, column] = _sum_on_grid(by_bound[bound], grid, finite_only=True)
+    incomplete = np.isnan(cumulative).any(axis=1)
+    per_bucket = np.clip(np.diff(cumulative, axis=1, prepend=0.0), 0.0, None)
+    per_bucket[incomplete, :] = np.nan
+    return HistogramData(
+        timestamps=grid.copy(), upper_bounds=np.array(bounds, dtype=np.float64), counts=per_bucket
+    )
+
+
+def series_data(series: Sequence[Series], grid: FloatArray) -> SeriesData:
+    """One value per interval; NaN where there is none.
+
+    A query for this shape should return one series. When it returns several (typically one per
+    pod because the query forgot to aggregate), the mean per interval is used: unlike a sum it
+    does not jump when a pod joins or leaves, so the value stays comparable across versions
+    that run different numbers of pods. ``±Inf`` is kept: ``histogram_quantile`` returns it.
+    """
+    aligned = _aligned(series, grid, finite_only=False)
+    present = ~np.isnan(aligned)
+    counts = present.sum(axis=0)
+    sums = np.where(present, aligned, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return SeriesData(timestamps=grid.copy(), values=values)
+
+
+def _upper_bound(series: Series) -> float:
+    text = series.labels.get("le")
+    if text is None:
+        raise QueryError(
+            f"a histogram query must keep the 'le' label (e.g. 'sum by (le) (…)'); "
+            f"got a series with labels {dict(series.labels)}"
+        )
+    try:
+        bound = float(text)  # also reads "+Inf"
+    except ValueError as exc:
+        raise QueryError(f"histogram bucket le={text!r} is not a number") from exc
+    if np.isnan(bound):
+        raise QueryError("histogram bucket le='NaN' has no meaning")
+    return bound
+
+
+def _sum_on_grid(series: Sequence[Series], grid: FloatArray, *, finite_only: bool) -> FloatArray:
+    """Sum across series per grid instant, NaN where none of them has a value."""
+    aligned = _aligned(series, grid, finite_only=finite_only)
+    summed: FloatArray = np.where(np.isnan(aligned).all(axis=0), np.nan, np.nansum(aligned, axis=0))
+    return summed
+
+
+def _aligned(series: Sequence[Series], grid: FloatArray, *, finite_only: bool) -> FloatArray:
+    """Each series' value at each grid instant (a row per series), NaN where missing."""
+    matrix = np.full((len(series), grid.size), np.nan)
+    grid_ms = np.round(np.asarray(grid, dtype=np.float64) * 1000.0).astype(np.int64)
+    if grid_ms.size > 1 and np.any(np.diff(grid_ms) <= 0):
+        raise ValueError("the grid must be strictly increasing")
+    # Points strictly closer than half the spacing; `2 * distance < spacing` avoids fractions.
+    spacing = int(np.diff(grid_ms).min()) if grid_ms.size > 1 else 1
+    for row, one_series in enumerate(series):
+        values = np.asarray(one_series.values, dtype=np.float64)
+        keep = np.isfinite(values) if finite_only else ~np.isnan(values)
+        if grid_ms.size == 0 or not keep.any():
+            continue
+        stamps_ms = np.round(one_series.timestamps[keep] * 1000.0).astype(np.int64)
+        values = values[keep]
+        right = np.clip(np.searchsorted(grid_ms, stamps_ms), 0, grid_ms.size - 1)
+        left = np.clip(right - 1, 0, grid_ms.size - 1)
+        nearer_left = np.abs(stamps_ms - grid_ms[left]) < np.abs(stamps_ms - grid_ms[right])
+        index = np.where(nearer_left, left, right)
+        distance = np.abs(stamps_ms - grid_ms[index])
+        on_grid = 2 * distance < spacing
+        index, distance, values = index[on_grid], distance[on_grid], values[on_grid]
+        order = np.lexsort((distance, index))  # stable: by instant, then nearest, then first
+        _, first = np.unique(index[order], return_index=True)
+        chosen = order[first]
+        matrix[row, index[chosen]] = values[chosen]
+    return matrix

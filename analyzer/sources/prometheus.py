@@ -1,0 +1,245 @@
+"""The only module that talks to Prometheus: range queries through prometheus-api-client.
+
+Everything Prometheus-specific stops here: HTTP, authentication, the JSON answer, and the
+library's exceptions. Callers get ``Series`` with float64 arrays (Prometheus sends values as
+strings, "NaN" and "+Inf" included) and only the errors of ``analyzer.errors``:
+
+    HTTP 400 bad_data, 422 execution, other 4xx   QueryError            (the query is wrong)
+    HTTP 408, 425, 429                            TemporarySourceError  (the server is busy)
+    HTTP 5xx, 503 timeout, unreadable answer      TemporarySourceError
+    connection refused/reset, client timeout      TemporarySourceError
+
+Both carry Prometheus' own message and the query. One ``requests`` session serves every query,
+so backtests running hundreds of analyses reuse connections; pass ``session`` to share one.
+
+Retries: one immediate retry when a connection cannot be opened; none once a request is sent,
+so a chunk lasts at most about ``timeout``, and none on an HTTP status (Retry-After ignored). A
+failed query is an ERROR measurement that counts against the policy's
+``consecutive_error_limit`` and is asked again next interval; retrying here would only stretch
+a Celery task past its deadline.
+
+Long ranges: Prometheus refuses more than 11,000 steps per series. A longer range is split
+transparently into requests of ``POINTS_PER_REQUEST`` points on the same grid and the answers
+joined per label set; each instant is evaluated independently, so the result is the one a single
+query would give. Two exceptions are refused with QueryError instead: a query using
+``@ start()`` / ``@ end()``, whose meaning would change per chunk, and a range of more than
+``max_points`` points, which is a mistake rather than a backtest.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, cast
+
+import numpy as np
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from analyzer.errors import QueryError, SourceError, TemporarySourceError
+from analyzer.sources.base import Series
+from analyzer.sources.convert import grid_bounds_ms
+
+POINTS_PER_REQUEST = 10_000  # Prometheus' limit is 11,000 steps; stay clear of off-by-ones
+DEFAULT_MAX_POINTS = 1_000_000  # about 115 days at a 10 s step: more is a mistake
+_TEMPORARY_CLIENT_STATUSES = frozenset({408, 425, 429})
+_LIBRARY_MESSAGE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\Z", re.DOTALL)
+_RANGE_RELATIVE = re.compile(r"@\s*(?:start|end)\s*\(\s*\)")
+_MESSAGE_LIMIT = 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PrometheusSource:
+    """A MetricSource over Prometheus' HTTP API (``/api/v1/query_range``).
+
+    ``timeout`` bounds each HTTP request in seconds; ``query_timeout`` is sent to Prometheus as
+    its ``timeout`` parameter so it abandons work nobody waits for (default: ``timeout``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        *,
+        query_timeout: float | None = None,
+        bearer_token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+        max_points: int = DEFAULT_MAX_POINTS,
+    ) -> None:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"Prometheus URL must be http(s)://host[:port][/prefix], got {url!r}")
+        if timeout <= 0 or (query_timeout is not None and query_timeout <= 0):
+            raise ValueError("timeouts must be positive")
+        if max_points < 1:
+            raise ValueError(f"max_points must be positive, got {max_points}")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.query_timeout = timeout if query_timeout is None else query_timeout
+        self.max_points = max_points
+        request_headers = dict(headers or {})
+        if bearer_token is not None:
+            request_headers["Authorization"] = f"Bearer {bearer_token}"
+        self._owns_session = session is None
+        retry = Retry(
+            total=1,
+            connect=1,
+            read=False,  # re-raise read errors as themselves: a timeout stays a Timeout
+            status=0,
+            other=0,
+            redirect=0,
+            backoff_factor=0,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        # The library mounts this retry policy on the session for our URL prefix only.
+        self._client = PrometheusConnect(
+            url=self.url,
+            headers=request_headers,
+            retry=retry,
+            session=session if session is not None else requests.Session(),
+            timeout=cast(int, timeout),  # annotated int, passed to requests, which takes float
+        )
+
+    def query_range(
+        self, promql: str, start: datetime, end: datetime, step: timedelta
+    ) -> list[Series]:
+        start_ms, end_ms, step_ms = grid_bounds_ms(start, end, step)
+        points = (end_ms - start_ms) // step_ms + 1
+        if points > self.max_points:
+            raise QueryError(
+                f"{points} points per series requested (range {end - start} at step {step}); "
+                f"the limit is {self.max_points}: use a longer step or a shorter range; "
+                f"query: {promql}"
+            )
+        if points > POINTS_PER_REQUEST and _RANGE_RELATIVE.search(promql):
+            raise QueryError(
+                f"{points} points need several requests, which would change what '@ start()' "
+                f"and '@ end()' mean; use a longer step or a shorter range; query: {promql}"
+            )
+        joined: dict[tuple[tuple[str, str], ...], list[Series]] = {}
+        chunk_span_ms = POINTS_PER_REQUEST * step_ms
+        for chunk_start_ms in range(start_ms, end_ms + 1, chunk_span_ms):
+            chunk_end_ms = min(end_ms, chunk_start_ms + chunk_span_ms - step_ms)
+            for series in self._request(promql, chunk_start_ms, chunk_end_ms, step_ms):
+                joined.setdefault(tuple(sorted(series.labels.items())), []).append(series)
+        return [_concatenate(parts) for parts in joined.values()]
+
+    def close(self) -> None:
+        """Release pooled connections, unless the session was lent to us."""
+        if self._owns_session:
+            self._client.close()
+
+    def __enter__(self) -> PrometheusSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _request(self, promql: str, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
+        # The library rounds start and end to whole seconds; the grid keeps its milliseconds,
+        # so they are sent again as params, which the library lets override its own.
+        params = {
+            "start": _seconds(start_ms),
+            "end": _seconds(end_ms),
+            "timeout": f"{self.query_timeout:g}",
+        }
+        try:
+            result = self._client.custom_query_range(
+                promql,
+                start_time=_EPOCH + timedelta(milliseconds=start_ms),
+                end_time=_EPOCH + timedelta(milliseconds=end_ms),
+                step=_seconds(step_ms),
+                params=params,
+            )
+            return [_parse_series(item, promql) for item in result]
+        except PrometheusApiClientException as exc:
+            raise _from_status(str(exc), promql) from exc
+        except requests.Timeout as exc:
+            raise TemporarySourceError(
+                f"Prometheus at {self.url} did not answer within {self.timeout:g} s; "
+                f"query: {promql}"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise TemporarySourceError(
+                f"cannot reach Prometheus at {self.url}: {_short(str(exc))}; query: {promql}"
+            ) from exc
+        except (requests.RequestException, ValueError, LookupError, TypeError) as exc:
+            # 200 with a body that is not Prometheus' JSON: a proxy or a half-written answer.
+            raise TemporarySourceError(
+                f"unreadable answer from Prometheus at {self.url}: {_short(repr(exc))}; "
+                f"query: {promql}"
+            ) from exc
+
+
+def _from_status(library_message: str, promql: str) -> SourceError:
+    """The library only says ``HTTP Status Code <code> (<body bytes repr>)``; read both back."""
+    match = _LIBRARY_MESSAGE.match(library_message)
+    if match is None:
+        return TemporarySourceError(
+            f"Prometheus failed: {_short(library_message)}; query: {promql}"
+        )
+    status = int(match.group(1))
+    body = _body_text(match.group(2))
+    try:
+        answer: Any = json.loads(body)
+        detail = _short(f"{answer['errorType']}: {answer['error']}")
+    except (ValueError, LookupError, TypeError):
+        detail = _short(body) or "(empty body)"  # not Prometheus itself: a proxy, a gateway
+    message = f"Prometheus answered HTTP {status}, {detail}; query: {promql}"
+    if 400 <= status < 500 and status not in _TEMPORARY_CLIENT_STATUSES:
+        return QueryError(message)
+    return TemporarySourceError(message)
+
+
+def _body_text(bytes_repr: str) -> str:
+    try:
+        body = ast.literal_eval(bytes_repr)
+    except (ValueError, SyntaxError):
+        return bytes_repr
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+
+def _parse_series(item: Mapping[str, Any], promql: str) -> Series:
+    if "values" not in item and "histograms" in item:
+        raise QueryError(
+            "the query returned native histograms, which Canarist does not read; "
+            f"query classic '_bucket' series with 'sum by (le) (…)'; query: {promql}"
+        )
+    pairs = item["values"]
+    timestamps = np.fromiter((float(pair[0]) for pair in pairs), np.float64, len(pairs))
+    values = np.fromiter((float(pair[1]) for pair in pairs), np.float64, len(pairs))
+    labels = {str(name): str(value) for name, value in item["metric"].items()}
+    return Series(labels=labels, timestamps=timestamps, values=values)
+
+
+def _concatenate(parts: list[Series]) -> Series:
+    if len(parts) == 1:
+        return parts[0]
+    return Series(
+        labels=parts[0].labels,
+        timestamps=np.concatenate([part.timestamps for part in parts]),
+        values=np.concatenate([part.values for part in parts]),
+    )
+
+
+def _seconds(milliseconds: int) -> str:
+    """Prometheus reads Unix times and steps as decimal seconds; milliseconds are its precision."""
+    sign, magnitude = ("-" if milliseconds < 0 else ""), abs(milliseconds)
+    return f"{sign}{magnitude // 1000}.{magnitude % 1000:03d}"
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"

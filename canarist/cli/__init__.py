@@ -1,0 +1,20 @@
+"""The ``canarist`` command. Each group of subcommands lives in its own module of this package.
+
+Exit codes: 0 success, 2 invalid input (a policy, a flag, a suite expectation not met), 1 other.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from canarist.cli.analysis import register as register_analysis
+from canarist.cli.policy import policy_app, token_app
+
+app = typer.Typer(help="Canarist: progressive delivery judged by evidence.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(token_app, name="token")
+register_analysis(app)
+
+
+def main() -> None:
+    app()
