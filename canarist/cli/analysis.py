@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import yaml
@@ -29,6 +30,7 @@ from analyzer.sources.prometheus import PrometheusSource
 from analyzer.verdict import Verdict
 
 INVALID = 2
+Result = TypeVar("Result")
 _RELATIVE = re.compile(r"^now(?:-(.+))?$")
 
 PolicyOption = Annotated[Path, typer.Option("--policy", help="policy YAML file")]
@@ -90,6 +92,18 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _against(
+    prometheus: str, console: Console, work: Callable[[PrometheusSource], Result]
+) -> Result:
+    """Run ``work`` with a Prometheus source; a CanaristError (a bad arg, say) exits 2."""
+    with PrometheusSource(prometheus) as source:
+        try:
+            return work(source)
+        except CanaristError as exc:
+            console.print(f"error: {exc}", markup=False)
+            raise typer.Exit(INVALID) from None
+
+
 def verdict_table(verdict: Verdict) -> Table:
     table = Table(title=f"verdict: {verdict.outcome.value.upper()} — {verdict.reason}")
     for column in ("metric", "judge", "outcome", "baseline", "canary", "effect", "evidence"):
@@ -136,12 +150,10 @@ def analyze_command(
     console = Console(highlight=False, soft_wrap=not as_json)
     loaded = _policy(policy, console)
     versions = _versions(baseline, canary, parse_args(arg))
-    with PrometheusSource(prometheus) as source:
-        try:
-            verdict = analyze(loaded, source, versions, parse_time(start), parse_time(end))
-        except CanaristError as exc:
-            console.print(f"error: {exc}", markup=False)
-            raise typer.Exit(INVALID) from None
+    window = parse_time(start), parse_time(end)
+    verdict = _against(
+        prometheus, console, lambda source: analyze(loaded, source, versions, *window)
+    )
     if as_json:
         typer.echo(verdict.model_dump_json(indent=2))
     else:
@@ -181,12 +193,10 @@ def backtest_command(
     assert policy and prometheus and baseline and canary and start and end
     loaded = _policy(policy, console)
     versions = _versions(baseline, canary, parse_args(arg))
-    with PrometheusSource(prometheus) as source:
-        try:
-            result = backtest(loaded, source, versions, parse_time(start), parse_time(end))
-        except CanaristError as exc:
-            console.print(f"error: {exc}", markup=False)
-            raise typer.Exit(INVALID) from None
+    window = parse_time(start), parse_time(end)
+    result = _against(
+        prometheus, console, lambda source: backtest(loaded, source, versions, *window)
+    )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
