@@ -1,0 +1,235 @@
+"""The messages between the pure engine and the task: observations in, actions out.
+
+Observations are what the task tells ``engine.step``: time passed, the platform is ready or failed,
+an analysis look, a person's command, a newer revision. Actions are what the engine asks of the
+world, as frozen data; the task carries them out.
+
+Platform actions are declarative and idempotent ("set weight to 25", never "add 5"): applying one
+twice, or re-applying it after a crash between save and act, does no harm. That is what lets the
+engine re-assert the actions it is waiting on at every wake-up instead of needing an outbox for
+them. Platform actions name no version or selector: the task applies them to the rollout whose
+new state it just saved (``RolloutState.spec``).
+
+``Notify`` and ``RecordEvent`` are self-contained so the store's outbox can deliver them later,
+once, with retries; ``Schedule`` says when the engine next wants to be woken; ``Release`` hands
+the app's single rollout lane to the rollout that superseded this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from analyzer.verdict import Verdict
+from workers.state import AnalysisRequest
+
+NotifyKind = Literal["aborted", "promoted", "paused", "failed"]
+CommandKind = Literal["abort", "promote", "pause", "resume", "retry"]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed; nothing else is known."""
+
+
+@dataclass(frozen=True)
+class PlatformReady:
+    """The platform did what the state awaits; ``token`` is ``state.awaiting`` when asked."""
+
+    token: str
+
+
+@dataclass(frozen=True)
+class PlatformFailed:
+    """The platform cannot do it (progress deadline, crash-looping pods); with ``token`` None
+    the workload went unhealthy whatever was asked."""
+
+    reason: str
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """The verdict of the look ``state.analysis_due`` asked for."""
+
+    request: AnalysisRequest
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class ManualCommand:
+    """A person's command, with their name for the audit trail."""
+
+    kind: CommandKind
+    actor: str
+    full: bool = False  # promote: skip every remaining stage and its analysis
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A newer revision of the same app was submitted: stand down for it."""
+
+    by_id: str
+
+
+@dataclass(frozen=True)
+class Released:
+    """The rollout this one supersedes has stood down: the app's lane is free."""
+
+    predecessor_id: str
+
+
+Observation = (
+    Tick | PlatformReady | PlatformFailed | AnalysisResult | ManualCommand | Superseded | Released
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One audience in the form every router understands: a request header or a cookie."""
+
+    kind: Literal["header", "cookie"]
+    name: str
+    value: str
+    regex: bool = False
+
+
+@dataclass(frozen=True)
+class EnsureCanary:
+    """The new version exists beside the stable one, with no traffic until told otherwise."""
+
+
+@dataclass(frozen=True)
+class SetTraffic:
+    """Send ``weight`` percent of all requests, and every request matching ``match``, to it."""
+
+    weight: int
+    match: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScaleNew:
+    """Run the new version at ``percent`` of the stable size or at ``replicas`` (exactly one)."""
+
+    percent: int | None = None
+    replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class SwitchActive:
+    """Blue-green: the active service sends every request to the new version, at full size."""
+
+
+@dataclass(frozen=True)
+class ScaleDownOld:
+    """Blue-green: the old side, kept for an instant switch-back, is scaled down."""
+
+
+@dataclass(frozen=True)
+class Promote:
+    """The new version becomes the stable one everywhere; the canary's extra parts go away."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Restore the stable version: traffic back to it first, then scale the new version down.
+
+    One action, because the order matters and only the platform can wait between the two.
+    ``switch_back`` says the active service already points at the new version (blue-green after
+    the switch): switching it back is instant while the old side still runs.
+    """
+
+    reason: str
+    switch_back: bool = False
+
+
+@dataclass(frozen=True)
+class Notify:
+    """An alert for people, delivered once per transition (``dedupe_key``) by the outbox."""
+
+    kind: NotifyKind
+    rollout_id: str
+    app: str
+    namespace: str
+    version: str
+    reason: str
+    routes: tuple[str, ...] = ()
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    dedupe_key: str = ""
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """One line of the audit trail: what happened, who did it, and the evidence."""
+
+    kind: str
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Wake the engine for this rollout at ``at`` (Unix seconds; may be in the past: now)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class Release:
+    """The app's lane is free: the task tells ``successor_id`` with a ``Released`` observation."""
+
+    successor_id: str
+
+
+PlatformAction = (
+    EnsureCanary | SetTraffic | ScaleNew | SwitchActive | ScaleDownOld | Promote | Rollback
+)
+Action = PlatformAction | Notify | RecordEvent | Schedule | Release
+
+_TYPES: dict[str, type[Any]] = {
+    "ensure_canary": EnsureCanary,
+    "set_traffic": SetTraffic,
+    "scale_new": ScaleNew,
+    "switch_active": SwitchActive,
+    "scale_down_old": ScaleDownOld,
+    "promote": Promote,
+    "rollback": Rollback,
+    "notify": Notify,
+    "record_event": RecordEvent,
+    "schedule": Schedule,
+    "release": Release,
+}
+_NAMES = {cls: name for name, cls in _TYPES.items()}
+
+
+def action_record(action: Action) -> dict[str, Any]:
+    """A JSON-safe dict for the outbox and logs: ``{"type": "set_traffic", "weight": 25, ...}``."""
+    record = dataclasses.asdict(action)
+    for key, value in record.items():
+        if isinstance(value, tuple):
+            record[key] = list(value)
+        elif isinstance(value, Mapping):
+            record[key] = dict(value)
+    return {"type": _NAMES[type(action)], **record}
+
+
+def action_from_record(record: Mapping[str, Any]) -> Action:
+    """The inverse of ``action_record``; raises ValueError on an unknown type or field."""
+    fields = dict(record)
+    name = fields.pop("type", None)
+    cls = _TYPES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown action type {name!r}; known: {', '.join(sorted(_TYPES))}")
+    if "match" in fields:
+        fields["match"] = tuple(Match(**rule) for rule in fields["match"])
+    if "routes" in fields:
+        fields["routes"] = tuple(fields["routes"])
+    try:
+        action: Action = cls(**fields)
+    except TypeError as exc:
+        raise ValueError(f"bad {name} action: {exc}") from exc
+    return action

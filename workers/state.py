@@ -1,0 +1,277 @@
+"""What the engine knows about one rollout: a frozen record, persisted as JSON by the store.
+
+The state is everything ``engine.step`` needs besides the policy and the observation, so a
+worker that loads it can carry on where another left off. Times are Unix seconds (floats) given
+by the caller; nothing here reads a clock. The store's revision number is not part of it: the
+store owns that, and compares-and-sets on it.
+
+``analysis_due(now)`` tells the task whether to gather an analysis before calling ``step``: the
+engine never asks for one through an action (see engine.py for why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from analyzer.run import RunTally
+from analyzer.verdict import Outcome, Verdict
+
+RECORD_FORMAT = 1
+
+
+class Phase(StrEnum):
+    PENDING = "pending"  # accepted; waits to start (or for the rollout it supersedes)
+    PROGRESSING = "progressing"  # walking its stages on its own
+    PAUSED = "paused"  # holds until a person promotes, resumes or aborts
+    PROMOTING = "promoting"  # the new version is becoming the stable one
+    PROMOTED = "promoted"  # done: the new version is stable
+    ABORTING = "aborting"  # rolling back to the stable version
+    ABORTED = "aborted"  # rolled back; a person may retry
+    FAILED = "failed"  # the platform could not do what was asked; rolled back
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def active(self) -> bool:
+        """The canary is out and its stages are in charge (analysis may run)."""
+        return self in (Phase.PROGRESSING, Phase.PAUSED)
+
+
+_TERMINAL = frozenset({Phase.PROMOTED, Phase.ABORTED, Phase.FAILED})
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """The job: which version to roll out where, and how the analysis tells versions apart."""
+
+    version: str
+    image: str
+    platform: str
+    baseline_selector: str  # Prometheus label matchers, e.g. app="checkout",version="v1"
+    canary_selector: str
+    args: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def args_map(self) -> dict[str, str]:
+        return dict(self.args)
+
+
+@dataclass(frozen=True)
+class VerdictSummary:
+    """The last look's decision, small enough to keep in the record (events keep the rest)."""
+
+    outcome: Outcome
+    reason: str
+    decided_by: tuple[str, ...] = ()
+    score: float | None = None
+    window_start: float | None = None
+    window_end: float | None = None
+    final: bool = False
+
+    @classmethod
+    def of(cls, verdict: Verdict, window: tuple[float, float], final: bool) -> VerdictSummary:
+        return cls(
+            verdict.outcome,
+            verdict.reason,
+            tuple(verdict.decided_by),
+            verdict.score,
+            *window,
+            final,
+        )
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """One look the engine wants: judge [window_start, window_end]; ``final`` ends a step."""
+
+    rollout_id: str
+    attempt: int
+    stage_index: int
+    window_start: float
+    window_end: float
+    final: bool
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    id: str
+    app: str
+    namespace: str
+    policy: str
+    spec: RolloutSpec
+    created_at: float
+    updated_at: float
+    phase: Phase = Phase.PENDING
+    attempt: int = 1  # 1 + retries; actions and looks of an earlier attempt are stale
+    stage_index: int = 0
+    canary_weight: int = 0  # percent of traffic (or replicas) on the new version
+    stage_started_at: float | None = None
+    stage_ends_at: float | None = None  # a timed pause or scale-down delay ends
+    window_start: float | None = None  # analysis window: last traffic change + begin_after
+    next_look_at: float | None = None  # next background or in-step look
+    last_look_at: float | None = None  # window_end of the last accepted look
+    final_look_at: float | None = None  # an analyze stage's last look (moves on extension)
+    extensions: int = 0  # inconclusive extensions used in this stage
+    stage_failures: int = 0  # FAIL looks tolerated by failure_limit in this stage
+    tally: RunTally = field(default_factory=RunTally)
+    awaiting: str | None = None  # token of the platform change the stage waits for
+    pause_reason: str | None = None
+    abort_reason: str | None = None  # why it is aborting, aborted or failed
+    last_verdict: VerdictSummary | None = None
+    next_due_at: float | None = None
+    supersedes: str | None = None  # the rollout this one replaces, until it stands down
+    superseded_by: str | None = None
+
+    @classmethod
+    def new(
+        cls,
+        rollout_id: str,
+        *,
+        app: str,
+        namespace: str,
+        policy: str,
+        spec: RolloutSpec,
+        now: float,
+        supersedes: str | None = None,
+    ) -> RolloutState:
+        """A rollout as intake accepts it: PENDING, at the first stage of its first attempt."""
+        return cls(rollout_id, app, namespace, policy, spec, now, now, supersedes=supersedes)
+
+    def analysis_due(self, now: float) -> AnalysisRequest | None:
+        """The look to gather before calling ``step`` at ``now``, or None if none is due."""
+        if not self.phase.active or self.awaiting is not None or self.window_start is None:
+            return None
+        final = (
+            self.phase is Phase.PROGRESSING
+            and self.final_look_at is not None
+            and now >= self.final_look_at
+        )
+        if not final and (self.next_look_at is None or now < self.next_look_at):
+            return None
+        return AnalysisRequest(
+            self.id, self.attempt, self.stage_index, self.window_start, now, final
+        )
+
+    def expects(self, request: AnalysisRequest) -> bool:
+        """``request`` is the look this state waits for now, not an older or an early one."""
+        due_at = self.final_look_at if request.final else self.next_look_at
+        return (
+            self.phase.active
+            and self.awaiting is None
+            and request.rollout_id == self.id
+            and (request.attempt, request.stage_index) == (self.attempt, self.stage_index)
+            and request.window_start == self.window_start
+            and request.window_end > (self.last_look_at or float("-inf"))
+            and due_at is not None
+            and request.window_end >= due_at
+        )
+
+    def scheduled(self, now: float, interval: float, watching: bool, poll: float) -> RolloutState:
+        """The wake-up times derived: the next look (when the stage is ``watching`` the new
+        version every ``interval``), then when anything is next due (``poll`` seconds from
+        ``now`` while a platform change is awaited)."""
+        next_look = final = ends = None
+        if self.phase.active:
+            if watching and self.awaiting is None and self.window_start is not None:
+                next_look = max(self.window_start, self.last_look_at or 0.0) + interval
+            final, ends = self.final_look_at, self.stage_ends_at
+        due = [next_look, *((final, ends) if self.phase is Phase.PROGRESSING else ())]
+        due.append(now + poll if self.awaiting is not None else None)
+        next_due = min((at for at in due if at is not None), default=None)
+        return replace(
+            self,
+            next_look_at=next_look,
+            final_look_at=final,
+            stage_ends_at=ends,
+            next_due_at=next_due,
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-safe dict; ``from_record`` reads it back to an equal state."""
+        record: dict[str, Any] = {"format": RECORD_FORMAT}
+        for item in fields(self):
+            record[item.name] = _dump(getattr(self, item.name))
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RolloutState:
+        """Read a record written by ``to_record``; raise ValueError naming any bad field."""
+        data = dict(record)
+        if data.pop("format", None) != RECORD_FORMAT:
+            raise ValueError(f"rollout record format is not {RECORD_FORMAT}")
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"rollout record has unknown fields: {', '.join(unknown)}")
+        try:
+            return cls(**{name: _load(name, value) for name, value in data.items()})
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"bad rollout record: {exc}") from exc
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, RolloutSpec):
+        return {**{f.name: getattr(value, f.name) for f in fields(value)}, "args": dict(value.args)}
+    if isinstance(value, RunTally | VerdictSummary):
+        return {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _load(name: str, value: Any) -> Any:
+    if name == "phase":
+        return Phase(value)
+    if name == "spec":
+        args = value.get("args", {})
+        if not isinstance(args, Mapping):
+            raise ValueError("spec.args must be a mapping of strings")
+        return RolloutSpec(**{**value, "args": tuple(sorted(args.items()))})
+    if name == "tally":
+        return RunTally(**value)
+    if name == "last_verdict" and value is not None:
+        loaded = {**value, "outcome": Outcome(value["outcome"])}
+        return VerdictSummary(**{**loaded, "decided_by": tuple(value.get("decided_by", ()))})
+    if name in _TIMES:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+        return float(value)
+    expected = _SCALARS.get(name)
+    if expected is None or (value is None and name in _OPTIONAL):
+        return value
+    if isinstance(value, bool) or not isinstance(value, expected):
+        raise ValueError(f"{name} must be {expected.__name__}, not {value!r}")
+    return value
+
+
+_TIMES = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "stage_started_at",
+        "stage_ends_at",
+        "window_start",
+        "next_look_at",
+        "last_look_at",
+        "final_look_at",
+        "next_due_at",
+    }
+)
+_OPTIONAL = frozenset(
+    {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by", "last_verdict"}
+)
+_SCALARS: dict[str, type] = {
+    **dict.fromkeys(("id", "app", "namespace", "policy", "awaiting", "pause_reason"), str),
+    **dict.fromkeys(("abort_reason", "supersedes", "superseded_by"), str),
+    **dict.fromkeys(("attempt", "stage_index", "canary_weight", "extensions"), int),
+    "stage_failures": int,
+}

@@ -1,0 +1,33 @@
+"""Targeted canary: a chosen audience first (header, cookie or region), then weight steps.
+
+The audience is routed to the new version at weight 0 and analysed for ``analyze.duration``
+before anyone else sees it. It stays on the new version through the weight steps that follow, so
+a tester's session does not flip between versions as the weight grows. A region is matched on the
+request header named by ``region_header``: routers only need header and cookie matches.
+"""
+
+from __future__ import annotations
+
+from analyzer.policy.strategy import MatchRule, TargetedStrategy
+from workers.actions import Match
+from workers.strategies.base import Analyze, Plan, Route
+from workers.strategies.canary import steps_plan
+
+
+def plan(strategy: TargetedStrategy) -> Plan:
+    audience = tuple(match(rule, strategy.region_header) for rule in strategy.match)
+    first = (Route(0, audience), Analyze(strategy.analyze.duration.total_seconds()))
+    return first + steps_plan(strategy.steps, audience)
+
+
+def match(rule: MatchRule, region_header: str) -> Match:
+    """One policy match rule as a router match."""
+    if rule.header is not None:
+        regex = rule.header.regex is not None
+        value = rule.header.regex if rule.header.regex is not None else rule.header.value
+        assert value is not None  # the policy model requires value or regex
+        return Match("header", rule.header.name, value, regex=regex)
+    if rule.cookie is not None:
+        return Match("cookie", rule.cookie.name, rule.cookie.value)
+    assert rule.region is not None  # the policy model requires exactly one kind
+    return Match("header", region_header, rule.region)
