@@ -1,0 +1,165 @@
+"""The Notifier seam: how a rollout's transition reaches people (Alertmanager, webhooks, Slack).
+
+The engine emits a ``Notify`` action; the store's outbox keeps it and a delivery loop turns it into
+a ``Notice`` and calls ``post`` on every route the policy names, until each says it delivered. So
+``post`` must be safe to repeat: the same Notice must produce the same request (no clock read at
+post time), which is why the Notice carries the moment of the transition itself.
+
+``post`` raises ``DeliveryError``: ``temporary`` says whether retrying can help (timeouts, 5xx,
+408/429, connection refused) or not (other 4xx, a malformed URL). Errors of this seam::
+
+    CanaristError                      (analyzer.errors)
+    └── NotifyError
+        ├── DeliveryError              post failed; .temporary, .retry_after, .status
+        └── UnknownRouteTypeError      no implementation for a route's type (also a LookupError)
+
+A ``Route`` is where notices go, built by canarist from its settings (``AlertRoute``) with the
+secrets revealed, because workers must not import canarist. Its repr hides the URL's path and the
+header values, since a Slack webhook URL is itself a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+from analyzer.errors import CanaristError
+from workers.notify.notice import (
+    REPORT_URL_TEMPLATE,
+    MetricNote,
+    Notice,
+    report_url,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "REPORT_URL_TEMPLATE",
+    "DeliveryError",
+    "MetricNote",
+    "Notice",
+    "Notifier",
+    "NotifyError",
+    "Route",
+    "UnknownRouteTypeError",
+    "notifier_for",
+    "redacted",
+    "report_url",
+    "route_types",
+]
+
+
+class NotifyError(CanaristError):
+    """Base of the errors of the notify seam."""
+
+
+class DeliveryError(NotifyError):
+    """A notice could not be delivered to one route.
+
+    ``temporary`` is True when the same post may succeed later (timeout, connection refused, 5xx,
+    408, 429) and False when it never will as configured (other 4xx, a bad URL): the outbox keeps
+    retrying the first kind and parks the second for a person. ``retry_after`` is the receiver's
+    ``Retry-After`` in seconds when it sent one; ``status`` the HTTP status when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        temporary: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass(frozen=True, repr=False)
+class Route:
+    """One configured destination: ``type`` picks the implementation, ``name`` is what policies say.
+
+    ``headers`` are sent with every post (``Authorization``, ``X-Scope-OrgID``); ``severity`` is the
+    Alertmanager severity of aborts and failures on this route.
+    """
+
+    name: str
+    type: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    severity: str = "critical"
+
+    def __repr__(self) -> str:
+        names = sorted(self.headers)
+        return (
+            f"Route(name={self.name!r}, type={self.type!r}, url={redacted(self.url)!r}, "
+            f"headers={names!r}, severity={self.severity!r})"
+        )
+
+
+def redacted(url: str) -> str:
+    """``https://hooks.slack.com/…``: scheme and host only, for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+class Notifier(Protocol):
+    def post(self, notice: Notice) -> None:
+        """Deliver ``notice``; raise DeliveryError. Posting the same notice again is harmless for
+        Alertmanager (it deduplicates by labels) and idempotent for receivers that honour the
+        webhook's ``Idempotency-Key``; Slack shows a repeat only if a delivered post looked failed.
+        """
+        ...
+
+
+IMPLEMENTATIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "alertmanager": "workers.notify.alertmanager:AlertmanagerNotifier",
+        "webhook": "workers.notify.webhook:WebhookNotifier",
+        "slack": "workers.notify.slack:SlackNotifier",
+    }
+)
+
+
+class UnknownRouteTypeError(NotifyError, LookupError):
+    """No notifier is registered for a route's type: never fall back to some other channel."""
+
+    def __init__(self, route: Route) -> None:
+        self.route_name = route.name
+        self.route_type = route.type
+        known = ", ".join(route_types())
+        super().__init__(
+            f"alert route {route.name!r} has unknown type {route.type!r}; known: {known}"
+        )
+
+
+def route_types() -> tuple[str, ...]:
+    """Every route type this build can post to, sorted."""
+    return tuple(sorted(IMPLEMENTATIONS))
+
+
+def notifier_for(route: Route, *, client: httpx.Client | None = None) -> Notifier:
+    """A notifier posting to ``route``; ``client`` is shared if given, else the notifier owns one.
+
+    Raises UnknownRouteTypeError for an unregistered type. Implementations are imported on first
+    use, so importing this module does not import httpx.
+    """
+    target = IMPLEMENTATIONS.get(route.type)
+    if target is None:
+        raise UnknownRouteTypeError(route)
+    module_name, _, class_name = target.partition(":")
+    implementation = getattr(import_module(module_name), class_name)
+    notifier: Notifier = implementation(route, client=client)
+    return notifier
