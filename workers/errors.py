@@ -1,0 +1,72 @@
+"""The one error tree of Canarist's workers, beside the analyzer's (analyzer/errors.py).
+
+Library errors (redis, and later kubernetes and HTTP clients) are translated at the edge with
+``raise ... from exc``, so a task only ever catches these. ``TemporaryError`` says "try again
+later" and carries how long to wait; everything else is permanent for the operation that raised
+it::
+
+    CanaristError                  analyzer.errors
+    └── WorkerError                anything the workers raise on purpose
+        ├── TemporaryError         retry after ``retry_after`` seconds
+        └── StoreError             the state store refused or failed an operation
+            ├── NotFound           no rollout (or outbox item) with that id
+            ├── Conflict           compare-and-set lost: the revision (or the app's
+            │                      latest rollout) moved on; a stale task stops here
+            ├── LeaseLost          another worker holds the rollout's lease, or ours expired
+            ├── CorruptRecord      a stored record does not parse: retrying will not help
+            └── StoreUnavailable   Redis unreachable, timed out or loading its AOF
+                                   (also a TemporaryError)
+
+A ``StoreUnavailable`` from a write leaves its outcome unknown: the reply may be what was lost.
+Reload before deciding; the store recognises a replayed ``save`` of the same state.
+
+The store's errors are named for what happened (``Conflict``, ``NotFound``), without the
+``Error`` suffix ruff's N818 asks for: these are outcomes a task branches on.
+"""
+
+from __future__ import annotations
+
+from analyzer.errors import CanaristError
+
+DEFAULT_RETRY_AFTER = 5.0
+"""Seconds to wait before trying a temporarily failed operation again, unless told otherwise."""
+
+
+class WorkerError(CanaristError):
+    """Base of every error the workers raise on purpose."""
+
+
+class TemporaryError(WorkerError):
+    """The operation may succeed later: retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = DEFAULT_RETRY_AFTER) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreError(WorkerError):
+    """The state store refused or failed an operation."""
+
+
+class NotFound(StoreError):  # noqa: N818 - named for what happened, as in the issue
+    """No rollout (or outbox item) has that id."""
+
+
+class Conflict(StoreError):  # noqa: N818 - named for what happened, as in the issue
+    """A compare-and-set lost: the stored revision, or the app's latest rollout, moved on.
+
+    Nothing was written. For a task this means "stale: do nothing"; for intake, "read the
+    app's latest rollout again and retry".
+    """
+
+
+class LeaseLost(StoreError):  # noqa: N818 - named for what happened, as in the issue
+    """The rollout's lease is held by another worker, or ours expired: nothing was written."""
+
+
+class CorruptRecord(StoreError):  # noqa: N818 - named for what happened, as in the issue
+    """A stored record does not parse; the message names the key and the bad field."""
+
+
+class StoreUnavailable(StoreError, TemporaryError):  # noqa: N818 - named for what happened, as in the issue
+    """Redis is unreachable, timed out, or is still loading its AOF: try again later."""

@@ -1,0 +1,383 @@
+"""The StateStore over Redis: the only module that imports redis.
+
+Every write is one Lua script, so it is atomic: Redis runs nothing else meanwhile, and each
+script makes all its checks before its first write, so a refused call writes nothing. Scripts
+carry a ``#!lua`` shebang, which makes Redis refuse them up front (not half-way) when out of
+memory. Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apart::
+
+    rollout:{id}             hash    state (JSON of RolloutState.to_record), revision
+    events:{id}              stream  event (JSON: revision, at, kind, message, actor, data)
+    lease:{id}               string  the owner; expires (SET NX PX)
+    idempotency:{key}        string  the rollout id created with that key
+    latest:{namespace}/{app} string  the app's latest rollout id
+    rollouts, rollouts:{ns}  zset    rollout ids by created_at, for listing
+    due                      zset    unfinished rollout ids by next_due_at (+inf when none)
+    outbox:queue             zset    undelivered item ids by when each may be claimed
+    outbox:item:{key}        hash    id, rollout_id, payload, attempts, last_error,
+                                     claimed_by, delivered (kept after delivery: dedupe)
+
+The scripts touch keys named in ``KEYS`` except ``claim``, which derives item keys from ids;
+that is fine on one Redis (or Sentinel), not on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from workers.actions import Action, RecordEvent
+from workers.errors import Conflict, LeaseLost, NotFound, StoreError, StoreUnavailable
+from workers.state import RolloutState
+from workers.store.base import (
+    AuditEvent,
+    Created,
+    OutboxItem,
+    Stored,
+    check_limit,
+    decode_event,
+    decode_state,
+    encode_event,
+    encode_state,
+    event_position,
+    outbox_entries,
+)
+
+DEFAULT_PREFIX = "canarist:"
+_TEMPORARY_REPLIES = ("LOADING", "MISCONF", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "BUSY")
+
+_CREATE = """#!lua
+if KEYS[7] then
+  local existing = redis.call('GET', KEYS[7])
+  if existing then return {'existing', existing} end
+end
+local record = redis.call('HMGET', KEYS[1], 'state', 'revision')
+if record[2] then
+  if record[2] == '1' and record[1] == ARGV[2] then return {'replayed'} end
+  return {'taken'}
+end
+local latest = redis.call('GET', KEYS[3]) or ''
+if latest ~= ARGV[3] then return {'lane', latest} end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'revision', 1)
+redis.call('SET', KEYS[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
+if KEYS[7] then redis.call('SET', KEYS[7], ARGV[1]) end
+for i = 6, #ARGV do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i]) end
+return {'created'}
+"""
+
+_SAVE = """#!lua
+local record = redis.call('HMGET', KEYS[1], 'state', 'revision')
+if not record[2] then return {'missing'} end
+local expected, revision = tonumber(ARGV[2]), tonumber(record[2])
+if revision == expected + 1 and record[1] == ARGV[3] then return {'saved', revision} end
+if revision ~= expected then return {'stale', revision} end
+if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then return {'lease'} end
+revision = revision + 1
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'revision', revision)
+if ARGV[4] == '' then redis.call('ZREM', KEYS[3], ARGV[1])
+else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+local events = tonumber(ARGV[7])
+for i = 8, 7 + events do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i]) end
+for i = 6, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local at = 8 + events + (i - 6) * 2
+    redis.call('HSET', KEYS[i], 'id', ARGV[at], 'rollout_id', ARGV[1],
+      'payload', ARGV[at + 1], 'attempts', 0)
+    redis.call('ZADD', KEYS[5], ARGV[6], ARGV[at])
+  end
+end
+return {'saved', revision}
+"""
+
+_CLAIM = """#!lua
+local claimed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local key = ARGV[5] .. id
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('HINCRBY', key, 'attempts', 1)
+  redis.call('HSET', key, 'claimed_by', ARGV[4])
+  claimed[#claimed + 1] = redis.call('HGETALL', key)
+end
+return claimed
+"""
+
+_SETTLE = """#!lua
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], 'delivered') == 1 then return 1 end
+redis.call('HDEL', KEYS[2], 'claimed_by')
+if ARGV[2] == 'ack' then
+  redis.call('HSET', KEYS[2], 'delivered', 1)
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], 'last_error', ARGV[3])
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+end
+return 1
+"""
+
+_ACQUIRE = """#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+_RELEASE = """#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Redis errors become store errors; unreachable or busy means try again later."""
+    try:
+        yield
+    except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+        raise StoreError(f"redis refused {what}: {exc}") from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"redis unavailable for {what}: {exc}") from exc
+    except redis.exceptions.ResponseError as exc:
+        if str(exc).startswith(_TEMPORARY_REPLIES):
+            raise StoreUnavailable(f"redis busy for {what}: {exc}") from exc
+        raise StoreError(f"redis failed {what}: {exc}") from exc
+    except redis.exceptions.RedisError as exc:
+        raise StoreError(f"redis failed {what}: {exc}") from exc
+
+
+def _due_score(state: RolloutState) -> str:
+    """The rollout's score in ``due``, or "" when it is finished and leaves the set."""
+    if state.phase.terminal:
+        return ""
+    return "+inf" if state.next_due_at is None else repr(state.next_due_at)
+
+
+class RedisStateStore:
+    """StateStore over one Redis (see the module docstring for keys and atomicity)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+        self._client, self._prefix = client, prefix
+        script = client.register_script
+        self._create, self._save = script(_CREATE), script(_SAVE)
+        self._leases = RedisLeases(client, prefix)
+        self._outbox = RedisOutbox(client, prefix)
+
+    @classmethod
+    def from_url(
+        cls, url: str, prefix: str = DEFAULT_PREFIX, timeout_seconds: float = 5.0
+    ) -> RedisStateStore:
+        """A store on its own client; a dropped connection is retried twice, briefly."""
+        retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=retry,
+            health_check_interval=30,
+        )
+        return cls(client, prefix)
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def leases(self) -> RedisLeases:
+        return self._leases
+
+    @property
+    def outbox(self) -> RedisOutbox:
+        return self._outbox
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    def create(
+        self,
+        state: RolloutState,
+        idempotency_key: str | None = None,
+        *,
+        events: Sequence[RecordEvent] = (),
+    ) -> Created:
+        rollout_id = state.id
+        keys = [
+            self._key("rollout", rollout_id),
+            self._key("events", rollout_id),
+            self._key("latest", f"{state.namespace}/{state.app}"),
+            self._key("due"),
+            self._key("rollouts"),
+            self._key("rollouts", state.namespace),
+        ]
+        if idempotency_key is not None:
+            keys.append(self._key("idempotency", idempotency_key))
+        args = [rollout_id, encode_state(state), state.supersedes or "", _due_score(state)]
+        args += [repr(state.created_at), *(encode_event(state, 1, e) for e in events)]
+        with _translated(f"create {rollout_id}"):
+            outcome, *detail = self._create(keys=keys, args=args)
+            if outcome == "existing":
+                revision = self._client.hget(self._key("rollout", detail[0]), "revision")
+                return Created(detail[0], int(revision or 0), created=False)
+        if outcome == "replayed":
+            return Created(rollout_id, 1, created=False)
+        if outcome == "taken":
+            raise Conflict(f"rollout id {rollout_id} is taken")
+        if outcome == "lane":
+            latest = detail[0] or None
+            raise Conflict(
+                f"{state.app} in {state.namespace}: the latest rollout is {latest}, "
+                f"not {state.supersedes}; supersede the latest"
+            )
+        return Created(rollout_id, 1, created=True)
+
+    def load(self, rollout_id: str) -> Stored:
+        key = self._key("rollout", rollout_id)
+        with _translated(f"load {rollout_id}"):
+            text, revision = self._client.hmget(key, ["state", "revision"])
+        if text is None or revision is None:
+            raise NotFound(f"no rollout {rollout_id}")
+        return Stored(decode_state(str(text), key), int(revision))
+
+    def save(
+        self,
+        state: RolloutState,
+        expected_revision: int,
+        *,
+        events: Sequence[RecordEvent] = (),
+        outbox: Sequence[Action] = (),
+        lease_owner: str | None = None,
+    ) -> int:
+        rollout_id, revision = state.id, expected_revision + 1
+        items = outbox_entries(state, revision, outbox)
+        keys = [
+            self._key("rollout", rollout_id),
+            self._key("events", rollout_id),
+            self._key("due"),
+            self._key("lease", rollout_id),
+            self._key("outbox", "queue"),
+            *(self._key("outbox", "item", item_id) for item_id, _ in items),
+        ]
+        args = [rollout_id, str(expected_revision), encode_state(state), _due_score(state)]
+        args += [lease_owner or "", repr(state.updated_at), str(len(events))]
+        args += [encode_event(state, revision, event) for event in events]
+        args += [part for item in items for part in item]
+        with _translated(f"save {rollout_id}"):
+            outcome, *detail = self._save(keys=keys, args=args)
+        if outcome == "missing":
+            raise NotFound(f"no rollout {rollout_id}")
+        if outcome == "stale":
+            raise Conflict(
+                f"rollout {rollout_id} is at revision {detail[0]}, not {expected_revision}"
+            )
+        if outcome == "lease":
+            raise LeaseLost(f"{lease_owner} does not hold the lease of rollout {rollout_id}")
+        return int(detail[0])
+
+    def events(
+        self, rollout_id: str, after: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        start = "-" if after is None else f"({'-'.join(map(str, event_position(after)))}"
+        key = self._key("events", rollout_id)
+        with _translated(f"read events of {rollout_id}"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.exists(self._key("rollout", rollout_id))
+            pipe.xrange(key, min=start, count=check_limit(limit))
+            exists, entries = pipe.execute()
+        if not exists:
+            raise NotFound(f"no rollout {rollout_id}")
+        return [decode_event(event_id, fields["event"], key) for event_id, fields in entries]
+
+    def due(self, now: float, limit: int = 100) -> list[str]:
+        with _translated("list due rollouts"):
+            ids = self._client.zrangebyscore(
+                self._key("due"), "-inf", repr(now), start=0, num=check_limit(limit)
+            )
+        return [str(rollout_id) for rollout_id in ids]
+
+    def list_rollouts(self, namespace: str | None = None, limit: int = 100) -> list[Stored]:
+        listing = self._key("rollouts") if namespace is None else self._key("rollouts", namespace)
+        check_limit(limit)
+        with _translated("list rollouts"):
+            ids = [str(rollout_id) for rollout_id in self._client.zrevrange(listing, 0, limit - 1)]
+            pipe = self._client.pipeline(transaction=False)
+            for rollout_id in ids:
+                pipe.hmget(self._key("rollout", rollout_id), ["state", "revision"])
+            records = pipe.execute()
+        return [
+            Stored(decode_state(text, self._key("rollout", rollout_id)), int(revision))
+            for rollout_id, (text, revision) in zip(ids, records, strict=True)
+            if text is not None
+        ]
+
+    def latest_for(self, app: str, namespace: str) -> str | None:
+        with _translated(f"find the latest rollout of {app} in {namespace}"):
+            latest = self._client.get(self._key("latest", f"{namespace}/{app}"))
+        return None if latest is None else str(latest)
+
+
+class RedisLeases:
+    """Leases as keys that expire on Redis's clock; only the owner extends or deletes one."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._prefix = prefix
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self, rollout_id: str, owner: str, ttl_seconds: float) -> bool:
+        if ttl_seconds <= 0:
+            raise ValueError(f"a lease lasts a positive time, not {ttl_seconds} s")
+        key, ttl_ms = f"{self._prefix}lease:{rollout_id}", max(1, round(ttl_seconds * 1000))
+        with _translated(f"take the lease of {rollout_id}"):
+            return bool(self._acquire(keys=[key], args=[owner, ttl_ms]))
+
+    def release(self, rollout_id: str, owner: str) -> bool:
+        with _translated(f"release the lease of {rollout_id}"):
+            return bool(self._release(keys=[f"{self._prefix}lease:{rollout_id}"], args=[owner]))
+
+
+class RedisOutbox:
+    """Outbox items as hashes, queued in a sorted set by when each may next be claimed."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._queue, self._items = f"{prefix}outbox:queue", f"{prefix}outbox:item:"
+        self._claim = client.register_script(_CLAIM)
+        self._settle = client.register_script(_SETTLE)
+
+    def claim(
+        self, worker: str, now: float, lease_seconds: float, limit: int = 10
+    ) -> list[OutboxItem]:
+        until, limit = repr(now + lease_seconds), check_limit(limit)
+        args: list[str | int] = [repr(now), until, limit, worker, self._items]
+        with _translated("claim outbox items"):
+            claimed = self._claim(keys=[self._queue], args=args)
+        return [_item(dict(zip(fields[::2], fields[1::2], strict=True))) for fields in claimed]
+
+    def ack(self, item_id: str) -> None:
+        self._settle_item(item_id, "ack", "", "0")
+
+    def fail(self, item_id: str, error: str, retry_at: float) -> None:
+        self._settle_item(item_id, "fail", error, repr(retry_at))
+
+    def _settle_item(self, item_id: str, how: str, error: str, retry_at: str) -> None:
+        keys = [self._queue, self._items + item_id]
+        with _translated(f"{how} outbox item {item_id}"):
+            found = self._settle(keys=keys, args=[item_id, how, error, retry_at])
+        if not found:
+            raise NotFound(f"no outbox item {item_id}")
+
+
+def _item(fields: dict[str, Any]) -> OutboxItem:
+    return OutboxItem(
+        fields["id"],
+        fields["rollout_id"],
+        json.loads(fields["payload"]),
+        int(fields["attempts"]),
+        fields.get("last_error"),
+        fields.get("claimed_by"),
+    )
