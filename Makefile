@@ -41,7 +41,7 @@ demo: setup
 
 # Statistical power and false-abort rates against Argo- and Kayenta-style references (minutes).
 bench: venv
-	$(BIN)/python -m benchmarks.power $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.power --json bench-power.json $(BENCH_ARGS)
 
 schema: venv
 	$(BIN)/canarist policy schema --output policies/schema.json
