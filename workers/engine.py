@@ -143,7 +143,9 @@ class _Step:
         self.enter(0, because, force_await=True)
         self.advance()
 
-    def enter(self, index: int, because: str, force_await: bool = False) -> None:
+    def enter(
+        self, index: int, because: str, force_await: bool = False, actor: str | None = None
+    ) -> None:
         stage, weight = self.plan[index], exposure_after(self.plan, index).weight
         weight = max(weight, self.state.canary_weight)
         self.update(stage_index=index, stage_started_at=self.now, canary_weight=weight)
@@ -155,7 +157,8 @@ class _Step:
         if asks or force_await:
             self.update(awaiting=self.token("stage"))
         label = stage.label
-        self.event("stage", f"stage {index + 1}/{len(self.plan)}: {label} ({because})", label=label)
+        message = f"stage {index + 1}/{len(self.plan)}: {label} ({because})"
+        self.event("stage", message, actor, label=label)
         self.arm()
         if stage.gate is Gate.PERSON:
             self.pause(f"{label}: waiting for a person", notify=True)
@@ -195,7 +198,7 @@ class _Step:
         if last:
             self.promote(because, actor)
         else:
-            self.enter(state.stage_index + 1, because)
+            self.enter(state.stage_index + 1, because, actor=actor)
         return True
 
     def promote(self, because: str, actor: str | None = None) -> None:
@@ -298,7 +301,12 @@ class _Step:
         look = "final look" if request.final else "look"
         message = f"{look}: {outcome.value}: {why}"
         self.event(
-            "analysis", message, outcome=outcome.value, score=verdict.score, window=list(window)
+            "analysis",
+            message,
+            outcome=outcome.value,
+            score=verdict.score,
+            window=list(window),
+            verdict=evidence,
         )
         stage = self.stage
         if self.state.phase is not Phase.PROGRESSING or stage.gate is not Gate.ANALYSIS:

@@ -305,7 +305,7 @@ def test_promote_skips_the_current_analysis_and_goes_to_the_next_step() -> None:
     actions = driver.command("promote", "dave")
     assert driver.state.stage_index == 2 and platform(actions) == [SetTraffic(25)]
     (entered,) = events(actions, "stage")
-    assert "skipped: promote by dave" in entered.message and entered.actor is None
+    assert "skipped: promote by dave" in entered.message and entered.actor == "dave"
 
 
 def test_promote_full_skips_every_remaining_step() -> None:
