@@ -1,0 +1,411 @@
+"""Fixtures for the intake, task, delivery and Celery tests, and the test worker's Celery app.
+
+Unit tests get an in-memory store, a fake clock, a tmp policy directory holding a demo-scale
+policy (interval 5s, one 50% weight step analysed for 10s) and a metric source that answers with
+constant counts. The Celery tests get real ``celery worker`` and ``celery beat`` processes
+against the session's Redis, Prometheus and Alertmanager (tests/conftest.py); they run this
+module's ``worker_app``, built with ``make_celery`` from environment variables that only the
+subprocesses see (``CANARIST_TEST_WORKER`` and the documented CANARIST_* variables)::
+
+    celery -A tests.workers.conftest:worker_app worker -Q canarist.rollouts,canarist.notify ...
+
+Every process started here is stopped by its PID in the fixture's teardown (and at exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pytest
+import redis
+
+from analyzer.errors import TemporarySourceError
+from analyzer.sources.base import Series
+from tests.stack import ServiceProcess
+from workers.celery_app import (
+    WorkerSettings,
+    enqueue_advance,
+    make_celery,
+    millisecond_clock,
+    settings_from_env,
+    wake_outbox,
+)
+from workers.intake import Intake, RolloutJob
+from workers.state import RolloutState
+from workers.store import AuditEvent, MemoryStateStore, RedisStateStore, StateStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = Path(sys.executable).with_name("celery")
+T0 = 1_700_000_000.0
+
+DEMO_POLICY = """
+name: demo
+description: demo-scale canary for the worker tests
+analysis:
+  interval: 5s
+  begin_after: 0s
+  min_samples: 2
+  alpha: 0.001
+  inconclusive_limit: 3
+  on_inconclusive: pause
+metrics:
+  - name: error-ratio
+    kind: counts
+    errors: sum(increase(http_requests_total{ {{ selector }}, code=~"5.." }[{{ interval }}]))
+    total: sum(increase(http_requests_total{ {{ selector }} }[{{ interval }}]))
+    tolerance: 0.25
+    critical: true
+strategy:
+  type: canary
+  steps:
+    - set_weight: 50
+    - analyze: {duration: 10s}
+    - set_weight: 100
+alerts: [oncall]
+"""
+
+ARGS_POLICY = """
+name: with-args
+args:
+  - name: route
+  - name: quantile
+    default: "0.99"
+metrics:
+  - name: errors
+    kind: counts
+    errors: sum(increase(e{ {{ selector }}, route=~"{{ route }}" }[{{ interval }}]))
+    total: sum(increase(t{ {{ selector }}, route=~"{{ route }}" }[{{ interval }}]))
+strategy:
+  type: canary
+  steps:
+    - set_weight: 10
+    - analyze: {duration: 2m}
+    - set_weight: 100
+"""
+
+
+class FakeClock:
+    """Time that moves only when told."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@dataclass
+class FakeSource:
+    """A MetricSource with constant counts per interval: ``canary_errors`` x the baseline's."""
+
+    requests: float = 1000.0
+    error_ratio: float = 0.01
+    canary_errors: float = 1.0
+    canary_marker: str = 'version="v2"'
+    failing: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def query_range(
+        self, promql: str, start: datetime, end: datetime, step: timedelta
+    ) -> list[Series]:
+        self.calls.append(promql)
+        if self.failing:
+            raise TemporarySourceError("connection refused (scripted)")
+        errors = 'code=~"5.."' in promql or promql.startswith("sum(increase(e{")
+        value = self.requests * (self.error_ratio if errors else 1.0)
+        if errors and self.canary_marker in promql:
+            value *= self.canary_errors
+        stamps = np.arange(start.timestamp(), end.timestamp() + 1e-6, step.total_seconds())
+        return [Series(labels={}, timestamps=stamps, values=np.full(stamps.size, value))]
+
+
+def job(**overrides: Any) -> RolloutJob:
+    fields: dict[str, Any] = {
+        "app": "checkout",
+        "namespace": "shop",
+        "version": "v2",
+        "policy": "demo",
+        "baseline": 'app="checkout",version="v1"',
+        "canary": 'app="checkout",version="v2"',
+        **overrides,
+    }
+    return RolloutJob.model_validate(fields)
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    (directory / "demo.yaml").write_text(DEMO_POLICY)
+    (directory / "with-args.yaml").write_text(ARGS_POLICY)
+    return directory
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def memory_store(clock: FakeClock) -> MemoryStateStore:
+    return MemoryStateStore(clock)
+
+
+@dataclass
+class Queued:
+    """What intake and tasks asked Celery for, in order."""
+
+    advance: list[tuple[str, int, float]] = field(default_factory=list)
+    outbox_wakes: int = 0
+
+    def enqueue(self, rollout_id: str, revision: int) -> None:
+        self.advance.append((rollout_id, revision, 0.0))
+
+    def requeue(self, rollout_id: str, revision: int, countdown: float) -> None:
+        self.advance.append((rollout_id, revision, countdown))
+
+    def wake(self) -> None:
+        self.outbox_wakes += 1
+
+
+@pytest.fixture
+def queued() -> Queued:
+    return Queued()
+
+
+@pytest.fixture
+def intake(
+    memory_store: MemoryStateStore, policy_dir: Path, clock: FakeClock, queued: Queued
+) -> Intake:
+    return Intake(memory_store, policy_dir, clock, queued.enqueue, on_outbox=queued.wake)
+
+
+def trail(store: StateStore, rollout_id: str) -> list[AuditEvent]:
+    events: list[AuditEvent] = []
+    while page := store.events(rollout_id, events[-1].id if events else None, 500):
+        events.extend(page)
+    return events
+
+
+# -- real Celery processes ----------------------------------------------------------------------
+
+_STARTED: set[CeleryProcess] = set()
+
+
+class CeleryProcess:
+    """One ``celery`` command in its own log file, stopped by its PID."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.name, self.argv, self.env, self.log_path = name, argv, dict(env), log_path
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._popen is not None
+        return self._popen.pid
+
+    def start(self, ready_text: str, timeout: float = 30.0) -> CeleryProcess:
+        self._log = self.log_path.open("ab")
+        offset = self.log_path.stat().st_size
+        self._popen = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        _STARTED.add(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited while starting:\n{self.tail()}")
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                if ready_text.encode() in log.read():
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready within {timeout:g} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(text)
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies holding whatever messages it reserved."""
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown: reserved messages go back to Redis), SIGKILL after 15 s."""
+        self._end(signal.SIGTERM)
+
+    def _end(self, first: signal.Signals) -> None:
+        popen = self._popen
+        if popen is not None and popen.poll() is None:
+            popen.send_signal(first)
+            try:
+                popen.wait(15)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+        _STARTED.discard(self)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@atexit.register
+def _stop_started() -> None:
+    for process in list(_STARTED):
+        process.stop()
+
+
+@dataclass
+class CeleryStack:
+    """The test's view of the running system: store, intake and the worker processes."""
+
+    env: dict[str, str]
+    workdir: Path
+    store: StateStore
+    intake: Intake
+    policy_dir: Path
+    client: Any
+    processes: list[CeleryProcess] = field(default_factory=list)
+    worker: CeleryProcess | None = None
+
+    def start_worker(self, name: str) -> CeleryProcess:
+        argv = [str(CELERY), "-A", "tests.workers.conftest:worker_app", "worker"]
+        argv += ["-Q", "canarist.rollouts,canarist.notify", "--pool=solo", "-c", "1"]
+        argv += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+        argv += ["-n", f"{name}@%h", "--loglevel=INFO"]
+        process = CeleryProcess(name, argv, self.env, self.workdir / f"{name}.log")
+        self.processes.append(process)
+        self.worker = process.start(" ready.")
+        return process
+
+    def start_beat(self) -> CeleryProcess:
+        argv = [str(CELERY), "-A", "tests.workers.conftest:worker_app", "beat"]
+        argv += ["-s", str(self.workdir / "beat-schedule"), "--max-interval", "1"]
+        argv += ["--loglevel=INFO"]
+        process = CeleryProcess("beat", argv, self.env, self.workdir / "beat.log")
+        self.processes.append(process)
+        return process.start("beat: Starting")
+
+    def state(self, rollout_id: str) -> RolloutState:
+        return self.store.load(rollout_id).state
+
+    def wait_for(
+        self, rollout_id: str, done: Callable[[RolloutState], bool], timeout: float, what: str
+    ) -> RolloutState:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                state = self.state(rollout_id)
+            except Exception:  # Redis restarting: the test stack's own client reconnects
+                time.sleep(0.2)
+                continue
+            if done(state):
+                return state
+            time.sleep(0.2)
+        self.fail(rollout_id, f"timed out after {timeout:g} s waiting for {what}")
+        raise AssertionError  # unreachable
+
+    def fail(self, rollout_id: str, message: str) -> None:
+        lines = [f"{e.kind}: {e.message}" for e in trail(self.store, rollout_id)]
+        logs = "\n\n".join(f"== {p.name}\n{p.tail(40)}" for p in self.processes)
+        pytest.fail(f"{message}\nevents:\n  " + "\n  ".join(lines) + f"\n\n{logs}")
+
+
+def worker_env(
+    redis: ServiceProcess,
+    prometheus: ServiceProcess,
+    alertmanager: ServiceProcess,
+    policy_dir: Path,
+    prefix: str,
+) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CANARIST_")}
+    routes = f'{{"oncall": {{"type": "alertmanager", "url": "{alertmanager.url}"}}}}'
+    env.update(
+        CANARIST_TEST_WORKER="1",
+        CANARIST_TEST_STORE_PREFIX=prefix,
+        CANARIST_REDIS__URL=redis.url.rsplit("/", 1)[0] + "/1",  # apart from the store tests
+        CANARIST_PROMETHEUS__URL=prometheus.url,
+        CANARIST_PROMETHEUS__TIMEOUT_SECONDS="3",
+        CANARIST_POLICY_DIR=str(policy_dir),
+        CANARIST_ALERT_ROUTES=routes,
+        PYTHONPATH=str(ROOT),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    return env
+
+
+def _worker_app() -> Any:
+    """The test worker's app: the env's settings, with demo-scale timings."""
+    settings = replace(
+        settings_from_env(),
+        store_prefix=os.environ["CANARIST_TEST_STORE_PREFIX"],
+        visibility_timeout=30,  # every countdown is at most 15 s
+        reconcile_every=1.0,
+        reconcile_grace=2.0,
+        deliver_every=1.0,
+        lease_seconds=10.0,
+    )
+    return make_celery(settings.store_url, settings=settings)
+
+
+worker_app = _worker_app() if os.environ.get("CANARIST_TEST_WORKER") else None
+
+
+@pytest.fixture(scope="module")
+def celery_stack(
+    redis_server: ServiceProcess,
+    prometheus_server: ServiceProcess,
+    alertmanager_server: ServiceProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CeleryStack]:
+    """Beat and one worker (``solo`` pool) over the session's services; Redis db 1 is theirs."""
+    workdir = tmp_path_factory.mktemp("celery")
+    policy_dir = workdir / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "demo.yaml").write_text(DEMO_POLICY)
+    prefix = f"itest:{uuid.uuid4().hex[:8]}:"
+    env = worker_env(redis_server, prometheus_server, alertmanager_server, policy_dir, prefix)
+    broker = env["CANARIST_REDIS__URL"]
+    store = RedisStateStore.from_url(broker, prefix)
+    client = make_celery(broker, settings=WorkerSettings(store_url=broker, store_prefix=prefix))
+    intake = Intake(
+        store, policy_dir, millisecond_clock, enqueue_advance(client), on_outbox=wake_outbox(client)
+    )
+    stack = CeleryStack(env, workdir, store, intake, policy_dir, client)
+    try:
+        stack.start_beat()
+        stack.start_worker("w1")
+        yield stack
+    finally:
+        for process in stack.processes:  # beat first: nothing new is sent to stopped workers
+            process.stop()
+        client.close()
+        store.close()
+        if redis_server.running:
+            flush = redis.Redis.from_url(broker)
+            flush.flushdb()
+            flush.close()

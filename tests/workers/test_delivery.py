@@ -1,0 +1,209 @@
+"""Outbox delivery with in-memory notifiers: once per dedupe key, retried with exponential backoff
+(or the receiver's Retry-After), parked on permanent failures, and the same notice every time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.workers.conftest import T0, FakeClock, job
+from workers.actions import Notify, Released
+from workers.delivery import Backoff, Delivery
+from workers.intake import Intake
+from workers.notify.memory import MemoryNotifier
+from workers.state import Phase
+from workers.store import MemoryStateStore
+
+ABORTED_AT = T0 + 30
+
+
+@pytest.fixture
+def oncall() -> MemoryNotifier:
+    return MemoryNotifier()
+
+
+@pytest.fixture
+def delivery(
+    memory_store: MemoryStateStore, intake: Intake, clock: FakeClock, oncall: MemoryNotifier
+) -> Delivery:
+    return Delivery(
+        memory_store,
+        {"oncall": oncall},
+        clock,
+        lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+        worker="test",
+        base_url="https://canarist.example",
+    )
+
+
+@pytest.fixture
+def aborted(intake: Intake, clock: FakeClock) -> str:
+    """A rollout aborted by a person at ABORTED_AT: one 'aborted' notice in the outbox."""
+    rollout_id = intake.submit(job(), "alice").rollout_id
+    clock.now = ABORTED_AT
+    intake.command(rollout_id, "abort", "carol", reason="bad build")
+    clock.advance(1)
+    return rollout_id
+
+
+def test_a_notice_is_delivered_once_and_acked(
+    delivery: Delivery, oncall: MemoryNotifier, aborted: str, clock: FakeClock
+) -> None:
+    assert [settled.outcome for settled in delivery.run()] == ["delivered"]
+
+    (notice,) = oncall.notices
+    assert (notice.kind, notice.rollout_id, notice.policy) == ("aborted", aborted, "demo")
+    assert notice.occurred_at == ABORTED_AT  # the transition's time, not the delivery's
+    assert notice.dedupe_key == f"{aborted}/1/aborted"
+    assert notice.report_url == f"https://canarist.example/v1/rollouts/{aborted}/report"
+    clock.advance(3600)
+    assert delivery.run() == []
+
+
+def test_temporary_failures_are_retried_with_exponential_backoff(
+    delivery: Delivery, oncall: MemoryNotifier, aborted: str, clock: FakeClock
+) -> None:
+    oncall.fail_next(2)
+    start = clock()
+    assert [s.outcome for s in delivery.run()] == ["retry"]  # attempt 1: again in 5 s
+    clock.now = start + 4.9
+    assert delivery.run() == []
+    clock.now = start + 5
+    assert [s.outcome for s in delivery.run()] == ["retry"]  # attempt 2: again in 10 s
+    clock.now = start + 14.9
+    assert delivery.run() == []
+    clock.now = start + 15
+    assert [s.outcome for s in delivery.run()] == ["delivered"]
+
+    assert oncall.attempts == 3 and len(oncall.notices) == 1
+    assert oncall.notices[0].occurred_at == ABORTED_AT
+
+
+def test_backoff_doubles_up_to_a_cap_and_honours_a_longer_retry_after() -> None:
+    backoff = Backoff(base=5, cap=300)
+    assert [backoff.delay(n) for n in (1, 2, 3, 7, 20)] == [5, 10, 20, 300, 300]
+    assert backoff.delay(1, retry_after=120) == 120
+    assert backoff.delay(3, retry_after=1) == 20
+
+
+def test_a_receivers_retry_after_is_respected(
+    delivery: Delivery, oncall: MemoryNotifier, aborted: str, clock: FakeClock
+) -> None:
+    oncall.fail_next(1, retry_after=120)
+    start = clock()
+    delivery.run()
+    clock.now = start + 60
+    assert delivery.run() == []
+    clock.now = start + 120
+    assert [s.outcome for s in delivery.run()] == ["delivered"]
+
+
+def test_a_permanent_failure_is_parked_for_a_person(
+    delivery: Delivery, oncall: MemoryNotifier, aborted: str, clock: FakeClock
+) -> None:
+    oncall.fail_next(1, temporary=False)
+    (settled,) = delivery.run()
+    assert settled.outcome == "parked" and "permanent" in (settled.error or "")
+    clock.advance(3600)
+    assert delivery.run() == []
+    clock.advance(Backoff().park)
+    assert [s.outcome for s in delivery.run()] == ["delivered"]
+
+
+def test_a_route_the_service_does_not_configure_is_a_permanent_failure(
+    memory_store: MemoryStateStore, delivery: Delivery, aborted: str
+) -> None:
+    unknown = Delivery(memory_store, {}, delivery.clock, delivery.release, worker="other")
+    (settled,) = unknown.run()
+    assert settled.outcome == "parked"
+    assert "alert route 'oncall' is not configured" in (settled.error or "")
+
+
+def test_one_notice_per_dedupe_key_however_often_a_step_saves_it(
+    memory_store: MemoryStateStore,
+    delivery: Delivery,
+    oncall: MemoryNotifier,
+    intake: Intake,
+    clock: FakeClock,
+) -> None:
+    rollout_id = intake.submit(job(), "alice").rollout_id
+    notice = Notify(
+        "paused", rollout_id, "checkout", "shop", "v2", "waiting", ("oncall",), {}, "k/1"
+    )
+    for second in (1, 2):  # two saves (a replay, a re-assertion) of the same transition
+        state, revision = memory_store.load(rollout_id)
+        memory_store.save(replace(state, updated_at=T0 + second), revision, outbox=[notice])
+    clock.advance(5)
+
+    delivery.run()
+    delivery.run()
+
+    assert len(oncall.delivered("k/1")) == 1
+
+
+def test_a_paused_notice_carries_the_time_in_its_key(
+    memory_store: MemoryStateStore, delivery: Delivery, oncall: MemoryNotifier, intake: Intake
+) -> None:
+    rollout_id = intake.submit(job(), "alice").rollout_id
+    key = f"{rollout_id}/1/paused/1@{T0 + 42:.0f}"
+    notice = Notify("paused", rollout_id, "checkout", "shop", "v2", "look", ("oncall",))
+    state, revision = memory_store.load(rollout_id)
+    memory_store.save(state, revision, outbox=[replace(notice, dedupe_key=key)])
+    delivery.run()
+    assert oncall.notices[0].occurred_at == T0 + 42
+
+
+def test_a_delivery_that_died_mid_post_is_posted_again_identically(
+    memory_store: MemoryStateStore, delivery: Delivery, oncall: MemoryNotifier, aborted: str
+) -> None:
+    memory_store.outbox.claim("crashed-worker", delivery.clock(), 60)  # and never settled
+    assert delivery.run() == []
+    delivery.clock.advance(60)  # type: ignore[attr-defined]
+    delivery.run()
+    (notice,) = oncall.notices
+    assert notice.occurred_at == ABORTED_AT
+
+
+def test_with_two_routes_a_retry_posts_to_both_again(
+    memory_store: MemoryStateStore, intake: Intake, clock: FakeClock
+) -> None:
+    """At least once per route: the outbox tracks the notice, not each route; Alertmanager merges
+    a repeat (same labels), webhooks dedupe it by Idempotency-Key."""
+    first, second = MemoryNotifier(), MemoryNotifier()
+    second.fail_next(1)
+    rollout_id = intake.submit(job(app="cart"), "alice").rollout_id
+    key = f"{rollout_id}/1/paused/0@{T0:.0f}"
+    notice = Notify("paused", rollout_id, "cart", "shop", "v2", "x", ("a", "b"), {}, key)
+    state, revision = memory_store.load(rollout_id)
+    memory_store.save(state, revision, outbox=[notice])
+    two = Delivery(memory_store, {"a": first, "b": second}, clock, lambda s, p: None, worker="t")
+
+    assert [s.outcome for s in two.run()] == ["retry"]
+    clock.advance(5)
+    assert [s.outcome for s in two.run()] == ["delivered"]
+    assert (len(first.notices), len(second.notices)) == (2, 1)
+    assert first.notices[0] == first.notices[1]
+
+
+def test_a_hand_over_blocked_by_a_broken_policy_is_retried_not_parked(
+    memory_store: MemoryStateStore,
+    intake: Intake,
+    delivery: Delivery,
+    clock: FakeClock,
+    policy_dir: Path,
+) -> None:
+    first = intake.submit(job(version="v2"), "alice").rollout_id
+    second = intake.submit(job(version="v3"), "bob").rollout_id
+    good = (policy_dir / "demo.yaml").read_text()
+    (policy_dir / "demo.yaml").write_text(good.replace("interval: 5s", "interval: soon"))
+
+    (settled,) = delivery.run()
+    assert settled.outcome == "retry" and "demo.yaml" in (settled.error or "")
+
+    (policy_dir / "demo.yaml").write_text(good)  # a person fixes the file
+    clock.advance(Backoff().base)
+    assert [s.outcome for s in delivery.run()] == ["delivered"]
+    assert memory_store.load(second).state.phase is Phase.PROGRESSING
+    assert memory_store.load(first).state.superseded_by == second

@@ -1,0 +1,200 @@
+"""Outbox delivery: the side effects a step saved, carried out at least once, retried with backoff.
+
+A step's alerts (``Notify``) and lane hand-overs (``Release``) are saved atomically with the step
+in the store's outbox; this module claims due items and settles each:
+
+- ``Notify``: built into a ``Notice`` once (``occurred_at`` is the transition's time from the
+  audit trail, so every retry renders the same alert) and posted to each route the policy names.
+  All routes delivered: ack. A temporary failure: retry after exponential backoff, or after the
+  receiver's ``Retry-After`` when that is longer. Only permanent failures (a 4xx, a route the
+  service does not configure): parked for ``Backoff.park`` seconds and logged as an error.
+- ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path.
+
+The outbox's dedupe key (the engine's ``{id}/{attempt}/{kind}``) makes each transition's alert
+one item, delivered once; a worker that dies mid-post leaves its claim to expire and the item is
+posted again, which Alertmanager merges (same labels) and webhooks dedupe (``Idempotency-Key``).
+With several routes, a retry posts to all of them again, for the same reasons harmlessly.
+
+Delivery runs as its own task on its own queue (``canarist.notify``): a slow or failing receiver
+delays the next alert, never a rollout's step or an abort's rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import get_args
+
+from workers.actions import Notify, NotifyKind, Release
+from workers.errors import NotFound, TemporaryError, WorkerError
+from workers.intake import IntakeError, RolloutNotFoundError
+from workers.metrics import ALERT_DELIVERIES, ALERT_FAILURES, RolloutLog, rollout_log
+from workers.notify.base import DeliveryError, Notice, Notifier
+from workers.store import OutboxItem, StateStore
+
+_KINDS: tuple[str, ...] = get_args(NotifyKind)
+_PHASES_OF = {"aborted": ("aborting", "aborted"), "failed": ("failed",), "promoted": ("promoted",)}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds before retry number ``attempts`` (1-based): base x 2^(attempts-1), capped."""
+
+    base: float = 5.0
+    cap: float = 300.0
+    park: float = 86_400.0  # a permanent failure waits for a person to fix the route
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        delay = min(self.cap, self.base * 2.0 ** max(0, attempts - 1))
+        return min(self.park, max(delay, retry_after or 0.0))
+
+
+@dataclass(frozen=True)
+class Settled:
+    item_id: str
+    outcome: str  # delivered | retry | parked
+    error: str | None = None
+
+
+class Delivery:
+    """Claims and settles outbox items; ``run()`` is one batch (what the task calls)."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        notifiers: Mapping[str, Notifier],
+        clock: Callable[[], float],
+        release: Callable[[str, str], object],
+        *,
+        worker: str = "delivery",
+        lease_seconds: float = 60.0,
+        base_url: str | None = None,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        """``notifiers`` by route name; ``release(successor_id, predecessor_id)`` tells the
+        successor that its lane is free (Intake.tell with ``Released``)."""
+        self.store, self.notifiers, self.clock = store, notifiers, clock
+        self.release, self.worker, self.lease_seconds = release, worker, lease_seconds
+        self.base_url, self.backoff = base_url, backoff
+
+    def run(self, limit: int = 20) -> list[Settled]:
+        items = self.store.outbox.claim(self.worker, self.clock(), self.lease_seconds, limit)
+        return [self.settle(item) for item in items]
+
+    def settle(self, item: OutboxItem) -> Settled:
+        log = rollout_log(item.rollout_id, outbox_item=item.id)
+        try:
+            action = item.action
+            if isinstance(action, Notify):
+                self.notify(action)
+            elif isinstance(action, Release):
+                self.release(action.successor_id, item.rollout_id)
+            else:
+                raise DeliveryError(
+                    f"{type(action).__name__} is not an outbox action", temporary=False
+                )
+        except (DeliveryError, WorkerError, ValueError) as exc:
+            return self._failed(item, exc, log)
+        except Exception as exc:  # one broken item must not hold back the others' alerts
+            log.exception("delivering outbox item %s failed unexpectedly", item.id)
+            return self._failed(item, exc, log)
+        self.store.outbox.ack(item.id)
+        log.info("outbox item %s delivered (attempt %d)", item.id, item.attempts)
+        return Settled(item.id, "delivered")
+
+    def notify(self, action: Notify) -> None:
+        """Post the notice to every route; raise the worst DeliveryError if any failed."""
+        try:
+            policy = self.store.load(action.rollout_id).state.policy
+        except NotFound:
+            policy = ""
+        notice = Notice.from_action(
+            action,
+            policy=policy,
+            occurred_at=self.occurred_at(action),
+            base_url=self.base_url,
+        )
+        failures: list[DeliveryError] = []
+        for route in action.routes:
+            notifier = self.notifiers.get(route)
+            try:
+                if notifier is None:
+                    raise DeliveryError(f"alert route {route!r} is not configured", temporary=False)
+                notifier.post(notice)
+            except DeliveryError as exc:
+                ALERT_FAILURES.labels(route, str(exc.temporary).lower()).inc()
+                failures.append(exc)
+                continue
+            ALERT_DELIVERIES.labels(route, action.kind).inc()
+        if failures:
+            temporary = [failure for failure in failures if failure.temporary]
+            worst = temporary[0] if temporary else failures[0]
+            waits = [failure.retry_after for failure in temporary if failure.retry_after]
+            message = "; ".join(str(failure) for failure in failures)
+            raise DeliveryError(
+                message,
+                temporary=bool(temporary),
+                retry_after=max(waits, default=None),
+                status=worst.status,
+            )
+
+    def occurred_at(self, action: Notify) -> float:
+        """When the engine decided: the transition's event time, stable across retries."""
+        rollout_id, attempt, kind, rest = _parse_key(action.dedupe_key)
+        if kind == "paused" and "@" in rest:
+            return float(rest.rpartition("@")[2])
+        phases, after = _PHASES_OF.get(kind, ()), None
+        try:
+            while page := self.store.events(rollout_id or action.rollout_id, after, 500):
+                for event in page:
+                    to, at = event.data.get("to"), event.data.get("attempt")
+                    if (
+                        event.kind == "phase"
+                        and to in phases
+                        and (attempt is None or at == attempt)
+                    ):
+                        return event.at
+                after = page[-1].id
+        except NotFound:
+            pass
+        rollout_log(action.rollout_id).warning(
+            "no transition found for %s: the notice is stamped with the delivery time",
+            action.dedupe_key,
+        )
+        return self.clock()
+
+    def _failed(self, item: OutboxItem, exc: Exception, log: RolloutLog) -> Settled:
+        now, error = self.clock(), f"{type(exc).__name__}: {exc}"
+        temporary, retry_after = _retryable(exc)
+        if temporary:
+            delay = self.backoff.delay(item.attempts, retry_after)
+            self.store.outbox.fail(item.id, error, now + delay)
+            log.warning(
+                "outbox item %s not delivered (attempt %d), retry in %.0f s: %s",
+                *(item.id, item.attempts, delay, error),
+            )
+            return Settled(item.id, "retry", error)
+        self.store.outbox.fail(item.id, error, now + self.backoff.park)
+        log.error("outbox item %s parked after a permanent failure: %s", item.id, error)
+        return Settled(item.id, "parked", error)
+
+
+def _retryable(exc: Exception) -> tuple[bool, float | None]:
+    """Whether retrying can help, and after how long the other side asked us to wait."""
+    if isinstance(exc, DeliveryError):
+        return exc.temporary, exc.retry_after
+    if isinstance(exc, TemporaryError):
+        return True, exc.retry_after
+    if isinstance(exc, RolloutNotFoundError):
+        return False, None  # a successor that does not exist will not appear
+    if isinstance(exc, IntakeError):
+        return True, None  # e.g. the successor's policy file is broken: a person can fix it
+    return not isinstance(exc, ValueError), None  # a malformed payload stays malformed
+
+
+def _parse_key(key: str) -> tuple[str | None, int | None, str, str]:
+    """``{id}/{attempt}/{kind}[/{stage}@{time}]`` as (id, attempt, kind, rest)."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[1].isdigit() and parts[2] in _KINDS:
+        return parts[0], int(parts[1]), parts[2], "/".join(parts[3:])
+    return None, None, "", ""

@@ -1,0 +1,53 @@
+"""Platforms: where a rollout's traffic and workloads change (the seam is ``base.Platform``).
+
+``platform_for(name)`` is the registry a job's ``platform`` names: ``observe`` (analysis only,
+touches nothing) today; Kubernetes and local processes join as sibling modules. An unknown name
+raises ``UnknownPlatformError``: a rollout never silently runs on another platform. The in-memory
+platform (memory.py) is for tests and is not registered, as the in-memory notifier is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from workers.platforms.base import (
+    Failed,
+    NotYet,
+    Platform,
+    PlatformError,
+    Readiness,
+    Ready,
+    UnknownPlatformError,
+)
+from workers.platforms.observe import ObservePlatform
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "Failed",
+    "NotYet",
+    "Platform",
+    "PlatformError",
+    "Readiness",
+    "Ready",
+    "UnknownPlatformError",
+    "platform_for",
+    "platform_names",
+]
+
+IMPLEMENTATIONS: Mapping[str, Callable[[], Platform]] = MappingProxyType(
+    {"observe": ObservePlatform},
+)
+
+
+def platform_names() -> tuple[str, ...]:
+    """Every platform a job may name, sorted."""
+    return tuple(sorted(IMPLEMENTATIONS))
+
+
+def platform_for(name: str) -> Platform:
+    """A new platform of that name; UnknownPlatformError if none is registered."""
+    factory = IMPLEMENTATIONS.get(name)
+    if factory is None:
+        raise UnknownPlatformError(name, platform_names())
+    return factory()

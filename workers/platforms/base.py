@@ -1,0 +1,78 @@
+"""The Platform seam: how a rollout's traffic and workloads are changed, and when that is done.
+
+The engine asks for platform changes as frozen, declarative actions (workers/actions.py: "set
+weight to 25", never "add 5"); the task applies them to the rollout whose new state it has just
+saved, in the order given, and later asks whether what the state awaits is done. So a platform
+has two jobs, both idempotent and both safe to repeat after a crash::
+
+    apply(rollout, action)        make the world match the action; return once it is asked for
+    readiness(rollout, token)     Ready | NotYet | Failed(reason): is what ``token`` names done?
+
+``apply`` does not wait for the change to take effect (Deployments become Available only after
+the controllers and the nodes act): ``readiness`` reports that, and the task polls it. The engine
+re-asserts the actions it awaits at every wake-up, so an ``apply`` lost between the save and the
+act is simply redone. The token is ``state.awaiting`` (``"<attempt>:<stage>:<purpose>"``); a
+platform may ignore it and check the whole desired state, which is what most do.
+
+``apply`` raises ``workers.errors.TemporaryError`` when the platform is unreachable or busy (the
+task logs it and the next wake-up re-asserts) and ``PlatformError`` for anything permanent.
+Implementations are flat siblings (observe.py, memory.py; kubernetes/ and local.py later) and
+``workers.platforms.platform_for(name)`` is the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from workers.actions import PlatformAction
+from workers.errors import WorkerError
+from workers.state import RolloutState
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What the token names is done: traffic moved, pods available, rollback complete."""
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """Still in progress; ``detail`` says what is awaited, for logs."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """It will not happen (progress deadline exceeded, crash-looping pods): roll back."""
+
+    reason: str
+
+
+Readiness = Ready | NotYet | Failed
+
+
+class PlatformError(WorkerError):
+    """A platform refused an action for good (forbidden, malformed object)."""
+
+
+class UnknownPlatformError(PlatformError, LookupError):
+    """No platform is registered under a name: never fall back to another platform."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        super().__init__(f"unknown platform {name!r}; known: {', '.join(known)}")
+
+
+class Platform(Protocol):
+    """Changes one rollout's workloads and traffic; every call is declarative and idempotent."""
+
+    name: str
+
+    def apply(self, rollout: RolloutState, action: PlatformAction) -> None:
+        """Make the world match ``action`` for ``rollout`` (its spec names version and image)."""
+        ...
+
+    def readiness(self, rollout: RolloutState, token: str) -> Readiness:
+        """Whether the change ``token`` names (``rollout.awaiting``) has taken effect."""
+        ...

@@ -1,0 +1,325 @@
+"""The Celery tasks, thin and idempotent, over plain functions that take a ``Runtime``.
+
+``canarist.advance(rollout_id, revision)`` walks one rollout one step (engine.py's docstring)::
+
+    take the rollout's lease (held elsewhere: stop) -> load; revision moved on: stop (stale)
+    observe: state.awaiting -> platform readiness (Ready/NotYet/Failed)
+             state.analysis_due(now) -> analyzer.analyze over the window, against Prometheus
+             else Tick
+    engine.step -> save (compare-and-set + lease check; events, outbox) -> Conflict: stop
+    apply the platform actions in order -> wake the outbox if it got items
+    requeue advance(id, new revision) with countdown min(Schedule.at - now, max_countdown)
+
+The analysis runs inline, within the task and its lease, rather than as a task of its own: its
+result is only valid for the revision it was asked at, a handful of range queries take seconds
+(PrometheusSource bounds each request), and a failed query is data (an ERROR look), never an
+exception. A separate ``canarist.analysis`` queue would add a round trip and a second place where
+a revision can go stale, for no isolation we need: alerts, the one thing that must never wait
+behind an analysis, have their own queue.
+
+``canarist.deliver_outbox()`` delivers a batch of saved alerts and hand-overs (delivery.py).
+``canarist.reconcile()`` re-enqueues every unfinished rollout overdue by more than a grace
+period: a lost message (a killed worker's countdown, a Redis restart) delays a rollout, never
+strands it. ``canarist.submit_rollout(payload, actor="celery")`` is the Celery door. Its
+payload is a ``workers.intake.RolloutJob`` as JSON::
+
+    {"app": "checkout", "namespace": "shop", "version": "v2", "policy": "default-canary",
+     "baseline": "app='checkout',version='v1'", "canary": "app='checkout',version='v2'",
+     "platform": "observe", "image": null, "args": {}, "idempotency_key": "ci-run-4711"}
+
+    send_task("canarist.submit_rollout", args=[payload], kwargs={"actor": "ci"})
+
+An invalid payload is logged and dropped (no retry can fix it); the result, if a result backend
+is configured, is ``{"rollout_id", "created", "superseded"}`` or ``{"error"}``. Give an
+idempotency key so that a retried send cannot start two rollouts.
+
+No task raises on a store or broker failure it can outlive: it logs, requeues if it can, and
+otherwise leaves the rollout to the reconciler (acks_late acks a failed task: a retry loop of
+a poison message is worse than a late step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from analyzer.analysis import Versions, analyze
+from analyzer.errors import CanaristError
+from analyzer.policy import Policy
+from analyzer.policy.promql import Selector
+from analyzer.scoring import score
+from analyzer.sources.base import MetricSource
+from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
+from workers import metrics
+from workers.actions import (
+    Action,
+    AnalysisResult,
+    Observation,
+    PlatformAction,
+    PlatformFailed,
+    PlatformReady,
+    Schedule,
+    Tick,
+)
+from workers.delivery import Delivery
+from workers.engine import step
+from workers.errors import Conflict, LeaseLost, NotFound, TemporaryError, WorkerError
+from workers.intake import Intake, IntakeError, RolloutJob, split
+from workers.metrics import RolloutLog, rollout_log
+from workers.platforms import Failed, Platform, Ready
+from workers.state import AnalysisRequest, Phase, RolloutState
+from workers.store import StateStore
+
+ADVANCE, DELIVER = "canarist.advance", "canarist.deliver_outbox"
+RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
+POLICY_RETRY_SECONDS = 60.0  # a rollout whose policy cannot be read waits this long
+
+
+@dataclass
+class Runtime:
+    """What the tasks work with, built once per worker process (celery_app.py)."""
+
+    store: StateStore
+    intake: Intake
+    source: MetricSource
+    platforms: Callable[[str], Platform]
+    delivery: Delivery
+    clock: Callable[[], float]
+    requeue: Callable[[str, int, float], None]  # advance(id, revision) after countdown seconds
+    wake_outbox: Callable[[], None]
+    lease_seconds: float = 120.0
+    max_countdown: float = 1800.0  # half the broker's visibility timeout
+    reconcile_grace: float = 15.0
+    worker_id: str = "worker"
+
+
+def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
+    """One step of one rollout; returns what happened (stepped, stale, busy, idle, retry...)."""
+    log, owner = rollout_log(rollout_id), f"{runtime.worker_id}/{uuid.uuid4().hex[:8]}"
+    try:
+        if not runtime.store.leases.acquire(rollout_id, owner, runtime.lease_seconds):
+            metrics.STALE_TASKS.labels("leased").inc()
+            return "busy"
+        try:
+            return _advance_leased(runtime, rollout_id, revision, owner, log)
+        finally:
+            with contextlib.suppress(WorkerError):
+                runtime.store.leases.release(rollout_id, owner)
+    except TemporaryError as exc:
+        log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.retry_after)
+        _requeue(runtime, rollout_id, revision, exc.retry_after, log)
+        return "retry"
+
+
+def _advance_leased(
+    runtime: Runtime, rollout_id: str, revision: int, owner: str, log: RolloutLog
+) -> str:
+    try:
+        state, stored = runtime.store.load(rollout_id)
+    except NotFound:
+        return "gone"
+    if stored != revision or state.next_due_at is None:
+        metrics.STALE_TASKS.labels("stale" if stored != revision else "idle").inc()
+        return "stale" if stored != revision else "idle"
+    try:
+        policy = runtime.intake.policy(state.policy)
+    except IntakeError as exc:
+        log.error("policy %s: %s; again in %.0f s", state.policy, exc, POLICY_RETRY_SECONDS)
+        _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
+        return "no-policy"
+    if state.phase is Phase.PENDING and state.supersedes is not None:
+        try:  # heals a submission that crashed between creating this and telling its predecessor
+            runtime.intake.ensure_superseded(state)
+        except IntakeError as exc:
+            log.error("cannot supersede %s: %s", state.supersedes, exc)
+            _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
+            return "blocked"
+    now = runtime.clock()
+    metrics.record_lateness(state.next_due_at, now)
+    observation = observe(runtime, state, policy, now, log)
+    new, actions = step(state, policy, observation, now)
+    events, outbox = split(actions)
+    try:
+        saved = runtime.store.save(new, revision, events=events, outbox=outbox, lease_owner=owner)
+    except (Conflict, LeaseLost) as exc:
+        log.info("revision %d lost the race (%s): another task carries on", revision, exc)
+        metrics.STALE_TASKS.labels("conflict").inc()
+        return "stale"
+    metrics.record_step(actions)
+    for event in events:
+        log.info("%s: %s", event.kind, event.message)
+    if outbox:
+        try:
+            runtime.wake_outbox()
+        except Exception as exc:  # the broker is down: beat's schedule delivers it later
+            log.warning("could not wake the outbox delivery (%s)", exc)
+    settled = apply_platform(runtime, new, actions, log)
+    _schedule(runtime, new, saved, actions, settled, log)
+    return "stepped"
+
+
+def observe(
+    runtime: Runtime, state: RolloutState, policy: Policy, now: float, log: RolloutLog
+) -> Observation:
+    """What the engine is told: readiness of what it awaits, a due look, or just time."""
+    token = state.awaiting
+    if token is not None:
+        try:
+            answer = runtime.platforms(state.spec.platform).readiness(state, token)
+        except WorkerError as exc:
+            log.warning("readiness of %s unknown: %s", token, exc)
+            return Tick()
+        if isinstance(answer, Ready):
+            return PlatformReady(token)
+        if isinstance(answer, Failed):
+            return PlatformFailed(answer.reason, token)
+        return Tick()
+    request = state.analysis_due(now)
+    if request is None:
+        return Tick()
+    return AnalysisResult(request, run_analysis(runtime.source, state, policy, request, log))
+
+
+def run_analysis(
+    source: MetricSource,
+    state: RolloutState,
+    policy: Policy,
+    request: AnalysisRequest,
+    log: RolloutLog,
+) -> Verdict:
+    spec = state.spec
+    versions = Versions(
+        Selector.parse(spec.baseline_selector), Selector.parse(spec.canary_selector), spec.args_map
+    )
+    start = datetime.fromtimestamp(request.window_start, UTC)
+    end = datetime.fromtimestamp(request.window_end, UTC)
+    with metrics.ANALYSIS_DURATION.time():
+        try:
+            verdict = analyze(policy, source, versions, start, end, final=request.final)
+        except CanaristError as exc:  # e.g. the policy changed and the job's args no longer fit
+            log.error("analysis could not run: %s", exc)
+            verdict = errored(policy, f"analysis could not run: {exc}", request.final)
+    log.info("%s: %s", "final look" if request.final else "look", verdict.reason)
+    return verdict
+
+
+def errored(policy: Policy, reason: str, final: bool) -> Verdict:
+    """A look where every metric is a query error: counts toward consecutive_error_limit."""
+    judgement = Judgement(
+        outcome=Outcome.INCONCLUSIVE, reason=reason, reason_code=Reason.QUERY_ERROR
+    )
+    verdicts = [
+        MetricVerdict(
+            name=metric.name,
+            kind=metric.kind,
+            judge=metric.judge.type,
+            dry_run=metric.dry_run,
+            judgement=judgement,
+        )
+        for metric in policy.metrics
+    ]
+    return score(policy, verdicts, final=final)
+
+
+def apply_platform(
+    runtime: Runtime, state: RolloutState, actions: Sequence[Action], log: RolloutLog
+) -> bool:
+    """Apply the platform actions in order; True if what the state awaits is already settled
+    (ready, or failed for good): then the next step should run now, not after a poll."""
+    asks = [action for action in actions if isinstance(action, PlatformAction)]
+    if not asks and state.awaiting is None:
+        return False
+    try:
+        platform = runtime.platforms(state.spec.platform)
+        for action in asks:
+            platform.apply(state, action)
+        token = state.awaiting
+        return token is not None and isinstance(platform.readiness(state, token), Ready | Failed)
+    except WorkerError as exc:  # the engine re-asserts what it awaits at the next wake-up
+        log.warning("platform %s: %s; asked again at the next wake-up", state.spec.platform, exc)
+        return False
+
+
+def _schedule(
+    runtime: Runtime,
+    state: RolloutState,
+    revision: int,
+    actions: Sequence[Action],
+    settled: bool,
+    log: RolloutLog,
+) -> None:
+    wake = [action.at for action in actions if isinstance(action, Schedule)]
+    if not wake:
+        return
+    delay = 0.0 if settled else max(0.0, min(wake) - runtime.clock())
+    _requeue(runtime, state.id, revision, delay, log)
+
+
+def _requeue(
+    runtime: Runtime, rollout_id: str, revision: int, delay: float, log: RolloutLog
+) -> None:
+    countdown = min(max(0.0, delay), runtime.max_countdown)
+    try:
+        runtime.requeue(rollout_id, revision, countdown)
+    except Exception as exc:  # the broker is down too: the reconciler will find it overdue
+        log.warning("could not requeue revision %d (%s): the reconciler will", revision, exc)
+
+
+def reconcile(runtime: Runtime, limit: int = 500) -> list[str]:
+    """Re-enqueue unfinished rollouts overdue by more than ``reconcile_grace`` seconds."""
+    overdue = runtime.store.due(runtime.clock() - runtime.reconcile_grace, limit)
+    for rollout_id in overdue:
+        with contextlib.suppress(NotFound):
+            revision = runtime.store.load(rollout_id).revision
+            rollout_log(rollout_id).info("overdue at revision %d: re-enqueued", revision)
+            runtime.requeue(rollout_id, revision, 0.0)
+    return overdue
+
+
+def submit(runtime: Runtime, payload: dict[str, Any], actor: str) -> dict[str, Any]:
+    """The Celery door: validate ``payload`` as a RolloutJob and submit it."""
+    log = metrics.worker_log()
+    try:
+        job = RolloutJob.model_validate(payload)
+        submitted = runtime.intake.submit(job, actor)
+    except (ValidationError, IntakeError) as exc:
+        log.error("rollout job from %s refused: %s", actor, exc)
+        return {"error": str(exc)}
+    rollout_log(submitted.rollout_id).info("submitted by %s via Celery", actor)
+    return {
+        "rollout_id": submitted.rollout_id,
+        "created": submitted.created,
+        "superseded": submitted.superseded,
+    }
+
+
+def register(app: Any, runtime: Callable[[], Runtime]) -> None:
+    """Register the four tasks on a Celery ``app``; ``runtime()`` is built lazily per process."""
+
+    def advance_task(rollout_id: str, revision: int) -> str:
+        return advance(runtime(), rollout_id, revision)
+
+    def deliver_task() -> int:
+        return len(runtime().delivery.run())
+
+    def reconcile_task() -> int:
+        return len(reconcile(runtime()))
+
+    def submit_task(task: Any, payload: dict[str, Any], actor: str = "celery") -> dict[str, Any]:
+        try:
+            return submit(runtime(), payload, actor)
+        except TemporaryError as exc:  # the store is down: try the submission again later
+            raise task.retry(exc=exc, countdown=exc.retry_after, max_retries=30) from exc
+
+    # shared=False: Celery would otherwise attach these closures, and so this runtime, to every
+    # app created later in the process.
+    app.task(name=ADVANCE, ignore_result=True, shared=False)(advance_task)
+    app.task(name=DELIVER, ignore_result=True, shared=False)(deliver_task)
+    app.task(name=RECONCILE, ignore_result=True, shared=False)(reconcile_task)
+    app.task(name=SUBMIT, bind=True, shared=False)(submit_task)
