@@ -81,6 +81,22 @@ class Settings(BaseSettings):
     alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
     api_tokens: list[ApiToken] = Field(default_factory=list)
     policy_dir: Path = Path("policies")
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://",
+        description="where the CLI finds the API (CANARIST_API_URL)",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="where people reach the API; alerts link to rollouts under it",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve the workers' Prometheus metrics on this port (the API has /metrics)",
+    )
 
     @classmethod
     def settings_customise_sources(

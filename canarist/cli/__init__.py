@@ -9,11 +9,13 @@ import typer
 
 from canarist.cli.analysis import register as register_analysis
 from canarist.cli.policy import policy_app, token_app
+from canarist.cli.rollouts import register as register_rollouts
 
 app = typer.Typer(help="Canarist: progressive delivery judged by evidence.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 register_analysis(app)
+register_rollouts(app)
 
 
 def main() -> None:

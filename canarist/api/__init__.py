@@ -1,0 +1,42 @@
+"""Canarist's HTTP API (FastAPI): queue rollouts, follow them, and steer them by hand.
+
+``canarist.api:app`` is what ``uvicorn`` and ``canarist api`` serve. It is built on first access
+from ``Settings()`` with the Redis store and Celery's enqueue, so importing this package touches
+no broker and reads no settings. Tests and embedders call ``create_app(settings, intake)``.
+
+Endpoints (all but the last three need a bearer token; see auth.py)::
+
+    POST /v1/rollouts                      202  queue a rollout (Idempotency-Key header or body)
+    GET  /v1/rollouts[?namespace=]         200  rollouts the token may see, newest first
+    GET  /v1/rollouts/{id}                 200  one rollout with its verdict and audit events
+    POST /v1/rollouts/{id}/abort|promote|pause|resume|retry   202  a manual command
+    GET  /healthz                          200, or 503 when the store is unreachable
+    GET  /metrics                          Prometheus text format
+    GET  /openapi.json                     the schema
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from canarist.api.factory import app_from_settings, create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    app: FastAPI
+
+__all__ = ["app", "app_from_settings", "create_app"]
+
+_built: list[FastAPI] = []
+_building = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _building:
+        if not _built:
+            _built.append(app_from_settings())
+    return _built[0]

@@ -1,0 +1,66 @@
+"""Building the FastAPI app: from parts (tests, embedding) or from settings (production).
+
+``create_app(settings, intake)`` takes everything it needs, so a test builds it over a
+MemoryStateStore and a list that collects enqueued tasks. ``app_from_settings`` wires the real
+parts: the Redis store and Celery's enqueue (broker.py). The Celery modules are imported only
+when it is called, so importing ``canarist.api`` needs no broker and no Celery app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from canarist.api import handlers
+from canarist.api.broker import intake_over_celery
+from canarist.api.routes import Services, router
+from canarist.api.stages import PlanLabels
+from canarist.api.telemetry import RequestTelemetry
+from canarist.settings import Settings
+from workers.intake import Intake
+from workers.store import StateStore, store_from_url
+
+HEALTH_PROBE_APP = "canarist-healthz"
+
+DESCRIPTION = """Queue rollouts, follow them, and steer them by hand.
+
+Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`;
+a token acts only in its namespaces, and its name is recorded on every action. Errors are
+`{"error": code, "detail": sentence}`; a 422 also lists `problems: [{field, message}]`.
+"""
+
+
+def store_health(store: StateStore) -> Callable[[], None]:
+    """A probe that makes one cheap read, so an unreachable store raises StoreUnavailable."""
+
+    def probe() -> None:
+        store.latest_for(HEALTH_PROBE_APP, HEALTH_PROBE_APP)
+
+    return probe
+
+
+def create_app(
+    settings: Settings, intake: Intake, *, health: Callable[[], None] | None = None
+) -> FastAPI:
+    """The API over ``intake``; ``health`` defaults to probing the store intake writes to."""
+    app = FastAPI(
+        title="Canarist",
+        version="1",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    probe = health if health is not None else store_health(intake.store)
+    app.state.services = Services(settings, intake, PlanLabels(settings.policy_dir), probe)
+    handlers.install(app)
+    app.include_router(router)
+    app.add_middleware(RequestTelemetry)
+    return app
+
+
+def app_from_settings(settings: Settings | None = None) -> FastAPI:
+    """The production app: the Redis store and Celery's enqueue, from ``Settings()``."""
+    settings = settings if settings is not None else Settings()
+    store = store_from_url(settings.redis.url)
+    return create_app(settings, intake_over_celery(settings, store), health=store_health(store))

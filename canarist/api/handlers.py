@@ -1,0 +1,133 @@
+"""Every failure leaves the API as ``{"error": code, "detail": sentence}`` with its status.
+
+Errors are translated here, at the edge: intake's and the store's errors keep their own types
+(workers/errors.py, workers/intake.py) and the routes let them through. A 422 also lists each
+bad field as ``problems: [{field, message}]`` and names them in ``detail``, so a person reading
+only ``detail`` knows what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from analyzer.errors import CanaristError
+from canarist.api.models import ErrorBody, Problem
+from workers.errors import Conflict, NotFound, StoreUnavailable, TemporaryError
+from workers.intake import InvalidJobError, RolloutNotFoundError, UnknownPolicyError
+
+log = logging.getLogger("canarist.api")
+
+# Most specific first: the first class an error is an instance of decides its answer.
+_TRANSLATIONS: list[tuple[type[Exception], int, str]] = [
+    (UnknownPolicyError, 404, "unknown_policy"),
+    (RolloutNotFoundError, 404, "rollout_not_found"),
+    (NotFound, 404, "not_found"),
+    (InvalidJobError, 422, "invalid_job"),
+    (Conflict, 409, "conflict"),
+    (StoreUnavailable, 503, "store_unavailable"),
+    (TemporaryError, 503, "unavailable"),
+]
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
+MAX_PROBLEMS_IN_DETAIL = 5
+
+
+class ApiError(Exception):
+    """Raised by routes for an answer that is not a translated library error (401, 403, ...)."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
+
+
+def error_response(
+    status: int,
+    code: str,
+    detail: str,
+    problems: list[Problem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(error=code, detail=detail, problems=problems or [])
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def field_path(location: tuple[int | str, ...] | list[int | str]) -> str:
+    """``("body", "args", "route")`` -> ``args.route``; a header or query keeps its origin."""
+    parts = [str(part) for part in location]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or "body"
+
+
+def validation_problems(errors: Any) -> list[Problem]:
+    problems = []
+    for error in errors:
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field (not allowed)"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        problems.append(Problem(field=field_path(tuple(error.get("loc", ()))), message=message))
+    return problems
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the one JSON shape."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = validation_problems(exc.errors())
+        shown = "; ".join(f"{p.field}: {p.message}" for p in problems[:MAX_PROBLEMS_IN_DETAIL])
+        more = len(problems) - MAX_PROBLEMS_IN_DETAIL
+        detail = shown + (f"; and {more} more" if more > 0 else "")
+        return error_response(422, "invalid_request", detail, problems)
+
+    async def on_canarist(request: Request, exc: Exception) -> JSONResponse:
+        for kind, status, code in _TRANSLATIONS:
+            if isinstance(exc, kind):
+                headers = None
+                if isinstance(exc, TemporaryError):
+                    headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+                return error_response(status, code, str(exc), headers=headers)
+        log.error("unexpected %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return error_response(500, "internal_error", str(exc))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal_error", "internal error; see the API's log")
+
+    app.add_exception_handler(ApiError, on_problem)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(CanaristError, on_canarist)
+    app.add_exception_handler(Exception, on_unexpected)

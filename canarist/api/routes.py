@@ -1,0 +1,253 @@
+"""The routes: thin translations between HTTP and intake, with the caller's name as the actor.
+
+Each route checks the token's namespace before intake acts, so a refused request changes
+nothing. Routes are plain functions (run in the threadpool), because intake and the store are
+synchronous. A rollout's id goes into the request's state and the logging context, so the access
+line and every line logged while handling it carry the id.
+
+A command the rollout's phase refuses (resume while progressing, retry after a promote) is still
+recorded by the engine as ``command_ignored`` with its actor, so the attempt is audited; the
+answer is 409 with the engine's reason, so a script does not mistake it for done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from canarist.api import models
+from canarist.api.auth import Authenticated, Caller
+from canarist.api.handlers import ApiError, error_response
+from canarist.api.models import StageLabel
+from canarist.api.telemetry import about_rollout, metrics_text
+from canarist.settings import Settings
+from workers.errors import StoreUnavailable
+from workers.intake import Intake, RolloutJob
+from workers.state import RolloutState
+
+ROLLOUTS = "/v1/rollouts"
+IGNORED = "command_ignored"  # the engine's event for a command the rollout's phase refuses
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="the same key always returns the same rollout (also accepted in the body)",
+    ),
+]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorBody, "description": description}
+    for status, description in (
+        (401, "no bearer token, or an invalid one"),
+        (403, "the token may not act in the rollout's namespace"),
+        (404, "unknown policy or rollout"),
+        (409, "commands: the command does not apply in the rollout's phase (it is recorded)"),
+        (422, "a bad body, naming each field and why"),
+        (503, "the state store is unreachable; retry later"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes need, kept on ``app.state.services``."""
+
+    settings: Settings
+    intake: Intake
+    labels: StageLabel
+    health: Callable[[], None]
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+router = APIRouter()
+
+
+@router.post(
+    ROLLOUTS,
+    status_code=202,
+    response_model=models.Accepted,
+    responses=_ERRORS,
+    summary="Queue a rollout of a new version",
+    tags=["rollouts"],
+)
+def submit(
+    job: RolloutJob,
+    request: Request,
+    response: Response,
+    caller: Authenticated,
+    idempotency_key: IdempotencyHeader = None,
+) -> models.Accepted:
+    if idempotency_key is not None:
+        if job.idempotency_key not in (None, idempotency_key):
+            raise ApiError(
+                422,
+                "invalid_request",
+                "idempotency_key: the body says "
+                f"{job.idempotency_key!r} but the Idempotency-Key header says {idempotency_key!r}",
+            )
+        job = job.model_copy(update={"idempotency_key": idempotency_key})
+    caller.require(job.namespace)
+    found = services(request)
+    # A replayed key returns its rollout only for the same job, so the same namespace:
+    # intake refuses the key for any other job (422).
+    submitted = found.intake.submit(job, caller.name)
+    request.state.rollout_id = submitted.rollout_id
+    url = f"{ROLLOUTS}/{submitted.rollout_id}"
+    response.headers["Location"] = url
+    return models.Accepted(
+        id=submitted.rollout_id,
+        created=submitted.created,
+        superseded=submitted.superseded,
+        url=url,
+    )
+
+
+@router.get(
+    ROLLOUTS,
+    response_model=models.RolloutList,
+    responses=_ERRORS,
+    summary="Rollouts, newest first, in the namespaces the token may see",
+    tags=["rollouts"],
+)
+def list_rollouts(
+    request: Request,
+    caller: Authenticated,
+    namespace: Annotated[str | None, Query(description="only this namespace")] = None,
+) -> models.RolloutList:
+    if namespace is not None:
+        caller.require(namespace)
+    found = services(request)
+    scopes = [namespace] if namespace is not None else caller.namespaces
+    # A token scoped to namespaces reads each of them, so another namespace's newest rollouts
+    # cannot crowd its own out of the listing.
+    states = [state for scope in scopes for state in found.intake.list(scope)]
+    states.sort(key=lambda state: (state.created_at, state.id), reverse=True)
+    return models.RolloutList(rollouts=[models.summary(state, found.labels) for state in states])
+
+
+@router.get(
+    ROLLOUTS + "/{rollout_id}",
+    response_model=models.RolloutDetail,
+    responses=_ERRORS,
+    summary="One rollout: phase, stage, weight, last verdict with evidence, audit events",
+    tags=["rollouts"],
+)
+def get_rollout(rollout_id: str, request: Request, caller: Authenticated) -> models.RolloutDetail:
+    found = services(request)
+    with about_rollout(rollout_id, caller.name):
+        state, events = found.intake.get(rollout_id)
+        caller.require(state.namespace)
+        return models.detail(state, events, found.labels)
+
+
+CommandKind = Literal["abort", "promote", "pause", "resume", "retry"]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+CommandBody = Annotated[models.CommandRequest | None, Body()]
+
+
+def _command(
+    request: Request,
+    caller: Caller,
+    rollout_id: str,
+    kind: CommandKind,
+    body: models.CommandRequest | None,
+    full: bool = False,
+) -> models.RolloutSummary:
+    found, reason = services(request), body.reason if body is not None else ""
+    with about_rollout(rollout_id, caller.name):
+        state, events = found.intake.get(rollout_id)
+        caller.require(state.namespace)
+        after: RolloutState = found.intake.command(
+            rollout_id, kind, caller.name, full=full, reason=reason
+        )
+        seen = events[-1].id if events else None
+        for event in found.intake.store.events(rollout_id, after=seen):
+            if event.kind == IGNORED and event.actor == caller.name:
+                raise ApiError(409, "not_applicable", event.message)
+        return models.summary(after, found.labels)
+
+
+def _command_route(kind: CommandKind, summary: str) -> Callable[[Endpoint], Endpoint]:
+    return router.post(
+        f"{ROLLOUTS}/{{rollout_id}}/{kind}",
+        status_code=202,
+        response_model=models.RolloutSummary,
+        responses=_ERRORS,
+        summary=summary,
+        tags=["commands"],
+    )
+
+
+@_command_route("abort", "Roll back to the stable version")
+def abort(
+    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+) -> models.RolloutSummary:
+    return _command(request, caller, rollout_id, "abort", body)
+
+
+@_command_route("promote", "Pass the current stage (with full, every remaining stage)")
+def promote(
+    rollout_id: str,
+    request: Request,
+    caller: Authenticated,
+    body: Annotated[models.PromoteRequest | None, Body()] = None,
+) -> models.RolloutSummary:
+    full = body.full if body is not None else False
+    return _command(request, caller, rollout_id, "promote", body, full)
+
+
+@_command_route("pause", "Hold at the current stage")
+def pause(
+    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+) -> models.RolloutSummary:
+    return _command(request, caller, rollout_id, "pause", body)
+
+
+@_command_route("resume", "Carry on after a pause")
+def resume(
+    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+) -> models.RolloutSummary:
+    return _command(request, caller, rollout_id, "resume", body)
+
+
+@_command_route("retry", "Start an aborted or failed rollout again")
+def retry(
+    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+) -> models.RolloutSummary:
+    return _command(request, caller, rollout_id, "retry", body)
+
+
+@router.get(
+    "/healthz",
+    response_model=models.Health,
+    responses={503: {"model": models.ErrorBody, "description": "the store is unreachable"}},
+    tags=["operations"],
+)
+def healthz(request: Request) -> Response:
+    try:
+        services(request).health()
+    except StoreUnavailable as exc:
+        return error_response(503, "store_unavailable", str(exc), headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok"})
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    tags=["operations"],
+)
+def metrics() -> Response:
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)

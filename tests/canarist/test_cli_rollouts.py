@@ -1,0 +1,226 @@
+"""``canarist submit|list|status|abort|...`` against the API served for real by uvicorn on a
+loopback port, over intake and an in-memory store: what a person sees, and the exit codes a CI
+job branches on (0 done, 2 refused by the API, 1 API unreachable)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from rich.console import Console
+from typer.testing import CliRunner
+
+from analyzer.verdict import Outcome
+from canarist.api import create_app
+from canarist.cli import app
+from canarist.cli import rollouts as rollout_commands
+from canarist.cli.rollouts import status_view
+from tests.canarist.test_api import POLICIES, SECRETS, Api, Clock, Worker, api_settings, bearer
+from tests.stack import HOST, free_port
+from workers.intake import Intake
+from workers.store import MemoryStateStore
+
+runner = CliRunner()
+SUBMIT = [
+    "submit",
+    "--app",
+    "checkout",
+    "--namespace",
+    "shop",
+    "--version",
+    "v2",
+    "--policy",
+    "default-canary",
+    "--baseline",
+    'app="checkout",version="v1"',
+    "--canary",
+    'app="checkout",version="v2"',
+]
+
+
+@dataclass
+class Served:
+    url: str
+    store: MemoryStateStore
+    enqueued: list[tuple[str, int]]
+
+    def env(self, who: str = "alice") -> dict[str, str]:
+        return {"CANARIST_API_URL": self.url, "CANARIST_TOKEN": SECRETS[who]}
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    store, enqueued = MemoryStateStore(), []
+    intake = Intake(store, POLICIES, time.time, lambda *task: enqueued.append(task))
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(api_settings(), intake), host=HOST, port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield Served(f"http://{HOST}:{port}", store, enqueued)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def cli(served: Served, *argv: str, who: str = "alice") -> Any:
+    return runner.invoke(app, list(argv), env=served.env(who))
+
+
+def answer(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_submit_list_status_abort(served: Served) -> None:
+    submitted = cli(served, *SUBMIT, "--image", "registry.example/checkout:v2")
+    assert submitted.exit_code == 0, submitted.output
+    rollout_id = submitted.stdout.strip()
+    assert rollout_id.startswith("checkout-")
+    assert (rollout_id, 1) in served.enqueued
+
+    listed = answer(cli(served, "list", "--namespace", "shop", "--json"))
+    assert rollout_id in [rollout["id"] for rollout in listed["rollouts"]]
+    table = cli(served, "list")
+    assert table.exit_code == 0
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == [
+        "ID",
+        "APP",
+        "NAMESPACE",
+        "VERSION",
+        "PHASE",
+        "STAGE",
+        "WEIGHT",
+        "VERDICT",
+    ]
+    row = next(row for row in rows if row.startswith(rollout_id))
+    cells = "checkout shop v2 pending 1/7 set weight 5% 0% -"
+    assert row.split()[1:] == cells.split()
+
+    status = cli(served, "status", rollout_id)
+    assert status.exit_code == 0, status.output
+    for words in ("phase", "pending", "1/7 set weight 5%", "submitted by alice"):
+        assert words in status.stdout
+
+    aborted = cli(served, "abort", rollout_id, "--reason", "bad deploy")
+    assert aborted.exit_code == 0, aborted.output
+    assert f"abort sent to {rollout_id}: phase aborted" in aborted.stdout
+    detail = answer(cli(served, "status", rollout_id, "--json"))
+    assert detail["phase"] == "aborted"
+    last = detail["events"][-1]
+    assert (last["actor"], last["message"]) == ("alice", "abort by alice: bad deploy")
+
+
+def test_submit_passes_args_and_the_idempotency_key(served: Served) -> None:
+    argv = [*SUBMIT, "--app", "ledger", "--policy", "rolling", "--arg", "route=/api/.*"]
+    argv += ["--idempotency-key", "ci-run-41"]
+    first, again = cli(served, *argv), cli(served, *argv)
+    assert first.exit_code == again.exit_code == 0, again.output
+    assert again.stdout.split()[0] == first.stdout.strip()
+    assert "already submitted" in again.stdout
+    detail = answer(cli(served, "status", first.stdout.strip(), "--json"))
+    assert detail["args"] == {"route": "/api/.*"}
+
+
+def test_status_watch_follows_until_the_rollout_finishes(served: Served) -> None:
+    rollout_id = cli(served, *SUBMIT, "--app", "cart").stdout.strip()
+
+    def abort_soon() -> None:
+        time.sleep(0.5)
+        headers = {"Authorization": f"Bearer {SECRETS['ops']}"}
+        httpx.post(f"{served.url}/v1/rollouts/{rollout_id}/abort", headers=headers)
+
+    aborter = threading.Thread(target=abort_soon)
+    aborter.start()
+    started = time.monotonic()
+    watched = cli(served, "status", rollout_id, "--watch", "--interval", "0.1")
+    aborter.join()
+    assert watched.exit_code == 0, watched.output
+    assert time.monotonic() - started >= 0.5
+    assert "aborted (final)" in watched.stdout
+    assert "abort by ops" in watched.stdout
+
+
+def test_a_refused_token_exits_2_with_the_servers_reason(served: Served) -> None:
+    result = runner.invoke(
+        app, ["list"], env={"CANARIST_API_URL": served.url, "CANARIST_TOKEN": "cnr_wrong"}
+    )
+    assert result.exit_code == 2
+    assert "error: 401 unauthorized: invalid bearer token" in result.stderr
+    missing = runner.invoke(app, ["list", "--api", served.url], env={"CANARIST_TOKEN": ""})
+    assert missing.exit_code == 2
+    assert "missing bearer token" in missing.stderr
+    assert "CANARIST_TOKEN" in missing.stderr
+
+
+def test_refusals_exit_2_with_the_reason(served: Served) -> None:
+    unknown = cli(served, "status", "no-such-rollout")
+    assert unknown.exit_code == 2
+    assert "error: 404 rollout_not_found: no rollout no-such-rollout" in unknown.stderr
+    promote = cli(served, "promote", "no-such-rollout", "--full")
+    assert promote.exit_code == 2
+    policy = cli(served, *SUBMIT, "--policy", "no-such-policy")
+    assert policy.exit_code == 2
+    assert "unknown_policy" in policy.stderr
+    pending = cli(served, *SUBMIT, "--app", "search").stdout.strip()
+    not_now = cli(served, "resume", pending)
+    assert not_now.exit_code == 2
+    assert "409 not_applicable: resume by alice does not apply" in not_now.stderr
+    elsewhere = cli(served, *SUBMIT, "--namespace", "payments")
+    assert elsewhere.exit_code == 2
+    assert "403 forbidden" in elsewhere.stderr
+    invalid = cli(served, *SUBMIT, "--app", "Checkout_Service")
+    assert invalid.exit_code == 2
+    assert "422 invalid_request" in invalid.stderr
+    assert "  app: String should match pattern" in invalid.stderr
+
+
+def test_an_unreachable_api_exits_1_saying_so() -> None:
+    url = f"http://{HOST}:{free_port()}"
+    result = runner.invoke(app, ["list", "--api", url, "--token", "cnr_any"])
+    assert result.exit_code == 1
+    assert f"cannot reach the Canarist API at {url}" in result.stderr
+
+
+def test_worker_without_the_celery_app_exits_1_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollout_commands, "CELERY_MODULE", "workers.no_celery_app_here")
+    for command in ("worker", "beat"):
+        result = runner.invoke(app, [command])
+        assert result.exit_code == 1
+        assert "workers.no_celery_app_here is not installed" in result.stderr
+
+
+def test_status_shows_the_last_verdict_per_metric_as_plain_text() -> None:
+    store, clock = MemoryStateStore(), Clock()
+    intake = Intake(store, POLICIES, clock, lambda *task: None)
+    with TestClient(create_app(api_settings(), intake)) as client:
+        api = Api(client, store, clock)
+        rollout_id = api.submit()
+        while not store.load(rollout_id).state.phase.terminal:
+            Worker(api).wake(rollout_id, Outcome.FAIL)
+        detail = client.get(f"/v1/rollouts/{rollout_id}", headers=bearer("alice")).json()
+    detail["abort_reason"] = "effect [+2.0%, +9.0%] [bold]not markup[/bold]"
+    console = Console(record=True, width=160)
+    console.print(status_view(detail))
+    shown = console.export_text()
+    assert "effect [+2.0%, +9.0%] [bold]not markup[/bold]" in shown
+    assert "last verdict per metric" in shown
+    for metric in ("error-ratio", "latency", "memory"):
+        assert f"{metric}: fail" in shown
+    assert "FAIL: scripted fail" in shown
