@@ -2,7 +2,8 @@
 
 The calibration tests call the judge at every look, as the analysis does, on simulated healthy
 canaries that sit exactly at the tolerance boundary (the hardest null), with the canary weight
-moving 5% -> 25% -> 50% and traffic drifting for both versions. Each has a control that runs the
+moving 5% -> 25% -> 50% and traffic drifting for both versions; one also steps up to the boundary
+late, the null a mixture over start times is most tempted by. Each has a control that runs the
 same harness on a miscalibrated judge and must see it fail, so the harness itself can fail.
 """
 
@@ -17,12 +18,11 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from analyzer.judges.base import CountsData, HistogramData, JudgeContext, SeriesData
+from analyzer.judges.decisions import TIMES
 from analyzer.judges.sequential import (
-    TIMES,
     SequentialCountsJudge,
     SequentialHistogramJudge,
     SequentialJudge,
-    histogram_quantile,
 )
 from analyzer.policy.metrics import CountsMetric, HistogramMetric
 from analyzer.sources.base import FloatArray
@@ -348,16 +348,18 @@ def test_swapping_versions_mirrors_the_test(
 
 
 def simulate_counts(
-    rng: np.random.Generator, looks: int, ratio: float, *, pod_noise: float = 0.0
+    rng: np.random.Generator, looks: int, ratio: float | FloatArray, *, pod_noise: float = 0.0
 ) -> tuple[CountsData, CountsData]:
-    """20k requests a minute drifting for both versions, 1% errors, weight 5/25/50%. With
-    ``pod_noise`` each pod's error rate gets a gamma burst factor of that CV every interval
-    (2 canary pods, 10 baseline pods), plus a burst shared by both versions."""
+    """20k requests a minute drifting for both versions, 1% errors, weight 5/25/50%, the canary's
+    ``ratio`` times that (per look if an array). With ``pod_noise`` each pod's error rate gets a
+    gamma burst factor of that CV every interval (2 canary pods, 10 baseline pods), plus a burst
+    shared by both versions."""
     share = canary_share(looks)
     drift = np.exp(0.5 * np.sin(np.arange(looks) / 7) + rng.normal(0, 0.2, looks))
     canary_requests = rng.poisson(20_000 * share * drift).astype(float)
     baseline_requests = rng.poisson(20_000 * (1 - share) * drift).astype(float)
-    canary_rate, baseline_rate = np.full(looks, 0.01 * ratio), np.full(looks, 0.01)
+    canary_rate = 0.01 * np.broadcast_to(np.asarray(ratio, dtype=float), looks)
+    baseline_rate = np.full(looks, 0.01)
     if pod_noise:
         shape = pod_noise**-2
         shared = rng.gamma(1 / 0.3**2, 0.3**2, looks)
@@ -412,6 +414,62 @@ def test_calibration_with_bursty_pods() -> None:
     assert fails / runs <= false_abort_bound(runs)
 
 
+def step_at(looks: int, onset: int, before: float, after: float) -> FloatArray:
+    """Per look, ``before`` until interval ``onset`` (counted from 1), ``after`` from it on."""
+    return np.where(np.arange(1, looks + 1) >= onset, after, before)
+
+
+def test_calibration_with_a_late_step_to_the_tolerance() -> None:
+    """Healthy canaries that step from x1 up to exactly the allowed x1.2 at interval 17, judged
+    at each of 40 looks: the restarted e-processes see a change, not one beyond the tolerance."""
+    rng = np.random.default_rng(17)
+    runs, metric, ratio = 150, counts_metric(tolerance=0.2), step_at(40, 17, 1.0, 1.2)
+    fails = sum(
+        first_fail(*simulate_counts(rng, 40, ratio), metric) is not None for _ in range(runs)
+    )
+    print(f"counts, late step to the boundary: {fails}/{runs} false aborts")
+    assert fails / runs <= false_abort_bound(runs)
+    # control: the same step judged with nothing allowed is caught
+    rng = np.random.default_rng(17)
+    caught = sum(
+        first_fail(*simulate_counts(rng, 40, ratio), counts_metric(tolerance=0.0)) is not None
+        for _ in range(20)
+    )
+    assert caught > 10
+
+
+def test_a_late_threefold_regression_fails_within_five_intervals() -> None:
+    """x3 from interval 17 of 60, at the 5% canary weight: the first bad interval alone cannot
+    abort (winsorised), so the floor is the second; measured median 4, 90% within 5. The window's
+    e-process alone took a median 18, 90% within 25 (before the mixture over start times)."""
+    rng = np.random.default_rng(5)
+    runs, metric, ratio = 50, counts_metric(tolerance=0.2), step_at(60, 17, 1.0, 3.0)
+    delays = []
+    for _ in range(runs):
+        look = first_fail(*simulate_counts(rng, 60, ratio), metric)
+        assert look is not None and look >= 17  # never before the regression began
+        delays.append(look - 16)  # bad intervals seen when it failed
+    print(f"counts x3 from interval 17: median delay {np.median(delays)}, max {max(delays)}")
+    assert np.median(delays) <= 4
+    assert np.mean(np.array(delays) <= 5) >= 0.9
+
+
+def test_a_late_regression_says_since_when() -> None:
+    baseline, canary = steady(30, 1000, 9000, rate=0.01, ratio=1.0)
+    errors = canary.errors * step_at(30, 17, 1.0, 3.0)
+    for look in range(17, 31):
+        seen = (
+            counts(baseline.errors[:look], baseline.totals[:look]),
+            counts(errors[:look], canary.totals[:look]),
+        )
+        judgement = JUDGE.judge(*seen, counts_metric(tolerance=0.2), CONTEXT)
+        if judgement.outcome is Outcome.FAIL:
+            break
+    assert look <= 20  # the fourth bad interval (the window's e-process alone: the 15th)
+    assert judgement.reason.endswith(f"regression since interval 17 ({TIMES}3 since)")
+    assert judgement.effect is not None and judgement.effect < 1.0  # the window's average
+
+
 def test_power_twice_the_errors_at_1000_requests_a_minute() -> None:
     rng = np.random.default_rng(11)
     runs, caught = 100, []
@@ -435,15 +493,6 @@ def histogram_pair(
     base = expected_histogram(intervals, 9000, bucket_probabilities(bounds))
     can = expected_histogram(intervals, 1000, bucket_probabilities(bounds, scale, tail))
     return histogram(base, bounds), histogram(can, bounds)
-
-
-def test_histogram_quantile_interpolates_like_prometheus() -> None:
-    bounds = np.array([0.1, 0.2, 0.4, np.inf])
-    buckets = np.array([10.0, 30.0, 40.0, 20.0])
-    assert histogram_quantile(0.5, bounds, buckets) == pytest.approx(0.2 + 0.2 * 10 / 40)
-    assert histogram_quantile(0.05, bounds, buckets) == pytest.approx(0.05)
-    assert histogram_quantile(0.99, bounds, buckets) == 0.4  # in +Inf: the last finite bound
-    assert math.isnan(histogram_quantile(0.5, bounds, np.zeros(4)))
 
 
 def test_a_slower_canary_fails_with_latency_evidence() -> None:
@@ -543,6 +592,20 @@ def histogram_fails(rng: np.random.Generator, runs: int, scale: float, tolerance
                 fails += 1
                 break
     return fails
+
+
+def test_a_late_slowdown_fails_soon_after_it_starts() -> None:
+    baseline, canary = histogram_pair(intervals=40)
+    slower = expected_histogram(40, 1000, bucket_probabilities(FINE_BUCKETS, 1.3))
+    late = np.where(step_at(40, 17, 0.0, 1.0)[:, None] > 0, slower, canary.counts)
+    metric = histogram_metric(tolerance=0.1)
+    for look in range(17, 41):
+        seen = histogram(baseline.counts[:look]), histogram(late[:look])
+        judgement = JUDGE.judge(*seen, metric, CONTEXT)
+        if judgement.outcome is Outcome.FAIL:
+            break
+    assert look <= 20  # the fourth slow one (the window's e-process alone: not in 24)
+    assert judgement.reason.endswith("regression since interval 17")
 
 
 def test_histogram_calibration_at_the_tolerance_boundary() -> None:

@@ -1,0 +1,185 @@
+"""From e-values to a Judgement: the bar, the gates, early PASS, and the reason a person reads.
+
+Shared by the counts and histogram judges so that both decide by one rule and report alike.
+
+FAIL when the e-value reaches ``1/alpha`` once ``min_events`` events (errors; for histograms,
+observations) were seen in both versions together. Before ``min_samples`` intervals carry data
+in both versions the judge is INCONCLUSIVE (TOO_FEW_SAMPLES) unless the e-value reaches
+``(1/alpha)²``: a canary failing everything need not wait, and any bar of at least ``1/alpha``
+keeps validity. ``decrease_is_bad`` tests the mirror of ``increase_is_bad`` about
+``1 / (1 + tolerance)``; ``either`` averages the two e-values (valid under the band between them,
+and never weaker than two tests at ``alpha / 2``). Early PASS tests the mirror null (``θ >= θ0``
+against ``θ < θ0``) at the same bar; with ``either`` both sides must pass. The judges are
+stateless: they evaluate the e-process at the latest interval, and Ville's inequality covers
+stopping at the first pass that crosses. A FAIL whose evidence weighs most from a later start
+(``analyzer.judges.onset``) ends "regression since interval k", the position of that start among
+the intervals given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from analyzer.judges.base import JudgeContext
+from analyzer.judges.evalues import LOG_E_CAP
+from analyzer.policy.judges import SequentialJudge as SequentialSpec
+from analyzer.policy.metrics import MetricBase
+from analyzer.verdict import Judgement, Outcome, Reason
+
+TIMES = "\u00d7"  # the multiplication sign of "x2.1" in reasons
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The four log e-values a decision needs, and the gates around them."""
+
+    log_e_high: float  # against "canary higher than allowed"
+    log_e_low: float  # against "canary lower than allowed"
+    log_pass_high: float  # that the canary is not higher than allowed
+    log_pass_low: float
+    samples: int  # intervals with data in both versions
+    events: float  # errors, or observations, in both versions
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason_code: Reason
+    direction: Literal["high", "low"]
+    log_e_value: float
+    log_pass_value: float
+    tail: str  # the end of the reason sentence
+
+
+def decide(
+    evidence: Evidence, direction: str, spec: SequentialSpec, context: JudgeContext
+) -> Decision:
+    """Apply the bar, the ``min_samples``/``min_events`` gates and early PASS to the e-values."""
+    bar = math.log(1.0 / context.alpha)
+    high, low = evidence.log_e_high, evidence.log_e_low
+    side: Literal["high", "low"] = "high" if direction == "increase_is_bad" else "low"
+    if direction == "increase_is_bad":
+        log_e, log_pass = high, evidence.log_pass_high
+    elif direction == "decrease_is_bad":
+        log_e, log_pass = low, evidence.log_pass_low
+    else:
+        log_e = float(np.logaddexp(high, low) - math.log(2.0))
+        side = "high" if high >= low else "low"
+        log_pass = min(evidence.log_pass_high, evidence.log_pass_low)
+    enough = evidence.samples >= context.min_samples
+    shown, bar_shown = f"e-value {format_e(log_e)}", format_e(bar)
+
+    def decision(outcome: Outcome, code: Reason, tail: str) -> Decision:
+        return Decision(outcome, code, side, log_e, log_pass, tail)
+
+    if log_e >= (bar if enough else 2 * bar) and evidence.events >= spec.min_events:
+        if enough:
+            return decision(Outcome.FAIL, Reason.EVIDENCE, f"{shown} ≥ {bar_shown}, regression")
+        early = f"{shown} ≥ {format_e(2 * bar)} within {evidence.samples} intervals, regression"
+        return decision(Outcome.FAIL, Reason.EVIDENCE, early)
+    if not enough:
+        short = f"{shown}, only {evidence.samples} of {context.min_samples} intervals so far"
+        return decision(Outcome.INCONCLUSIVE, Reason.TOO_FEW_SAMPLES, short)
+    if log_e >= bar:
+        held = (
+            f"{shown} ≥ {bar_shown} but {evidence.events:.0f} of {spec.min_events} events "
+            "needed before a FAIL"
+        )
+        return decision(Outcome.INCONCLUSIVE, Reason.EVIDENCE, held)
+    if spec.early_pass and log_pass >= bar:
+        passed = f"e-value {format_e(log_pass)} ≥ {bar_shown} that it is within tolerance, pass"
+        return decision(Outcome.PASS, Reason.EVIDENCE, passed)
+    return decision(Outcome.INCONCLUSIVE, Reason.EVIDENCE, f"{shown} < {bar_shown}, no verdict yet")
+
+
+def since(decision: Decision, interval: int, note: str = "") -> Decision:
+    """A FAIL whose evidence weighs most from a later interval on says which (1-based)."""
+    if decision.outcome is not Outcome.FAIL:
+        return decision
+    return replace(decision, tail=f"{decision.tail} since interval {interval}{note}")
+
+
+def format_e(log_e: float) -> str:
+    value = math.exp(min(log_e, LOG_E_CAP))
+    if value < 10:
+        return f"{value:.2g}"
+    return f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"
+
+
+def percent(ratio: float) -> str:
+    return f"{100 * ratio:.3g}%"
+
+
+def sequential_spec(metric: MetricBase) -> SequentialSpec:
+    spec = getattr(metric, "judge", None)
+    if not isinstance(spec, SequentialSpec):
+        raise TypeError(f"metric {metric.name!r} is not configured for the sequential judge")
+    return spec
+
+
+def judgement(
+    decision: Decision,
+    *,
+    subject: str,
+    context: JudgeContext,
+    sides: tuple[dict[str, float], dict[str, float]],
+    effect: tuple[float | None, tuple[float, float] | None],
+    details: dict[str, object],
+) -> Judgement:
+    """Assemble the Judgement with the evidence both judges report."""
+    failed = decision.outcome is Outcome.FAIL
+    return Judgement(
+        outcome=decision.outcome,
+        reason=f"{subject}: {decision.tail}",
+        reason_code=decision.reason_code,
+        direction=decision.direction if failed else None,
+        baseline=sides[0],
+        canary=sides[1],
+        effect=effect[0],
+        effect_interval=effect[1],
+        e_value=math.exp(min(decision.log_e_value, LOG_E_CAP)),
+        threshold=1.0 / context.alpha,
+        details={
+            "regression_detected": failed,
+            "log_e_value": decision.log_e_value,
+            "pass_e_value": math.exp(min(decision.log_pass_value, LOG_E_CAP)),
+            **details,
+        },
+    )
+
+
+def quiet(
+    outcome: Outcome, code: Reason, reason: str, sides: tuple[dict[str, float], dict[str, float]]
+) -> Judgement:
+    """A judgement without a test: no data, or nothing the test could use."""
+    return Judgement(
+        outcome=outcome,
+        reason=reason,
+        reason_code=code,
+        baseline=sides[0],
+        canary=sides[1],
+        details={"regression_detected": False},
+    )
+
+
+def no_data(name: str, sides: tuple[dict[str, float], dict[str, float]]) -> Judgement | None:
+    empty = [
+        version
+        for version, side in zip(("baseline", "canary"), sides, strict=True)
+        if not side["intervals"]
+    ]
+    if not empty:
+        return None
+    which = " and ".join(empty)
+    return quiet(Outcome.INCONCLUSIVE, Reason.NO_DATA, f"no data for {name} from {which}", sides)
+
+
+def allowance(direction: str, tolerance: float) -> str:
+    up, down = f"{TIMES}{1 + tolerance:.3g}", f"{TIMES}{1 / (1 + tolerance):.3g}"
+    if direction == "increase_is_bad":
+        return f"allowed {up}"
+    return f"allowed down to {down}" if direction == "decrease_is_bad" else f"allowed {down}-{up}"
