@@ -248,10 +248,10 @@ class Intake:
             existing.spec.baseline_selector,
             existing.spec.canary_selector,
         ) != (job.baseline, job.canary):
+            # Say nothing of the other job: its namespace may be one the caller cannot see.
             raise InvalidJobError(
-                f"idempotency key {job.idempotency_key!r} was used for rollout {rollout_id} "
-                f"({existing.app} {existing.spec.version} in {existing.namespace}), "
-                "a different job; use a new key"
+                f"idempotency key {job.idempotency_key!r} was already used for a different job; "
+                "use a new key"
             )
         if existing.supersedes is not None:  # heal a crash between create and stand-down
             self.ensure_superseded(existing)

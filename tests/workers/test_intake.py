@@ -114,8 +114,9 @@ def test_an_idempotency_key_returns_the_same_rollout_once(
     assert again.rollout_id == first.rollout_id and not again.created
     assert len(memory_store.list_rollouts()) == 1
     assert len(queued.advance) == 1
-    with pytest.raises(InvalidJobError, match="a different job"):
+    with pytest.raises(InvalidJobError, match="a different job") as refused:
         intake.submit(job(idempotency_key="ci-4711", version="v3"), "alice")
+    assert first.rollout_id not in str(refused.value)  # nothing about another tenant's job
 
 
 def test_a_new_version_supersedes_the_apps_latest_rollout(
