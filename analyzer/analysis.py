@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import numpy as np
@@ -27,7 +27,7 @@ from analyzer.policy.models import Policy
 from analyzer.policy.promql import PromQLTemplate, Selector
 from analyzer.scoring import allocate_alpha, score
 from analyzer.sources.base import FloatArray, MetricSource, Series
-from analyzer.sources.convert import counts_data, histogram_data, series_data
+from analyzer.sources.convert import counts_data, histogram_data, series_data, step_grid
 from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
 
 FIXED_HORIZON_JUDGES = frozenset({"mann_whitney"})
@@ -80,13 +80,14 @@ def resolve_args(policy: Policy, given: Mapping[str, str] | None) -> dict[str, s
 
 
 def make_grid(start: datetime, end: datetime, interval: timedelta) -> FloatArray:
-    """Look instants: one interval after ``start``, then every interval up to ``end``."""
-    step = interval.total_seconds()
-    first, last = start.timestamp() + step, end.timestamp()
-    if last < first:
+    """Look instants: one interval after ``start``, then every interval up to ``end``.
+
+    The same millisecond grid the source asks Prometheus for (``step_grid``), so every grid
+    instant matches a returned sample exactly.
+    """
+    if end < start + interval:
         return np.zeros(0)
-    count = int(np.floor((last - first) / step + 1e-9)) + 1
-    return first + step * np.arange(count, dtype=np.float64)
+    return step_grid(start + interval, end, interval)
 
 
 def fetch(
@@ -98,12 +99,10 @@ def fetch(
     grid = make_grid(start, end, interval)
     if grid.size == 0:
         return FetchedWindow(grid, tuple(MetricWindow(metric) for metric in policy.metrics))
-    first = datetime.fromtimestamp(float(grid[0]), tz=UTC)
-    last = datetime.fromtimestamp(float(grid[-1]), tz=UTC)
 
     def query(text: str, selector: Selector) -> list[Series]:
         promql = PromQLTemplate.parse(text).render(selector=selector, interval=interval, args=args)
-        return source.query_range(promql, first, last, interval)
+        return source.query_range(promql, start + interval, end, interval)
 
     windows = []
     for metric in policy.metrics:
