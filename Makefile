@@ -39,9 +39,11 @@ test: setup lint
 demo: setup
 	$(BIN)/canarist policy validate policies/*.yaml
 
-# Statistical power and false-abort rates against Argo- and Kayenta-style references (minutes).
-bench: venv
+# Statistical power and false aborts against Argo- and Kayenta-style references (~7 min), then
+# how many concurrent rollouts one worker sustains at p99 step lateness < 2 s (~13 min).
+bench: setup
 	$(BIN)/python -m benchmarks.power --json bench-power.json $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.scale --json bench-scale.json
 
 schema: venv
 	$(BIN)/canarist policy schema --output policies/schema.json

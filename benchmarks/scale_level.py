@@ -1,0 +1,254 @@
+"""One level of the scale ramp: N rollouts in flight on ONE worker process, measured.
+
+``run_level`` empties Redis, starts ``celery worker`` (benchmarks/scale_worker.py's app) in its
+own process, submits N rollouts through ``Intake`` spread evenly over one analysis interval (so
+their looks fall due evenly, as independent releases would, not all in the same second), waits
+out a warm-up, then measures for a fixed period: every task the worker started inside the
+period is a sample (scale_worker.py records it). The worker is stopped by its PID before the
+function returns, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+
+from workers.celery_app import (
+    WorkerSettings,
+    enqueue_advance,
+    make_celery,
+    millisecond_clock,
+    wake_outbox,
+)
+from workers.intake import Intake, RolloutJob
+from workers.store import RedisStateStore
+from workers.tasks import ADVANCE
+
+ROOT = Path(__file__).resolve().parents[1]
+CELERY = Path(sys.executable).with_name("celery")
+PARTS = ("prometheus", "analysis", "engine", "store", "send")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Level:
+    rollouts: int
+    interval: float  # the policy's analysis.interval, seconds
+    warmup: float  # after the last submission, before measuring
+    measure: float
+    apps: int  # distinct selector pairs the rollouts share
+
+
+class Worker:
+    """One ``celery worker`` process with its log in a file, stopped by its PID."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.argv, self.env, self.log_path = argv, dict(env), log_path
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._popen is not None
+        return self._popen.pid
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        self._log = self.log_path.open("ab")
+        self._popen = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None:
+                raise RuntimeError(f"worker exited while starting:\n{self.tail()}")
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker not ready within {timeout:g} s:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the worker and its live children (a prefork pool's child)."""
+        pids = [self.pid]
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        if children.exists():
+            pids += [int(pid) for pid in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / CLOCK_TICKS
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown), SIGKILL after 20 s."""
+        popen = self._popen
+        if popen is not None and popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(20)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def worker_argv(pool: str, loglevel: str) -> list[str]:
+    argv = [str(CELERY), "-A", "benchmarks.scale_worker:app", "worker"]
+    argv += ["-Q", "canarist.rollouts,canarist.notify", f"--pool={pool}", "--concurrency", "1"]
+    argv += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+    return [*argv, "-n", "bench@%h", f"--loglevel={loglevel}"]
+
+
+def run_level(
+    level: Level,
+    *,
+    redis_url: str,
+    env: Mapping[str, str],
+    policy: str,
+    workdir: Path,
+    pool: str,
+    loglevel: str,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """Run one level and return its row (see ``summarize``)."""
+    flush = redis.Redis.from_url(redis_url)
+    flush.flushdb()  # queues and state of the previous level
+    flush.close()
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    samples = workdir / f"samples-{level.rollouts}.jsonl"
+    worker_env = {
+        **env,
+        "CANARIST_BENCH_WORKER": "1",
+        "CANARIST_BENCH_PREFIX": prefix,
+        "CANARIST_BENCH_SAMPLES": str(samples),
+    }
+    if profile is not None:
+        worker_env["CANARIST_BENCH_PROFILE"] = str(profile)
+    worker = Worker(
+        worker_argv(pool, loglevel), worker_env, workdir / f"worker-{level.rollouts}.log"
+    )
+    store = RedisStateStore.from_url(redis_url, prefix)
+    client = make_celery(
+        redis_url, settings=WorkerSettings(store_url=redis_url, store_prefix=prefix)
+    )
+    intake = Intake(
+        store,
+        Path(env["CANARIST_POLICY_DIR"]),
+        millisecond_clock,
+        enqueue_advance(client),
+        on_outbox=wake_outbox(client),
+    )
+    try:
+        worker.start()
+        submit_spread(intake, level, policy)
+        time.sleep(level.warmup)
+        began, cpu_began = time.time(), worker.cpu_seconds()
+        time.sleep(level.measure)
+        ended, cpu_ended = time.time(), worker.cpu_seconds()
+        overdue = len(store.due(ended - 2.0, limit=1_000_000))
+    finally:
+        worker.stop()
+        client.close()
+        store.close()
+    rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+    window = [row for row in rows if began <= row["wall"] < ended]
+    row = summarize(level, window, ended - began, cpu_ended - cpu_began, overdue)
+    return {**row, "worker_pid": worker.pid}
+
+
+def submit_spread(intake: Intake, level: Level, policy: str) -> None:
+    """Submit the rollouts evenly over one interval; each its own app, so none supersedes
+    another, with the selectors of one of ``level.apps`` services written to Prometheus."""
+    began = time.monotonic()
+    for index in range(level.rollouts):
+        service = f"svc-{index % level.apps}"
+        job = RolloutJob(
+            app=f"bench-{index:05d}",
+            namespace="bench",
+            version="v2",
+            policy=policy,
+            platform="observe",
+            baseline=f'app="{service}",version="v1"',
+            canary=f'app="{service}",version="v2"',
+        )
+        intake.submit(job, "benchmark")
+        pause = began + (index + 1) * level.interval / level.rollouts - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+
+def summarize(
+    level: Level, window: list[dict[str, Any]], seconds: float, cpu: float, overdue: int
+) -> dict[str, Any]:
+    """The level's row: lateness percentiles, throughput, CPU and where task time went."""
+    advances = [row for row in window if row["task"] == ADVANCE]
+    lateness = sorted(row["ran"] - row["due"] for row in advances if "due" in row)
+    looks = [row for row in advances if "analysis" in row]
+    busy = sum(row["seconds"] for row in window)
+    parts = {part: sum(row.get(part, 0.0) for row in advances) for part in PARTS}
+    advance_seconds = sum(row["seconds"] for row in advances)
+    return {
+        "rollouts": level.rollouts,
+        "interval_s": level.interval,
+        "measure_s": round(seconds, 1),
+        "advances": len(advances),
+        "advances_per_s": round(len(advances) / seconds, 2),
+        "looks_per_s": round(len(looks) / seconds, 2),
+        "looks_per_s_due": round(level.rollouts / level.interval, 2),
+        "lateness_samples": len(lateness),
+        "lateness_p50_s": _quantile(lateness, 0.50),
+        "lateness_p99_s": _quantile(lateness, 0.99),
+        "lateness_max_s": round(lateness[-1], 3) if lateness else None,
+        "overdue_at_end": overdue,
+        "worker_cpu_pct": round(100 * cpu / seconds, 1),
+        "worker_busy_pct": round(100 * busy / seconds, 1),
+        "advance_mean_ms": round(1000 * advance_seconds / len(advances), 1) if advances else None,
+        "look_mean_ms": round(1000 * statistics.fmean(r["seconds"] for r in looks), 1)
+        if looks
+        else None,
+        "advance_time_ms_by_part": {
+            part: round(1000 * total / len(advances), 2) if advances else None
+            for part, total in parts.items()
+        },
+        "results": _count(row.get("result") for row in advances),
+    }
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank quantile of a sorted list (no interpolation: p99 is a real sample)."""
+    if not ordered:
+        return None
+    rank = max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))
+    return round(ordered[rank], 3)
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return counts
