@@ -121,7 +121,7 @@ class RolloutJob(BaseModel):
             raise ValueError("baseline and canary select the same series: nothing to compare")
         return self
 
-    def spec(self, args: dict[str, str]) -> RolloutSpec:
+    def spec(self, args: dict[str, str], strategy: str = "canary") -> RolloutSpec:
         return RolloutSpec(
             version=self.version,
             image=self.image or "",
@@ -129,6 +129,7 @@ class RolloutJob(BaseModel):
             baseline_selector=self.baseline,
             canary_selector=self.canary,
             args=tuple(sorted(args.items())),
+            strategy=strategy,
         )
 
 
@@ -206,8 +207,8 @@ class Intake:
             raise InvalidJobError(f"args: {exc}") from exc
 
     def submit(self, job: RolloutJob, actor: str) -> Submitted:
-        _, args = self.check(job)
-        now, spec = self.clock(), job.spec(args)
+        policy, args = self.check(job)
+        now, spec = self.clock(), job.spec(args, policy.strategy.type)
         summary = f"{job.app} {job.version} in {job.namespace} with policy {job.policy}"
         event = RecordEvent(
             "submitted",

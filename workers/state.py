@@ -55,6 +55,8 @@ class RolloutSpec:
     baseline_selector: str  # Prometheus label matchers, e.g. app="checkout",version="v1"
     canary_selector: str
     args: tuple[tuple[str, str], ...] = ()
+    strategy: str = "canary"  # the policy's strategy type at submit: how the platform scales
+
 
     @property
     def args_map(self) -> dict[str, str]:

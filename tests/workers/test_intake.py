@@ -74,6 +74,7 @@ def test_submit_creates_a_pending_rollout_due_now_and_enqueues_it(
     state, revision = memory_store.load(submitted.rollout_id)
     assert (state.phase, revision, state.next_due_at) == (Phase.PENDING, 1, T0)
     assert state.spec.image == "registry.example/checkout:v2"
+    assert state.spec.strategy == "canary"  # pinned at submit: the platform scales by it
     assert memory_store.due(T0) == [submitted.rollout_id]  # the reconciler's net from the start
     assert queued.advance == [(submitted.rollout_id, 1, 0.0)]
     (event,) = trail(memory_store, submitted.rollout_id)
