@@ -4,7 +4,7 @@ Target (the issue): at least 1,000 rollouts in flight, analysed every 30 s, on O
 process, with step lateness (execution time - due time, what ``canarist_step_lateness_seconds``
 observes) at p99 under 2 s.
 
-What runs: the test stack's Redis and Prometheus (tests/stack.py) in a temp directory; a few
+What runs: the test stack's Redis and Prometheus (canarist/demo/stack.py) in a temp directory; a few
 services' realistic series written into Prometheus (tests/workloads.py), which all rollouts
 share; the shipped ``default-canary`` policy's three metrics with ``analysis.interval: 30s``, no
 warm-up and one long analyze step, so every rollout stays in flight and looks every interval;
@@ -43,8 +43,8 @@ import yaml
 
 from analyzer.policy import load_policy
 from benchmarks.scale_level import ROOT, Level, run_level
+from canarist.demo.stack import start_prometheus, start_redis
 from tests.promwrite import write_samples
-from tests.stack import start_prometheus, start_redis
 from tests.workloads import Behaviour, http_service
 
 TARGET_ROLLOUTS = 1000

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real services of the test stack (see tests/stack.py).
+"""Shared fixtures: the real services of the test stack (see canarist/demo/stack.py).
 
 Each service is started once per test session, only when a test first asks for it, on a free
 loopback port in its own temporary directory, and stopped by its PID when the session ends.
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stack import ServiceProcess, start_alertmanager, start_prometheus, start_redis
+from canarist.demo.stack import ServiceProcess, start_alertmanager, start_prometheus, start_redis
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 
 Tests need Prometheus to hold exact, known samples, including samples in the past, and scraping
 cannot produce those. Prometheus accepts them on `POST /api/v1/write` when started with
-`--web.enable-remote-write-receiver` (tests/stack.py does). The wire format is small enough to
-write by hand, which keeps protobuf and snappy libraries out of the test dependencies:
+`--web.enable-remote-write-receiver` (canarist/demo/stack.py does). The wire format is small enough
+to write by hand, which keeps protobuf and snappy libraries out of the test dependencies:
 
     WriteRequest { 1: repeated TimeSeries }
     TimeSeries   { 1: repeated Label, 2: repeated Sample }

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from canarist.cli import app
+from canarist.demo.stack import ServiceProcess, free_port
 from tests.promwrite import write_samples
-from tests.stack import ServiceProcess, free_port
 from tests.workloads import Behaviour, http_service
 
 ROOT = Path(__file__).parents[2]

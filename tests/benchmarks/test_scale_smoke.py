@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from benchmarks import scale
-from tests.stack import pid_exists
+from canarist.demo.stack import pid_exists
 
 
 @pytest.fixture(scope="module")

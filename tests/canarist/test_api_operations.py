@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from canarist.api import create_app
 from canarist.api.telemetry import JsonFormatter, RolloutIdFilter
+from canarist.demo.stack import HOST, ServiceProcess, free_port
 from tests.canarist.test_api import JOB, NOW, POLICIES, api_settings, bearer
-from tests.stack import HOST, ServiceProcess, free_port
 from workers.errors import StoreUnavailable
 from workers.intake import Intake
 from workers.store import MemoryStateStore, RedisStateStore

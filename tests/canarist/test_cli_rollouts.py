@@ -23,8 +23,8 @@ from canarist.api import create_app
 from canarist.cli import app
 from canarist.cli import rollouts as rollout_commands
 from canarist.cli.rollouts import status_view
+from canarist.demo.stack import HOST, free_port
 from tests.canarist.test_api import POLICIES, SECRETS, Api, Clock, Worker, api_settings, bearer
-from tests.stack import HOST, free_port
 from workers.intake import Intake
 from workers.store import MemoryStateStore
 

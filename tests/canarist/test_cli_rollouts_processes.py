@@ -24,9 +24,9 @@ import yaml
 from fastapi.testclient import TestClient
 
 from canarist.api import app_from_settings
+from canarist.demo.stack import HOST, ServiceProcess, free_port, http_probe
 from canarist.settings import Settings, hash_token
 from tests.canarist.test_api import JOB, POLICIES, SCOPES, SECRETS
-from tests.stack import HOST, ServiceProcess, free_port, http_probe
 
 CANARIST = Path(sys.executable).with_name("canarist")
 DATABASE = 7  # a Redis database of these tests' own: keys and Celery queues

@@ -33,7 +33,7 @@ import redis
 
 from analyzer.errors import TemporarySourceError
 from analyzer.sources.base import Series
-from tests.stack import ServiceProcess
+from canarist.demo.stack import ServiceProcess
 from workers.celery_app import (
     WorkerSettings,
     enqueue_advance,

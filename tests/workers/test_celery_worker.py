@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
+from canarist.demo.stack import ServiceProcess, list_alerts, pid_exists
 from tests.promwrite import write_samples
-from tests.stack import ServiceProcess, list_alerts, pid_exists
 from tests.workers.conftest import CeleryStack, trail
 from tests.workloads import Behaviour, http_service
 from workers.intake import RolloutJob

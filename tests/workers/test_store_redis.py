@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.stack import ServiceProcess
+from canarist.demo.stack import ServiceProcess
 from tests.workers.test_store import T0, rollout, stepped, wipe
 from workers.actions import Notify, RecordEvent
 from workers.errors import CorruptRecord, StoreError, StoreUnavailable, TemporaryError

@@ -24,8 +24,8 @@ import requests
 from analyzer.errors import QueryError, TemporarySourceError
 from analyzer.sources.convert import counts_data, histogram_data, step_grid
 from analyzer.sources.prometheus import POINTS_PER_REQUEST, PrometheusSource
+from canarist.demo.stack import HOST, ServiceProcess, free_port
 from tests.promwrite import write_samples
-from tests.stack import HOST, ServiceProcess, free_port
 
 MINUTE = timedelta(minutes=1)
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stack import ServiceProcess, free_port, list_alerts, start_alertmanager
+from canarist.demo.stack import ServiceProcess, free_port, list_alerts, start_alertmanager
 from tests.workers.notify.capture import CaptureServer
 from tests.workers.notify.samples import fresh_notice, notice
 from workers.notify.alertmanager import AlertmanagerNotifier, alerts_for

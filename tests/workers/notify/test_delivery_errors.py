@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.stack import free_port
+from canarist.demo.stack import free_port
 from tests.workers.notify.capture import CaptureServer, Reply
 from tests.workers.notify.samples import notice
 from workers.notify.base import DeliveryError, Route, notifier_for

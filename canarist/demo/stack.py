@@ -1,13 +1,15 @@
-"""Real service processes for the test stack: redis-server, prometheus, prometheus-alertmanager.
+"""Real service processes for the demo and the test stack: redis-server, prometheus, alertmanager.
 
-Canarist's tests run against the real services it talks to in production, on free loopback
-ports, rather than against mocks (ARCHITECTURE.md, "Test stack"). This module owns the process
+`canarist demo` and Canarist's tests run against the real services Canarist talks to in
+production, on free loopback ports, rather than against mocks (ARCHITECTURE.md, "Test stack"), so
+both start them the same way, from here. This module owns the process
 plumbing: find the binary (or say which Debian package provides it), start it in its own
 directory with its output in a log file, wait until it really serves, and stop it by its own
 PID. `restart()` keeps the port and the data directory, so crash-safety tests can bounce
 Redis (AOF) or Prometheus (WAL) in the middle of a test.
 
-Only the standard library and httpx are used; conftest.py turns these into session fixtures.
+Only the standard library and httpx are used; tests/conftest.py turns these into session
+fixtures and canarist/demo/run.py into the demo's stack.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -106,6 +108,7 @@ class ServiceProcess:
         scheme: str = "http",
         package: str | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.argv: tuple[str, ...] = tuple(argv)
@@ -115,6 +118,7 @@ class ServiceProcess:
         self.scheme = scheme
         self.package = package or DEBIAN_PACKAGE_OF.get(Path(argv[0]).name, argv[0])
         self.ready_timeout = ready_timeout
+        self.env = dict(env or {})  # added to this process' environment
         self._popen: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
@@ -150,7 +154,7 @@ class ServiceProcess:
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
-        self._log_file.write(f"=== canarist test stack: {' '.join(self.argv)}\n".encode())
+        self._log_file.write(f"=== canarist: {' '.join(self.argv)}\n".encode())
         self._log_file.flush()
         try:
             self._popen = subprocess.Popen(
@@ -159,6 +163,7 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
             )
         except OSError as exc:
             self._end(signal.SIGTERM, timeout=0)
@@ -259,11 +264,14 @@ def start_prometheus(
     *,
     job_name: str = "local",
     scrape_interval: str = "1s",
+    file_sd: Path | None = None,
 ) -> ServiceProcess:
     """Prometheus accepting remote write, with a 30-day out-of-order window for past samples.
 
-    `scrape_targets` are "host:port" strings scraped as job `job_name`. The first scrape comes
-    about 5 s after start: Prometheus 2.42 applies discovered targets at most every 5 s.
+    `scrape_targets` are "host:port" strings scraped as job `job_name`; `file_sd` is a file_sd
+    JSON file (targets with labels, re-read every second) scraped as job `file_sd`. The first
+    scrape comes about 5 s after start: Prometheus 2.42 applies discovered targets at most every
+    5 s.
     """
     config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
@@ -273,6 +281,9 @@ def start_prometheus(
     if scrape_targets:
         static_configs = [{"targets": list(scrape_targets)}]
         config["scrape_configs"] = [{"job_name": job_name, "static_configs": static_configs}]
+    if file_sd is not None:
+        discovery = [{"files": [str(file_sd)], "refresh_interval": "1s"}]
+        config["scrape_configs"].append({"job_name": "file_sd", "file_sd_configs": discovery})
     config_path = workdir / "prometheus.yml"
     workdir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML

@@ -19,9 +19,8 @@ import httpx
 import pytest
 import redis
 
-from tests import stack
-from tests.promwrite import RemoteWriteError, write_samples
-from tests.stack import (
+from canarist.demo import stack
+from canarist.demo.stack import (
     BinaryMissingError,
     ServiceNotReadyError,
     ServiceProcess,
@@ -29,6 +28,7 @@ from tests.stack import (
     pid_exists,
     start_redis,
 )
+from tests.promwrite import RemoteWriteError, write_samples
 
 
 def unique(prefix: str) -> str:
