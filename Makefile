@@ -5,7 +5,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
+# The demo's servers, and Chromium for the tests that load the HTML report headless.
+SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager nginx chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup system venv lint test demo bench schema clean

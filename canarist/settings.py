@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 SETTINGS_FILE_VARIABLE = "CANARIST_SETTINGS_FILE"
+MIN_REPORT_SECRET_CHARS = 16
 
 
 class Group(BaseModel):
@@ -91,12 +92,30 @@ class Settings(BaseSettings):
         pattern=r"^https?://",
         description="where people reach the API; alerts link to rollouts under it",
     )
+    report_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "signs the report links in alerts (?sig=HMAC-SHA256) so a browser opens them "
+            "without a token; at least 16 characters; change it to revoke every link "
+            "(CANARIST_REPORT_SECRET)"
+        ),
+    )
     worker_metrics_port: int | None = Field(
         default=None,
         ge=1,
         le=65535,
         description="serve the workers' Prometheus metrics on this port (the API has /metrics)",
     )
+
+    @field_validator("report_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < MIN_REPORT_SECRET_CHARS:
+            raise ValueError(
+                f"report_secret must be at least {MIN_REPORT_SECRET_CHARS} characters "
+                "(e.g. the output of 'openssl rand -hex 32')"
+            )
+        return secret
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ binary_of() {
         prometheus) echo prometheus ;;
         prometheus-alertmanager) echo prometheus-alertmanager ;;
         nginx | nginx-light | nginx-core | nginx-full) echo nginx ;;
+        chromium) echo chromium ;;
         *) echo "" ;;
     esac
 }

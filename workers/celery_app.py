@@ -14,6 +14,8 @@ built on first access from a few environment variables (the names canarist's set
                                         (or a settings file with an ``alert_routes`` key);
                                         unset: ``alert_routes`` of CANARIST_SETTINGS_FILE if set
     CANARIST_WORKER_METRICS_PORT        optional: serve the workers' metrics on this port
+    CANARIST_PUBLIC_URL                 optional: the base of the report links in alerts
+    CANARIST_REPORT_SECRET              optional: signs the report links in alerts (?sig=)
 
 Reliability settings, and why (Celery 5 over the Redis transport):
 
@@ -111,6 +113,7 @@ class WorkerSettings:
     policy_dir: Path = Path("policies")
     alert_routes: Mapping[str, Route] = field(default_factory=dict)
     report_base_url: str | None = None
+    report_secret: str | None = field(default=None, repr=False)  # signs report links (?sig=)
     visibility_timeout: int = 3600
     reconcile_every: float = 30.0
     reconcile_grace: float = 15.0
@@ -236,6 +239,7 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
         worker=worker_id,
         base_url=settings.report_base_url,
+        report_secret=settings.report_secret,
     )
     source = PrometheusSource(
         settings.prometheus_url,
@@ -281,6 +285,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> WorkerSetting
         policy_dir=Path(env.get("CANARIST_POLICY_DIR", str(defaults.policy_dir))),
         alert_routes=alert_routes_from_env(env),
         metrics_port=int(port) if port else None,
+        report_base_url=env.get("CANARIST_PUBLIC_URL") or None,
+        report_secret=env.get("CANARIST_REPORT_SECRET") or None,
     )
 
 

@@ -69,6 +69,7 @@ class Delivery:
         worker: str = "delivery",
         lease_seconds: float = 60.0,
         base_url: str | None = None,
+        report_secret: str | None = None,
         backoff: Backoff = Backoff(),
     ) -> None:
         """``notifiers`` by route name; ``release(successor_id, predecessor_id)`` tells the
@@ -76,6 +77,7 @@ class Delivery:
         self.store, self.notifiers, self.clock = store, notifiers, clock
         self.release, self.worker, self.lease_seconds = release, worker, lease_seconds
         self.base_url, self.backoff = base_url, backoff
+        self.report_secret = report_secret  # signs the report links (?sig=)
 
     def run(self, limit: int = 20) -> list[Settled]:
         items = self.store.outbox.claim(self.worker, self.clock(), self.lease_seconds, limit)
@@ -113,6 +115,7 @@ class Delivery:
             policy=policy,
             occurred_at=self.occurred_at(action),
             base_url=self.base_url,
+            report_secret=self.report_secret,
         )
         failures: list[DeliveryError] = []
         for route in action.routes:

@@ -25,7 +25,7 @@ def worker_settings(settings: Settings) -> Any:
     from workers.celery_app import WorkerSettings  # noqa: PLC0415 - Celery only when asked
     from workers.notify.base import Route  # noqa: PLC0415
 
-    token = settings.prometheus.bearer_token
+    token, report_secret = settings.prometheus.bearer_token, settings.report_secret
     routes = {
         name: Route(
             name,
@@ -44,6 +44,7 @@ def worker_settings(settings: Settings) -> Any:
         policy_dir=settings.policy_dir,
         alert_routes=routes,
         report_base_url=settings.public_url,
+        report_secret=report_secret.get_secret_value() if report_secret is not None else None,
         metrics_port=settings.worker_metrics_port,
     )
 

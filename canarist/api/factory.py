@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from canarist.api import handlers
 from canarist.api.broker import intake_over_celery
+from canarist.api.report import router as report_router
 from canarist.api.routes import Services, router
 from canarist.api.stages import PlanLabels
 from canarist.api.telemetry import RequestTelemetry
@@ -55,6 +56,7 @@ def create_app(
     app.state.services = Services(settings, intake, PlanLabels(settings.policy_dir), probe)
     handlers.install(app)
     app.include_router(router)
+    app.include_router(report_router)
     app.add_middleware(RequestTelemetry)
     return app
 

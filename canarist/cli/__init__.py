@@ -9,6 +9,7 @@ import typer
 
 from canarist.cli.analysis import register as register_analysis
 from canarist.cli.policy import policy_app, token_app
+from canarist.cli.report import report
 from canarist.cli.rollouts import register as register_rollouts
 
 app = typer.Typer(help="Canarist: progressive delivery judged by evidence.", no_args_is_help=True)
@@ -16,6 +17,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 register_analysis(app)
 register_rollouts(app)
+app.command("report")(report)
 
 
 def main() -> None:

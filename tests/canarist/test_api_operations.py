@@ -32,6 +32,7 @@ ROUTES = {
     ("POST", "/v1/rollouts"),
     ("GET", "/v1/rollouts"),
     ("GET", "/v1/rollouts/{rollout_id}"),
+    ("GET", "/v1/rollouts/{rollout_id}/report"),
     *(
         ("POST", f"/v1/rollouts/{{rollout_id}}/{kind}")
         for kind in ("abort", "promote", "pause", "resume", "retry")

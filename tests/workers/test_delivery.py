@@ -13,6 +13,7 @@ from workers.actions import Notify, Released
 from workers.delivery import Backoff, Delivery
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
+from workers.notify.notice import report_signature
 from workers.state import Phase
 from workers.store import MemoryStateStore
 
@@ -207,3 +208,24 @@ def test_a_hand_over_blocked_by_a_broken_policy_is_retried_not_parked(
     assert [s.outcome for s in delivery.run()] == ["delivered"]
     assert memory_store.load(second).state.phase is Phase.PROGRESSING
     assert memory_store.load(first).state.superseded_by == second
+
+
+def test_with_a_report_secret_the_alert_links_a_signed_report(
+    memory_store: MemoryStateStore, clock: FakeClock, oncall: MemoryNotifier, aborted: str
+) -> None:
+    secret = "0123456789abcdef-report"
+    signed = Delivery(
+        memory_store,
+        {"oncall": oncall},
+        clock,
+        lambda successor, predecessor: None,
+        base_url="https://canarist.example",
+        report_secret=secret,
+    )
+
+    assert [settled.outcome for settled in signed.run()] == ["delivered"]
+    (notice,) = oncall.notices
+    signature = report_signature(secret, aborted)
+    assert notice.report_url == (
+        f"https://canarist.example/v1/rollouts/{aborted}/report?sig={signature}"
+    )

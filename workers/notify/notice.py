@@ -7,10 +7,17 @@ retries of the same notice render the same alert byte for byte. It is JSON-able
 The evidence of a ``Notify`` is a ``Verdict`` dumped to JSON (or nothing, for a person's abort or a
 platform failure). The notice keeps the metrics that drove the decision, FAIL first, each with its
 one-line reason and key numbers; the rest of the verdict stays in the report behind ``report_url``.
+
+The report link is opened from an alert by a browser, which cannot send a bearer token, so with a
+report secret the link carries ``?sig=``: the first 32 hex characters of HMAC-SHA256(secret,
+rollout id). It grants reading that one rollout's report and nothing else; the API checks it
+(canarist/api/report.py), and changing the secret revokes every link at once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 from collections.abc import Mapping
@@ -25,6 +32,8 @@ from workers.actions import Notify, NotifyKind
 
 REPORT_URL_TEMPLATE = "{base_url}/v1/rollouts/{rollout_id}/report"
 """Where a person reads the whole verdict; ``rollout_id`` is URL-quoted."""
+REPORT_SIGNATURE_CHARS = 32
+"""Hex characters of the HMAC kept in a link: 128 bits, short enough for a chat message."""
 
 _KINDS: tuple[str, ...] = get_args(NotifyKind)
 _TITLES: Mapping[str, str] = {
@@ -36,13 +45,27 @@ _TITLES: Mapping[str, str] = {
 _log = logging.getLogger(__name__)
 
 
+def report_signature(secret: str, rollout_id: str) -> str:
+    """The ``sig`` of a report link: hex HMAC-SHA256(secret, rollout_id), 32 characters."""
+    digest = hmac.new(secret.encode("utf-8"), rollout_id.encode("utf-8"), hashlib.sha256)
+    return digest.hexdigest()[:REPORT_SIGNATURE_CHARS]
+
+
 def report_url(
-    base_url: str | None, rollout_id: str, template: str = REPORT_URL_TEMPLATE
+    base_url: str | None,
+    rollout_id: str,
+    template: str = REPORT_URL_TEMPLATE,
+    *,
+    secret: str | None = None,
 ) -> str | None:
-    """The report link for ``rollout_id``, or None without a base URL."""
+    """The report link for ``rollout_id``, or None without a base URL; signed (``?sig=``) when
+    a ``secret`` is given, so a browser can open it without a token."""
     if not base_url:
         return None
-    return template.format(base_url=base_url.rstrip("/"), rollout_id=quote(rollout_id, safe=""))
+    url = template.format(base_url=base_url.rstrip("/"), rollout_id=quote(rollout_id, safe=""))
+    if secret:
+        url += ("&" if "?" in url else "?") + f"sig={report_signature(secret, rollout_id)}"
+    return url
 
 
 @dataclass(frozen=True)
@@ -125,9 +148,11 @@ class Notice:
         occurred_at: float,
         base_url: str | None = None,
         report_url_template: str = REPORT_URL_TEMPLATE,
+        report_secret: str | None = None,
     ) -> Notice:
         """The notice of ``action``; ``occurred_at`` is when the engine decided (the outbox's
-        enqueue time), ``base_url`` the service's public URL for the report link."""
+        enqueue time), ``base_url`` the service's public URL for the report link, signed with
+        ``report_secret`` when one is set."""
         return cls(
             kind=action.kind,
             rollout_id=action.rollout_id,
@@ -138,7 +163,9 @@ class Notice:
             reason=action.reason,
             occurred_at=occurred_at,
             metrics=metrics_behind(action.evidence),
-            report_url=report_url(base_url, action.rollout_id, report_url_template),
+            report_url=report_url(
+                base_url, action.rollout_id, report_url_template, secret=report_secret
+            ),
             dedupe_key=action.dedupe_key,
         )
 

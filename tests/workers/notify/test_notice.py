@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import replace
 
@@ -10,6 +12,7 @@ import pytest
 from tests.workers.notify.samples import failing_verdict, notice, notify_action
 from workers.actions import action_from_record, action_record
 from workers.notify.base import Notice, report_url
+from workers.notify.notice import report_signature
 
 
 def test_a_notice_carries_the_action_the_policy_and_the_report_link() -> None:
@@ -134,3 +137,34 @@ def test_a_bad_record_is_refused(change: dict[str, str], message: str) -> None:
 
     with pytest.raises(ValueError, match=message):
         Notice.from_record(record)
+
+
+def test_with_a_report_secret_the_link_is_signed_for_its_rollout_only() -> None:
+    secret = "rotate-me-0123456789abcdef"
+    expected = hmac.new(secret.encode(), b"a/b c", hashlib.sha256).hexdigest()[:32]
+
+    signed = report_url("http://h:8080/", "a/b c", secret=secret)
+
+    assert signed == f"http://h:8080/v1/rollouts/a%2Fb%20c/report?sig={expected}"
+    assert report_signature(secret, "a/b c") == expected
+    assert report_signature(secret, "a/b d") != expected
+    assert report_signature(secret + "x", "a/b c") != expected
+    assert report_url("http://h", "r-1", "{base_url}/r?id={rollout_id}", secret=secret) == (
+        f"http://h/r?id=r-1&sig={report_signature(secret, 'r-1')}"
+    )
+    assert report_url(None, "r-1", secret=secret) is None
+
+
+def test_a_notice_built_with_a_report_secret_carries_the_signed_link() -> None:
+    built = Notice.from_action(
+        notify_action(),
+        policy="web-default",
+        occurred_at=1_700_000_000.0,
+        base_url="https://canarist.example.com",
+        report_secret="rotate-me-0123456789abcdef",
+    )
+
+    signature = report_signature("rotate-me-0123456789abcdef", built.rollout_id)
+    assert built.report_url == (
+        f"https://canarist.example.com/v1/rollouts/{built.rollout_id}/report?sig={signature}"
+    )
