@@ -42,6 +42,7 @@ from analyzer.analysis import resolve_args
 from analyzer.errors import PolicyError, SelectorError, TemplateError
 from analyzer.policy import Policy, load_policy
 from analyzer.policy.promql import Selector
+from analyzer.policy.traffic import Traffic
 from workers.actions import (
     Action,
     CommandKind,
@@ -55,12 +56,13 @@ from workers.actions import (
 from workers.engine import step
 from workers.errors import Conflict, NotFound, TemporaryError, WorkerError
 from workers.platforms import platform_names
-from workers.state import RolloutSpec, RolloutState
+from workers.state import RolloutSpec, RolloutState, TrafficSpec
 from workers.store import AuditEvent, StateStore
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
 POLICY_NAME = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"  # analyzer.policy.base.Name
+IMAGE = r"^\S{1,512}$"
 CAS_ATTEMPTS = 8
 COMMANDS: tuple[str, ...] = get_args(CommandKind)
 Enqueue = Callable[[str, int], None]
@@ -90,7 +92,17 @@ class RolloutJob(BaseModel):
     app: str = Field(pattern=DNS_LABEL, description="DNS-1123 label, e.g. checkout")
     namespace: str = Field(pattern=DNS_LABEL, description="DNS-1123 label, e.g. shop")
     version: str = Field(pattern=LABEL_VALUE, description="the new version, e.g. v2 or 1.4.0")
-    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^\S+$")
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=r"^\S+$",
+        description="the new image of the pod's only container, or of the one named like the app",
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        description="new images by container name, for pods with several containers",
+    )
     policy: str = Field(pattern=POLICY_NAME, description="a policy file's stem in the policy dir")
     platform: str = Field(default="observe", description="where traffic moves: observe, ...")
     args: dict[str, str] = Field(default_factory=dict, description="values for the policy's args")
@@ -107,6 +119,16 @@ class RolloutJob(BaseModel):
             raise ValueError(f"unknown platform {name!r}; known: {', '.join(platform_names())}")
         return name
 
+    @field_validator("images")
+    @classmethod
+    def _images(cls, images: dict[str, str]) -> dict[str, str]:
+        for container, image in images.items():
+            if not re.fullmatch(DNS_LABEL, container):
+                raise ValueError(f"container name {container!r} is not a DNS-1123 label")
+            if not re.fullmatch(IMAGE, image):
+                raise ValueError(f"image {image!r} of container {container!r} is not an image")
+        return images
+
     @field_validator("baseline", "canary")
     @classmethod
     def _selector(cls, text: str) -> str:
@@ -121,7 +143,10 @@ class RolloutJob(BaseModel):
             raise ValueError("baseline and canary select the same series: nothing to compare")
         return self
 
-    def spec(self, args: dict[str, str], strategy: str = "canary") -> RolloutSpec:
+    def spec(
+        self, args: dict[str, str], strategy: str = "canary", traffic: Traffic | None = None
+    ) -> RolloutSpec:
+        """The rollout's spec, with the policy's strategy type and traffic section at submit."""
         return RolloutSpec(
             version=self.version,
             image=self.image or "",
@@ -130,7 +155,21 @@ class RolloutJob(BaseModel):
             canary_selector=self.canary,
             args=tuple(sorted(args.items())),
             strategy=strategy,
+            images=tuple(sorted(self.images.items())),
+            traffic=traffic_spec(traffic or Traffic(), self.app),
         )
+
+
+def traffic_spec(traffic: Traffic, app: str) -> TrafficSpec:
+    """The policy's traffic section as the rollout keeps it, every name resolved for ``app``."""
+    return TrafficSpec(
+        router=traffic.router,
+        route=traffic.route or "",
+        ingress=traffic.ingress or "",
+        stable_service=traffic.stable_service or "",
+        canary_service=traffic.canary_service or "",
+        version_label=traffic.version_label,
+    ).resolved(app)
 
 
 @dataclass(frozen=True)
@@ -208,7 +247,7 @@ class Intake:
 
     def submit(self, job: RolloutJob, actor: str) -> Submitted:
         policy, args = self.check(job)
-        now, spec = self.clock(), job.spec(args, policy.strategy.type)
+        now, spec = self.clock(), job.spec(args, policy.strategy.type, policy.traffic)
         summary = f"{job.app} {job.version} in {job.namespace} with policy {job.policy}"
         event = RecordEvent(
             "submitted",

@@ -46,21 +46,52 @@ _TERMINAL = frozenset({Phase.PROMOTED, Phase.ABORTED, Phase.FAILED})
 
 
 @dataclass(frozen=True)
+class TrafficSpec:
+    """The policy's ``traffic:`` section at submit, names resolved for the app.
+
+    An empty name means "the app's default" (records written before names were resolved at
+    submit have them empty): ``resolved(app)`` fills them in.
+    """
+
+    router: str = "replicas"  # replicas | gateway_api | nginx_ingress
+    route: str = ""  # gateway_api: the HTTPRoute
+    ingress: str = ""  # nginx_ingress: the stable Ingress
+    stable_service: str = ""  # blue-green: the active Service
+    canary_service: str = ""  # blue-green: the preview Service
+    version_label: str = "version"
+
+    def resolved(self, app: str) -> TrafficSpec:
+        """Every name filled in: the app's name, and ``<app>-canary`` for the canary Service."""
+        return replace(
+            self,
+            route=self.route or app,
+            ingress=self.ingress or app,
+            stable_service=self.stable_service or app,
+            canary_service=self.canary_service or f"{app}-canary",
+        )
+
+
+@dataclass(frozen=True)
 class RolloutSpec:
     """The job: which version to roll out where, and how the analysis tells versions apart."""
 
     version: str
-    image: str
+    image: str  # the pod's only container, or the one named like the app ("" = no change)
     platform: str
     baseline_selector: str  # Prometheus label matchers, e.g. app="checkout",version="v1"
     canary_selector: str
     args: tuple[tuple[str, str], ...] = ()
     strategy: str = "canary"  # the policy's strategy type at submit: how the platform scales
-
+    images: tuple[tuple[str, str], ...] = ()  # (container, image), sorted: several containers
+    traffic: TrafficSpec = field(default_factory=TrafficSpec)  # the policy's router at submit
 
     @property
     def args_map(self) -> dict[str, str]:
         return dict(self.args)
+
+    @property
+    def images_map(self) -> dict[str, str]:
+        return dict(self.images)
 
 
 @dataclass(frozen=True)
@@ -220,7 +251,9 @@ def _dump(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     if isinstance(value, RolloutSpec):
-        return {**{f.name: getattr(value, f.name) for f in fields(value)}, "args": dict(value.args)}
+        spec = {f.name: getattr(value, f.name) for f in fields(value)}
+        traffic = {f.name: getattr(value.traffic, f.name) for f in fields(value.traffic)}
+        return {**spec, "args": dict(value.args), "images": dict(value.images), "traffic": traffic}
     if isinstance(value, RunTally | VerdictSummary):
         return {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, tuple):
@@ -232,10 +265,7 @@ def _load(name: str, value: Any) -> Any:
     if name == "phase":
         return Phase(value)
     if name == "spec":
-        args = value.get("args", {})
-        if not isinstance(args, Mapping):
-            raise ValueError("spec.args must be a mapping of strings")
-        return RolloutSpec(**{**value, "args": tuple(sorted(args.items()))})
+        return _load_spec(value)
     if name == "tally":
         return RunTally(**value)
     if name == "last_verdict" and value is not None:
@@ -253,6 +283,22 @@ def _load(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, expected):
         raise ValueError(f"{name} must be {expected.__name__}, not {value!r}")
     return value
+
+
+def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
+    """The spec; ``images`` and ``traffic`` are absent from records written before they were."""
+    pairs: dict[str, tuple[tuple[str, str], ...]] = {}
+    for key in ("args", "images"):
+        mapping = value.get(key, {})
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(item, str) for pair in mapping.items() for item in pair
+        ):
+            raise ValueError(f"spec.{key} must be a mapping of strings")
+        pairs[key] = tuple(sorted(mapping.items()))
+    traffic = value.get("traffic", {})
+    if not isinstance(traffic, Mapping):
+        raise ValueError("spec.traffic must be a mapping")
+    return RolloutSpec(**{**value, **pairs, "traffic": TrafficSpec(**traffic)})
 
 
 _TIMES = frozenset(

@@ -34,6 +34,7 @@ def policy_problems(policy: Policy) -> list[Problem]:
         *_weights(policy.metrics),
         *_nothing_counts(policy.metrics),
         *_strategy(policy),
+        *_traffic(policy),
     ]
 
 
@@ -144,3 +145,19 @@ def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
                     ("strategy", "batches", index, unit),
                     f"batches are cumulative: {unit} {size} does not grow from {before}",
                 )
+
+
+def _traffic(policy: Policy) -> Iterator[Problem]:
+    traffic = policy.traffic
+    if isinstance(policy.strategy, TargetedStrategy) and traffic.router == "replicas":
+        yield Problem(
+            ("traffic", "router"),
+            "replicas cannot send a chosen audience to the canary; use gateway_api or "
+            "nginx_ingress",
+        )
+    services = (traffic.stable_service, traffic.canary_service)
+    if services[0] is not None and services[0] == services[1]:
+        yield Problem(
+            ("traffic", "canary_service"),
+            f"the canary Service is the stable one ({services[0]}): the versions need one each",
+        )

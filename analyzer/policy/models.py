@@ -5,6 +5,7 @@
     analysis                         how often to look, error rates, limits and scores
     metrics                          what to compare between the versions (see metrics.py)
     strategy                         how the release moves forward (see strategy.py)
+    traffic                          which router carries the traffic (see traffic.py)
     alerts                           names of alert routes configured in the service's settings
 
 Cross-field rules live in checks.py; they run here so no invalid Policy object can exist.
@@ -23,6 +24,7 @@ from analyzer.policy.checks import policy_problems
 from analyzer.policy.durations import Duration
 from analyzer.policy.metrics import Metric
 from analyzer.policy.strategy import Strategy
+from analyzer.policy.traffic import Traffic
 
 DEFAULT_ALPHA = 0.01
 
@@ -95,6 +97,7 @@ class Policy(PolicyModel):
     analysis: Analysis = Field(default_factory=Analysis)
     metrics: list[Metric] = Field(min_length=1)
     strategy: Strategy
+    traffic: Traffic = Field(default_factory=Traffic)
     alerts: list[Name] = Field(default_factory=list, description="alert route names")
 
     @model_validator(mode="after")

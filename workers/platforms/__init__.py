@@ -1,9 +1,13 @@
 """Platforms: where a rollout's traffic and workloads change (the seam is ``base.Platform``).
 
 ``platform_for(name)`` is the registry a job's ``platform`` names: ``observe`` (analysis only,
-touches nothing) today; Kubernetes and local processes join as sibling modules. An unknown name
-raises ``UnknownPlatformError``: a rollout never silently runs on another platform. The in-memory
+touches nothing), ``kubernetes`` (Deployments, Services and a traffic router; kubernetes/) and
+``local`` (processes behind NGINX on one machine; local.py). An unknown name raises
+``UnknownPlatformError``: a rollout never silently runs on another platform. The in-memory
 platform (memory.py) is for tests and is not registered, as the in-memory notifier is not.
+
+Each factory imports its platform when first called, so a process that never runs one (the API,
+which only validates names) does not load the kubernetes client.
 """
 
 from __future__ import annotations
@@ -35,8 +39,15 @@ __all__ = [
     "platform_names",
 ]
 
+
+def _kubernetes() -> Platform:
+    from workers.platforms.kubernetes import KubernetesPlatform  # noqa: PLC0415 - see above
+
+    return KubernetesPlatform.from_env()
+
+
 IMPLEMENTATIONS: Mapping[str, Callable[[], Platform]] = MappingProxyType(
-    {"observe": ObservePlatform},
+    {"observe": ObservePlatform, "kubernetes": _kubernetes},
 )
 
 

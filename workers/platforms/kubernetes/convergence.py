@@ -1,0 +1,249 @@
+"""The ordered steps that bring the cluster to what a rollout wants, shared by apply and readiness.
+
+One list of steps per mode, walked in order; each step looks at the world and, when the call may
+write, makes the change, then says whether it is done. The walk stops at the first step that is
+not: so ``apply`` (write=True) moves the cluster as far as it safely can, and ``readiness``
+(write=False) reports the first thing still awaited, or Ready. Because the engine re-asserts what
+it awaits at every wake-up, a step that must wait (pods becoming available) is simply taken
+further at the next apply: order is kept without any memory beyond the objects themselves.
+
+    progress   canary Service; canary at its size (crash-looping pods: Failed); blue-green's
+               active Service; the router's split; the stable's size (rolling, blue-green)
+    promote    canary at full size; all traffic to it (blue-green: the switch); the stable
+               Deployment takes the new template at full size and rolls out (past its deadline:
+               Failed); the stable Service selects the new version; the router reset; the
+               canary at zero. The order is Flagger's: users never hit a version being replaced.
+               Once the stable runs the new version the canary's part is over, so a re-assert
+               never scales the canary back up or sends traffic back to it.
+    rollback   the stable back as the baseline found it (only if the rollout changed it: a
+               canary abort never touches it); Services back on the stable version; the router
+               reset, verified; only then the canary at zero
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from workers.platforms.base import Failed, NotYet, Readiness, Ready
+from workers.platforms.kubernetes import services, workloads
+from workers.platforms.kubernetes.api import DEPLOYMENTS, Kube, Obj
+from workers.platforms.kubernetes.desired import Baseline, Desired
+from workers.platforms.kubernetes.router import TrafficRouter
+from workers.platforms.kubernetes.target import Target
+
+
+@dataclass
+class World:
+    """What one call works with; ``stable`` and ``canary`` are re-read after each write."""
+
+    kube: Kube
+    target: Target
+    router: TrafficRouter
+    stable: Obj
+    canary: Obj
+    desired: Desired
+    baseline: Baseline
+
+    @property
+    def routed(self) -> bool:
+        """A request router splits traffic (not blue-green's Services, not replica counts)."""
+        return self.target.strategy != "blue_green" and self.router.name != "replicas"
+
+    def reread(self) -> None:
+        target = self.target
+        self.stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app) or self.stable
+        self.canary = self.kube.get(DEPLOYMENTS, target.namespace, target.canary) or self.canary
+
+
+Step = Callable[[World, bool], Readiness | None]
+
+
+def converge(world: World, write: bool) -> Readiness:
+    """Walk the mode's steps; the first one not done answers, else Ready."""
+    for step in STEPS[world.desired.mode](world):
+        answer = step(world, write)
+        if answer is not None:
+            return answer
+    return Ready()
+
+
+def _waiting(answer: Readiness) -> Readiness | None:
+    return None if isinstance(answer, Ready) else answer
+
+
+# -- steps -------------------------------------------------------------------------------------
+def canary_service(world: World, write: bool) -> Readiness | None:
+    target = world.target
+    if not target.needs_services:
+        return None
+    stable_service = services.read_stable_service(world.kube, target)
+    if write:
+        services.ensure_canary_service(world.kube, target, stable_service)
+    return services.selects(world.kube, target, stable_service)
+
+
+def canary_at(size: Callable[[World], int], healthy: bool = True) -> Step:
+    """The canary Deployment at ``size``; with ``healthy``, stuck pods and its deadline fail."""
+
+    def step(world: World, write: bool) -> Readiness | None:
+        replicas = size(world)
+        if write and world.canary.get("spec", {}).get("replicas") != replicas:
+            workloads.scale(world.kube, world.target, world.target.canary, replicas, owned=True)
+            world.reread()
+        if healthy and replicas > 0:
+            stuck = workloads.stuck_pods(world.kube, world.target, world.canary)
+            if stuck is not None:
+                return Failed(f"the canary cannot run: {stuck}")
+        return _waiting(workloads.rolled_out(world.canary, replicas, deadline_fails=healthy))
+
+    return step
+
+
+def pinned_to(
+    version: Callable[[World], str], when: Callable[[World], bool], missing_ok: bool = False
+) -> Step:
+    """The stable (blue-green: active) Service selects ``version`` only."""
+
+    def step(world: World, write: bool) -> Readiness | None:
+        if not when(world):
+            return None
+        target, wanted = world.target, version(world)
+        name = target.traffic.stable_service
+        absent = services.pinned(world.kube, target, name, wanted, missing_ok)
+        if write and absent is not None:
+            services.pin(world.kube, target, name, wanted)
+        return services.pinned(world.kube, target, name, wanted, missing_ok)
+
+    return step
+
+
+def routed(weight: Callable[[World], int], with_match: bool = True) -> Step:
+    """The router sends ``weight`` percent (and the desired audience) to the canary."""
+
+    def step(world: World, write: bool) -> Readiness | None:
+        if not world.routed:
+            return None
+        share, match = weight(world), world.desired.match if with_match else ()
+        if write and (share or match):
+            world.router.set_traffic(world.target, share, match)
+        elif write:
+            world.router.reset(world.target)
+        return _waiting(world.router.verify(world.target, share, match))
+
+    return step
+
+
+def stable_at(size: Callable[[World], int]) -> Step:
+    """The stable's size, when the strategy moves it (a canary never touches the stable)."""
+
+    def step(world: World, write: bool) -> Readiness | None:
+        if not world.desired.stable_touched:
+            return None
+        replicas = size(world)
+        if write and world.stable.get("spec", {}).get("replicas", 1) != replicas:
+            workloads.scale(world.kube, world.target, world.target.app, replicas, owned=False)
+            world.reread()
+        return _waiting(workloads.rolled_out(world.stable, replicas))
+
+    return step
+
+
+def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
+    """The stable Deployment runs ``version`` (the new one, or the baseline's) at full size."""
+
+    def step(world: World, write: bool) -> Readiness | None:
+        target, baseline = world.target, world.baseline
+        images = _new_images(world) if promoting else baseline.images
+        wanted = version(world)
+        done = workloads.templated(world.stable, target, wanted, images)
+        size = world.stable.get("spec", {}).get("replicas", 1) == baseline.replicas
+        if write and not (done and size):
+            workloads.retemplate_stable(world.kube, target, wanted, images, baseline.replicas)
+            world.reread()
+            done, size = workloads.templated(world.stable, target, wanted, images), True
+        if not done:
+            return NotYet(f"the stable Deployment does not run {wanted or 'the baseline'} yet")
+        if not promoting and not world.desired.stable_touched:
+            return None  # an abort never waits on a stable it did not change
+        return _waiting(workloads.rolled_out(world.stable, baseline.replicas, promoting))
+
+    return step
+
+
+def _new(world: World) -> str:
+    return world.target.version
+
+
+def _old(world: World) -> str:
+    return world.baseline.version
+
+
+def _new_images(world: World) -> dict[str, str]:
+    return workloads.new_images(world.stable, world.target)
+
+
+def _full(world: World) -> int:
+    return world.baseline.replicas
+
+
+def _none(world: World) -> int:
+    return 0
+
+
+def _blue_green(world: World) -> bool:
+    return world.target.strategy == "blue_green"
+
+
+def _services(world: World) -> bool:
+    return world.target.needs_services
+
+
+def _active_version(world: World) -> str:
+    return _new(world) if world.desired.active == "canary" else _old(world)
+
+
+def _progress(world: World) -> list[Step]:
+    return [
+        canary_service,
+        canary_at(lambda w: w.desired.canary_replicas),
+        pinned_to(_active_version, _blue_green),
+        pinned_to(_old, lambda w: w.routed),
+        routed(lambda w: w.desired.weight),
+        stable_at(lambda w: w.desired.stable_replicas),
+    ]
+
+
+def _promote(world: World) -> list[Step]:
+    if workloads.templated(world.stable, world.target, _new(world), _new_images(world)):
+        before: list[Step] = []  # the stable runs the new version: the canary's part is over
+    else:
+        before = [
+            canary_at(_full),
+            pinned_to(_new, _blue_green),
+            routed(lambda w: 100, with_match=False),
+        ]
+    return [
+        canary_service,
+        *before,
+        stable_templated(_new, promoting=True),
+        pinned_to(_new, _services),
+        routed(_none, with_match=False),
+        canary_at(_none, healthy=False),
+    ]
+
+
+def _rollback(world: World) -> list[Step]:
+    return [
+        stable_templated(_old, promoting=False),
+        pinned_to(_old, _services, missing_ok=True),
+        routed(_none, with_match=False),
+        canary_at(_none, healthy=False),
+    ]
+
+
+STEPS: dict[str, Callable[[World], list[Step]]] = {
+    "progress": _progress,
+    "promote": _promote,
+    "rollback": _rollback,
+}

@@ -1,0 +1,173 @@
+"""The ingress-nginx router: a canary Ingress beside the stable one, driven by its annotations.
+
+ingress-nginx splits traffic with a second Ingress for the same host and path, marked
+``nginx.ingress.kubernetes.io/canary: "true"``. Canarist writes ``<ingress>-canary``: the stable
+Ingress's class, TLS and rules, keeping only the paths that send to the stable Service and
+pointing them at the canary Service, with
+
+    canary-weight             the weight (percent)
+    canary-by-header          a header match's name, with canary-by-header-value (exact) or
+                              canary-by-header-pattern (regular expression)
+    canary-by-cookie          a cookie match's name: ingress-nginx routes a request when that
+                              cookie's value is "always", so only that value can be expressed
+
+ingress-nginx reads one header and one cookie per canary Ingress: an audience it cannot express
+(two headers, a cookie value other than "always") is refused with a PlatformError naming it,
+never approximated. ``reset`` deletes the canary Ingress; the stable Ingress is never changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from workers.actions import Match
+from workers.platforms.base import NotYet, PlatformError, Readiness, Ready
+from workers.platforms.kubernetes.api import INGRESSES, AlreadyExists, Kube, Obj
+from workers.platforms.kubernetes.desired import owned_by_canarist, sized_for_router, stamped
+from workers.platforms.kubernetes.target import Target
+
+PREFIX = "nginx.ingress.kubernetes.io/canary"
+
+
+class NginxIngressRouter:
+    name = "nginx_ingress"
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def check(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:
+        canary_annotations(weight, match)
+        self._cloned_spec(target)
+
+    def set_traffic(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:
+        if not weight and not match:
+            self.reset(target)
+            return
+        wanted = canary_annotations(weight, match)
+        spec = self._cloned_spec(target)
+        namespace, name = target.namespace, _canary_name(target)
+        metadata = target.stamp({"weight": weight, "annotations": wanted}, owned=True)
+        metadata["annotations"].update(wanted)
+        if self.kube.get(INGRESSES, namespace, name) is None:
+            body = {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": name, "namespace": namespace, **copy.deepcopy(metadata)},
+                "spec": spec,
+            }
+            try:
+                self.kube.create(INGRESSES, namespace, body)
+                return
+            except AlreadyExists:
+                pass  # created since we looked: correct it below
+
+        def change(current: Obj) -> Obj | None:
+            self._check_owned(current, target)
+            present = current.get("metadata", {}).get("annotations") or {}
+            stale = {key: None for key in present if key.startswith(PREFIX) and key not in wanted}
+            if not stale and stamped(current, metadata) and _has_spec(current, spec):
+                return None
+            annotations = {**stale, **metadata["annotations"]}
+            return {"metadata": {**metadata, "annotations": annotations}, "spec": spec}
+
+        self.kube.modify(INGRESSES, namespace, name, change)
+
+    def reset(self, target: Target) -> None:
+        current = self.kube.get(INGRESSES, target.namespace, _canary_name(target))
+        if current is not None:
+            self._check_owned(current, target)
+            self.kube.delete(INGRESSES, target.namespace, _canary_name(target))
+
+    def verify(self, target: Target, weight: int, match: tuple[Match, ...]) -> Readiness:
+        name = _canary_name(target)
+        current = self.kube.get(INGRESSES, target.namespace, name)
+        if not weight and not match:
+            return Ready() if current is None else NotYet(f"Ingress {name} is still there")
+        if current is None:
+            return NotYet(f"no Ingress {name} yet")
+        wanted = canary_annotations(weight, match)
+        present = current.get("metadata", {}).get("annotations") or {}
+        ours = {key: value for key, value in present.items() if key.startswith(PREFIX)}
+        if ours != wanted or not _has_spec(current, self._cloned_spec(target)):
+            return NotYet(f"Ingress {name} does not send {weight}% yet")
+        return Ready()
+
+    def canary_replicas(self, stable: int, weight: int, match: tuple[Match, ...]) -> int:
+        return sized_for_router(stable, weight, match)
+
+    def _cloned_spec(self, target: Target) -> dict[str, Any]:
+        name = target.traffic.ingress
+        stable = self.kube.get(INGRESSES, target.namespace, name)
+        if stable is None:
+            raise PlatformError(f"no Ingress {target.namespace}/{name} (traffic.ingress)")
+        return cloned_spec(stable.get("spec", {}), target)
+
+    def _check_owned(self, current: Obj, target: Target) -> None:
+        if not owned_by_canarist(current):
+            raise PlatformError(
+                f"Ingress {target.namespace}/{_canary_name(target)} exists and is not managed "
+                "by canarist: rename or delete it"
+            )
+
+
+def canary_annotations(weight: int, match: tuple[Match, ...]) -> dict[str, str]:
+    """ingress-nginx's canary annotations for this split; PlatformError when it cannot say it."""
+    headers = [rule for rule in match if rule.kind == "header"]
+    cookies = [rule for rule in match if rule.kind == "cookie"]
+    if len(headers) > 1 or len(cookies) > 1:
+        raise PlatformError(
+            f"ingress-nginx matches one header and one cookie per canary; the audience has "
+            f"{len(headers)} header(s) and {len(cookies)} cookie(s): use gateway_api"
+        )
+    annotations = {PREFIX: "true", f"{PREFIX}-weight": str(weight)}
+    for rule in headers:
+        annotations[f"{PREFIX}-by-header"] = rule.name
+        key = "pattern" if rule.regex else "value"
+        annotations[f"{PREFIX}-by-header-{key}"] = rule.value
+    for rule in cookies:
+        if rule.regex or rule.value != "always":
+            raise PlatformError(
+                f"ingress-nginx routes by cookie {rule.name} only when its value is 'always', "
+                f"not {rule.value!r}: use that value, a header, or gateway_api"
+            )
+        annotations[f"{PREFIX}-by-cookie"] = rule.name
+    return annotations
+
+
+def cloned_spec(stable: dict[str, Any], target: Target) -> dict[str, Any]:
+    """The stable Ingress's class, TLS and the paths to the stable Service, sent to the canary."""
+    service, canary = target.traffic.stable_service, target.traffic.canary_service
+    spec: dict[str, Any] = {
+        key: copy.deepcopy(stable[key]) for key in ("ingressClassName", "tls") if key in stable
+    }
+    rules = []
+    for rule in stable.get("rules") or []:
+        paths = [
+            _to_canary(path, canary)
+            for path in (rule.get("http") or {}).get("paths") or []
+            if (path.get("backend", {}).get("service") or {}).get("name") == service
+        ]
+        if paths:
+            rules.append({**copy.deepcopy(rule), "http": {"paths": paths}})
+    if not rules:
+        raise PlatformError(
+            f"Ingress {target.traffic.ingress} has no path sending to Service {service}"
+        )
+    spec["rules"] = rules
+    return spec
+
+
+def _to_canary(path: dict[str, Any], canary: str) -> dict[str, Any]:
+    path = copy.deepcopy(path)
+    path["backend"]["service"]["name"] = canary
+    return path
+
+
+def _canary_name(target: Target) -> str:
+    return f"{target.traffic.ingress}-canary"
+
+
+def _has_spec(current: Obj, spec: dict[str, Any]) -> bool:
+    present = current.get("spec", {})
+    return all(present.get(key) == value for key, value in spec.items())
