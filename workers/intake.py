@@ -96,8 +96,9 @@ class RolloutJob(BaseModel):
         default=None,
         min_length=1,
         max_length=512,
-        pattern=r"^\S+$",
-        description="the new image of the pod's only container, or of the one named like the app",
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="kubernetes: the new image of the pod's only container, or of the one named "
+        "like the app; local: the new version's command line, with a {port} placeholder",
     )
     images: dict[str, str] = Field(
         default_factory=dict,
@@ -141,6 +142,20 @@ class RolloutJob(BaseModel):
     def _distinct_versions(self) -> RolloutJob:
         if self.baseline == self.canary:
             raise ValueError("baseline and canary select the same series: nothing to compare")
+        return self
+
+    @model_validator(mode="after")
+    def _image_fits_the_platform(self) -> RolloutJob:
+        if self.image is None:
+            return self
+        if self.platform == "local" and "{port}" not in self.image:
+            raise ValueError(
+                "image: the local platform runs a command line, which must contain {port}"
+            )
+        if self.platform != "local" and re.search(r"\s", self.image):
+            raise ValueError(
+                "image must not contain whitespace (only the local platform takes a command line)"
+            )
         return self
 
     def spec(

@@ -35,6 +35,11 @@ def refused(**fields: Any) -> str:
 # -- the job model -----------------------------------------------------------------------------
 
 
+def test_the_local_platform_takes_a_command_line_as_its_image() -> None:
+    command = "python -m canarist.demo.service --port {port} --version v2"
+    assert job(platform="local", image=command).image == command
+
+
 def test_a_valid_job_normalises_its_selectors() -> None:
     valid = job(baseline='{ app = "checkout" , version="v1" }')
     assert valid.baseline == 'app="checkout",version="v1"'
@@ -56,6 +61,9 @@ def test_a_valid_job_normalises_its_selectors() -> None:
         ({"canary": 'app="checkout",version="v1"'}, "the same series"),
         ({"replicas": 3}, "Extra inputs are not permitted"),
         ({"idempotency_key": "has space"}, "idempotency_key"),
+        ({"image": "registry/checkout:v2 --privileged"}, "must not contain whitespace"),
+        ({"image": "checkout\nv2"}, "image"),
+        ({"platform": "local", "image": "python -m svc --version v2"}, "must contain {port}"),
     ],
 )
 def test_invalid_jobs_are_refused_naming_the_field(fields: dict[str, Any], message: str) -> None:

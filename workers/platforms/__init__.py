@@ -46,8 +46,14 @@ def _kubernetes() -> Platform:
     return KubernetesPlatform.from_env()
 
 
+def _local() -> Platform:
+    from workers.platforms.local import LocalPlatform  # noqa: PLC0415 - see above
+
+    return LocalPlatform.from_env()
+
+
 IMPLEMENTATIONS: Mapping[str, Callable[[], Platform]] = MappingProxyType(
-    {"observe": ObservePlatform, "kubernetes": _kubernetes},
+    {"observe": ObservePlatform, "kubernetes": _kubernetes, "local": _local},
 )
 
 

@@ -1,0 +1,171 @@
+"""The record the local platform keeps per app (apps/<namespace>.<app>.json), and its checks.
+
+Frozen dataclasses, written with ``to_record()`` and read back with ``from_record()``: the desired
+state (the stable and canary releases, how traffic is split, the rollout that owns the app) and
+what runs (each instance's side, version, port, process group and health). ``targets`` turns
+records into Prometheus file_sd groups. The checks refuse what a person or a job wrote that the
+platform cannot run: names unsafe in file names, a command line without ``{port}``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from workers.actions import Match
+from workers.platforms.base import PlatformError
+
+SIDES = ("stable", "canary")
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Release:
+    """One side: ``count`` instances of ``version`` run by ``command``."""
+
+    version: str
+    command: str
+    count: int
+    origin: str | None = None  # the rollout that brought it (None: registered)
+
+    def runs(self, instance: Instance) -> bool:
+        return (instance.version, instance.command) == (self.version, self.command)
+
+
+@dataclass(frozen=True)
+class Instance:
+    side: str  # stable | canary | old (the stable side a promotion replaced)
+    version: str
+    command: str
+    port: int
+    pid: int  # the process group leader
+    start: int  # the leader's start time: a reused PID is not ours
+    log: str
+    launched_at: float
+    routable: bool = False  # answered /healthz once: traffic may reach it
+    exited: bool = False
+    exit_code: int | None = None
+    retiring: bool = False  # out of the router; stopped once NGINX has reloaded
+
+    @property
+    def live(self) -> bool:
+        return not self.exited
+
+
+@dataclass(frozen=True)
+class Traffic:
+    mode: str = "split"  # split (weight + match) | pooled (rolling) | switched (blue-green)
+    weight: int = 0
+    match: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True)
+class Owner:
+    rollout_id: str
+    attempt: int
+    created_at: float
+    strategy: str
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    namespace: str
+    app: str
+    listen_port: int
+    replicas: int
+    region_header: str
+    stable: Release
+    canary: Release | None = None
+    traffic: Traffic = field(default_factory=Traffic)
+    instances: tuple[Instance, ...] = ()
+    owner: Owner | None = None
+    promoting: bool = False
+    previous: Release | None = None  # the stable before a promotion, while it completes
+
+    @property
+    def key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]", "_", f"{self.namespace}_{self.app}_{self.listen_port}")
+
+    def release(self, side: str) -> Release | None:
+        return self.stable if side == "stable" else self.canary if side == "canary" else None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"format": RECORD_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AppRecord:
+        data = dict(record)
+        if data.pop("format", None) != RECORD_FORMAT:
+            raise ValueError(f"app record format is not {RECORD_FORMAT}")
+        traffic = data.get("traffic") or {}
+        rules = tuple(Match(**rule) for rule in traffic.get("match", ()))
+        return cls(
+            **{
+                **data,
+                "stable": Release(**data["stable"]),
+                "canary": Release(**data["canary"]) if data.get("canary") else None,
+                "previous": Release(**data["previous"]) if data.get("previous") else None,
+                "traffic": Traffic(traffic.get("mode", "split"), traffic.get("weight", 0), rules),
+                "instances": tuple(Instance(**item) for item in data.get("instances", ())),
+                "owner": Owner(**data["owner"]) if data.get("owner") else None,
+            }
+        )
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_name(label: str, value: str) -> None:
+    if not _NAME.fullmatch(value):
+        raise PlatformError(f"{label} {value!r}: use letters, digits, '.', '_' and '-'")
+
+
+def check_command(command: str) -> None:
+    """A command line the platform can run: it parses, and it has a ``{port}`` placeholder."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise PlatformError(f"command {command!r} does not parse: {exc}") from exc
+    if not argv or "{port}" not in command:
+        raise PlatformError(
+            f"the local platform runs a command line with a {{port}} placeholder (the job's "
+            f"image), e.g. 'python -m canarist.demo.service --port {{port}}'; got {command!r}"
+        )
+
+
+def redeclared(
+    record: AppRecord, listen_port: int, version: str, command: str, replicas: int
+) -> AppRecord:
+    """``record`` with its stable version declared again; dead stable instances are dropped."""
+    count = replicas
+    if record.traffic.mode == "pooled" and record.canary is not None:
+        count = max(0, replicas - record.canary.count)
+    stable = record.stable
+    if (stable.version, stable.command) != (version, command):
+        stable = Release(version, command, count)
+    alive = tuple(i for i in record.instances if not (i.side == "stable" and i.exited))
+    return replace(
+        record, listen_port=listen_port, replicas=replicas, instances=alive,
+        stable=replace(stable, count=count),
+    )  # fmt: skip
+
+
+def targets(records: Sequence[AppRecord], host: str) -> list[dict[str, Any]]:
+    """Prometheus file_sd groups: one per serving instance, labelled app/namespace/version/track."""
+    return [
+        {
+            "targets": [f"{host}:{item.port}"],
+            "labels": {
+                "app": record.app,
+                "namespace": record.namespace,
+                "version": item.version,
+                "track": item.side,
+            },
+        }
+        for record in records
+        for item in record.instances
+        if item.side in SIDES and item.routable and item.live and not item.retiring
+    ]
