@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from canarist.cli.analysis import register as register_analysis
+from canarist.cli.demo import register as register_demo
 from canarist.cli.policy import policy_app, token_app
 from canarist.cli.report import report
 from canarist.cli.rollouts import register as register_rollouts
@@ -18,6 +19,7 @@ app.add_typer(token_app, name="token")
 register_analysis(app)
 register_rollouts(app)
 app.command("report")(report)
+register_demo(app)
 
 
 def main() -> None:
