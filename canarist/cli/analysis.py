@@ -60,12 +60,12 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_args(pairs: list[str] | None) -> dict[str, str]:
+def parse_args(pairs: list[str] | None, option: str = "--arg") -> dict[str, str]:
     args = {}
     for pair in pairs or []:
         name, separator, value = pair.partition("=")
         if not separator:
-            raise typer.BadParameter(f"--arg {pair!r}: expected name=value")
+            raise typer.BadParameter(f"{option} {pair!r}: expected name=value")
         args[name.strip()] = value
     return args
 

@@ -191,7 +191,14 @@ def submit(
     policy: Annotated[str, typer.Option(help="policy name (its file name without .yaml)")],
     baseline: Annotated[str, typer.Option(help='baseline matchers: app="x",version="v1"')],
     canary: Annotated[str, typer.Option(help='canary matchers: app="x",version="v2"')],
-    image: Annotated[str | None, typer.Option(help="the new image")] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(help="the new image (local platform: the command line, with {port})"),
+    ] = None,
+    container_image: Annotated[
+        list[str] | None,
+        typer.Option(help="container=image, for pods with several containers (repeatable)"),
+    ] = None,
     platform: Annotated[str, typer.Option(help="kubernetes, local or observe")] = "observe",
     arg: Annotated[list[str] | None, typer.Option("--arg", help="k=v for the policy")] = None,
     idempotency_key: Annotated[
@@ -214,6 +221,8 @@ def submit(
     }
     if image is not None:
         job["image"] = image
+    if container_image:
+        job["images"] = parse_args(container_image, "--container-image")
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     with ApiClient(api, token) as client:
         answer = client.call("POST", "/v1/rollouts", job, headers)

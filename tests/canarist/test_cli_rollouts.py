@@ -138,6 +138,22 @@ def test_submit_passes_args_and_the_idempotency_key(served: Served) -> None:
     assert detail["args"] == {"route": "/api/.*"}
 
 
+def test_submit_names_an_image_per_container(served: Served) -> None:
+    argv = [*SUBMIT, "--app", "basket", "--platform", "kubernetes"]
+    argv += ["--container-image", "app=registry.example/basket:v2"]
+    argv += ["--container-image", "sidecar=registry.example/envoy:1.31"]
+    submitted = cli(served, *argv)
+    assert submitted.exit_code == 0, submitted.output
+    spec = served.store.load(submitted.stdout.strip()).state.spec
+    assert dict(spec.images) == {
+        "app": "registry.example/basket:v2",
+        "sidecar": "registry.example/envoy:1.31",
+    }
+    refused = cli(served, *argv[:-1], "sidecar")
+    assert refused.exit_code == 2
+    assert "--container-image 'sidecar': expected name=value" in refused.output
+
+
 def test_status_watch_follows_until_the_rollout_finishes(served: Served) -> None:
     rollout_id = cli(served, *SUBMIT, "--app", "cart").stdout.strip()
 
