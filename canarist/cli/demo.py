@@ -45,7 +45,8 @@ def demo_command(
             console.print(
                 f"[bold]Canarist demo[/] in {demo.workdir}: API {demo.api_url}, router "
                 f"http://127.0.0.1:{demo.router_port}/, Prometheus {demo.prometheus_url}, "
-                f"Alertmanager {demo.alertmanager_url}"
+                f"Alertmanager {demo.alertmanager_url}",
+                soft_wrap=True,  # URLs stay whole, to copy
             )
             with view.LiveView(console) as live:
                 results = run_releases(demo, live)
@@ -65,7 +66,8 @@ def demo_command(
 def _wait_for_interrupt(console: Console, demo: object) -> None:
     console.print(
         f"The stack keeps running (token for the API: {getattr(demo, 'token', '')}). "
-        "Press Ctrl-C to stop it."
+        "Press Ctrl-C to stop it.",
+        soft_wrap=True,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

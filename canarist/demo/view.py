@@ -188,9 +188,9 @@ def summary(
         for alert in result.alerts:
             console.print(alert_panel(alert))
         if result.report is not None:
-            console.print(f"report for {result.release.version}: {result.report}")
+            console.print(f"report for {result.release.version}: {result.report}", soft_wrap=True)
         if serving and result.report_url is not None:
-            console.print(f"  served at {result.report_url}", highlight=False)
+            console.print(f"  served at {result.report_url}", highlight=False, soft_wrap=True)
 
 
 def alert_panel(alert: Mapping[str, Any]) -> Panel:
