@@ -56,7 +56,8 @@ class LoadGenerator:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._client: httpx.Client | None = None
-        self.dropped = 0
+        self.dropped = 0  # arrivals skipped because every worker was busy
+        self.failures: Counter[str] = Counter()  # requests without an answer, by error type
 
     def start(self) -> LoadGenerator:
         if self._thread is not None:
@@ -110,8 +111,10 @@ class LoadGenerator:
             assert self._client is not None
             response = self._client.get(self.url, headers=headers)
             key = (response.headers.get(VERSION_HEADER, NO_VERSION), response.status_code)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
             key = (NO_VERSION, NO_ANSWER)
+            with self._lock:
+                self.failures[type(exc).__name__] += 1
         finally:
             self._free.release()
         with self._lock:
