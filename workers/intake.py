@@ -255,6 +255,13 @@ class Intake:
     def check(self, job: RolloutJob) -> tuple[Policy, dict[str, str]]:
         """The job's policy and its resolved args, or the reason the job cannot run."""
         policy = self.policy(job.policy)
+        needs_router = job.platform == "kubernetes" and policy.strategy.type == "targeted"
+        if needs_router and policy.traffic.router == "replicas":
+            raise InvalidJobError(
+                f"policy {job.policy!r} targets an audience, which on Kubernetes needs a router "
+                "that matches requests: set traffic.router to gateway_api or nginx_ingress "
+                "(replica counts cannot send a chosen audience to the canary)"
+            )
         try:
             return policy, resolve_args(policy, job.args)
         except TemplateError as exc:

@@ -149,7 +149,10 @@ def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
 
 def _traffic(policy: Policy) -> Iterator[Problem]:
     traffic = policy.traffic
-    if isinstance(policy.strategy, TargetedStrategy) and traffic.router == "replicas":
+    # Only a router the policy names is refused here: without one, a targeted policy still runs
+    # on the local platform (its own NGINX) and on observe; intake refuses it on Kubernetes.
+    named = "router" in traffic.model_fields_set
+    if isinstance(policy.strategy, TargetedStrategy) and named and traffic.router == "replicas":
         yield Problem(
             ("traffic", "router"),
             "replicas cannot send a chosen audience to the canary; use gateway_api or "

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.workers.conftest import DEMO_POLICY, job
-from workers.intake import Intake
+from workers.intake import Intake, InvalidJobError
 from workers.state import TrafficSpec
 from workers.store import MemoryStateStore
 
@@ -44,6 +44,27 @@ def test_a_policy_without_a_traffic_section_follows_replica_counts(
     submitted = intake.submit(job(), "alice")
     traffic = memory_store.load(submitted.rollout_id).state.spec.traffic
     assert traffic.router == "replicas" and traffic.stable_service == "checkout"
+
+
+TARGETED = DEMO_POLICY.replace("name: demo", "name: aimed").replace(
+    "strategy:\n  type: canary\n",
+    "strategy:\n  type: targeted\n  match: [{region: KR}]\n  analyze: {duration: 10s}\n",
+)
+
+
+def test_a_targeted_policy_without_a_router_is_refused_on_kubernetes_only(
+    intake: Intake, memory_store: MemoryStateStore, policy_dir: Path
+) -> None:
+    (policy_dir / "aimed.yaml").write_text(TARGETED)
+    with pytest.raises(InvalidJobError, match=r"set traffic\.router to gateway_api or nginx_ing"):
+        intake.submit(job(policy="aimed", platform="kubernetes"), "alice")
+    local = job(policy="aimed", platform="local", image="svc --port {port}")
+    for accepted in (job(policy="aimed"), local):  # observe moves nothing; local is NGINX
+        submitted = intake.submit(accepted, "alice")
+        assert memory_store.load(submitted.rollout_id).state.spec.strategy == "targeted"
+    (policy_dir / "aimed.yaml").write_text(TARGETED + "traffic: {router: gateway_api}\n")
+    submitted = intake.submit(job(policy="aimed", platform="kubernetes", version="v3"), "alice")
+    assert memory_store.load(submitted.rollout_id).state.spec.traffic.router == "gateway_api"
 
 
 def test_images_by_container_reach_the_spec(intake: Intake, memory_store: MemoryStateStore) -> None:

@@ -75,7 +75,6 @@ def test_targeted_header_rules_keep_exact_values_and_regexes() -> None:
         "{type: targeted, region_header: cf-ipcountry, analyze: {duration: 5m},"
         " match: [{header: {name: x-beta, value: 'yes'}}, {header: {name: user-agent,"
         " regex: '.*Firefox.*'}}, {region: DE}], steps: [{set_weight: 100}]}"
-        "\ntraffic: {router: gateway_api}"
     )
     audience = (
         Match("header", "x-beta", "yes"),
