@@ -36,11 +36,19 @@ FIXED_HORIZON_JUDGES = frozenset({"mann_whitney"})
 
 @dataclass(frozen=True)
 class Versions:
-    """Who is compared with whom, and the job's values for the policy's declared args."""
+    """Who is compared with whom, and the job's values for the policy's declared args.
+
+    ``baseline_shift`` compares the canary with the baseline as it was that long before: the
+    baseline is queried over the window moved back by it and laid on the canary's grid. Blue-
+    green after the switch needs it: the old version then serves nobody, so the only fair
+    baseline is the old version before the switch, under the same full traffic (Kayenta's
+    separate control and experiment scopes do the same).
+    """
 
     baseline: Selector
     canary: Selector
     args: Mapping[str, str]
+    baseline_shift: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -100,14 +108,16 @@ def fetch(
     if grid.size == 0:
         return FetchedWindow(grid, tuple(MetricWindow(metric) for metric in policy.metrics))
 
-    def query(text: str, selector: Selector) -> list[Series]:
+    def query(text: str, selector: Selector, shift: timedelta = timedelta(0)) -> list[Series]:
         promql = PromQLTemplate.parse(text).render(selector=selector, interval=interval, args=args)
-        return source.query_range(promql, start + interval, end, interval)
+        found = source.query_range(promql, start + interval - shift, end - shift, interval)
+        return [_shifted(series, shift) for series in found] if shift else found
 
+    baseline_query = partial(query, selector=versions.baseline, shift=versions.baseline_shift)
     windows = []
     for metric in policy.metrics:
         try:
-            baseline = _metric_data(metric, partial(query, selector=versions.baseline), grid)
+            baseline = _metric_data(metric, baseline_query, grid)
             canary = _metric_data(metric, partial(query, selector=versions.canary), grid)
             windows.append(MetricWindow(metric, baseline, canary))
         except TemporarySourceError as error:
@@ -115,6 +125,11 @@ def fetch(
         except QueryError as error:
             windows.append(MetricWindow(metric, error=str(error), temporary=False))
     return FetchedWindow(grid, tuple(windows))
+
+
+def _shifted(series: Series, shift: timedelta) -> Series:
+    """``series`` moved forward in time by ``shift`` (onto the canary's grid)."""
+    return Series(series.labels, series.timestamps + shift.total_seconds(), series.values)
 
 
 def _metric_data(

@@ -44,7 +44,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -75,6 +75,7 @@ from workers.metrics import RolloutLog, rollout_log
 from workers.platforms import Failed, Platform, Ready
 from workers.state import AnalysisRequest, Phase, RolloutState
 from workers.store import StateStore
+from workers.strategies import baseline_shift, plan_for
 
 ADVANCE, DELIVER = "canarist.advance", "canarist.deliver_outbox"
 RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
@@ -194,9 +195,15 @@ def run_analysis(
     log: RolloutLog,
 ) -> Verdict:
     spec = state.spec
+    shift = timedelta(seconds=analysis_baseline_shift(state, policy))
     versions = Versions(
-        Selector.parse(spec.baseline_selector), Selector.parse(spec.canary_selector), spec.args_map
+        Selector.parse(spec.baseline_selector),
+        Selector.parse(spec.canary_selector),
+        spec.args_map,
+        baseline_shift=shift,
     )
+    if shift:
+        log.info("baseline read %s earlier: the old version before the switch", shift)
     start = datetime.fromtimestamp(request.window_start, UTC)
     end = datetime.fromtimestamp(request.window_end, UTC)
     with metrics.ANALYSIS_DURATION.time():
@@ -207,6 +214,16 @@ def run_analysis(
             verdict = errored(policy, f"analysis could not run: {exc}", request.final)
     log.info("%s: %s", "final look" if request.final else "look", verdict.reason)
     return verdict
+
+
+def analysis_baseline_shift(state: RolloutState, policy: Policy) -> float:
+    """Seconds back to read the baseline at the state's stage (workers.strategies)."""
+    try:
+        plan = plan_for(policy.strategy)
+    except CanaristError:
+        return 0.0
+    begin_after = policy.analysis.begin_after.total_seconds()
+    return baseline_shift(plan, min(state.stage_index, len(plan) - 1), begin_after)
 
 
 def errored(policy: Policy, reason: str, final: bool) -> Verdict:

@@ -9,6 +9,7 @@ import pytest
 
 from analyzer.analysis import Versions, analyze, fetch, judge_upto, make_grid, resolve_args
 from analyzer.errors import QueryError, TemplateError
+from analyzer.judges.base import CountsData
 from analyzer.policy import load_policy_text
 from analyzer.policy.promql import PromQLTemplate, Selector
 from analyzer.sources.base import Series
@@ -131,3 +132,25 @@ def test_a_window_shorter_than_one_interval_has_no_data() -> None:
     verdict = analyze(POLICY, source_with([10.0]), VERSIONS, START, START + timedelta(seconds=30))
     assert verdict.outcome is Outcome.INCONCLUSIVE
     assert all(m.judgement.reason_code is Reason.NO_DATA for m in verdict.metrics)
+
+
+def test_a_shifted_baseline_is_read_earlier_and_laid_on_the_canarys_grid() -> None:
+    # the baseline has data for the first 30 minutes only (then it served nobody); the canary
+    # is judged over minutes 30-60 against the baseline's minutes 0-30
+    source = source_with([10.0] * 60, minutes=60)
+    early = per_minute([10.0] * 30)
+    source.set(rendered(POLICY.metrics[0].templates()["errors"], "v1"), early)
+    source.set(rendered(POLICY.metrics[0].templates()["total"], "v1"), per_minute([1000.0] * 30))
+    shifted = Versions(VERSIONS.baseline, VERSIONS.canary, {}, baseline_shift=30 * MINUTE)
+
+    window = fetch(POLICY, source, shifted, START + 30 * MINUTE, START + 60 * MINUTE)
+
+    baseline_calls = [call for call in source.calls if 'version="v1"' in call.promql]
+    assert {call.end for call in baseline_calls} == {START + 30 * MINUTE}
+    errors = window.metrics[0]
+    assert isinstance(errors.baseline, CountsData) and isinstance(errors.canary, CountsData)
+    assert np.nansum(errors.baseline.totals) == np.nansum(errors.canary.totals) == 30 * 1000.0
+    assert list(errors.baseline.timestamps) == list(errors.canary.timestamps)
+    unshifted = fetch(POLICY, source, VERSIONS, START + 30 * MINUTE, START + 60 * MINUTE)
+    assert isinstance(unshifted.metrics[0].baseline, CountsData)
+    assert np.nansum(unshifted.metrics[0].baseline.totals) == 0  # at the same time: silence

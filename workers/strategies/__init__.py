@@ -24,6 +24,7 @@ from workers.strategies.base import (
     Stage,
     Switch,
     UnknownStrategyError,
+    baseline_shift,
     exposure_after,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "Stage",
     "Switch",
     "UnknownStrategyError",
+    "baseline_shift",
     "exposure_after",
     "plan_for",
 ]

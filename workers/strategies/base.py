@@ -216,6 +216,25 @@ def exposure_after(plan: Plan, index: int) -> Exposure:
     return exposure
 
 
+def baseline_shift(plan: Plan, index: int, begin_after: float) -> float:
+    """How far back the baseline is read at stage ``index``, in seconds (0: at the same time).
+
+    Once blue-green's switch has sent everyone to the new version, the old one serves nobody,
+    and comparing with it at the same time compares with silence. So from the switch on, the
+    baseline is the old version just before the switch, under the same full traffic: the
+    window starts ``begin_after`` after the switch, so a shift of ``begin_after + L`` lays the
+    last ``L`` seconds before the switch under the first ``L`` after the window starts, where
+    ``L`` is the post-switch stage's duration (the post-promotion analysis, else the
+    scale-down delay). The shift is one number for the whole window, so every look of it
+    compares the same periods.
+    """
+    if index < 0 or not exposure_after(plan, index).active_is_new:
+        return 0.0
+    switched = next(i for i in range(index + 1) if exposure_after(plan, i).active_is_new)
+    timed = (stage.seconds for stage in plan[switched + 1 :] if stage.seconds is not None)
+    return begin_after + next(timed, 0.0)
+
+
 def _seconds(value: float) -> str:
     return format_duration(timedelta(seconds=value))
 
