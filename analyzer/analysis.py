@@ -233,4 +233,6 @@ def analyze(
     final: bool = True,
 ) -> Verdict:
     """One analysis of [start, end] (Kayenta's standalone canary analysis): fetch, then judge."""
-    return judge_upto(policy, fetch(policy, source, versions, start, end), final=final)
+    verdict = judge_upto(policy, fetch(policy, source, versions, start, end), final=final)
+    shift = versions.baseline_shift.total_seconds()
+    return verdict.model_copy(update={"baseline_shift": shift}) if shift else verdict

@@ -94,3 +94,8 @@ class Verdict(Frozen):
     metrics: list[MetricVerdict] = Field(default_factory=list)
     window_start: float | None = None
     window_end: float | None = None
+    baseline_shift: float = Field(
+        default=0.0,
+        description="seconds earlier the baseline was read (blue-green after the switch); 0: "
+        "at the same time as the canary",
+    )

@@ -84,8 +84,10 @@ def render(report: Report) -> str:
     final = decisive_verdict(history)
     verdicts = {metric.name: metric for metric in final.metrics} if final else {}
     context = ChartContext(report.start, report.end, _bands(history), _marks(history))
+    shift = final.baseline_shift if final else 0.0
     cards = [
-        metric_card(name, verdicts.get(name), by_name.get(name), policy, context) for name in names
+        metric_card(name, verdicts.get(name), by_name.get(name), policy, context, shift)
+        for name in names
     ]
     return document(
         history,

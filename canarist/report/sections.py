@@ -15,10 +15,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 
 from analyzer.policy import Policy
+from analyzer.policy.durations import format_duration
 from analyzer.verdict import Judgement, MetricVerdict, Outcome
 from canarist.report.formatting import esc, number, percent, utc, value_in
 from canarist.report.history import Look
@@ -52,6 +54,7 @@ def metric_card(
     series: MetricSeries | None,
     policy: Policy | None,
     context: ChartContext,
+    baseline_shift: float = 0.0,
 ) -> str:
     metric = next((m for m in policy.metrics if m.name == name), None) if policy else None
     flags = []
@@ -64,11 +67,21 @@ def metric_card(
         body = '<p class="reason">Not analysed yet: no look has judged this metric.</p>'
     else:
         body = f'<p class="reason">{esc(verdict.judgement.reason)}</p>'
+        if baseline_shift:
+            body += (
+                '<p class="reason">The baseline is the old version as it was '
+                f"{esc(_duration(baseline_shift))} earlier: after the switch it served nobody, "
+                "so the new version is compared with it just before the switch.</p>"
+            )
         body += _numbers(verdict, metric.tolerance if metric else None, _direction(metric))
     return (
         f'<article class="metric" id="{esc(slug(name))}">{head}{body}'
         f"{_data_chart(name, series, context)}</article>"
     )
+
+
+def _duration(seconds: float) -> str:
+    return format_duration(timedelta(seconds=seconds))
 
 
 def _direction(metric: object) -> str:

@@ -1,5 +1,6 @@
 """Blue-green after the switch: the old version serves nobody, so the post-promotion analysis
-compares the new version with the old one as it was just before the switch.
+compares the new version with the old one as it was just before the switch (and the report
+says so).
 
 The source here is what Prometheus would hold: the old version (v1) has traffic until the
 switch and none after; the new one (v2) none before (the preview gets no users) and all after.
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from analyzer.sources.base import Series
+from canarist.report import render_report
 from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job
 from workers.actions import Released, Rollback, SwitchActive
 from workers.delivery import Delivery
@@ -124,7 +126,10 @@ def test_the_post_switch_analysis_compares_with_the_old_version_before_the_switc
     assert looks, "the post-switch analysis ran"
     first = looks[0].data["verdict"]["metrics"][0]["judgement"]
     assert first["baseline"]["requests"] > 0  # the old version, read from before the switch
+    assert looks[0].data["verdict"]["baseline_shift"] == 20.0  # begin_after 0 + 20 s analysis
     assert SwitchActive() in platform.actions_for(source.rollout_id)
+    page = render_report(memory_store, source, intake.policy("bg"), source.rollout_id, now=clock())
+    assert "The baseline is the old version as it was 20s earlier" in page
     if outcome is Phase.ABORTED:
         assert platform.actions_for(source.rollout_id)[-1] == Rollback(
             memory_store.load(source.rollout_id).state.abort_reason or "", switch_back=True
