@@ -129,8 +129,9 @@ def _effect(judgement: Mapping[str, Any]) -> str:
     effect, interval = judgement.get("effect"), judgement.get("effect_interval")
     if effect is None:
         return "-"
-    if interval:
-        return f"{effect:+.3g} [{interval[0]:+.3g}, {interval[1]:+.3g}]"
+    if interval:  # a bound may be open (None): the evidence does not limit it yet
+        low, high = (("…" if bound is None else f"{bound:+.3g}") for bound in interval)
+        return f"{effect:+.3g} [{low}, {high}]"
     return f"{effect:+.3g}"
 
 

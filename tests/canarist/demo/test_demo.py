@@ -26,7 +26,8 @@ def test_the_healthy_release_is_promoted_and_the_bad_one_aborted_with_an_alert(
         workdir=tmp_path / "demo", policy_dir=POLICIES, time_scale=40, rate=60, release_timeout=150
     )
     seen: list[Mapping[str, Any]] = []
-    console = Console(file=io.StringIO(), width=160)
+    # a terminal, as `make demo` has: the live panel is drawn at every poll
+    console = Console(file=io.StringIO(), width=160, force_terminal=True, color_system=None)
     live = LiveView(console)
 
     def watch(details: Sequence[Mapping[str, Any]], counts: Mapping[tuple[str, int], int]) -> None:
