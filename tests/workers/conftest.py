@@ -34,6 +34,7 @@ import redis
 from analyzer.errors import TemporarySourceError
 from analyzer.sources.base import Series
 from canarist.demo.stack import ServiceProcess
+from workers.actions import Released
 from workers.celery_app import (
     WorkerSettings,
     enqueue_advance,
@@ -42,9 +43,11 @@ from workers.celery_app import (
     settings_from_env,
     wake_outbox,
 )
+from workers.delivery import Delivery
 from workers.intake import Intake, RolloutJob
 from workers.state import RolloutState
 from workers.store import AuditEvent, MemoryStateStore, RedisStateStore, StateStore
+from workers.tasks import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).with_name("celery")
@@ -409,3 +412,35 @@ def celery_stack(
             flush = redis.Redis.from_url(broker)
             flush.flushdb()
             flush.close()
+
+
+def task_runtime(
+    store: StateStore,
+    intake: Intake,
+    source: Any,
+    platform: Any,
+    clock: FakeClock,
+    queued: Queued,
+    notifier: Any,
+) -> Runtime:
+    """The tasks' Runtime over in-memory parts: one platform, one alert route "oncall"."""
+    delivery = Delivery(
+        store,
+        {"oncall": notifier},
+        clock,
+        lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+    )
+    return Runtime(
+        store=store,
+        intake=intake,
+        source=source,
+        platforms=lambda name: platform,
+        delivery=delivery,
+        clock=clock,
+        requeue=queued.requeue,
+        wake_outbox=queued.wake,
+        lease_seconds=30.0,
+        max_countdown=15.0,
+        reconcile_grace=5.0,
+        worker_id="test",
+    )

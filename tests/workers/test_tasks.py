@@ -12,17 +12,23 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.workers.conftest import ARGS_POLICY, T0, FakeClock, FakeSource, Queued, job
+from tests.workers.conftest import (
+    ARGS_POLICY,
+    T0,
+    FakeClock,
+    FakeSource,
+    Queued,
+    job,
+    task_runtime,
+)
 from workers.actions import (
     EnsureCanary,
     Notify,
     PlatformAction,
     Promote,
-    Released,
     Rollback,
     SetTraffic,
 )
-from workers.delivery import Delivery
 from workers.engine import POLL_SECONDS
 from workers.errors import Conflict, StoreUnavailable
 from workers.intake import Intake
@@ -60,26 +66,7 @@ def runtime(
     queued: Queued,
     oncall: MemoryNotifier,
 ) -> Runtime:
-    delivery = Delivery(
-        memory_store,
-        {"oncall": oncall},
-        clock,
-        lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
-    )
-    return Runtime(
-        store=memory_store,
-        intake=intake,
-        source=source,
-        platforms=lambda name: platform,
-        delivery=delivery,
-        clock=clock,
-        requeue=queued.requeue,
-        wake_outbox=queued.wake,
-        lease_seconds=30.0,
-        max_countdown=15.0,
-        reconcile_grace=5.0,
-        worker_id="test",
-    )
+    return task_runtime(memory_store, intake, source, platform, clock, queued, oncall)
 
 
 def drive(runtime: Runtime, queued: Queued, clock: FakeClock, wakes: int = 50) -> RolloutState:

@@ -17,9 +17,8 @@ import pytest
 
 from analyzer.sources.base import Series
 from canarist.report import render_report
-from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job
-from workers.actions import Released, Rollback, SwitchActive
-from workers.delivery import Delivery
+from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job, task_runtime
+from workers.actions import Rollback, SwitchActive
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
 from workers.platforms.memory import MemoryPlatform
@@ -66,26 +65,7 @@ def runtime_for(
     store: MemoryStateStore, intake: Intake, source: SwitchingSource, clock: FakeClock, q: Queued
 ) -> tuple[Runtime, MemoryPlatform]:
     platform = MemoryPlatform()
-    delivery = Delivery(
-        store,
-        {"oncall": MemoryNotifier()},
-        clock,
-        lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
-    )
-    runtime = Runtime(
-        store=store,
-        intake=intake,
-        source=source,
-        platforms=lambda name: platform,
-        delivery=delivery,
-        clock=clock,
-        requeue=q.requeue,
-        wake_outbox=q.wake,
-        lease_seconds=30.0,
-        max_countdown=15.0,
-        worker_id="test",
-    )
-    return runtime, platform
+    return task_runtime(store, intake, source, platform, clock, q, MemoryNotifier()), platform
 
 
 def walk(runtime: Runtime, queued: Queued, clock: FakeClock) -> Phase:
