@@ -47,7 +47,7 @@ from workers.delivery import Delivery
 from workers.intake import Intake, RolloutJob
 from workers.state import RolloutState
 from workers.store import AuditEvent, MemoryStateStore, RedisStateStore, StateStore
-from workers.tasks import Runtime
+from workers.tasks import Runtime, advance
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).with_name("celery")
@@ -444,3 +444,19 @@ def task_runtime(
         reconcile_grace=5.0,
         worker_id="test",
     )
+
+
+def drive(runtime: Runtime, queued: Queued, clock: FakeClock, wakes: int = 50) -> RolloutState:
+    """Run the latest queued advance after its countdown until nothing is queued."""
+    state = None
+    for _ in range(wakes):
+        if not queued.advance:
+            break
+        rollout_id, revision, countdown = queued.advance.pop()
+        clock.advance(countdown)
+        advance(runtime, rollout_id, revision)
+        state = runtime.store.load(rollout_id).state
+        if state.phase.terminal and state.awaiting is None:
+            break
+    assert state is not None
+    return state

@@ -18,6 +18,7 @@ from tests.workers.conftest import (
     FakeClock,
     FakeSource,
     Queued,
+    drive,
     job,
     task_runtime,
 )
@@ -67,22 +68,6 @@ def runtime(
     oncall: MemoryNotifier,
 ) -> Runtime:
     return task_runtime(memory_store, intake, source, platform, clock, queued, oncall)
-
-
-def drive(runtime: Runtime, queued: Queued, clock: FakeClock, wakes: int = 50) -> RolloutState:
-    """Run the latest queued advance after its countdown until nothing is queued."""
-    state = None
-    for _ in range(wakes):
-        if not queued.advance:
-            break
-        rollout_id, revision, countdown = queued.advance.pop()
-        clock.advance(countdown)
-        advance(runtime, rollout_id, revision)
-        state = runtime.store.load(rollout_id).state
-        if state.phase.terminal and state.awaiting is None:
-            break
-    assert state is not None
-    return state
 
 
 def started(runtime: Runtime, queued: Queued, **fields: Any) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from analyzer.sources.base import Series
 from canarist.report import render_report
-from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job, task_runtime
+from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, drive, job, task_runtime
 from workers.actions import Rollback, SwitchActive
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
@@ -25,7 +25,7 @@ from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase
 from workers.store import MemoryStateStore
 from workers.strategies import Analyze, Preview, RetireOld, Switch, baseline_shift
-from workers.tasks import Runtime, advance
+from workers.tasks import Runtime
 
 BLUE_GREEN = DEMO_POLICY.replace("name: demo", "name: bg").split("strategy:")[0] + (
     "strategy:\n  type: blue_green\n  post_promotion_analyze: {duration: 20s}\n"
@@ -68,21 +68,6 @@ def runtime_for(
     return task_runtime(store, intake, source, platform, clock, q, MemoryNotifier()), platform
 
 
-def walk(runtime: Runtime, queued: Queued, clock: FakeClock) -> Phase:
-    state = None
-    for _ in range(80):
-        if not queued.advance:
-            break
-        rollout_id, revision, countdown = queued.advance.pop()
-        clock.advance(countdown)
-        advance(runtime, rollout_id, revision)
-        state = runtime.store.load(rollout_id).state
-        if (state.phase.terminal or state.phase is Phase.PAUSED) and state.awaiting is None:
-            break
-    assert state is not None
-    return state.phase
-
-
 @pytest.mark.parametrize(
     ("v2_error_ratio", "outcome"), [(0.01, Phase.PROMOTED), (0.05, Phase.ABORTED)]
 )
@@ -100,7 +85,7 @@ def test_the_post_switch_analysis_compares_with_the_old_version_before_the_switc
     runtime, platform = runtime_for(memory_store, intake, source, clock, queued)
     source.rollout_id = intake.submit(job(policy="bg"), "alice").rollout_id
 
-    assert walk(runtime, queued, clock) is outcome
+    assert drive(runtime, queued, clock).phase is outcome
 
     looks = [e for e in memory_store.events(source.rollout_id) if e.kind == "analysis"]
     assert looks, "the post-switch analysis ran"
