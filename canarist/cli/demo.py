@@ -34,14 +34,14 @@ def demo_command(
 ) -> None:
     """Run a healthy and a bad release end to end on local processes behind NGINX."""
     from canarist.demo import view  # noqa: PLC0415 - the demo's imports only when asked
-    from canarist.demo.run import DemoError, DemoOptions, run_releases, running  # noqa: PLC0415
+    from canarist.demo.run import Demo, DemoError, DemoOptions, run_releases  # noqa: PLC0415
 
     console = Console()
     options = DemoOptions(
         workdir=workdir, policy_dir=policy_dir, time_scale=time_scale, rate=rate, keep=keep
     )
     try:
-        with running(options) as demo:
+        with Demo(options) as demo:
             console.print(
                 f"[bold]Canarist demo[/] in {demo.workdir}: API {demo.api_url}, router "
                 f"http://127.0.0.1:{demo.router_port}/, Prometheus {demo.prometheus_url}, "

@@ -14,14 +14,13 @@ by PID. The exit code says whether Canarist decided as the scenario expects.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from canarist.demo import scenario
 from canarist.demo.load import LoadGenerator
 from canarist.demo.stack import (
     HOST,
+    ReadinessProbe,
     ServiceProcess,
     free_port,
     http_probe,
@@ -96,6 +96,7 @@ class Demo:
     """The whole stack, started in ``__enter__`` and stopped, by PID, in ``__exit__``."""
 
     def __init__(self, options: DemoOptions) -> None:
+        check_binaries()  # before anything is created: a refusal leaves nothing behind
         self.options = options
         self._temporary = options.workdir is None
         self.workdir = Path(options.workdir or tempfile.mkdtemp(prefix="canarist-demo-"))
@@ -109,7 +110,6 @@ class Demo:
 
     # -- the stack -------------------------------------------------------------------------------
     def __enter__(self) -> Demo:
-        check_binaries()
         try:
             self._start()
         except BaseException:
@@ -149,10 +149,10 @@ class Demo:
         api = ["api", "--host", HOST, "--port", str(api_port), "--log-level", "warning"]
         self._canarist("api", api, api_port, http_probe("/healthz"), env)
         worker = ["worker", "--pool", "solo", "--without-gossip", "--without-mingle"]
-        self._canarist("worker", [*worker, "--log-level", "warning"], metrics_port,
-                       http_probe("/metrics"), env)  # fmt: skip
+        worker += ["--log-level", "warning"]  # its metrics port answers once it consumes tasks
+        self._canarist("worker", worker, metrics_port, http_probe("/metrics"), env)
         beat = ["beat", "--log-level", "warning", "--schedule", str(work / "beat-schedule")]
-        self._canarist("beat", beat, 0, lambda _host, _port: True, env)
+        self._canarist("beat", beat, 0, _started, env)  # beat serves nothing: running is ready
         self._wait_for_baseline()
         self.load = LoadGenerator(
             f"http://{HOST}:{self.router_port}/",
@@ -181,12 +181,11 @@ class Demo:
         return path
 
     def _canarist(
-        self, name: str, argv: list[str], port: int, probe: Any, env: dict[str, str]
+        self, name: str, argv: list[str], port: int, probe: ReadinessProbe, env: dict[str, str]
     ) -> None:
-        service = ServiceProcess(
-            name, [str(CANARIST), *argv], self.workdir / name, port, probe, package="canarist",
-            env=env,
-        )  # fmt: skip
+        """Start ``canarist <argv>`` as an operator would, with the demo's settings."""
+        argv = [str(CANARIST), *argv]
+        service = ServiceProcess(name, argv, self.workdir / name, port, probe, env=env)
         self._add(service.start())
 
     def _wait_for_baseline(self, timeout: float = 30.0) -> None:
@@ -205,8 +204,10 @@ class Demo:
         """Stop the load, every instance and NGINX, then Canarist and the services, by PID."""
         if self.load is not None:
             self.load.stop()
-        with contextlib.suppress(Exception):
+        try:
             self.platform.shutdown()
+        except Exception as exc:  # a teardown carries on: the services below still stop
+            print(f"canarist demo: stopping the local instances failed: {exc}", file=sys.stderr)
         for service in reversed(self.services):
             service.stop()
         self.services.clear()
@@ -286,6 +287,10 @@ class Demo:
             time.sleep(0.5)
 
 
+def _started(_host: str, _port: int) -> bool:
+    return True
+
+
 def _last_reason(detail: dict[str, Any]) -> str:
     verdict = detail.get("last_verdict") or {}
     return str(verdict.get("reason") or detail["phase"])
@@ -316,9 +321,3 @@ def run_releases(demo: Demo, watch: Watcher) -> list[Result]:
         if result.phase == "promoted":
             stable = release.version
     return results
-
-
-@contextlib.contextmanager
-def running(options: DemoOptions) -> Iterator[Demo]:
-    with Demo(options) as demo:
-        yield demo

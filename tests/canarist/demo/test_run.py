@@ -1,0 +1,37 @@
+"""`canarist demo` refuses to start, saying what to install, when a server is missing."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from canarist.cli import app
+from canarist.demo import run
+
+
+def test_a_missing_server_is_named_with_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run, "NEEDED", {"canarist-no-such-server": "canarist-no-such-pkg"})
+
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path / "demo")])
+
+    assert result.exit_code == 2
+    assert "missing Debian packages: canarist-no-such-pkg" in result.output
+    assert "make demo" in result.output
+    assert not (tmp_path / "demo").exists()  # nothing was started or written
+
+
+def test_without_a_workdir_a_refusal_leaves_no_temporary_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run, "NEEDED", {"canarist-no-such-server": "canarist-no-such-pkg"})
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+
+    with pytest.raises(run.DemoError):
+        run.Demo(run.DemoOptions())
+    assert list(tmp_path.iterdir()) == []
