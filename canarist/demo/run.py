@@ -14,6 +14,7 @@ by PID. The exit code says whether Canarist decided as the scenario expects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -212,7 +213,21 @@ class Demo:
             service.stop()
         self.services.clear()
         if self._temporary and not self.options.keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._remove_all_but_reports()
+
+    def _remove_all_but_reports(self) -> None:
+        """The temporary work directory goes, except the reports the summary pointed to."""
+        if not self.workdir.is_dir():
+            return
+        for entry in self.workdir.iterdir():
+            if entry.name == "reports":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.workdir.rmdir()  # only when no report was written
 
     # -- the releases ----------------------------------------------------------------------------
     def client(self) -> httpx.Client:

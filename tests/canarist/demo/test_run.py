@@ -35,3 +35,22 @@ def test_without_a_workdir_a_refusal_leaves_no_temporary_directory(
     with pytest.raises(run.DemoError):
         run.Demo(run.DemoOptions())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_work_directory_keeps_only_the_reports(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run, "NEEDED", {})
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    demo = run.Demo(run.DemoOptions())
+    (demo.workdir / "reports").mkdir()
+    (demo.workdir / "reports" / "v3-checkout-1.html").write_text("<html></html>")
+    (demo.workdir / "redis").mkdir()
+    (demo.workdir / "redis" / "appendonly.aof").write_text("*1")
+    (demo.workdir / "canarist.yaml").write_text("redis: {}")
+
+    demo.stop()
+
+    assert sorted(p.name for p in demo.workdir.iterdir()) == ["reports"]
+    assert (demo.workdir / "reports" / "v3-checkout-1.html").is_file()
