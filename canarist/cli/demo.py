@@ -11,10 +11,13 @@ import contextlib
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from canarist.demo.run import Demo
 
 DEMO_HELP = "Run a healthy and a bad release end to end on local processes behind NGINX."
 
@@ -63,10 +66,9 @@ def demo_command(
     console.print("[bold green]Both releases decided as expected; every process stopped.[/]")
 
 
-def _wait_for_interrupt(console: Console, demo: object) -> None:
+def _wait_for_interrupt(console: Console, demo: Demo) -> None:
     console.print(
-        f"The stack keeps running (token for the API: {getattr(demo, 'token', '')}). "
-        "Press Ctrl-C to stop it.",
+        f"The stack keeps running (token for the API: {demo.token}). Press Ctrl-C to stop it.",
         soft_wrap=True,
     )
     stop = threading.Event()

@@ -118,8 +118,8 @@ class Demo:
             raise
         return self
 
-    def __exit__(self, *_: object) -> None:
-        if not self.options.keep:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None or not self.options.keep:  # --keep keeps only a finished demo
             self.stop()
 
     def _start(self) -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from canarist.cli import app
 from canarist.demo import run
+from canarist.demo.stack import ServiceProcess, pid_exists
 
 
 def test_a_missing_server_is_named_with_how_to_install_it(
@@ -54,3 +55,20 @@ def test_a_temporary_work_directory_keeps_only_the_reports(
 
     assert sorted(p.name for p in demo.workdir.iterdir()) == ["reports"]
     assert (demo.workdir / "reports" / "v3-checkout-1.html").is_file()
+
+
+def test_keep_keeps_only_a_finished_demo_a_failure_stops_everything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(run, "NEEDED", {})
+
+    def start_something(demo: run.Demo) -> None:
+        sleeper = ServiceProcess("sleeper", ["sleep", "60"], tmp_path, 0, lambda _h, _p: True)
+        demo.services.append(sleeper.start())
+
+    monkeypatch.setattr(run.Demo, "_start", start_something)
+    demo = run.Demo(run.DemoOptions(workdir=tmp_path / "demo", keep=True))
+    with pytest.raises(run.DemoError), demo:
+        pid = demo.services[0].pid
+        raise run.DemoError("a release could not be submitted")
+    assert not pid_exists(pid)
