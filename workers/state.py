@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from analyzer.analysis import Versions
+from analyzer.policy.promql import Selector
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 
@@ -88,6 +91,15 @@ class RolloutSpec:
     @property
     def args_map(self) -> dict[str, str]:
         return dict(self.args)
+
+    def versions(self, baseline_shift: timedelta = timedelta(0)) -> Versions:
+        """Who the analysis compares, as the analyzer takes it; SelectorError if unparsable."""
+        return Versions(
+            Selector.parse(self.baseline_selector),
+            Selector.parse(self.canary_selector),
+            self.args_map,
+            baseline_shift=baseline_shift,
+        )
 
     @property
     def images_map(self) -> dict[str, str]:

@@ -49,10 +49,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analyzer.analysis import Versions, analyze
+from analyzer.analysis import analyze
 from analyzer.errors import CanaristError
 from analyzer.policy import Policy
-from analyzer.policy.promql import Selector
 from analyzer.scoring import score
 from analyzer.sources.base import MetricSource
 from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
@@ -194,14 +193,8 @@ def run_analysis(
     request: AnalysisRequest,
     log: RolloutLog,
 ) -> Verdict:
-    spec = state.spec
     shift = timedelta(seconds=analysis_baseline_shift(state, policy))
-    versions = Versions(
-        Selector.parse(spec.baseline_selector),
-        Selector.parse(spec.canary_selector),
-        spec.args_map,
-        baseline_shift=shift,
-    )
+    versions = state.spec.versions(baseline_shift=shift)
     if shift:
         log.info("baseline read %s earlier: the old version before the switch", shift)
     start = datetime.fromtimestamp(request.window_start, UTC)

@@ -23,12 +23,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from analyzer.sources.prometheus import PrometheusSource
 from canarist.demo import scenario
 from canarist.demo.load import LoadGenerator
 from canarist.demo.stack import (
@@ -192,11 +194,12 @@ class Demo:
     def _wait_for_baseline(self, timeout: float = 30.0) -> None:
         """Until Prometheus scrapes every stable instance: no baseline, no comparison."""
         query = f'up{{app="{scenario.APP}",version="{scenario.STABLE}"}} == 1'
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.prometheus_url, trust_env=False, timeout=5) as client:
+        deadline, step = time.monotonic() + timeout, timedelta(seconds=1)
+        with PrometheusSource(self.prometheus_url, timeout=5) as prometheus:
             while time.monotonic() < deadline:
-                answer = client.get("/api/v1/query", params={"query": query}).json()
-                if len(answer["data"]["result"]) >= self.options.replicas:
+                now = datetime.now(UTC)
+                scraped = prometheus.query_range(query, now - step, now, step)
+                if len(scraped) >= self.options.replicas:
                     return
                 time.sleep(0.5)
         raise DemoError(f"Prometheus did not scrape the stable version within {timeout:g} s")

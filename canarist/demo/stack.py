@@ -30,6 +30,25 @@ from typing import IO, Any
 
 import httpx
 
+from workers.platforms.local_process import free_port
+
+__all__ = [
+    "HOST",
+    "BinaryMissingError",
+    "ReadinessProbe",
+    "ServiceError",
+    "ServiceNotReadyError",
+    "ServiceProcess",
+    "free_port",
+    "http_probe",
+    "list_alerts",
+    "pid_exists",
+    "redis_ping_probe",
+    "start_alertmanager",
+    "start_prometheus",
+    "start_redis",
+]
+
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
@@ -59,13 +78,6 @@ class BinaryMissingError(ServiceError):
 
 class ServiceNotReadyError(ServiceError):
     """The service exited early or did not become ready before its deadline."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def http_probe(path: str) -> ReadinessProbe:

@@ -21,14 +21,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from analyzer.analysis import MetricWindow, Versions, fetch
+from analyzer.analysis import MetricWindow, fetch
 from analyzer.errors import CanaristError, TemporarySourceError
 from analyzer.judges.base import CountsData, HistogramData, JudgeData, SeriesData
 from analyzer.judges.tails import histogram_quantile
 from analyzer.policy import Policy
 from analyzer.policy.durations import format_duration
 from analyzer.policy.metrics import AnyMetric, CountsMetric, HistogramMetric
-from analyzer.policy.promql import Selector
 from analyzer.sources.base import FloatArray, MetricSource, Series
 from workers.state import RolloutSpec
 
@@ -83,15 +82,10 @@ def metric_series(
         policy = policy.model_copy(update={"analysis": analysis})
     empty = np.zeros(0)
     try:
-        versions = Versions(
-            Selector.parse(spec.baseline_selector),
-            Selector.parse(spec.canary_selector),
-            spec.args_map,
-        )
         window = fetch(
             policy,
             _StopAfterOutage(source),
-            versions,
+            spec.versions(),
             datetime.fromtimestamp(start, UTC),
             datetime.fromtimestamp(end, UTC),
         )
