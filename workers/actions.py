@@ -51,6 +51,14 @@ class PlatformFailed:
 
 
 @dataclass(frozen=True)
+class PlatformDrifted:
+    """The platform no longer matches what the rollout applied and no change is awaited (a
+    router restarted, an object edited by hand); ``detail`` says what differs."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """The verdict of the look ``state.analysis_due`` asked for."""
 
@@ -83,7 +91,14 @@ class Released:
 
 
 Observation = (
-    Tick | PlatformReady | PlatformFailed | AnalysisResult | ManualCommand | Superseded | Released
+    Tick
+    | PlatformReady
+    | PlatformFailed
+    | PlatformDrifted
+    | AnalysisResult
+    | ManualCommand
+    | Superseded
+    | Released
 )
 
 

@@ -31,9 +31,15 @@ Reliability settings, and why (Celery 5 over the Redis transport):
   visibility timeout; a longer wait is several hops (each a no-op Tick).
 - The beat schedule runs ``canarist.reconcile`` every ``reconcile_every`` seconds (rollouts
   overdue by ``reconcile_grace`` are re-enqueued: a message lost with a killed worker or a Redis
-  restart delays a rollout, never strands it) and ``canarist.deliver_outbox`` every
-  ``deliver_every`` seconds (besides the wake-ups a step sends when it queued an alert). Beat
-  messages expire after one period, so a backlog never piles up while workers are away.
+  restart delays a rollout, never strands it; the local platform's router is restarted if it
+  died) and ``canarist.deliver_outbox`` every ``deliver_every`` seconds (besides the wake-ups a
+  step sends when it queued an alert). Beat messages expire after one period, so a backlog
+  never piles up while workers are away, and carry their period: the first run of a period
+  takes a lock in the store and later ones of the same period do nothing, so two beats can run
+  (deploy/ runs two) and either may die.
+- A task holds its rollout's lease for ``lease_seconds`` (15 s), renewed every third of that
+  while it works: a killed worker's rollout is free again within seconds, and a task that finds
+  the lease held requeues itself for when it would have expired.
 - Queues: ``canarist.rollouts`` (advance, reconcile, submit) and ``canarist.notify`` (outbox
   delivery), so an alert never waits behind a rollout's analysis. The analysis runs inside
   ``advance`` (tasks.py says why), so there is no analysis queue. Results are not kept.
@@ -64,7 +70,7 @@ from workers.delivery import Delivery
 from workers.intake import Intake
 from workers.metrics import serve
 from workers.notify.base import Route, notifier_for
-from workers.platforms import platform_for
+from workers.platforms import heal_configured, platform_for
 from workers.store import DEFAULT_PREFIX, store_from_url
 from workers.tasks import ADVANCE, DELIVER, RECONCILE, SUBMIT, Runtime, register
 
@@ -115,10 +121,10 @@ class WorkerSettings:
     report_base_url: str | None = None
     report_secret: str | None = field(default=None, repr=False)  # signs report links (?sig=)
     visibility_timeout: int = 3600
-    reconcile_every: float = 30.0
+    reconcile_every: float = 10.0
     reconcile_grace: float = 15.0
     deliver_every: float = 10.0
-    lease_seconds: float = 120.0
+    lease_seconds: float = 15.0
     metrics_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -161,6 +167,7 @@ def make_celery(broker_url: str, *, settings: WorkerSettings | None = None) -> C
             name: {
                 "task": name,
                 "schedule": timedelta(seconds=seconds),
+                "kwargs": {"period": seconds},  # one run a period, however many beats
                 "options": {"expires": seconds},
             }
             for name, seconds in every.items()
@@ -259,6 +266,7 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         clock=clock,
         requeue=requeue,
         wake_outbox=wake_outbox(app),
+        heal=heal_configured,
         lease_seconds=settings.lease_seconds,
         max_countdown=settings.max_countdown,
         reconcile_grace=settings.reconcile_grace,

@@ -41,6 +41,7 @@ from workers.actions import (
     NotifyKind,
     Observation,
     PlatformAction,
+    PlatformDrifted,
     PlatformFailed,
     PlatformReady,
     Promote,
@@ -53,7 +54,16 @@ from workers.actions import (
     Tick,
 )
 from workers.state import AnalysisRequest, Phase, RolloutState, VerdictSummary
-from workers.strategies import Exposure, Gate, Pause, Stage, exposure_after, plan_for
+from workers.strategies import (
+    Exposure,
+    Gate,
+    Pause,
+    Plan,
+    Stage,
+    exposure_after,
+    plan_for,
+    required_after,
+)
 
 POLL_SECONDS = 10.0
 """How soon to look again at a platform change in flight (and re-assert it)."""
@@ -76,6 +86,8 @@ def step(
             run.on_ready(token)
         case PlatformFailed(reason, token):
             run.on_failed(reason, token)
+        case PlatformDrifted(detail):
+            run.on_drifted(detail)
         case AnalysisResult(request, verdict):
             run.on_analysis(request, verdict)
         case ManualCommand():
@@ -85,6 +97,29 @@ def step(
         case Released(predecessor_id):
             run.on_released(predecessor_id)
     return run.finish()
+
+
+def platform_wants(state: RolloutState, policy: Policy) -> tuple[PlatformAction, ...]:
+    """What ``state`` requires of its platform now, as one declarative set of actions.
+
+    A platform's readiness is judged against this, never against what it last happened to
+    apply: a decision saved without its platform action (a person's abort through the API, a
+    worker killed between two actions) then reads "not yet", and the next wake-up re-asserts
+    these actions until the platform matches.
+    """
+    return _wants(state, plan_for(policy.strategy))
+
+
+def _wants(state: RolloutState, plan: Plan) -> tuple[PlatformAction, ...]:
+    phase, index = state.phase, state.stage_index
+    if phase in (Phase.PROMOTING, Phase.PROMOTED):
+        return (Promote(),)
+    if phase in (Phase.ABORTING, Phase.ABORTED, Phase.FAILED):
+        switch_back = exposure_after(plan, index).active_is_new
+        return (Rollback(state.abort_reason or "", switch_back),)
+    if phase.active and plan:
+        return required_after(plan, min(index, len(plan) - 1))
+    return ()
 
 
 def no_data(verdict: Verdict) -> bool:
@@ -231,15 +266,11 @@ class _Step:
             self.event("release", f"{successor} may start: this rollout has stood down")
 
     def reassert(self) -> None:
-        """Ask again for what the state awaits; the actions are declarative, so this is safe."""
-        state, asks = self.state, tuple[PlatformAction, ...]()
-        if state.awaiting is not None and state.phase is Phase.PROMOTING:
-            asks = (Promote(),)
-        elif state.awaiting is not None and state.phase in (Phase.ABORTING, Phase.FAILED):
-            asks = (Rollback(state.abort_reason or "", self.exposure.active_is_new),)
-        elif state.awaiting is not None and state.phase.active:
-            asks = (EnsureCanary(), *self.stage.enter())
-        self.actions.extend(asks)
+        """Ask again for everything the state requires of the platform (``platform_wants``),
+        not only the last stage's asks: a crash may have cut an earlier sequence short. The
+        actions are declarative, so asking again is safe."""
+        if self.state.awaiting is not None:
+            self.actions.extend(_wants(self.state, self.plan))
 
     # -- observations --------------------------------------------------------------------------
     def on_tick(self) -> None:
@@ -284,6 +315,31 @@ class _Step:
             self.event("rollback_retry", f"the rollback is not done ({reason}); asking again")
             self.reassert()
 
+    @property
+    def blind(self) -> bool:
+        """Paused with queries failing past ``consecutive_error_limit``: looking again every
+        interval would only fail again, so a paused rollout stops looking until a person
+        resumes it (while they work it keeps its background looks: a FAIL still aborts)."""
+        errors, limit = self.state.tally.consecutive_errors, self.analysis.consecutive_error_limit
+        return self.state.phase is Phase.PAUSED and errors >= limit
+
+    def on_drifted(self, detail: str) -> None:
+        """The platform no longer matches what the stage applied (a router died, an object was
+        edited): re-apply it, and judge only data from after it is back."""
+        state = self.state
+        if not state.phase.active or state.awaiting is not None:
+            return
+        self.update(awaiting=self.token("repair"), window_start=None, last_look_at=None)
+        self.arm()
+        index, total = state.stage_index + 1, len(self.plan)
+        self.event(
+            "platform_drift",
+            f"the platform no longer matches stage {index}/{total} ({detail}): re-applying it; "
+            "the analysis window starts again once it matches",
+            detail=detail,
+        )
+        self.reassert()
+
     def on_analysis(self, request: AnalysisRequest, verdict: Verdict) -> None:
         if not self.state.expects(request):
             return
@@ -298,6 +354,9 @@ class _Step:
             return
         outcome, why = self.judge(verdict, tally)
         self.update(stage_failures=state.stage_failures + (verdict.outcome is Outcome.FAIL))
+        if self.blind and state.tally.consecutive_errors < self.analysis.consecutive_error_limit:
+            errors = f"{tally.consecutive_errors} failed queries in a row"
+            self.event("looks_stopped", f"paused, and {errors}: no more looks until resumed")
         look = "final look" if request.final else "look"
         message = f"{look}: {outcome.value}: {why}"
         self.event(
@@ -356,8 +415,8 @@ class _Step:
             self.update(abort_reason=said)
             self.notify("aborted", said)
             self.to_phase(Phase.ABORTED, said, actor)
-        elif kind == "abort" and phase.active:
-            self.abort(said, actor)
+        elif kind == "abort" and (phase.active or phase is Phase.PROMOTING):
+            self.abort(said, actor)  # until the promotion is done, it can be undone
         elif kind == "promote" and phase.active and command.full:
             skipped = len(self.plan) - state.stage_index
             self.promote(f"full {said}: {skipped} stage(s) and their analysis skipped", actor)
@@ -426,7 +485,7 @@ class _Step:
 
     def finish(self) -> tuple[RolloutState, list[Action]]:
         """Derive the wake-up times, stamp a change, and ask to be woken."""
-        watching = self.exposure.serving or self.stage.gate is Gate.ANALYSIS
+        watching = (self.exposure.serving or self.stage.gate is Gate.ANALYSIS) and not self.blind
         interval = self.analysis.interval.total_seconds()
         self.state = self.state.scheduled(self.now, interval, watching, POLL_SECONDS)
         if self.state != self.before:

@@ -219,14 +219,17 @@ class RolloutState:
     def scheduled(self, now: float, interval: float, watching: bool, poll: float) -> RolloutState:
         """The wake-up times derived: the next look (when the stage is ``watching`` the new
         version every ``interval``), then when anything is next due (``poll`` seconds from
-        ``now`` while a platform change is awaited)."""
+        ``now`` while a platform change is awaited; at least every ``interval`` while paused,
+        when the platform is still watched even if the analysis is not)."""
         next_look = final = ends = None
+        progressing = self.phase is Phase.PROGRESSING
         if self.phase.active:
             if watching and self.awaiting is None and self.window_start is not None:
                 next_look = max(self.window_start, self.last_look_at or 0.0) + interval
             final, ends = self.final_look_at, self.stage_ends_at
-        due = [next_look, *((final, ends) if self.phase is Phase.PROGRESSING else ())]
+        due = [next_look, *((final, ends) if progressing else ())]
         due.append(now + poll if self.awaiting is not None else None)
+        due.append(now + interval if self.phase is Phase.PAUSED else None)
         next_due = min((at for at in due if at is not None), default=None)
         return replace(
             self,

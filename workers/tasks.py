@@ -2,8 +2,11 @@
 
 ``canarist.advance(rollout_id, revision)`` walks one rollout one step (engine.py's docstring)::
 
-    take the rollout's lease (held elsewhere: stop) -> load; revision moved on: stop (stale)
-    observe: state.awaiting -> platform readiness (Ready/NotYet/Failed)
+    take the rollout's lease (held elsewhere: try again once it would have expired; a thread
+    renews it while the task works) -> load; revision moved on: stop (stale)
+    observe: state.awaiting -> platform readiness against engine.platform_wants (Ready/NotYet/
+             Failed); an active rollout awaiting nothing -> the same check as a watch (NotYet:
+             PlatformDrifted, Failed: PlatformFailed), then
              state.analysis_due(now) -> analyzer.analyze over the window, against Prometheus
              else Tick
     engine.step -> save (compare-and-set + lease check; events, outbox) -> Conflict: stop
@@ -20,7 +23,10 @@ behind an analysis, have their own queue.
 ``canarist.deliver_outbox()`` delivers a batch of saved alerts and hand-overs (delivery.py).
 ``canarist.reconcile()`` re-enqueues every unfinished rollout overdue by more than a grace
 period: a lost message (a killed worker's countdown, a Redis restart) delays a rollout, never
-strands it. ``canarist.submit_rollout(payload, actor="celery")`` is the Celery door. Its
+strands it; it also heals what a platform serves outside any rollout (the local platform's
+router). Beat sends both with ``period``: a run of a period that another beat's run already
+did is skipped (a lock in the store), so two beats are safe and one of them may die.
+``canarist.submit_rollout(payload, actor="celery")`` is the Celery door. Its
 payload is a ``workers.intake.RolloutJob`` as JSON::
 
     {"app": "checkout", "namespace": "shop", "version": "v2", "policy": "default-canary",
@@ -41,8 +47,9 @@ a poison message is worse than a late step).
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,17 +68,18 @@ from workers.actions import (
     AnalysisResult,
     Observation,
     PlatformAction,
+    PlatformDrifted,
     PlatformFailed,
     PlatformReady,
     Schedule,
     Tick,
 )
 from workers.delivery import Delivery
-from workers.engine import step
+from workers.engine import platform_wants, step
 from workers.errors import Conflict, LeaseLost, NotFound, TemporaryError, WorkerError
 from workers.intake import Intake, IntakeError, RolloutJob, split
 from workers.metrics import RolloutLog, rollout_log
-from workers.platforms import Failed, Platform, Ready
+from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
 from workers.state import AnalysisRequest, Phase, RolloutState
 from workers.store import StateStore
 from workers.strategies import baseline_shift, plan_for
@@ -79,6 +87,7 @@ from workers.strategies import baseline_shift, plan_for
 ADVANCE, DELIVER = "canarist.advance", "canarist.deliver_outbox"
 RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
 POLICY_RETRY_SECONDS = 60.0  # a rollout whose policy cannot be read waits this long
+PERIODIC_LOCK = "periodic:{task}"  # the lease a beat-sent run of ``task`` takes for its period
 
 
 @dataclass
@@ -93,7 +102,8 @@ class Runtime:
     clock: Callable[[], float]
     requeue: Callable[[str, int, float], None]  # advance(id, revision) after countdown seconds
     wake_outbox: Callable[[], None]
-    lease_seconds: float = 120.0
+    heal: Callable[[], Sequence[str]] = tuple  # platform repairs outside rollouts, described
+    lease_seconds: float = 15.0  # renewed every third of it while a task works
     max_countdown: float = 1800.0  # half the broker's visibility timeout
     reconcile_grace: float = 15.0
     worker_id: str = "worker"
@@ -104,10 +114,14 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
     log, owner = rollout_log(rollout_id), f"{runtime.worker_id}/{uuid.uuid4().hex[:8]}"
     try:
         if not runtime.store.leases.acquire(rollout_id, owner, runtime.lease_seconds):
+            # Another task holds it: a live one moves the revision on and this one is then
+            # stale; a dead one's lease runs out within lease_seconds, and this one carries on.
             metrics.STALE_TASKS.labels("leased").inc()
+            _requeue(runtime, rollout_id, revision, runtime.lease_seconds / 2, log)
             return "busy"
         try:
-            return _advance_leased(runtime, rollout_id, revision, owner, log)
+            with _renewed(runtime, rollout_id, owner, log):
+                return _advance_leased(runtime, rollout_id, revision, owner, log)
         finally:
             with contextlib.suppress(WorkerError):
                 runtime.store.leases.release(rollout_id, owner)
@@ -115,6 +129,33 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
         log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.retry_after)
         _requeue(runtime, rollout_id, revision, exc.retry_after, log)
         return "retry"
+
+
+@contextlib.contextmanager
+def _renewed(runtime: Runtime, rollout_id: str, owner: str, log: RolloutLog) -> Iterator[None]:
+    """Renew the lease every third of ``lease_seconds`` while the block runs.
+
+    A short lease is what lets another worker take over soon after this one dies; renewing
+    it keeps a slow step (a Prometheus at its timeout, a platform settling) from losing it.
+    A renewal that finds the lease gone is left to the save, which then raises LeaseLost."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(runtime.lease_seconds / 3):
+            try:
+                if not runtime.store.leases.acquire(rollout_id, owner, runtime.lease_seconds):
+                    log.warning("lost the lease while working: the save will not be kept")
+                    return
+            except WorkerError as exc:
+                log.warning("could not renew the lease (%s): trying again", exc)
+
+    keeper = threading.Thread(target=renew, name=f"lease:{rollout_id}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
 
 
 def _advance_leased(
@@ -159,7 +200,7 @@ def _advance_leased(
             runtime.wake_outbox()
         except Exception as exc:  # the broker is down: beat's schedule delivers it later
             log.warning("could not wake the outbox delivery (%s)", exc)
-    settled = apply_platform(runtime, new, actions, log)
+    settled = apply_platform(runtime, new, policy, actions, log)
     _schedule(runtime, new, saved, actions, settled, log)
     return "stepped"
 
@@ -167,23 +208,38 @@ def _advance_leased(
 def observe(
     runtime: Runtime, state: RolloutState, policy: Policy, now: float, log: RolloutLog
 ) -> Observation:
-    """What the engine is told: readiness of what it awaits, a due look, or just time."""
+    """What the engine is told: readiness of what it awaits, drift of what it applied, a due
+    look, or just time. Readiness is always of everything the rollout requires now."""
     token = state.awaiting
+    watched = token is not None or state.phase.active
+    answer = platform_readiness(runtime, state, policy, log) if watched else None
     if token is not None:
-        try:
-            answer = runtime.platforms(state.spec.platform).readiness(state, token)
-        except WorkerError as exc:
-            log.warning("readiness of %s unknown: %s", token, exc)
-            return Tick()
         if isinstance(answer, Ready):
             return PlatformReady(token)
         if isinstance(answer, Failed):
             return PlatformFailed(answer.reason, token)
         return Tick()
+    if isinstance(answer, Failed):
+        return PlatformFailed(answer.reason)
+    if isinstance(answer, NotYet):
+        log.warning("the platform drifted: %s", answer.detail)
+        return PlatformDrifted(answer.detail or "no detail given")
     request = state.analysis_due(now)
     if request is None:
         return Tick()
     return AnalysisResult(request, run_analysis(runtime.source, state, policy, request, log))
+
+
+def platform_readiness(
+    runtime: Runtime, state: RolloutState, policy: Policy, log: RolloutLog
+) -> Readiness | None:
+    """The platform against ``engine.platform_wants``; None when that cannot be known now."""
+    try:
+        wants = platform_wants(state, policy)
+        return runtime.platforms(state.spec.platform).readiness(state, wants)
+    except (WorkerError, CanaristError) as exc:
+        log.warning("readiness of %s unknown: %s", state.awaiting or "the platform", exc)
+        return None
 
 
 def run_analysis(
@@ -238,7 +294,11 @@ def errored(policy: Policy, reason: str, final: bool) -> Verdict:
 
 
 def apply_platform(
-    runtime: Runtime, state: RolloutState, actions: Sequence[Action], log: RolloutLog
+    runtime: Runtime,
+    state: RolloutState,
+    policy: Policy,
+    actions: Sequence[Action],
+    log: RolloutLog,
 ) -> bool:
     """Apply the platform actions in order; True if what the state awaits is already settled
     (ready, or failed for good): then the next step should run now, not after a poll."""
@@ -249,8 +309,10 @@ def apply_platform(
         platform = runtime.platforms(state.spec.platform)
         for action in asks:
             platform.apply(state, action)
-        token = state.awaiting
-        return token is not None and isinstance(platform.readiness(state, token), Ready | Failed)
+        if state.awaiting is None:
+            return False
+        answer = platform.readiness(state, platform_wants(state, policy))
+        return isinstance(answer, Ready | Failed)
     except WorkerError as exc:  # the engine re-asserts what it awaits at the next wake-up
         log.warning("platform %s: %s; asked again at the next wake-up", state.spec.platform, exc)
         return False
@@ -281,8 +343,29 @@ def _requeue(
         log.warning("could not requeue revision %d (%s): the reconciler will", revision, exc)
 
 
-def reconcile(runtime: Runtime, limit: int = 500) -> list[str]:
-    """Re-enqueue unfinished rollouts overdue by more than ``reconcile_grace`` seconds."""
+def first_of_period(runtime: Runtime, task: str, period: float | None) -> bool:
+    """Whether this run of a periodic ``task`` is the first of its ``period`` (None: a run not
+    sent by beat, always made). Several beats may send the same schedule; one run a period
+    does the work, whichever beat's message a worker takes first."""
+    if period is None:
+        return True
+    owner = f"{runtime.worker_id}/{uuid.uuid4().hex[:8]}"
+    lock = PERIODIC_LOCK.format(task=task)
+    return runtime.store.leases.acquire(lock, owner, max(0.001, period * 0.9))
+
+
+def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -> list[str]:
+    """Re-enqueue unfinished rollouts overdue by more than ``reconcile_grace`` seconds, and let
+    the platforms heal what they serve outside rollouts. Skipped when another run of this
+    ``period`` was first (see ``first_of_period``)."""
+    if not first_of_period(runtime, RECONCILE, period):
+        return []
+    log = metrics.worker_log()
+    try:
+        for repair in runtime.heal():
+            log.warning("healed: %s", repair)
+    except WorkerError as exc:
+        log.error("could not heal the platform: %s", exc)
     overdue = runtime.store.due(runtime.clock() - runtime.reconcile_grace, limit)
     for rollout_id in overdue:
         with contextlib.suppress(NotFound):
@@ -315,11 +398,13 @@ def register(app: Any, runtime: Callable[[], Runtime]) -> None:
     def advance_task(rollout_id: str, revision: int) -> str:
         return advance(runtime(), rollout_id, revision)
 
-    def deliver_task() -> int:
+    def deliver_task(period: float | None = None) -> int:
+        if not first_of_period(runtime(), DELIVER, period):
+            return 0
         return len(runtime().delivery.run())
 
-    def reconcile_task() -> int:
-        return len(reconcile(runtime()))
+    def reconcile_task(period: float | None = None) -> int:
+        return len(reconcile(runtime(), period=period))
 
     def submit_task(task: Any, payload: dict[str, Any], actor: str = "celery") -> dict[str, Any]:
         try:

@@ -304,11 +304,11 @@ class CeleryStack:
         self.worker = process.start(" ready.")
         return process
 
-    def start_beat(self) -> CeleryProcess:
+    def start_beat(self, name: str = "beat") -> CeleryProcess:
         argv = [str(CELERY), "-A", "tests.workers.conftest:worker_app", "beat"]
-        argv += ["-s", str(self.workdir / "beat-schedule"), "--max-interval", "1"]
+        argv += ["-s", str(self.workdir / f"{name}-schedule"), "--max-interval", "1"]
         argv += ["--loglevel=INFO"]
-        process = CeleryProcess("beat", argv, self.env, self.workdir / "beat.log")
+        process = CeleryProcess(name, argv, self.env, self.workdir / f"{name}.log")
         self.processes.append(process)
         return process.start("beat: Starting")
 

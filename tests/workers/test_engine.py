@@ -515,7 +515,8 @@ def test_blue_green_without_auto_promotion_waits_for_a_person_before_switching()
     driver = started(policy)
     driver.ready()
     assert driver.state.phase is Phase.PAUSED and driver.state.stage_index == 1
-    assert driver.state.next_due_at is None  # the preview has no users: nothing to watch
+    assert driver.state.next_look_at is None  # the preview has no users: nothing to analyse
+    assert driver.state.next_due_at == driver.now + 60  # but its platform is still watched
     actions = driver.command("promote", "olga")
     assert platform(actions) == [ScaleNew(percent=100), SwitchActive()]
 

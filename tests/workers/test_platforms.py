@@ -40,7 +40,7 @@ def test_observe_accepts_every_action_and_is_always_ready() -> None:
     platform: Platform = ObservePlatform()
     for action in (EnsureCanary(), SetTraffic(25), Promote(), Rollback("bad")):
         assert platform.apply(ROLLOUT, action) is None
-    assert platform.readiness(ROLLOUT, "1:0:stage") == Ready()
+    assert platform.readiness(ROLLOUT, (EnsureCanary(), SetTraffic(25))) == Ready()
 
 
 def test_memory_records_what_it_was_asked_in_order() -> None:
@@ -54,11 +54,24 @@ def test_memory_records_what_it_was_asked_in_order() -> None:
 
 def test_memory_readiness_follows_the_script_then_keeps_its_last_answer() -> None:
     platform = MemoryPlatform()
-    assert platform.readiness(ROLLOUT, "t") == Ready()  # by default
+    assert platform.readiness(ROLLOUT, ()) == Ready()  # by default
     platform.script(NotYet("pods starting"), Failed("crash loop"))
-    answers = [platform.readiness(ROLLOUT, "t") for _ in range(3)]
+    answers = [platform.readiness(ROLLOUT, ()) for _ in range(3)]
     assert answers == [NotYet("pods starting"), Failed("crash loop"), Failed("crash loop")]
-    assert platform.readiness_calls[-1] == ("r1", "t")
+    assert platform.readiness_calls[-1] == ("r1", ())
+
+
+def test_memory_readiness_is_not_yet_until_what_the_rollout_requires_is_applied() -> None:
+    platform = MemoryPlatform()
+    wants = (EnsureCanary(), SetTraffic(5))
+    platform.apply(ROLLOUT, EnsureCanary())  # a crash came before the weight was set
+    assert platform.readiness(ROLLOUT, wants) == NotYet("memory platform: SetTraffic not applied")
+    platform.apply(ROLLOUT, SetTraffic(5))
+    assert platform.readiness(ROLLOUT, wants) == Ready()
+    aborted = (Rollback("abort by ci"),)  # saved by the API, not applied yet
+    assert platform.readiness(ROLLOUT, aborted) == NotYet("memory platform: Rollback not applied")
+    platform.drift("r1")
+    assert isinstance(platform.readiness(ROLLOUT, wants), NotYet)
 
 
 def test_memory_fails_the_next_applies_temporarily_or_for_good() -> None:

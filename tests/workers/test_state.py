@@ -190,6 +190,7 @@ def test_wake_up_times_are_derived_from_the_stage_and_the_window() -> None:
     waiting = replace(state, awaiting="1:0:stage").scheduled(50.0, 60.0, True, 10.0)
     assert (waiting.next_look_at, waiting.next_due_at) == (None, 60.0)
     paused = replace(state, phase=Phase.PAUSED).scheduled(50.0, 60.0, False, 10.0)
-    assert paused.next_due_at is None and paused.final_look_at == 700.0  # kept for the resume
+    assert paused.final_look_at == 700.0  # kept for the resume
+    assert paused.next_due_at == 110.0  # no look, but the platform is watched every interval
     done = replace(state, phase=Phase.PROMOTED, stage_ends_at=5.0).scheduled(50.0, 60.0, True, 10.0)
     assert (done.next_due_at, done.final_look_at, done.stage_ends_at) == (None, None, None)

@@ -8,10 +8,16 @@ platform (memory.py) is for tests and is not registered, as the in-memory notifi
 
 Each factory imports its platform when first called, so a process that never runs one (the API,
 which only validates names) does not load the kubernetes client.
+
+``heal_configured()`` repairs what a platform serves outside any rollout; only the local
+platform runs such a thing (its NGINX router, which fronts every version whatever the phase of
+any rollout), so it heals the directory ``CANARIST_LOCAL_DIR`` names, when set. The beat
+reconciler calls it (workers/tasks.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -35,6 +41,7 @@ __all__ = [
     "Readiness",
     "Ready",
     "UnknownPlatformError",
+    "heal_configured",
     "platform_for",
     "platform_names",
 ]
@@ -68,3 +75,12 @@ def platform_for(name: str) -> Platform:
     if factory is None:
         raise UnknownPlatformError(name, platform_names())
     return factory()
+
+
+def heal_configured() -> list[str]:
+    """Repairs made to the local platform's router, when ``CANARIST_LOCAL_DIR`` is set."""
+    if not os.environ.get("CANARIST_LOCAL_DIR"):
+        return []
+    from workers.platforms.local import LocalPlatform  # noqa: PLC0415 - see the docstring
+
+    return LocalPlatform.from_env().heal()

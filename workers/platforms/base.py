@@ -2,26 +2,34 @@
 
 The engine asks for platform changes as frozen, declarative actions (workers/actions.py: "set
 weight to 25", never "add 5"); the task applies them to the rollout whose new state it has just
-saved, in the order given, and later asks whether what the state awaits is done. So a platform
-has two jobs, both idempotent and both safe to repeat after a crash::
+saved, in the order given, and later asks whether the world is what the rollout requires. So a
+platform has two jobs, both idempotent and both safe to repeat after a crash::
 
     apply(rollout, action)        make the world match the action; return once it is asked for
-    readiness(rollout, token)     Ready | NotYet | Failed(reason): is what ``token`` names done?
+    readiness(rollout, wants)     Ready | NotYet | Failed(reason): is the world what ``wants``,
+                                  applied in order, makes it?
+
+``wants`` is everything the rollout requires of the platform now (``engine.platform_wants``:
+the stage's weight and audience, the new version's size, a switch, a promotion or a rollback),
+never just the last action. Readiness compares the platform with it, so a decision saved
+without its action (a person's abort through the API, a worker killed between two actions)
+reads NotYet, and the next wake-up re-asserts ``wants`` until the platform matches: "rolled
+back" is only ever said of a platform that has rolled back. The same question asked while
+nothing is awaited is the watch: NotYet then means the platform drifted from what the rollout
+applied (a dead router, an object edited by hand), and the engine re-applies it.
 
 ``apply`` does not wait for the change to take effect (Deployments become Available only after
-the controllers and the nodes act): ``readiness`` reports that, and the task polls it. The engine
-re-asserts the actions it awaits at every wake-up, so an ``apply`` lost between the save and the
-act is simply redone. The token is ``state.awaiting`` (``"<attempt>:<stage>:<purpose>"``); a
-platform may ignore it and check the whole desired state, which is what most do.
+the controllers and the nodes act): ``readiness`` reports that, and the task polls it.
 
 ``apply`` raises ``workers.errors.TemporaryError`` when the platform is unreachable or busy (the
 task logs it and the next wake-up re-asserts) and ``PlatformError`` for anything permanent.
-Implementations are flat siblings (observe.py, memory.py; kubernetes/ and local.py later) and
+Implementations are flat siblings (observe.py, memory.py, local.py, kubernetes/) and
 ``workers.platforms.platform_for(name)`` is the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,6 +81,6 @@ class Platform(Protocol):
         """Make the world match ``action`` for ``rollout`` (its spec names version and image)."""
         ...
 
-    def readiness(self, rollout: RolloutState, token: str) -> Readiness:
-        """Whether the change ``token`` names (``rollout.awaiting``) has taken effect."""
+    def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
+        """Whether the world is what ``wants`` (applied in order) makes it, for ``rollout``."""
         ...

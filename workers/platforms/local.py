@@ -18,8 +18,12 @@ after a crash, adopts what another started and can answer ``readiness`` before i
     targets.json                  Prometheus file_sd: every serving instance with its labels
 
 ``apply`` records the desired state and converges as far as it can at once (it waits up to
-``settle_seconds`` for instances it started to answer /healthz); ``readiness`` converges
-further and compares the desired state with what runs. local_record.py holds the record,
+``settle_seconds`` for instances it started to answer /healthz); ``readiness`` first compares
+the record with everything the rollout requires (an abort saved by the API but not applied yet
+reads NotYet, never "rolled back"), then converges further and compares the record with what
+runs. ``heal`` restarts a router whose master died, whatever any rollout is doing; a rollout
+whose analysis window began before such a restart is told so (NotYet), so it re-applies its
+stage and judges only data from after the outage. local_record.py holds the record,
 local_model.py the decisions, local_nginx.py the router, local_process.py the processes.
 Errors: an unregistered app or an NGINX refusal is a ``PlatformError``; a lock held too long
 by another worker a ``TemporaryError``; an action of an older rollout than the app's owner is
@@ -35,14 +39,14 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from workers.actions import Match, PlatformAction
 from workers.platforms import local_process as proc
-from workers.platforms.base import Failed, PlatformError, Readiness
+from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
 from workers.platforms.local_model import (
     assess,
     claim,
@@ -52,6 +56,7 @@ from workers.platforms.local_model import (
     route,
     settle,
     transition,
+    unapplied,
 )
 from workers.platforms.local_nginx import Router
 from workers.platforms.local_record import (
@@ -168,17 +173,38 @@ class LocalPlatform:
                 self._check_router(record)
             self._converge(record, wait=self.settle_seconds)
 
-    def readiness(self, rollout: RolloutState, token: str) -> Readiness:
-        """Converge further, then compare the whole desired state with what runs (the token
-        is not needed: every action's effect is part of the desired state)."""
+    def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
+        """First the app record against what the rollout requires (``wants``), then converge
+        further and compare the record with what runs, then the router: a router restarted
+        after the analysis window began means the window saw an outage."""
         try:
             with self._app_lock(rollout.namespace, rollout.app):
                 record = self._load(rollout.namespace, rollout.app)
                 if owns(record, rollout):
+                    behind = unapplied(record, rollout, wants)
+                    if behind is not None:
+                        return NotYet(behind)
                     record = self._converge(record)
         except PlatformError as exc:
             return Failed(str(exc))
-        return assess(record, rollout, now=time.time(), deadline=self.health_deadline, tail=_tail)
+        answer = assess(record, rollout, now=time.time(), deadline=self.health_deadline, tail=_tail)
+        started, window = self._router.started_at(), rollout.window_start
+        watching = isinstance(answer, Ready) and rollout.awaiting is None
+        if watching and started is not None and window is not None and started > window:
+            when = time.strftime("%H:%M:%S", time.localtime(started))
+            return NotYet(f"the router was down and was restarted at {when}, within the window")
+        return answer
+
+    def heal(self) -> list[str]:
+        """Restart the router if its master died, whatever any rollout is doing: it fronts
+        every version of every app. Returns what was repaired (nothing, mostly)."""
+        if not any((self.state_dir / "apps").glob("*.json")):
+            return []
+        with proc.file_lock(self.state_dir / "locks" / "router.lock", self.lock_timeout):
+            if self._router.master() is not None:
+                return []
+            self._router.publish([route(record) for record in self._records()])
+        return [f"the router of {self.state_dir} was not running: restarted it"]
 
     def status(self, namespace: str, app: str) -> LocalApp:
         record = self._load(namespace, app)

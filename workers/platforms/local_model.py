@@ -21,7 +21,7 @@ rollout, or a rollout created before the owner) is refused with ``StaleRolloutEr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from workers.actions import (
@@ -142,6 +142,40 @@ def _rollback(record: AppRecord, rollout: RolloutState) -> AppRecord:
         record, stable=replace(stable, count=record.replicas), canary=None, previous=None,
         instances=instances, traffic=Traffic(), promoting=False,
     )  # fmt: skip
+
+
+def unapplied(
+    record: AppRecord, rollout: RolloutState, wants: Sequence[PlatformAction]
+) -> str | None:
+    """What ``wants`` would still change in the desired part of ``record`` (None: nothing).
+
+    Readiness asks this before it looks at processes: instances that match the record prove
+    nothing when the record itself is not what the rollout requires (an abort saved without its
+    rollback, a worker killed between starting the canary and setting its weight)."""
+    expected = record
+    for action in wants:
+        expected = transition(expected, rollout, action)
+    differences = []
+    if record.stable != expected.stable:
+        differences.append(f"stable {_release(record.stable)}, not {_release(expected.stable)}")
+    if record.canary != expected.canary:
+        differences.append(f"canary {_release(record.canary)}, not {_release(expected.canary)}")
+    if record.traffic != expected.traffic:
+        differences.append(f"traffic {_traffic(record.traffic)}, not {_traffic(expected.traffic)}")
+    if record.promoting != expected.promoting:
+        differences.append("the promotion is not under way")
+    return "the app record has " + "; ".join(differences) if differences else None
+
+
+def _release(release: Release | None) -> str:
+    return "none" if release is None else f"{release.version} x{release.count}"
+
+
+def _traffic(traffic: Traffic) -> str:
+    if traffic.mode != "split":
+        return traffic.mode
+    rules = " + ".join(f"{rule.kind} {rule.name}" for rule in traffic.match)
+    return f"weight {traffic.weight}%" + (f" + {rules}" if rules else "")
 
 
 # -- convergence -----------------------------------------------------------------------------

@@ -169,11 +169,21 @@ class Router:
         return proc.read_json(self._state_file) or {"generation": 0}
 
     def master(self) -> dict[str, int] | None:
-        """The recorded NGINX master (PID and start time), if it still runs."""
+        """The recorded NGINX master (PID and start time), if that very process still runs.
+
+        Only the master counts: workers whose master died keep serving the old configuration
+        but obey no reload, so such a router is dead (``_start`` stops what is left of it)."""
         master = self.state().get("master")
-        if master and proc.alive(master["pid"], master["start"], proc.live_groups()):
-            return {"pid": int(master["pid"]), "start": int(master["start"])}
-        return None
+        if not master:
+            return None
+        pid, start = int(master["pid"]), int(master["start"])
+        ticks = proc.start_time(pid)
+        return {"pid": pid, "start": start} if ticks is not None and start in (0, ticks) else None
+
+    def started_at(self) -> float | None:
+        """When the running master was started (Unix seconds), if it runs and that is known."""
+        started = self.state().get("started_at")
+        return float(started) if started is not None and self.master() else None
 
     def check(self, routes: Sequence[Route]) -> None:
         """``nginx -t`` on a rendering of ``routes``; PlatformError with NGINX's message."""
@@ -195,22 +205,27 @@ class Router:
         self._test(text)
         previous = self.config.read_text(encoding="utf-8") if self.config.exists() else None
         proc.write_atomic(self.config, text)
+        started_at = state.get("started_at")
         try:
-            master = self._reload(master) if master else self._start()
+            reloaded = self._reload(master) if master else None
+            if reloaded is None:  # none ran, or it died just now: start one
+                reloaded, started_at = self._start(state.get("master")), time.time()
             self._confirm(port, generation)
         except PlatformError:
             if previous is not None:
                 proc.write_atomic(self.config, previous)
             raise
         record = {"generation": generation, "control_port": port, "digest": digest}
-        proc.write_atomic(self._state_file, _json({**record, "master": master}))
+        record |= {"master": reloaded, "started_at": started_at}
+        proc.write_atomic(self._state_file, _json(record))
         return generation
 
     def stop(self, grace: float) -> None:
-        """Stop the master and its workers (graceful first), by the recorded PID."""
-        master = self.master()
+        """Stop the master and its workers (graceful first), by the recorded PID; workers
+        left behind by a master that died are stopped too (they share its process group)."""
+        master = self.state().get("master")
         if master:
-            proc.stop([(master["pid"], master["start"])], grace, signal.SIGQUIT)
+            proc.stop([(int(master["pid"]), int(master["start"]))], grace, signal.SIGQUIT)
         state = self.state()
         state.pop("master", None)
         proc.write_atomic(self._state_file, _json(state))
@@ -222,7 +237,11 @@ class Router:
         if code != 0:
             raise PlatformError(f"nginx refused the configuration: {_errors(output)}")
 
-    def _start(self) -> dict[str, int]:
+    def _start(self, dead: dict[str, int] | None) -> dict[str, int]:
+        """Start a master; first stop what is left of ``dead``, the one recorded before (its
+        orphaned workers would keep the ports and refuse the new master's listen)."""
+        if dead:
+            proc.stop([(int(dead["pid"]), int(dead["start"]))], 1.0, signal.SIGQUIT)
         (self.home / "nginx.pid").unlink(missing_ok=True)
         code, output = self._run("-c", str(self.config))
         if code != 0:
@@ -230,10 +249,15 @@ class Router:
         pid = int((self.home / "nginx.pid").read_text(encoding="utf-8").strip())
         return {"pid": pid, "start": proc.start_time(pid) or 0}
 
-    def _reload(self, master: dict[str, int]) -> dict[str, int]:
+    def _reload(self, master: dict[str, int]) -> dict[str, int] | None:
+        """SIGHUP to the master; None if it is gone (it died since ``master()`` looked: a
+        zombie, which nothing may reap in a container, takes the signal without a word)."""
         self._old_workers = proc.children(master["pid"])
-        os.kill(master["pid"], signal.SIGHUP)
-        return master
+        try:
+            os.kill(master["pid"], signal.SIGHUP)
+        except ProcessLookupError:
+            return None
+        return master if proc.start_time(master["pid"]) is not None else None
 
     def _confirm(self, port: int, generation: int) -> None:
         """Wait until every new connection reaches a worker of ``generation``'s configuration.

@@ -8,6 +8,8 @@ it. The weights of the policy's steps then only pace the analysis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from workers.actions import PlatformAction
 from workers.platforms.base import Readiness, Ready
 from workers.state import RolloutState
@@ -21,5 +23,5 @@ class ObservePlatform:
     def apply(self, rollout: RolloutState, action: PlatformAction) -> None:
         return None
 
-    def readiness(self, rollout: RolloutState, token: str) -> Readiness:
+    def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
         return Ready()

@@ -75,7 +75,8 @@ class OutboxItem:
 
 
 class Leases(Protocol):
-    """One worker steps a rollout at a time."""
+    """One holder at a time per name: a worker stepping a rollout (the name is its id), or the
+    first run of a periodic task in its period (``periodic:<task>``, never released)."""
 
     def acquire(self, rollout_id: str, owner: str, ttl_seconds: float) -> bool:
         """Take the lease, or extend it if ``owner`` holds it; False if another does."""

@@ -26,6 +26,7 @@ from workers.strategies.base import (
     UnknownStrategyError,
     baseline_shift,
     exposure_after,
+    required_after,
 )
 
 PLANNERS: dict[str, Callable[[Any], Plan]] = {
@@ -63,4 +64,5 @@ __all__ = [
     "baseline_shift",
     "exposure_after",
     "plan_for",
+    "required_after",
 ]

@@ -20,7 +20,15 @@ from enum import StrEnum
 
 from analyzer.errors import CanaristError
 from analyzer.policy.durations import format_duration
-from workers.actions import Match, PlatformAction, ScaleDownOld, ScaleNew, SetTraffic, SwitchActive
+from workers.actions import (
+    EnsureCanary,
+    Match,
+    PlatformAction,
+    ScaleDownOld,
+    ScaleNew,
+    SetTraffic,
+    SwitchActive,
+)
 
 
 class UnknownStrategyError(CanaristError):
@@ -214,6 +222,22 @@ def exposure_after(plan: Plan, index: int) -> Exposure:
     for stage in plan[: index + 1]:
         exposure = stage.expose(exposure)
     return exposure
+
+
+def required_after(plan: Plan, index: int) -> tuple[PlatformAction, ...]:
+    """Everything stages ``0..index`` ask of the platform, as one declarative desired state.
+
+    The new version exists (``EnsureCanary``), then the latest ask of each kind: every stage's
+    ``enter``, and the ``leave`` of each stage already left. The asks are declarative ("weight
+    25", "4 replicas"), so the last of a kind replaces the earlier ones, and the order in which
+    each kind first appears is the order in which they are applied (a switch before the old side
+    is scaled down). This is what a platform is compared with, whatever a crash interrupted.
+    """
+    latest: dict[str, PlatformAction] = {"EnsureCanary": EnsureCanary()}
+    for position, stage in enumerate(plan[: index + 1]):
+        for ask in stage.enter() + (stage.leave() if position < index else ()):
+            latest[type(ask).__name__] = ask
+    return tuple(latest.values())
 
 
 def baseline_shift(plan: Plan, index: int, begin_after: float) -> float:

@@ -15,7 +15,7 @@ import shlex
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -82,14 +82,16 @@ class LocalApps:
     def apply(self, rollout: RolloutState, *actions: PlatformAction) -> Readiness:
         for action in actions:
             self.platform.apply(rollout, action)
-        return self.until_ready(rollout)[-1]
+        return self.until_ready(rollout, actions)[-1]
 
-    def until_ready(self, rollout: RolloutState, timeout: float = 30.0) -> list[Readiness]:
-        """Every readiness answer until one is not NotYet (Ready or Failed)."""
+    def until_ready(
+        self, rollout: RolloutState, wants: Sequence[PlatformAction], timeout: float = 30.0
+    ) -> list[Readiness]:
+        """Every readiness answer against ``wants`` until one is not NotYet (Ready or Failed)."""
         answers: list[Readiness] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            answers.append(self.platform.readiness(rollout, f"{rollout.attempt}:0:stage"))
+            answers.append(self.platform.readiness(rollout, wants))
             if not isinstance(answers[-1], NotYet):
                 return answers
             time.sleep(0.05)

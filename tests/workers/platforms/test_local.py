@@ -50,7 +50,7 @@ def test_a_weight_sends_that_share_of_requests_to_the_canary(
     local_apps.platform.settle_seconds = 0.0  # apply returns before the canary is up
     try:
         local_apps.platform.apply(rollout, EnsureCanary())
-        answers = local_apps.until_ready(rollout)
+        answers = local_apps.until_ready(rollout, (EnsureCanary(),))
     finally:
         local_apps.platform.settle_seconds = LocalPlatform.settle_seconds
     assert isinstance(answers[0], NotYet) and answers[-1] == Ready()
@@ -150,9 +150,10 @@ def test_a_restarted_worker_adopts_the_app_and_carries_on(local_apps: LocalApps,
     first.apply(rollout, SetTraffic(30))
     second = LocalPlatform(first.state_dir)  # a new worker process: nothing in memory
     assert second.status(NAMESPACE, app) == first.status(NAMESPACE, app)
-    assert second.readiness(rollout, "1:0:stage") == Ready()  # asked before any apply here
+    wants = (EnsureCanary(), SetTraffic(30))
+    assert second.readiness(rollout, wants) == Ready()  # asked before any apply here
     second.apply(rollout, Promote())
-    assert LocalApps(second, local_apps.ports).until_ready(rollout)[-1] == Ready()
+    assert LocalApps(second, local_apps.ports).until_ready(rollout, (Promote(),))[-1] == Ready()
     assert first.status(NAMESPACE, app) == second.status(NAMESPACE, app)
     assert local_apps.served(app, 30) == {"v5": 30}
 
@@ -161,7 +162,8 @@ def test_a_bad_configuration_is_refused_and_the_router_keeps_serving(
     local_apps: LocalApps, app: str
 ) -> None:
     rollout = local_apps.rollout(app, "v6")
-    local_apps.apply(rollout, EnsureCanary(), SetTraffic(0, (Match("header", "x-region", "KR"),)))
+    korea = SetTraffic(0, (Match("header", "x-region", "KR"),))
+    local_apps.apply(rollout, EnsureCanary(), korea)
     before = local_apps.status(app)
     bad = (Match("header", "x-user", "(unclosed", regex=True),)
     with pytest.raises(PlatformError, match=r"nginx refused the configuration: .*\(unclosed"):
@@ -169,7 +171,7 @@ def test_a_bad_configuration_is_refused_and_the_router_keeps_serving(
     assert local_apps.status(app) == before  # nothing of it was recorded
     assert local_apps.served(app, 20, {"x-region": "KR"}) == {"v6": 20}
     assert local_apps.served(app, 20) == {before.stable_version: 20}
-    assert local_apps.until_ready(rollout)[-1] == Ready()
+    assert local_apps.until_ready(rollout, (EnsureCanary(), korea))[-1] == Ready()
 
 
 def test_actions_of_an_older_rollout_do_not_undo_a_newer_one(
@@ -185,9 +187,9 @@ def test_actions_of_an_older_rollout_do_not_undo_a_newer_one(
         local_apps.platform.apply(newer, SetTraffic(90))  # attempt 1 is older than attempt 2
     status = local_apps.status(app)
     assert (status.canary_version, status.weight, status.rollout_id) == ("v8", 10, newer.id)
-    assert isinstance(local_apps.platform.readiness(older, "1:0:stage"), Failed)
+    assert isinstance(local_apps.platform.readiness(older, (EnsureCanary(),)), Failed)
     aborting = replace(older, phase=Phase.ABORTING)  # nothing of it is left to roll back
-    assert local_apps.platform.readiness(aborting, "1:0:rollback") == Ready()
+    assert local_apps.platform.readiness(aborting, (Rollback("late"),)) == Ready()
 
 
 def test_a_lock_held_by_another_worker_is_a_temporary_error(
@@ -206,7 +208,7 @@ def test_an_unknown_app_says_how_to_register_it(local_apps: LocalApps) -> None:
     rollout = local_apps.rollout("never-registered", "v2")
     with pytest.raises(PlatformError, match=r"not registered.*LocalPlatform\.register"):
         local_apps.platform.apply(rollout, EnsureCanary())
-    answer = local_apps.platform.readiness(rollout, "1:0:stage")
+    answer = local_apps.platform.readiness(rollout, (EnsureCanary(),))
     assert isinstance(answer, Failed) and "not registered" in answer.reason
 
 

@@ -19,6 +19,7 @@ from workers.actions import (
     PlatformReady,
     Tick,
 )
+from workers.engine import platform_wants
 from workers.platforms import Ready
 from workers.state import Phase, RolloutSpec
 
@@ -41,7 +42,7 @@ def walk(apps: LocalApps, policy_name: str, version: str, good: bool) -> tuple[P
         driver.at(state.next_due_at or driver.now)
         observation: Observation = Tick()
         if state.awaiting is not None:
-            answer = apps.until_ready(state)[-1]
+            answer = apps.until_ready(state, platform_wants(state, policy))[-1]
             observation = (
                 PlatformReady(state.awaiting)
                 if answer == Ready()

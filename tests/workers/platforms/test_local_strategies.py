@@ -39,8 +39,9 @@ def test_blue_green_scales_the_old_side_down_then_promotes(local_apps: LocalApps
     local_apps.apply(rollout, EnsureCanary(), ScaleNew(percent=100))
     local_apps.apply(rollout, ScaleNew(percent=100), SwitchActive())
     new = local_apps.status(app).pids("canary")
-    assert local_apps.apply(rollout, ScaleDownOld(), Promote()) == Ready()
+    assert local_apps.apply(rollout, SwitchActive(), ScaleDownOld()) == Ready()
     assert gone(old)
+    assert local_apps.apply(rollout, Promote()) == Ready()
     assert local_apps.served(app, 40) == {"v3": 40}
     status = local_apps.status(app)
     assert (status.stable_version, status.canary_version) == ("v3", None)

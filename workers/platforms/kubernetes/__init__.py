@@ -9,9 +9,11 @@ the new template. Every call is declarative:
     apply(rollout, action)      fold the action into the rollout's Desired state, write it on the
                                 canary Deployment (desired.py), then walk the ordered steps of
                                 convergence.py as far as they safely go
-    readiness(rollout, token)   read Desired back and walk the same steps without writing:
-                                NotYet (what is awaited), Failed (crash-looping pods, progress
-                                deadline, a refusal) or Ready
+    readiness(rollout, wants)   read Desired back; NotYet while folding ``wants`` into it
+                                would change it (the rollout requires what was not applied),
+                                else walk the same steps without writing: NotYet (what is
+                                awaited), Failed (crash-looping pods, progress deadline, a
+                                refusal) or Ready
 
 Nothing is kept in memory between calls: a restarted worker (a new instance) adopts the objects
 it finds by name and by their ``app.kubernetes.io/managed-by: canarist`` label and carries on.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 
 from kubernetes import client, config
@@ -96,14 +99,15 @@ class KubernetesPlatform:
             events.emit(self.kube, target, stable, action, wish)
         converge(World(self.kube, target, router, stable, canary, wish, baseline), write=True)
 
-    def readiness(self, rollout: RolloutState, token: str) -> Readiness:
+    def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
         target = Target.of(rollout)
         try:
             router = router_for(target.traffic.router, self.kube)
             canary = workloads.read_canary(self.kube, target)
             desired = Desired.from_json(annotation(canary, DESIRED))
             mine = canary is not None and desired is not None and desired.rollout == target.rollout
-            if not mine and token.endswith(":rollback"):
+            rolling_back = any(isinstance(action, Rollback) for action in wants)
+            if not mine and rolling_back:
                 return Ready()  # nothing of this rollout reached the cluster
             stable = workloads.read_stable(self.kube, target)
             if canary is None or desired is None or not mine:
@@ -111,11 +115,12 @@ class KubernetesPlatform:
                 workloads.new_images(stable, target)
                 _check(router, target, 0, ())
                 return NotYet(f"{target.canary} is not created for {target.rollout} yet")
-            if (desired.attempt, desired.token) != (target.attempt, token):
-                return NotYet(f"{token} is not applied yet")
+            baseline = self._baseline(canary, True, stable, target)
+            behind = _unapplied(desired, wants, baseline, target, router)
+            if behind is not None:
+                return NotYet(behind)
             if desired.mode == "progress":  # a refusal fails the rollout, a rollback goes on
                 _check(router, target, desired.weight, desired.match)
-            baseline = self._baseline(canary, True, stable, target)
             world = World(self.kube, target, router, stable, canary, desired, baseline)
             return converge(world, write=False)
         except PlatformError as exc:
@@ -126,6 +131,25 @@ class KubernetesPlatform:
         """The stable as this rollout first found it: recorded on the canary, else read now."""
         recorded = baseline_from_json(annotation(canary, BASELINE)) if ours else None
         return recorded or workloads.baseline_of(stable, target)
+
+
+def _unapplied(
+    desired: Desired,
+    wants: Sequence[PlatformAction],
+    baseline: Baseline,
+    target: Target,
+    router: TrafficRouter,
+) -> str | None:
+    """What ``wants`` would still change in the recorded wish (None: it is all recorded)."""
+    if desired.attempt != target.attempt:
+        return f"attempt {target.attempt} of {target.rollout} is not applied yet"
+    expected = desired
+    for action in wants:
+        expected = expected.folded(action, baseline, target.strategy, router)
+    if expected.same_wish(desired):
+        return None
+    have, want = desired.describe(), expected.describe()
+    return f"{target.canary} records {have}; the rollout requires {want}"
 
 
 def _check(router: TrafficRouter, target: Target, weight: int, match: tuple[Match, ...]) -> None:

@@ -110,6 +110,15 @@ class Desired:
                 return self
         raise TypeError(f"not a platform action: {action!r}")
 
+    def describe(self) -> str:
+        """The wish in a few words, for a NotYet that says what is not applied."""
+        if self.mode != "progress":
+            return f"a {self.mode}"
+        parts = [f"weight {self.weight}%", f"{self.canary_replicas} canary pod(s)"]
+        parts += [f"{rule.kind} {rule.name}" for rule in self.match]
+        parts += ["the active Service on the canary"] if self.active == "canary" else []
+        return ", ".join(parts)
+
     def same_wish(self, other: Desired | None) -> bool:
         """Equal but for the token: a re-assert, not a transition."""
         return other is not None and replace(other, token=self.token) == self

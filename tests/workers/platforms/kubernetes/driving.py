@@ -24,7 +24,7 @@ from workers.actions import (
     PlatformReady,
     Tick,
 )
-from workers.engine import step
+from workers.engine import platform_wants, step
 from workers.platforms.base import Failed, NotYet, Readiness, Ready
 from workers.platforms.kubernetes import KubernetesPlatform
 from workers.state import RolloutSpec, RolloutState, TrafficSpec
@@ -78,7 +78,7 @@ def drive(
     answer: Readiness = NotYet()
     for _ in range(rounds if not cluster.real else rounds * 15):
         cluster.settle()
-        answer = platform.readiness(state, token)
+        answer = platform.readiness(state, actions)
         if not isinstance(answer, NotYet):
             return answer
         if cluster.real:
@@ -111,7 +111,7 @@ class EngineRun:
         observation: Observation = Tick()
         if state.awaiting is not None:
             self.cluster.settle()
-            answer = self.platform.readiness(state, state.awaiting)
+            answer = self.platform.readiness(state, platform_wants(state, self.policy))
             if isinstance(answer, Ready):
                 observation = PlatformReady(state.awaiting)
             elif isinstance(answer, Failed):

@@ -70,7 +70,7 @@ def test_a_router_needs_the_version_label_on_the_stable_pods(
     state = rollout(cluster, app)
     with pytest.raises(PlatformError, match="has no label 'version'"):
         platform.apply(state, EnsureCanary())
-    answer = platform.readiness(state, "1:0:stage")
+    answer = platform.readiness(state, (EnsureCanary(),))
     assert isinstance(answer, Failed) and "has no label 'version'" in answer.reason
 
 
@@ -90,7 +90,7 @@ def test_a_missing_stable_deployment_fails_the_rollout_and_its_rollback_is_a_no_
     state = rollout(cluster, app, router="replicas")
     with pytest.raises(PlatformError, match=f"no Deployment {cluster.namespace}/{app}"):
         platform.apply(state, EnsureCanary())
-    answer = platform.readiness(state, "1:0:stage")
+    answer = platform.readiness(state, (EnsureCanary(),))
     assert (
         isinstance(answer, Failed) and f"no Deployment {cluster.namespace}/{app}" in answer.reason
     )
@@ -98,4 +98,4 @@ def test_a_missing_stable_deployment_fails_the_rollout_and_its_rollback_is_a_no_
     platform.apply(
         rollback, Rollback(answer.reason)
     )  # nothing reached the cluster: nothing to undo
-    assert platform.readiness(rollback, "1:0:rollback") == Ready()
+    assert platform.readiness(rollback, (Rollback(answer.reason),)) == Ready()

@@ -28,18 +28,17 @@ def test_a_new_instance_reads_the_desired_state_from_the_objects(
     del before_crash  # the worker dies between apply and the next readiness poll
 
     restarted = KubernetesPlatform(cluster.api_client())
-    answer = restarted.readiness(state, "1:0:stage")
+    wants = (EnsureCanary(), SetTraffic(40))
+    answer = restarted.readiness(state, wants)
     assert isinstance(answer, NotYet)  # the canary's pods are not available yet
     cluster.settle()
     canary = cluster.get("deployment", f"{app}-canary")
     route = cluster.get("httproute", app)
     events = len(cluster.events(app))
-    assert restarted.readiness(state, "1:0:stage") == NotYet(
-        f"HTTPRoute {app} does not send 40% yet"
-    )
+    assert restarted.readiness(state, wants) == NotYet(f"HTTPRoute {app} does not send 40% yet")
     restarted.apply(state, EnsureCanary())  # the engine's re-assert, in the new worker
     restarted.apply(state, SetTraffic(40))
-    assert restarted.readiness(state, "1:0:stage") == Ready()
+    assert restarted.readiness(state, wants) == Ready()
     assert len(cluster.events(app)) == events  # adopted: the same wish, no new transition
     adopted = cluster.get("deployment", f"{app}-canary")
     assert canary is not None and adopted is not None
@@ -56,13 +55,16 @@ def test_readiness_of_an_ask_that_never_reached_the_cluster_is_not_yet(
     first.apply(state, EnsureCanary())
     first.apply(state, SetTraffic(20))
     cluster.settle()
-    assert first.readiness(state, "1:0:stage") == Ready()
+    assert first.readiness(state, (EnsureCanary(), SetTraffic(20))) == Ready()
 
     later = replace(state, awaiting="1:2:promote")  # saved, then the worker died before acting
     restarted = KubernetesPlatform(cluster.api_client())
-    assert restarted.readiness(later, "1:2:promote") == NotYet("1:2:promote is not applied yet")
+    answer = restarted.readiness(later, (Promote(),))
+    assert answer == NotYet(
+        f"{app}-canary records weight 20%, 1 canary pod(s); the rollout requires a promote"
+    )
     restarted.apply(later, Promote())
     for _ in range(5):
         cluster.settle()
         restarted.apply(later, Promote())
-    assert restarted.readiness(later, "1:2:promote") == Ready()
+    assert restarted.readiness(later, (Promote(),)) == Ready()
