@@ -49,8 +49,11 @@ def test_replicas_and_update_strategies() -> None:
     assert workload("api")[0]["spec"]["replicas"] == 2
     assert workload("worker")[0]["spec"]["replicas"] >= 1
     beat = workload("beat")[0]
-    assert beat["spec"]["replicas"] == 1
-    assert beat["spec"]["strategy"] == {"type": "Recreate"}, "never two beats, even briefly"
+    assert beat["spec"]["replicas"] == 2, "one beat dying must not stop the reconciler"
+    assert beat["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    spread = beat["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = spread["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     redis = workload("redis")[0]
     assert (redis["kind"], redis["spec"]["replicas"]) == ("StatefulSet", 1)
 
