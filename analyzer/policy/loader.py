@@ -4,7 +4,9 @@ PyYAML's composer keeps the line of every node; we build plain data from the nod
 map from each field's path to the line where it was written. Pydantic's error locations also carry
 union tags (``strategy.canary.steps``); they are dropped by walking the location through the data,
 so the reported path is the one in the file. Duplicate keys, which YAML silently resolves to the
-last one, are reported too: in a policy they are always a mistake.
+last one, are reported too: in a policy they are always a mistake. Reading the file, and the
+limits on what a file may cost (size, UTF-8, nesting, aliases, metric and step counts), are
+reading.py's: a hostile file is refused with a located problem, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ from pydantic_core import ErrorDetails
 
 from analyzer.errors import PolicyError, Problem
 from analyzer.policy.models import Policy
+from analyzer.policy.reading import MAX_METRICS, MAX_STEPS, PathKey, compose, read_policy_file
 
-PathKey = tuple[str | int, ...]
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate one policy file; raise PolicyError listing every problem found."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(source, [Problem((), f"cannot read file: {exc.strerror}")]) from exc
+    text, problems = read_policy_file(Path(path))
+    if problems:
+        raise PolicyError(source, problems)
     return load_policy_text(text, source)
 
 
@@ -38,6 +40,9 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(source, problems)
     if not isinstance(data, dict):
         raise PolicyError(source, [Problem((), "a policy is a YAML mapping of fields", 1)])
+    too_many = _too_many(data, lines)
+    if too_many:
+        raise PolicyError(source, too_many)
     try:
         policy, semantic = Policy.checked(data)
     except ValidationError as exc:
@@ -50,16 +55,12 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
 
 
 def _compose(text: str) -> tuple[Any, dict[PathKey, int], list[Problem]]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        return None, {}, [Problem((), f"YAML syntax: {exc.problem or exc}", line)]
+    root, problems = compose(text)
+    if problems:
+        return None, {}, problems
     if root is None:
         return None, {}, [Problem((), "the file is empty: a policy is a YAML mapping", 1)]
     lines: dict[PathKey, int] = {}
-    problems: list[Problem] = []
     data = _build(root, (), lines, problems)
     return data, lines, problems
 
@@ -71,25 +72,60 @@ def _build(
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                problems.append(Problem(path, _bad_key(key_node), key_line))
+                continue
+            key = _scalar(key_node, path, problems)
             key_path = (*path, key)
             if key in result:
-                problems.append(
-                    Problem(key_path, f"duplicate key {key!r}", key_node.start_mark.line + 1)
-                )
+                problems.append(Problem(key_path, f"duplicate key {key!r}", key_line))
                 continue
-            lines[key_path] = key_node.start_mark.line + 1
+            lines[key_path] = key_line
             result[key] = _build(value_node, key_path, lines, problems)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
             _build(item, (*path, index), lines, problems) for index, item in enumerate(node.value)
         ]
-    return _scalar(node)
+    return _scalar(node, path, problems)
 
 
-def _scalar(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+def _bad_key(key_node: yaml.Node) -> str:
+    if key_node.tag == MERGE_TAG:
+        return (
+            "YAML merge keys (<<) are not supported: write the fields out, or alias a whole value"
+        )
+    return "a key is a plain word, not a list or a mapping"
+
+
+def _scalar(node: yaml.Node, path: PathKey, problems: list[Problem]) -> Any:
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad tag, date or base64
+        reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
+        problems.append(
+            Problem(path, f"cannot read this value: {reason}", node.start_mark.line + 1)
+        )
+        return None
+
+
+def _too_many(data: dict[Any, Any], lines: dict[PathKey, int]) -> list[Problem]:
+    """Lists the analysis and the engine walk at every look, bounded before validation."""
+    strategy = data.get("strategy")
+    bounded: list[tuple[PathKey, Any, int, str]] = [
+        (("metrics",), data.get("metrics"), MAX_METRICS, "metrics"),
+    ]
+    if isinstance(strategy, dict):
+        for field in ("steps", "batches"):
+            bounded.append((("strategy", field), strategy.get(field), MAX_STEPS, field))
+    problems = []
+    for path, value, limit, noun in bounded:
+        if isinstance(value, list) and len(value) > limit:
+            first_over = (*path, limit)
+            message = f"a policy has at most {limit} {noun}; this is number {limit + 1}"
+            problems.append(Problem(first_over, message, _line_of(first_over, lines)))
+    return problems
 
 
 def _line_of(path: PathKey, lines: dict[PathKey, int]) -> int | None:

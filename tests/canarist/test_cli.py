@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,6 +48,33 @@ def test_validate_a_missing_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["policy", "validate", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "nope.yaml: (document): cannot read file" in result.output
+
+
+def test_validate_refuses_hostile_files_with_file_and_line_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    good = (ROOT / "policies" / "default-canary.yaml").read_text()
+    latin1 = tmp_path / "latin1.yaml"
+    broken = good.replace("#   http_requests", "#   \u00e9 http_requests", 1).encode("latin-1")
+    latin1.write_bytes(broken)
+    bomb = tmp_path / "bomb.yaml"
+    levels = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"l{n}: &l{n} [{','.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 7)]
+    bomb.write_text("\n".join(levels) + "\n")
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(good + "#\n" * 200_000)
+
+    started = time.monotonic()
+    result = runner.invoke(app, ["policy", "validate", str(latin1), str(bomb), str(huge)])
+
+    assert time.monotonic() - started < 5.0
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not a crash
+    offset = broken.index(b"\xe9")
+    assert f"{latin1}:3: (document): byte 0xe9 at offset {offset} is not UTF-8" in result.output
+    assert f"{bomb}:5: l4[0]: the document has more than 10000 YAML nodes" in result.output
+    assert f"{huge}:" in result.output and "larger than 256 KiB" in result.output
+    assert result.output.splitlines()[-1] == "3 of 3 policies invalid"
 
 
 def test_schema_command_prints_the_committed_schema() -> None:
