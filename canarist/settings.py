@@ -40,6 +40,17 @@ class PrometheusSettings(Group):
     bearer_token: SecretStr | None = None
 
 
+class ApiSettings(Group):
+    """Bounds the API puts on what a caller can cost it."""
+
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="a larger request body is refused with 413 before it is parsed",
+    )
+
+
 class AlertRoute(Group):
     """Where alerts go; a policy names routes, the service decides where they lead."""
 
@@ -80,6 +91,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     api_tokens: list[ApiToken] = Field(default_factory=list)
     policy_dir: Path = Path("policies")
     api_url: str = Field(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from canarist.api import handlers
 from canarist.api.broker import intake_over_celery
+from canarist.api.edge import Edge
 from canarist.api.report import router as report_router
 from canarist.api.routes import Services, router
 from canarist.api.stages import PlanLabels
@@ -57,7 +58,8 @@ def create_app(
     handlers.install(app)
     app.include_router(router)
     app.include_router(report_router)
-    app.add_middleware(RequestTelemetry)
+    app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too
     return app
 
 

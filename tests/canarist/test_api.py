@@ -222,14 +222,16 @@ def test_a_bad_body_is_422_naming_the_field_and_why(
     assert api.store.list_rollouts() == []
 
 
-def test_a_body_that_is_not_json_is_422(api: Api) -> None:
+def test_a_body_that_is_not_json_is_400(api: Api) -> None:
     response = api.client.post(
         "/v1/rollouts",
         content=b"app=checkout",
         headers={**bearer("alice"), "Content-Type": "application/json"},
     )
-    assert response.status_code == 422
-    assert response.json()["error"] == "invalid_request"
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert response.json()["detail"].startswith("the body is not valid JSON")
+    assert api.store.list_rollouts() == []
 
 
 def test_promote_full_must_be_a_boolean(api: Api) -> None:
