@@ -16,7 +16,7 @@ from canarist.api import handlers
 from canarist.api.broker import intake_over_celery
 from canarist.api.edge import Edge
 from canarist.api.report import router as report_router
-from canarist.api.routes import Services, router
+from canarist.api.routes import Services, operations, router
 from canarist.api.stages import PlanLabels
 from canarist.api.telemetry import RequestTelemetry
 from canarist.settings import Settings
@@ -27,9 +27,15 @@ HEALTH_PROBE_APP = "canarist-healthz"
 
 DESCRIPTION = """Queue rollouts, follow them, and steer them by hand.
 
-Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`;
-a token acts only in its namespaces, and its name is recorded on every action. Errors are
-`{"error": code, "detail": sentence}`; a 422 also lists `problems: [{field, message}]`.
+Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`,
+checked before the body is read. A token acts only in its namespaces (a rollout outside them is
+a 404, like an unknown one) and only with its roles: `read` (list, status, report), `submit`,
+`operate` (pause, resume, abort, promote, retry), `admin` (all); its name is recorded on every
+action. Errors are `{"error": code, "detail": sentence, "problems": [{field, message}]}`, a few
+KB at most; a body over the limit (64 KiB by default) is a 413 and one that is not JSON a 400.
+
+A request the client gave up on may still have been carried out (a 503 or a timeout says only
+that the answer did not come back): retry a submission with the same `Idempotency-Key`.
 """
 
 
@@ -58,6 +64,7 @@ def create_app(
     handlers.install(app)
     app.include_router(router)
     app.include_router(report_router)
+    app.include_router(operations)
     app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too
     return app

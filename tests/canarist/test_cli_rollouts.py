@@ -229,7 +229,7 @@ def test_status_shows_the_last_verdict_per_metric_as_plain_text() -> None:
         api = Api(client, store, clock)
         rollout_id = api.submit()
         while not store.load(rollout_id).state.phase.terminal:
-            Worker(api).wake(rollout_id, Outcome.FAIL)
+            Worker(store, clock).wake(rollout_id, Outcome.FAIL)
         detail = client.get(f"/v1/rollouts/{rollout_id}", headers=bearer("alice")).json()
     detail["abort_reason"] = "effect [+2.0%, +9.0%] [bold]not markup[/bold]"
     console = Console(record=True, width=160)
