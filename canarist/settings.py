@@ -53,6 +53,13 @@ class ApiSettings(Group):
         le=16 * 1024 * 1024,
         description="a larger request body is refused with 413 before it is parsed",
     )
+    store_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how long a request waits for the state store before it answers 503; "
+        "the workers keep their own, longer timeouts",
+    )
 
 
 class AlertRoute(Group):

@@ -4,6 +4,11 @@
 MemoryStateStore and a list that collects enqueued tasks. ``app_from_settings`` wires the real
 parts: the Redis store and Celery's enqueue (broker.py). The Celery modules are imported only
 when it is called, so importing ``canarist.api`` needs no broker and no Celery app.
+
+The API talks to Redis through a client of its own, with short timeouts and no retry on a
+timeout (``api_store``): a request waits ``api.store_timeout_seconds`` for a hung Redis, then
+answers 503, instead of redis-py's retries multiplying the wait. The workers keep their longer,
+retried client, as a task can afford to wait where a person or a pipeline cannot.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from canarist.api.stages import PlanLabels
 from canarist.api.telemetry import RequestTelemetry
 from canarist.settings import Settings
 from workers.intake import Intake
-from workers.store import StateStore, store_from_url
+from workers.store import RedisStateStore, StateStore, store_from_url
 
 HEALTH_PROBE_APP = "canarist-healthz"
 
@@ -70,8 +75,24 @@ def create_app(
     return app
 
 
+def api_store(settings: Settings) -> StateStore:
+    """The store as the API uses it: a hung Redis is a 503 after ``store_timeout_seconds``.
+
+    A dropped connection is still retried once (it fails at once), a timeout never is."""
+    store = store_from_url(settings.redis.url)  # the registry: an unknown scheme is refused
+    if not isinstance(store, RedisStateStore):
+        return store
+    store.close()
+    return RedisStateStore.from_url(
+        settings.redis.url,
+        timeout_seconds=settings.api.store_timeout_seconds,
+        retries=1,
+        retry_timeouts=False,
+    )
+
+
 def app_from_settings(settings: Settings | None = None) -> FastAPI:
     """The production app: the Redis store and Celery's enqueue, from ``Settings()``."""
     settings = settings if settings is not None else Settings()
-    store = store_from_url(settings.redis.url)
+    store = api_store(settings)
     return create_app(settings, intake_over_celery(settings, store), health=store_health(store))
