@@ -3,6 +3,10 @@
 Environment variables win over the file (``CANARIST_REDIS__URL=redis://…`` sets ``redis.url``);
 ``CANARIST_SETTINGS_FILE`` names the YAML file. Secrets stay here, never in a policy or a job:
 alert routes carry their URLs and credentials, and API tokens are stored only as SHA-256 hashes.
+
+A token holds roles (``read``, ``submit``, ``operate``, ``admin``), and least privilege is the
+default: an entry that names none may only read, so a token pasted without thought cannot start or
+stop a rollout.
 """
 
 from __future__ import annotations
@@ -40,6 +44,24 @@ class PrometheusSettings(Group):
     bearer_token: SecretStr | None = None
 
 
+class ApiSettings(Group):
+    """Bounds the API puts on what a caller can cost it."""
+
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="a larger request body is refused with 413 before it is parsed",
+    )
+    store_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how long a request waits for the state store before it answers 503; "
+        "the workers keep their own, longer timeouts",
+    )
+
+
 class AlertRoute(Group):
     """Where alerts go; a policy names routes, the service decides where they lead."""
 
@@ -49,18 +71,40 @@ class AlertRoute(Group):
     severity: str = "critical"
 
 
+Role = Literal["read", "submit", "operate", "admin"]
+ROLES: tuple[Role, ...] = ("read", "submit", "operate", "admin")
+# What each role lets a token do: submitting or steering a rollout is pointless without
+# following it, so both imply read; admin implies every role.
+_GRANTS: dict[Role, frozenset[Role]] = {
+    "read": frozenset({"read"}),
+    "submit": frozenset({"submit", "read"}),
+    "operate": frozenset({"operate", "read"}),
+    "admin": frozenset(ROLES),
+}
+
+
 class ApiToken(Group):
-    """A bearer token allowed into the API, scoped to namespaces (``*`` for all)."""
+    """A bearer token allowed into the API, scoped to namespaces (``*`` for all) and roles."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.@-]+$", description="recorded on every action")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of the token, never the token")
     namespaces: list[str] = Field(default_factory=lambda: ["*"])
+    roles: list[Role] = Field(
+        default_factory=lambda: list[Role](["read"]),
+        min_length=1,
+        description="read (list, status, report); submit (queue rollouts); operate (pause, "
+        "resume, abort, promote, retry); admin (all). submit and operate imply read. "
+        "Default: read only",
+    )
 
     def matches(self, token: str) -> bool:
         return hmac.compare_digest(self.sha256, hash_token(token))
 
     def allows(self, namespace: str) -> bool:
         return "*" in self.namespaces or namespace in self.namespaces
+
+    def grants(self, role: Role) -> bool:
+        return any(role in _GRANTS[held] for held in self.roles)
 
 
 def hash_token(token: str) -> str:
@@ -80,6 +124,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     api_tokens: list[ApiToken] = Field(default_factory=list)
     policy_dir: Path = Path("policies")
     api_url: str = Field(

@@ -4,12 +4,13 @@
 from ``Settings()`` with the Redis store and Celery's enqueue, so importing this package touches
 no broker and reads no settings. Tests and embedders call ``create_app(settings, intake)``.
 
-Endpoints (all but the last three need a bearer token; see auth.py)::
+Endpoints (all but the last three need a bearer token with the role named; see auth.py)::
 
-    POST /v1/rollouts                      202  queue a rollout (Idempotency-Key header or body)
-    GET  /v1/rollouts[?namespace=]         200  rollouts the token may see, newest first
-    GET  /v1/rollouts/{id}                 200  one rollout with its verdict and audit events
-    POST /v1/rollouts/{id}/abort|promote|pause|resume|retry   202  a manual command
+    POST /v1/rollouts                      202  submit: queue a rollout (Idempotency-Key)
+    GET  /v1/rollouts[?namespace=]         200  read: rollouts the token may see, newest first
+    GET  /v1/rollouts/{id}                 200  read: one rollout, its verdict and audit events
+    GET  /v1/rollouts/{id}/report          200  read (or a signed link): the HTML report
+    POST /v1/rollouts/{id}/abort|promote|pause|resume|retry   202  operate: a manual command
     GET  /healthz                          200, or 503 when the store is unreachable
     GET  /metrics                          Prometheus text format
     GET  /openapi.json                     the schema

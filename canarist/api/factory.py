@@ -4,6 +4,11 @@
 MemoryStateStore and a list that collects enqueued tasks. ``app_from_settings`` wires the real
 parts: the Redis store and Celery's enqueue (broker.py). The Celery modules are imported only
 when it is called, so importing ``canarist.api`` needs no broker and no Celery app.
+
+The API talks to Redis through a client of its own, with short timeouts and no retry on a
+timeout (``api_store``): a request waits ``api.store_timeout_seconds`` for a hung Redis, then
+answers 503, instead of redis-py's retries multiplying the wait. The workers keep their longer,
+retried client, as a task can afford to wait where a person or a pipeline cannot.
 """
 
 from __future__ import annotations
@@ -14,21 +19,28 @@ from fastapi import FastAPI
 
 from canarist.api import handlers
 from canarist.api.broker import intake_over_celery
+from canarist.api.edge import Edge
 from canarist.api.report import router as report_router
-from canarist.api.routes import Services, router
+from canarist.api.routes import Services, operations, router
 from canarist.api.stages import PlanLabels
 from canarist.api.telemetry import RequestTelemetry
 from canarist.settings import Settings
 from workers.intake import Intake
-from workers.store import StateStore, store_from_url
+from workers.store import RedisStateStore, StateStore, store_from_url
 
 HEALTH_PROBE_APP = "canarist-healthz"
 
 DESCRIPTION = """Queue rollouts, follow them, and steer them by hand.
 
-Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`;
-a token acts only in its namespaces, and its name is recorded on every action. Errors are
-`{"error": code, "detail": sentence}`; a 422 also lists `problems: [{field, message}]`.
+Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`,
+checked before the body is read. A token acts only in its namespaces (a rollout outside them is
+a 404, like an unknown one) and only with its roles: `read` (list, status, report), `submit`,
+`operate` (pause, resume, abort, promote, retry), `admin` (all); its name is recorded on every
+action. Errors are `{"error": code, "detail": sentence, "problems": [{field, message}]}`, a few
+KB at most; a body over the limit (64 KiB by default) is a 413 and one that is not JSON a 400.
+
+A request the client gave up on may still have been carried out (a 503 or a timeout says only
+that the answer did not come back): retry a submission with the same `Idempotency-Key`.
 """
 
 
@@ -57,12 +69,30 @@ def create_app(
     handlers.install(app)
     app.include_router(router)
     app.include_router(report_router)
-    app.add_middleware(RequestTelemetry)
+    app.include_router(operations)
+    app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too
     return app
+
+
+def api_store(settings: Settings) -> StateStore:
+    """The store as the API uses it: a hung Redis is a 503 after ``store_timeout_seconds``.
+
+    A dropped connection is still retried once (it fails at once), a timeout never is."""
+    store = store_from_url(settings.redis.url)  # the registry: an unknown scheme is refused
+    if not isinstance(store, RedisStateStore):
+        return store
+    store.close()
+    return RedisStateStore.from_url(
+        settings.redis.url,
+        timeout_seconds=settings.api.store_timeout_seconds,
+        retries=1,
+        retry_timeouts=False,
+    )
 
 
 def app_from_settings(settings: Settings | None = None) -> FastAPI:
     """The production app: the Redis store and Celery's enqueue, from ``Settings()``."""
     settings = settings if settings is not None else Settings()
-    store = store_from_url(settings.redis.url)
+    store = api_store(settings)
     return create_app(settings, intake_over_celery(settings, store), health=store_health(store))

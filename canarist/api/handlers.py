@@ -3,11 +3,16 @@
 Errors are translated here, at the edge: intake's and the store's errors keep their own types
 (workers/errors.py, workers/intake.py) and the routes let them through. A 422 also lists each
 bad field as ``problems: [{field, message}]`` and names them in ``detail``, so a person reading
-only ``detail`` knows what to fix.
+only ``detail`` knows what to fix. A body that is not JSON at all is a 400.
+
+Every error body is bounded (``error_response``): at most ``MAX_PROBLEMS`` problems, each text
+cut to a few hundred bytes of JSON, so a hostile body (thousands of bad fields, a megabyte of
+junk echoed in a message) gets an answer of a few KB, never one larger than what it sent.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -41,11 +46,16 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
     503: "unavailable",
 }
 MAX_PROBLEMS_IN_DETAIL = 5
+MAX_PROBLEMS = 10
+# Bytes of JSON each text may take in an error body, so that no error body exceeds ~4.5 KB.
+DETAIL_BYTES, FIELD_BYTES, MESSAGE_BYTES = 600, 100, 240
+MAX_ERROR_BYTES = 4608
 
 
 class ApiError(Exception):
@@ -65,8 +75,27 @@ def error_response(
     problems: list[Problem] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = ErrorBody(error=code, detail=detail, problems=problems or [])
+    """The one error shape, bounded whatever the caller sent (see the module docstring)."""
+    shown = [
+        Problem(field=cut(p.field, FIELD_BYTES), message=cut(p.message, MESSAGE_BYTES))
+        for p in (problems or [])[:MAX_PROBLEMS]
+    ]
+    body = ErrorBody(error=code, detail=cut(detail, DETAIL_BYTES), problems=shown)
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text``, shortened with "…" so that its JSON (escapes and UTF-8 counted) fits ``limit``."""
+    if len(text) <= limit and _json_bytes(text) <= limit:
+        return text
+    kept = text[:limit]
+    while kept and (excess := _json_bytes(kept + "…") - limit) > 0:
+        kept = kept[: len(kept) - max(1, excess // 6)]  # a character is 1 to 6 bytes of JSON
+    return kept + "…"
+
+
+def _json_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
 
 
 def field_path(location: tuple[int | str, ...] | list[int | str]) -> str:
@@ -106,7 +135,14 @@ def install(app: FastAPI) -> None:
 
     async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        problems = validation_problems(exc.errors())
+        errors = exc.errors()
+        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if broken is not None:
+            reason = (broken.get("ctx") or {}).get("error", "JSON decode error")
+            where = broken.get("loc", ("body", 0))[-1]
+            detail = f"the body is not valid JSON: {reason} (at character {where})"
+            return error_response(400, "bad_request", detail)
+        problems = validation_problems(errors)
         shown = "; ".join(f"{p.field}: {p.message}" for p in problems[:MAX_PROBLEMS_IN_DETAIL])
         more = len(problems) - MAX_PROBLEMS_IN_DETAIL
         detail = shown + (f"; and {more} more" if more > 0 else "")

@@ -3,7 +3,8 @@
 Alerts link here, and a person opens the link in a browser, which cannot send a bearer token.
 So the route accepts either of two credentials:
 
-- a bearer token, checked like every other route: 401 if invalid, 403 outside its namespaces;
+- a bearer token with the ``read`` role, checked like every other route: 401 if invalid, and a
+  rollout outside its namespaces is a 404, as an unknown one is;
 - a signed link, ``?sig=`` = the first 32 hex characters of HMAC-SHA256(report_secret, id), as
   ``workers.notify.notice.report_url`` writes it into alerts when ``report_secret`` is set.
 
@@ -34,7 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from analyzer.policy import Policy
 from analyzer.sources.base import MetricSource
 from analyzer.sources.prometheus import PrometheusSource
-from canarist.api.auth import Caller
+from canarist.api.auth import Caller, visible_rollout
 from canarist.api.auth import _bearer as bearer_scheme  # one security scheme in the schema
 from canarist.api.handlers import ApiError
 from canarist.api.routes import ROLLOUTS, services
@@ -68,8 +69,8 @@ router = APIRouter()
             status: {"content": {"application/json": {"schema": _ERROR_SCHEMA}}, "description": why}
             for status, why in (
                 (401, "no valid bearer token or signature"),
-                (403, "the token's namespaces exclude it"),
-                (404, "unknown rollout"),
+                (403, "the token lacks the read role"),
+                (404, "a rollout that is unknown or outside the token's namespaces"),
                 (503, "the state store is unreachable"),
             )
         },
@@ -91,9 +92,10 @@ def report(
     if caller is not None:
         request.state.actor = caller.name
     with about_rollout(rollout_id, caller.name if caller else "signed-link"):
-        state, _ = found.intake.get(rollout_id)  # 404 when unknown
         if caller is not None:
-            caller.require(state.namespace)
+            state, _ = visible_rollout(found.intake, caller, rollout_id)
+        else:
+            state, _ = found.intake.get(rollout_id)  # 404 when unknown
         policy, problem = _policy(found.intake, state.policy)
         now = found.intake.clock()
         with _source(request, found.settings) as source:
@@ -120,7 +122,9 @@ def _authorised(
     """The token's caller, None for a valid signature; else a 401 naming what is wrong."""
     token = settings.token_for(credentials.credentials) if credentials else None
     if token is not None:
-        return Caller(token)
+        caller = Caller(token)
+        caller.require_role("read")
+        return caller
     if sig is not None and signature_valid(settings, rollout_id, sig):
         return None
     if credentials is not None:

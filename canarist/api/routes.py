@@ -1,9 +1,10 @@
 """The routes: thin translations between HTTP and intake, with the caller's name as the actor.
 
-Each route checks the token's namespace before intake acts, so a refused request changes
-nothing. Routes are plain functions (run in the threadpool), because intake and the store are
-synchronous. A rollout's id goes into the request's state and the logging context, so the access
-line and every line logged while handling it carry the id.
+Each route checks the token's role before the body is parsed (auth.py) and its namespaces before
+intake acts, so a refused request changes nothing; a rollout outside the token's namespaces is a
+404, like an unknown one. Routes are plain functions (run in the threadpool), because intake and
+the store are synchronous. A rollout's id goes into the request's state and the logging context,
+so the access line and every line logged while handling it carry the id.
 
 A command the rollout's phase refuses (resume while progressing, retry after a promote) is still
 recorded by the engine as ``command_ignored`` with its actor, so the attempt is audited; the
@@ -17,10 +18,19 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from canarist.api import models
-from canarist.api.auth import Authenticated, Caller
+from canarist.api.auth import (
+    AuthenticatedRoute,
+    Caller,
+    Operator,
+    Reader,
+    Submitter,
+    visible_rollout,
+)
 from canarist.api.handlers import ApiError, error_response
 from canarist.api.models import StageLabel
 from canarist.api.telemetry import about_rollout, metrics_text
@@ -31,26 +41,48 @@ from workers.state import RolloutState
 
 ROLLOUTS = "/v1/rollouts"
 IGNORED = "command_ignored"  # the engine's event for a command the rollout's phase refuses
+KEY_HEADER = "Idempotency-Key"
 IdempotencyHeader = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="the same key always returns the same rollout (also accepted in the body)",
+        alias=KEY_HEADER,
+        description="the same key always returns the same rollout (also accepted in the body, "
+        "as idempotency_key, under the same rules: 1 to 200 visible ASCII characters)",
     ),
 ]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": models.ErrorBody, "description": description}
-    for status, description in (
-        (401, "no bearer token, or an invalid one"),
-        (403, "the token may not act in the rollout's namespace"),
-        (404, "unknown policy or rollout"),
-        (409, "commands: the command does not apply in the rollout's phase (it is recorded)"),
-        (422, "a bad body, naming each field and why"),
-        (503, "the state store is unreachable; retry later"),
-    )
+_WHY = {
+    400: "the body is not JSON",
+    401: "no bearer token, or an invalid one",
+    403: "the token lacks the role this needs, or (submit, list) the namespace it names",
+    404: "unknown policy, or a rollout that is unknown or outside the token's namespaces",
+    409: "the command does not apply in the rollout's phase (it is recorded), or the rollout "
+    "lost a race with another submission",
+    413: "the body is larger than the API's limit (api.max_body_bytes, 64 KiB by default)",
+    422: "a bad body, header or query, naming each field and why",
+    503: "the state store is unreachable or too slow; retry later (with the same idempotency key)",
 }
+SELECTORS = """`baseline` and `canary` pick each version's series in Prometheus: one or more label
+matchers separated by commas, braces optional, as in `app="checkout",version="v2"`:
+
+    selector = matcher { "," matcher }        at least one matcher
+    matcher  = label op value
+    label    = [A-Za-z_][A-Za-z0-9_]*
+    op       = "=" | "!=" | "=~" | "!~"       (=~ and !~: an anchored RE2 regex)
+    value    = "…" or '…'                     (escapes: \\n \\t \\r \\\\ \\" \\')
+
+The two must select different series. Each is stored, and shown, in its canonical form."""
+SUBMIT = f"""Queue a rollout of `version` of `app` in `namespace`, judged by `policy`; needs the
+`submit` role and the namespace.
+
+{SELECTORS}
+
+A request the client gave up on (a timeout, a dropped connection, a 503 from a slow store) may
+still have been carried out: retry it with the same `Idempotency-Key`, which returns the rollout
+it made, if any, and never makes a second."""
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": models.ErrorBody, "description": _WHY[status]} for status in statuses}
 
 
 @dataclass(frozen=True)
@@ -68,33 +100,28 @@ def services(request: Request) -> Services:
     return found
 
 
-router = APIRouter()
+router = APIRouter(route_class=AuthenticatedRoute)
+operations = APIRouter()
 
 
 @router.post(
     ROLLOUTS,
     status_code=202,
     response_model=models.Accepted,
-    responses=_ERRORS,
+    responses=_errors(400, 401, 403, 404, 409, 413, 422, 503),
     summary="Queue a rollout of a new version",
+    description=SUBMIT,
     tags=["rollouts"],
 )
 def submit(
     job: RolloutJob,
     request: Request,
     response: Response,
-    caller: Authenticated,
+    caller: Submitter,
     idempotency_key: IdempotencyHeader = None,
 ) -> models.Accepted:
     if idempotency_key is not None:
-        if job.idempotency_key not in (None, idempotency_key):
-            raise ApiError(
-                422,
-                "invalid_request",
-                "idempotency_key: the body says "
-                f"{job.idempotency_key!r} but the Idempotency-Key header says {idempotency_key!r}",
-            )
-        job = job.model_copy(update={"idempotency_key": idempotency_key})
+        job = _with_key(job, idempotency_key)
     caller.require(job.namespace)
     found = services(request)
     # A replayed key returns its rollout only for the same job, so the same namespace:
@@ -111,16 +138,37 @@ def submit(
     )
 
 
+def _with_key(job: RolloutJob, key: str) -> RolloutJob:
+    """The job with the header's key, validated by the very rules of the body's field."""
+    if job.idempotency_key not in (None, key):
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"idempotency_key: the body says {job.idempotency_key!r} but the {KEY_HEADER} "
+            f"header says {key!r}",
+        )
+    try:
+        return RolloutJob.model_validate({**job.model_dump(), "idempotency_key": key})
+    except ValidationError as exc:
+        header = ("header", KEY_HEADER)
+        errors = [
+            {**error, "loc": header if error["loc"] == ("idempotency_key",) else error["loc"]}
+            for error in exc.errors()
+        ]
+        raise RequestValidationError(errors) from exc
+
+
 @router.get(
     ROLLOUTS,
     response_model=models.RolloutList,
-    responses=_ERRORS,
+    responses=_errors(401, 403, 422, 503),
     summary="Rollouts, newest first, in the namespaces the token may see",
+    description="Needs the `read` role.",
     tags=["rollouts"],
 )
 def list_rollouts(
     request: Request,
-    caller: Authenticated,
+    caller: Reader,
     namespace: Annotated[str | None, Query(description="only this namespace")] = None,
 ) -> models.RolloutList:
     if namespace is not None:
@@ -137,15 +185,15 @@ def list_rollouts(
 @router.get(
     ROLLOUTS + "/{rollout_id}",
     response_model=models.RolloutDetail,
-    responses=_ERRORS,
+    responses=_errors(401, 403, 404, 503),
     summary="One rollout: phase, stage, weight, last verdict with evidence, audit events",
+    description="Needs the `read` role.",
     tags=["rollouts"],
 )
-def get_rollout(rollout_id: str, request: Request, caller: Authenticated) -> models.RolloutDetail:
+def get_rollout(rollout_id: str, request: Request, caller: Reader) -> models.RolloutDetail:
     found = services(request)
     with about_rollout(rollout_id, caller.name):
-        state, events = found.intake.get(rollout_id)
-        caller.require(state.namespace)
+        state, events = visible_rollout(found.intake, caller, rollout_id)
         return models.detail(state, events, found.labels)
 
 
@@ -166,8 +214,7 @@ def _command(
 ) -> models.RolloutSummary:
     found, reason = services(request), body.reason if body is not None else ""
     with about_rollout(rollout_id, caller.name):
-        state, events = found.intake.get(rollout_id)
-        caller.require(state.namespace)
+        _, events = visible_rollout(found.intake, caller, rollout_id)
         after: RolloutState = found.intake.command(
             rollout_id, kind, caller.name, full=full, reason=reason
         )
@@ -183,15 +230,16 @@ def _command_route(kind: CommandKind, summary: str) -> Callable[[Endpoint], Endp
         f"{ROLLOUTS}/{{rollout_id}}/{kind}",
         status_code=202,
         response_model=models.RolloutSummary,
-        responses=_ERRORS,
+        responses=_errors(400, 401, 403, 404, 409, 413, 422, 503),
         summary=summary,
+        description="Needs the `operate` role.",
         tags=["commands"],
     )
 
 
 @_command_route("abort", "Roll back to the stable version")
 def abort(
-    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+    rollout_id: str, request: Request, caller: Operator, body: CommandBody = None
 ) -> models.RolloutSummary:
     return _command(request, caller, rollout_id, "abort", body)
 
@@ -200,7 +248,7 @@ def abort(
 def promote(
     rollout_id: str,
     request: Request,
-    caller: Authenticated,
+    caller: Operator,
     body: Annotated[models.PromoteRequest | None, Body()] = None,
 ) -> models.RolloutSummary:
     full = body.full if body is not None else False
@@ -209,26 +257,26 @@ def promote(
 
 @_command_route("pause", "Hold at the current stage")
 def pause(
-    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+    rollout_id: str, request: Request, caller: Operator, body: CommandBody = None
 ) -> models.RolloutSummary:
     return _command(request, caller, rollout_id, "pause", body)
 
 
 @_command_route("resume", "Carry on after a pause")
 def resume(
-    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+    rollout_id: str, request: Request, caller: Operator, body: CommandBody = None
 ) -> models.RolloutSummary:
     return _command(request, caller, rollout_id, "resume", body)
 
 
 @_command_route("retry", "Start an aborted or failed rollout again")
 def retry(
-    rollout_id: str, request: Request, caller: Authenticated, body: CommandBody = None
+    rollout_id: str, request: Request, caller: Operator, body: CommandBody = None
 ) -> models.RolloutSummary:
     return _command(request, caller, rollout_id, "retry", body)
 
 
-@router.get(
+@operations.get(
     "/healthz",
     response_model=models.Health,
     responses={503: {"model": models.ErrorBody, "description": "the store is unreachable"}},
@@ -242,7 +290,7 @@ def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@router.get(
+@operations.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},

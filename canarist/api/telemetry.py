@@ -3,7 +3,8 @@
 The metrics live in prometheus_client's default registry, so ``/metrics`` also shows whatever
 the workers' modules (workers/metrics.py) register in the same process. Requests are counted by
 route template (``/v1/rollouts/{rollout_id}``), never by raw path, so ids do not explode the
-label set; a path that matches no route (a 404) is counted as ``<unmatched>``.
+label set; a path that matches no route (a 404, or a 413 answered before routing) is counted as
+``<unmatched>``.
 
 Every log line carries ``rollout_id`` (null when the request is not about one rollout): the
 routes put the id in a context variable that a logging filter reads, so lines logged by intake,
@@ -81,9 +82,9 @@ class RequestTelemetry:
             await self.app(scope, receive, send_recording_status)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or (
-                scope["path"] if status != 404 else UNMATCHED  # /openapi.json, /docs
-            )
+            # Never the raw path: an answer given before routing (a 413 on a path no route
+            # serves) must not let a caller mint label values.
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
             method = scope["method"]
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(elapsed)

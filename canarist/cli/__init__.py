@@ -1,6 +1,7 @@
 """The ``canarist`` command. Each group of subcommands lives in its own module of this package.
 
-Exit codes: 0 success, 2 invalid input (a policy, a flag, a suite expectation not met), 1 other.
+Exit codes: 0 success, 2 invalid input (a policy, a flag, a suite expectation not met), 1 other;
+``canarist status --watch`` adds codes for how the rollout ended (see its ``--help``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import typer
 from canarist.cli.analysis import register as register_analysis
 from canarist.cli.demo import register as register_demo
 from canarist.cli.policy import policy_app, token_app
+from canarist.cli.processes import register as register_processes
 from canarist.cli.report import report
 from canarist.cli.rollouts import register as register_rollouts
 
@@ -18,6 +20,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 register_analysis(app)
 register_rollouts(app)
+register_processes(app)
 app.command("report")(report)
 register_demo(app)
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from analyzer.errors import PolicyError
 from analyzer.policy import load_policy
 from analyzer.policy.schema import policy_schema_text
-from canarist.settings import hash_token, new_token
+from canarist.settings import ApiToken, hash_token, new_token
 
 policy_app = typer.Typer(help="Validate policies and export their schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
 INVALID = 2
+_OPTIONS = {"name": "--name", "namespaces": "--namespace", "roles": "--role"}
 
 
 @policy_app.command("validate")
@@ -65,10 +68,38 @@ def token_new(
     namespace: Annotated[
         list[str] | None, typer.Option(help="namespace the token may act in (repeat); default all")
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="read (list, status, report), submit, operate (pause, resume, abort, promote, "
+            "retry) or admin (all); repeat for several. Default: read only",
+        ),
+    ] = None,
 ) -> None:
-    """Make a token: print it once, and the settings entry that stores only its hash."""
+    """Make a token: print it once, and the settings entry that stores only its hash.
+
+    A token gets only the roles named (least privilege): a CI job that queues rollouts needs
+    --role submit, a person who steers them --role operate; both may read."""
     token = new_token()
-    namespaces = namespace or ["*"]
+    try:
+        entry = ApiToken.model_validate(
+            {
+                "name": name,
+                "sha256": hash_token(token),
+                "namespaces": namespace or ["*"],
+                "roles": list(dict.fromkeys(role or ["read"])),
+            }
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            option = _OPTIONS.get(str(error["loc"][0]), str(error["loc"][0]))
+            typer.echo(f"{option}: {error['msg']}", err=True)
+        raise typer.Exit(INVALID) from None
     typer.echo(f"token (shown once, give it to {name}): {token}")
     typer.echo("settings entry (api_tokens):")
-    typer.echo(f"  - name: {name}\n    sha256: {hash_token(token)}\n    namespaces: {namespaces}")
+    typer.echo(
+        f"  - name: {entry.name}\n    sha256: {entry.sha256}\n"
+        f"    namespaces: {json.dumps(entry.namespaces)}\n    roles: {json.dumps(entry.roles)}"
+    )
+    typer.echo("or in CANARIST_API_TOKENS (JSON, one entry of the list):")
+    typer.echo(f"  {entry.model_dump_json()}")

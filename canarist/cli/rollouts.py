@@ -1,20 +1,19 @@
-"""``canarist submit|list|status|abort|promote|pause|resume|retry`` over the HTTP API, and
-``canarist api|worker|beat`` to run the service's processes.
+"""``canarist submit|list|status|abort|promote|pause|resume|retry`` over the HTTP API.
 
 The rollout commands are thin clients of the API (``--api``, env ``CANARIST_API_URL``, else the
 settings' ``api_url``; ``--token``, env ``CANARIST_TOKEN``), so a person and a CI job go through
-the same authentication, namespace scopes and audit trail as any other caller. Exit codes: 0 on
-success, 2 when the API refuses the request (any 4xx; its reason is printed), 1 when the API
-cannot be reached or fails (5xx).
+the same authentication, roles, namespace scopes and audit trail as any other caller. Exit codes:
+0 on success, 2 when the API refuses the request (any 4xx; its reason is printed), 1 when the
+API cannot be reached or fails (5xx). ``status --watch`` ends with how the rollout ended, so a
+pipeline can branch on it: 0 promoted, 3 aborted, 4 failed, 5 no such rollout (``StatusExit``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import IntEnum
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -27,7 +26,7 @@ from rich.text import Text
 from canarist.cli.analysis import parse_args
 from canarist.settings import Settings
 
-REFUSED, FAILED = 2, 1
+REFUSED, ERROR = 2, 1
 TIMEOUT_SECONDS = 30.0
 RECENT_EVENTS = 8
 
@@ -46,12 +45,35 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(highlight=False, soft_wrap=True, stderr=True)
 
 
-class ApiClient:
-    """One API session: translates every failure into a message and an exit code."""
+class StatusExit(IntEnum):
+    """How ``canarist status`` exits; with ``--watch``, how the rollout ended."""
 
-    def __init__(self, api: str | None, token: str | None) -> None:
+    PROMOTED = 0  # without --watch: the rollout was shown
+    ERROR = 1  # the API cannot be reached, or failed (5xx): as every command
+    REFUSED = 2  # the API refused the request (401, 403, 422): as every command
+    ABORTED = 3  # rolled back, by its analysis or by a person
+    FAILED = 4  # the platform could not do what was asked; rolled back
+    NOT_FOUND = 5  # no such rollout, or none the token may see
+
+
+_ENDED = {
+    "promoted": StatusExit.PROMOTED,
+    "aborted": StatusExit.ABORTED,
+    "failed": StatusExit.FAILED,
+}
+
+
+class ApiClient:
+    """One API session: translates every failure into a message and an exit code.
+
+    ``exit_codes`` maps an HTTP status to the exit code of a command that tells it apart."""
+
+    def __init__(
+        self, api: str | None, token: str | None, exit_codes: Mapping[int, int] | None = None
+    ) -> None:
         self.base_url = (api or _settings_api_url()).rstrip("/")
         self.token = token
+        self.exit_codes = dict(exit_codes or {})
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=TIMEOUT_SECONDS)
 
@@ -73,7 +95,7 @@ class ApiClient:
             response = self._http.request(method, path, json=body, headers=headers, params=params)
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
-            _fail(FAILED, f"cannot reach the Canarist API at {self.base_url}: {reason}")
+            _fail(ERROR, f"cannot reach the Canarist API at {self.base_url}: {reason}")
         if response.is_success:
             answer: dict[str, Any] = response.json()
             return answer
@@ -89,7 +111,8 @@ class ApiClient:
         lines = [f"error: {response.status_code} {message}", *problems]
         if response.status_code == 401 and not self.token:
             lines.append("hint: pass --token or set CANARIST_TOKEN")
-        _fail(REFUSED if response.status_code < 500 else FAILED, "\n".join(lines))
+        code = REFUSED if response.status_code < 500 else ERROR
+        _fail(self.exit_codes.get(response.status_code, code), "\n".join(lines))
 
 
 def _settings_api_url() -> str:
@@ -257,21 +280,35 @@ def status(
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Phase, stage, weight, last verdict per metric and recent events of one rollout."""
+    """Phase, stage, weight, last verdict per metric and recent events of one rollout.
+
+    With --watch, follow it to its end and exit with how it ended (the read role suffices):
+
+      0  promoted (without --watch: the rollout was shown)
+      1  the API cannot be reached, or failed (5xx)
+      2  the API refused the request (401, 403, 422)
+      3  aborted: rolled back, by its analysis or by a person
+      4  failed: the platform could not do what was asked; rolled back
+      5  no such rollout, or none this token may see
+    """
     path = f"/v1/rollouts/{rollout_id}"
-    with ApiClient(api, token) as client:
+    with ApiClient(api, token, {404: StatusExit.NOT_FOUND}) as client:
         rollout = client.call("GET", path)
         if as_json:
-            typer.echo(_json(rollout))
-            return
-        if not watch or rollout["terminal"]:
-            out.print(status_view(rollout))
-            return
-        with Live(status_view(rollout), console=out, auto_refresh=False) as live:
-            while not rollout["terminal"]:
+            while watch and not rollout["terminal"]:
                 time.sleep(interval)
                 rollout = client.call("GET", path)
-                live.update(status_view(rollout), refresh=True)
+            typer.echo(_json(rollout))
+        elif not watch or rollout["terminal"]:
+            out.print(status_view(rollout))
+        else:
+            with Live(status_view(rollout), console=out, auto_refresh=False) as live:
+                while not rollout["terminal"]:
+                    time.sleep(interval)
+                    rollout = client.call("GET", path)
+                    live.update(status_view(rollout), refresh=True)
+    if watch:
+        raise typer.Exit(_ENDED.get(rollout["phase"], StatusExit.ERROR))
 
 
 ReasonOption = Annotated[str, typer.Option(help="why, recorded with the command")]
@@ -336,98 +373,3 @@ def register(app: typer.Typer) -> None:
     for kind in _SUMMARIES:
         app.command(kind)(_command(kind))
     app.command("promote")(promote)
-    app.command("api")(api_command)
-    app.command("worker", context_settings=_PASSTHROUGH)(worker_command)
-    app.command("beat", context_settings=_PASSTHROUGH)(beat_command)
-
-
-# -- processes --------------------------------------------------------------------------------
-
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def api_command(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
-) -> None:
-    """Serve the HTTP API (canarist.api:app) with uvicorn; JSON logs on stderr."""
-    import uvicorn  # noqa: PLC0415 - the server only when serving
-
-    from canarist.api.telemetry import configure_logging  # noqa: PLC0415
-
-    uvicorn.run(
-        "canarist.api:app",
-        host=host,
-        port=port,
-        log_config=configure_logging(log_level),
-        access_log=False,
-    )
-
-
-QueuesOption = Annotated[
-    str | None,
-    typer.Option(help="comma-separated queues (default: canarist.rollouts,canarist.notify)"),
-]
-LogLevelOption = Annotated[str, typer.Option(help="debug, info, warning or error")]
-CELERY_MODULE = "workers.celery_app"
-
-
-def worker_command(
-    ctx: typer.Context, queues: QueuesOption = None, log_level: LogLevelOption = "info"
-) -> None:
-    """Run a Celery worker on Canarist's queues; extra arguments go to celery worker."""
-    celery, module = _celery()
-    queues = queues or f"{module.ROLLOUTS_QUEUE},{module.NOTIFY_QUEUE}"
-    _run_celery(celery, ["worker", f"--queues={queues}", *ctx.args], log_level)
-
-
-def beat_command(ctx: typer.Context, log_level: LogLevelOption = "info") -> None:
-    """Run Celery beat (the reconciler and outbox schedule); extra arguments go to celery beat."""
-    celery, _ = _celery()
-    _run_celery(celery, ["beat", *ctx.args], log_level)
-
-
-def _celery() -> tuple[Any, Any]:
-    """The Celery app built from the service's settings (environment and settings file), as
-    ``celery -A`` could not: the workers' module reads only environment variables."""
-    if importlib.util.find_spec(CELERY_MODULE) is None:
-        _fail(FAILED, f"{CELERY_MODULE} is not installed: this build has no Celery workers")
-    try:
-        settings = Settings()
-    except (ValueError, OSError) as exc:
-        _fail(REFUSED, f"the settings do not load: {exc}")
-    from canarist.api.broker import celery_from_settings  # noqa: PLC0415 - Celery when asked
-
-    return celery_from_settings(settings), importlib.import_module(CELERY_MODULE)
-
-
-def _run_celery(celery: Any, argv: list[str], log_level: str) -> None:
-    """Run a Celery command in this process, logging JSON lines that carry the rollout id
-    (an ``advance`` task's first argument is its rollout: Celery's own lines about it, like
-    "succeeded in 0.01s", carry the id too)."""
-    import logging.config  # noqa: PLC0415
-
-    from celery.signals import setup_logging, task_postrun, task_prerun  # noqa: PLC0415
-
-    from canarist.api.telemetry import configure_logging, rollout_id_var  # noqa: PLC0415
-    from workers.tasks import ADVANCE  # noqa: PLC0415
-
-    running: dict[str, Any] = {}
-
-    def json_logs(**_: object) -> None:  # connected: Celery leaves logging to us
-        logging.config.dictConfig(configure_logging(log_level))
-
-    def enter(task_id: str, task: Any, args: Any = (), **_: object) -> None:
-        if task.name == ADVANCE and args:
-            running[task_id] = rollout_id_var.set(str(args[0]))
-
-    def leave(task_id: str, **_: object) -> None:
-        token = running.pop(task_id, None)
-        if token is not None:
-            rollout_id_var.reset(token)
-
-    setup_logging.connect(json_logs, weak=False)
-    task_prerun.connect(enter, weak=False)
-    task_postrun.connect(leave, weak=False)
-    celery.start([*argv, f"--loglevel={log_level.upper()}"])

@@ -173,7 +173,10 @@ class Demo:
             "redis": {"url": redis_url},
             "prometheus": {"url": self.prometheus_url},
             "policy_dir": str(policies),
-            "api_tokens": [{"name": "demo", "sha256": hash_token(self.token)}],
+            # submits the releases; with --keep, a person may pause or abort them too
+            "api_tokens": [
+                {"name": "demo", "sha256": hash_token(self.token), "roles": ["submit", "operate"]}
+            ],
             "alert_routes": {"oncall": {"type": "alertmanager", "url": self.alertmanager_url}},
             "public_url": self.api_url,
             "report_secret": self.report_secret,

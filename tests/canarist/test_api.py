@@ -22,15 +22,35 @@ from analyzer.verdict import Outcome
 from canarist.api import create_app
 from canarist.settings import ApiToken, Settings, hash_token
 from tests.workers.rollout_driver import verdict
-from workers.actions import AnalysisResult, Observation, PlatformReady, RecordEvent, Tick
+from workers.actions import (
+    AnalysisResult,
+    Observation,
+    PlatformFailed,
+    PlatformReady,
+    RecordEvent,
+    Tick,
+)
 from workers.engine import step
 from workers.intake import Intake
 from workers.store import MemoryStateStore
 
 POLICIES = Path(__file__).parents[2] / "policies"
 NOW = 1_750_000_000.0
-SECRETS = {"alice": "cnr_alice-shop-only", "ops": "cnr_ops-everywhere", "bob": "cnr_bob-payments"}
-SCOPES = {"alice": ["shop"], "ops": ["*"], "bob": ["payments"]}
+SECRETS = {
+    "alice": "cnr_alice-shop-only",
+    "ops": "cnr_ops-everywhere",
+    "bob": "cnr_bob-payments",
+    "viewer": "cnr_viewer-shop-read-only",
+    "ci": "cnr_ci-shop-submit-only",
+}
+SCOPES = {"alice": ["shop"], "ops": ["*"], "bob": ["payments"], "viewer": ["shop"], "ci": ["shop"]}
+# viewer's entry names no roles, so it gets the default: read only.
+ROLES: dict[str, list[str]] = {
+    "alice": ["submit", "operate"],
+    "ops": ["admin"],
+    "bob": ["submit", "operate"],
+    "ci": ["submit"],
+}
 JOB: dict[str, Any] = {
     "app": "checkout",
     "namespace": "shop",
@@ -47,11 +67,20 @@ def bearer(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {SECRETS[name]}"}
 
 
+def token_entry(name: str) -> dict[str, Any]:
+    """The settings entry of the test token ``name``, as an operator would write it."""
+    entry: dict[str, Any] = {
+        "name": name,
+        "sha256": hash_token(SECRETS[name]),
+        "namespaces": SCOPES[name],
+    }
+    if name in ROLES:
+        entry["roles"] = ROLES[name]
+    return entry
+
+
 def api_settings() -> Settings:
-    tokens = [
-        ApiToken(name=name, sha256=hash_token(secret), namespaces=SCOPES[name])
-        for name, secret in SECRETS.items()
-    ]
+    tokens = [ApiToken.model_validate(token_entry(name)) for name in SECRETS]
     return Settings(api_tokens=tokens, policy_dir=POLICIES)
 
 
@@ -83,20 +112,26 @@ class Api:
 
 
 class Worker:
-    """The Celery task's wake-up without Celery: observe, step, save (compare-and-set)."""
+    """The Celery task's wake-up without Celery: observe, step, save (compare-and-set).
 
-    def __init__(self, api: Api) -> None:
-        self.api = api
+    The platform is ready for whatever is awaited, unless told that it ``fails``."""
 
-    def wake(self, rollout_id: str, outcome: Outcome | None = None) -> None:
-        stored = self.api.store.load(rollout_id)
+    def __init__(self, store: MemoryStateStore, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    def wake(
+        self, rollout_id: str, outcome: Outcome | None = None, fails: str | None = None
+    ) -> None:
+        stored = self.store.load(rollout_id)
         state, policy = stored.state, load_policy(POLICIES / f"{stored.state.policy}.yaml")
         if state.next_due_at is not None:
-            self.api.clock.now = max(self.api.clock.now, state.next_due_at)
-        now = self.api.clock.now
+            self.clock.now = max(self.clock.now, state.next_due_at)
+        now = self.clock.now
         request = state.analysis_due(now)
         observation: Observation
-        if state.awaiting is not None:
+        if state.awaiting is not None and fails is not None:
+            observation = PlatformFailed(fails, state.awaiting)
+        elif state.awaiting is not None:
             observation = PlatformReady(state.awaiting)
         elif request is not None and outcome is not None:
             observation = AnalysisResult(request, verdict(policy, outcome))
@@ -104,7 +139,7 @@ class Worker:
             observation = Tick()
         new, actions = step(state, policy, observation, now)
         events = [action for action in actions if isinstance(action, RecordEvent)]
-        self.api.store.save(new, stored.revision, events=events)
+        self.store.save(new, stored.revision, events=events)
 
 
 @pytest.fixture
@@ -161,20 +196,20 @@ def test_submit_outside_the_tokens_namespaces_is_403_and_stores_nothing(api: Api
 
 
 @pytest.mark.parametrize("kind", ["abort", "promote", "pause", "resume", "retry"])
-def test_commands_on_another_namespaces_rollout_are_403_and_change_nothing(
+def test_commands_on_another_namespaces_rollout_are_404_and_change_nothing(
     api: Api, kind: str
 ) -> None:
     rollout_id = api.submit("ops", namespace="payments")
     before = api.store.events(rollout_id)
     response = api.command(rollout_id, kind, who="alice")
-    assert response.status_code == 403, response.text
+    assert response.status_code == 404, response.text
     assert api.store.events(rollout_id) == before
     assert api.store.load(rollout_id).revision == 1
 
 
 def test_reading_is_scoped_too(api: Api) -> None:
     shop, payments = api.submit("ops"), api.submit("ops", namespace="payments", app="ledger")
-    assert api.client.get(f"/v1/rollouts/{payments}", headers=bearer("alice")).status_code == 403
+    assert api.client.get(f"/v1/rollouts/{payments}", headers=bearer("alice")).status_code == 404
     assert api.client.get(f"/v1/rollouts/{shop}", headers=bearer("alice")).status_code == 200
     listed = api.client.get("/v1/rollouts", headers=bearer("alice")).json()["rollouts"]
     assert [rollout["id"] for rollout in listed] == [shop]
@@ -222,14 +257,16 @@ def test_a_bad_body_is_422_naming_the_field_and_why(
     assert api.store.list_rollouts() == []
 
 
-def test_a_body_that_is_not_json_is_422(api: Api) -> None:
+def test_a_body_that_is_not_json_is_400(api: Api) -> None:
     response = api.client.post(
         "/v1/rollouts",
         content=b"app=checkout",
         headers={**bearer("alice"), "Content-Type": "application/json"},
     )
-    assert response.status_code == 422
-    assert response.json()["error"] == "invalid_request"
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert response.json()["detail"].startswith("the body is not valid JSON")
+    assert api.store.list_rollouts() == []
 
 
 def test_promote_full_must_be_a_boolean(api: Api) -> None:
@@ -309,7 +346,7 @@ def test_a_key_reused_for_another_job_is_refused_not_replayed(api: Api) -> None:
 
 def _progressing(api: Api) -> str:
     """A rollout past its first stage, in the analysis stage that follows it."""
-    worker, rollout_id = Worker(api), api.submit()
+    worker, rollout_id = Worker(api.store, api.clock), api.submit()
     worker.wake(rollout_id)  # pending -> progressing: the first stage asks the platform
     worker.wake(rollout_id)  # the platform is ready: the analysis stage starts
     return rollout_id
@@ -327,7 +364,7 @@ def test_every_command_is_recorded_with_the_tokens_name(api: Api) -> None:
         response = api.command(rollout_id, kind)
         assert response.status_code == 202, response.text
         assert response.json()["phase"] == phase
-    Worker(api).wake(rollout_id)  # the rollback is done
+    Worker(api.store, api.clock).wake(rollout_id)  # the rollback is done
     assert api.store.load(rollout_id).state.phase.value == "aborted"
     assert api.command(rollout_id, "retry").json()["phase"] == "progressing"
     for kind in ("pause", "resume", "abort", "retry"):
@@ -385,7 +422,7 @@ def test_submit_answers_202_with_the_id_and_where_to_follow_it(api: Api) -> None
 
 
 def test_get_one_rollout_shows_its_stage_weight_verdict_evidence_and_events(api: Api) -> None:
-    worker, rollout_id = Worker(api), api.submit()
+    worker, rollout_id = Worker(api.store, api.clock), api.submit()
     for _ in range(50):
         if api.store.load(rollout_id).state.phase.terminal:
             break

@@ -102,3 +102,20 @@ def test_token_new_prints_a_token_and_only_its_hash_for_settings() -> None:
     entry = ApiToken(name="ci", sha256=digest, namespaces=["shop"])
     assert entry.matches(token) and not entry.matches(token + "x")
     assert entry.allows("shop") and not entry.allows("payments")
+
+
+def test_token_new_grants_read_only_unless_roles_are_named() -> None:
+    plain = runner.invoke(app, ["token", "new", "--name", "dashboard"])
+    assert plain.exit_code == 0
+    assert '    roles: ["read"]' in plain.output
+    argv = ["token", "new", "--name", "ci", "--namespace", "shop", "--role", "submit"]
+    made = runner.invoke(app, [*argv, "--role", "operate", "--role", "submit"])
+    assert made.exit_code == 0, made.output
+    token = made.output.split(": ", 1)[1].splitlines()[0]
+    entry = ApiToken.model_validate_json(made.output.splitlines()[-1])
+    assert (entry.name, entry.namespaces, entry.roles) == ("ci", ["shop"], ["submit", "operate"])
+    assert entry.matches(token)
+    assert '    roles: ["submit", "operate"]' in made.output
+    refused = runner.invoke(app, ["token", "new", "--name", "x", "--role", "write"])
+    assert refused.exit_code == 2
+    assert "--role: Input should be 'read', 'submit', 'operate' or 'admin'" in refused.stderr

@@ -1,14 +1,19 @@
 """``canarist submit|list|status|abort|...`` against the API served for real by uvicorn on a
 loopback port, over intake and an in-memory store: what a person sees, and the exit codes a CI
-job branches on (0 done, 2 refused by the API, 1 API unreachable)."""
+job branches on (0 done, 2 refused by the API, 1 API unreachable; ``status --watch``: 0
+promoted, 3 aborted, 4 failed, 5 not found), the last through the installed ``canarist``."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +25,7 @@ from typer.testing import CliRunner
 
 from analyzer.verdict import Outcome
 from canarist.api import create_app
-from canarist.cli import app
-from canarist.cli import rollouts as rollout_commands
+from canarist.cli import app, processes
 from canarist.cli.rollouts import status_view
 from canarist.demo.stack import HOST, free_port
 from tests.canarist.test_api import POLICIES, SECRETS, Api, Clock, Worker, api_settings, bearer
@@ -29,6 +33,7 @@ from workers.intake import Intake
 from workers.store import MemoryStateStore
 
 runner = CliRunner()
+CANARIST = Path(sys.executable).with_name("canarist")
 SUBMIT = [
     "submit",
     "--app",
@@ -167,7 +172,7 @@ def test_status_watch_follows_until_the_rollout_finishes(served: Served) -> None
     started = time.monotonic()
     watched = cli(served, "status", rollout_id, "--watch", "--interval", "0.1")
     aborter.join()
-    assert watched.exit_code == 0, watched.output
+    assert watched.exit_code == 3, watched.output
     assert time.monotonic() - started >= 0.5
     assert "aborted (final)" in watched.stdout
     assert "abort by ops" in watched.stdout
@@ -186,7 +191,7 @@ def test_a_refused_token_exits_2_with_the_servers_reason(served: Served) -> None
 
 
 def test_refusals_exit_2_with_the_reason(served: Served) -> None:
-    unknown = cli(served, "status", "no-such-rollout")
+    unknown = cli(served, "abort", "no-such-rollout")
     assert unknown.exit_code == 2
     assert "error: 404 rollout_not_found: no rollout no-such-rollout" in unknown.stderr
     promote = cli(served, "promote", "no-such-rollout", "--full")
@@ -215,7 +220,7 @@ def test_an_unreachable_api_exits_1_saying_so() -> None:
 
 
 def test_worker_without_the_celery_app_exits_1_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rollout_commands, "CELERY_MODULE", "workers.no_celery_app_here")
+    monkeypatch.setattr(processes, "CELERY_MODULE", "workers.no_celery_app_here")
     for command in ("worker", "beat"):
         result = runner.invoke(app, [command])
         assert result.exit_code == 1
@@ -229,7 +234,7 @@ def test_status_shows_the_last_verdict_per_metric_as_plain_text() -> None:
         api = Api(client, store, clock)
         rollout_id = api.submit()
         while not store.load(rollout_id).state.phase.terminal:
-            Worker(api).wake(rollout_id, Outcome.FAIL)
+            Worker(store, clock).wake(rollout_id, Outcome.FAIL)
         detail = client.get(f"/v1/rollouts/{rollout_id}", headers=bearer("alice")).json()
     detail["abort_reason"] = "effect [+2.0%, +9.0%] [bold]not markup[/bold]"
     console = Console(record=True, width=160)
@@ -240,3 +245,67 @@ def test_status_shows_the_last_verdict_per_metric_as_plain_text() -> None:
     for metric in ("error-ratio", "latency", "memory"):
         assert f"{metric}: fail" in shown
     assert "FAIL: scripted fail" in shown
+
+
+def canarist(served: Served, *argv: str, who: str = "viewer") -> subprocess.Popen[str]:
+    """The installed ``canarist`` command, as a pipeline runs it (a read-only token)."""
+    return subprocess.Popen(
+        [str(CANARIST), *argv],
+        env={**os.environ, **served.env(who)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _end(served: Served, rollout_id: str, ending: str) -> None:
+    """Walk the rollout to ``ending`` as the workers and a person would."""
+    worker = Worker(served.store, Clock(time.time()))
+    if ending == "aborted":
+        headers = {"Authorization": f"Bearer {SECRETS['alice']}"}
+        httpx.post(f"{served.url}/v1/rollouts/{rollout_id}/abort", headers=headers)
+    elif ending == "failed":
+        worker.wake(rollout_id)  # pending -> progressing: the first stage asks the platform
+        worker.wake(rollout_id, fails="pods crash-looping")
+        worker.wake(rollout_id)  # the rollback is done
+    while not served.store.load(rollout_id).state.phase.terminal:
+        worker.wake(rollout_id, Outcome.PASS)
+
+
+@pytest.mark.parametrize(("ending", "code"), [("promoted", 0), ("aborted", 3), ("failed", 4)])
+def test_status_watch_exits_with_how_the_rollout_ended(
+    served: Served, ending: str, code: int
+) -> None:
+    rollout_id = cli(served, *SUBMIT, "--app", f"watched-{ending}").stdout.strip()
+    watcher = canarist(served, "status", rollout_id, "--watch", "--interval", "0.1")
+    time.sleep(1.0)  # it is watching a pending rollout
+    assert watcher.poll() is None, watcher.communicate()
+    _end(served, rollout_id, ending)
+    output, errors = watcher.communicate(timeout=30)
+    assert watcher.returncode == code, errors
+    assert f"{ending} (final)" in output
+    again = canarist(served, "status", rollout_id, "--watch", "--json")
+    assert again.wait(30) == code
+    assert json.loads(again.communicate()[0])["phase"] == ending
+
+
+def test_status_exit_codes_tell_not_found_refused_and_unreachable_apart(served: Served) -> None:
+    rollout_id = cli(served, *SUBMIT, "--app", "watched-codes").stdout.strip()
+    missing = canarist(served, "status", "no-such-rollout", "--watch")
+    assert missing.wait(30) == 5
+    assert "404 rollout_not_found: no rollout no-such-rollout" in missing.communicate()[1]
+    elsewhere = canarist(served, "status", rollout_id, "--watch", who="bob")
+    assert elsewhere.wait(30) == 5, "another namespace's rollout is not found"
+    refused = canarist(served, "status", rollout_id, "--watch", "--token", "cnr_wrong")
+    assert refused.wait(30) == 2
+    unreachable = canarist(
+        served, "status", rollout_id, "--watch", "--api", f"http://{HOST}:{free_port()}"
+    )
+    assert unreachable.wait(30) == 1
+    shown = canarist(served, "status", rollout_id)
+    assert shown.wait(30) == 0, "without --watch, showing a rollout is success"
+    helped = canarist(served, "status", "--help")
+    assert helped.wait(30) == 0
+    text = " ".join(helped.communicate()[0].split())
+    for line in ("0 promoted", "3 aborted", "4 failed", "5 no such rollout", "1 the API cannot"):
+        assert line in text

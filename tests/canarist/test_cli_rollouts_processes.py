@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 
 from canarist.api import app_from_settings
 from canarist.demo.stack import HOST, ServiceProcess, free_port, http_probe
-from canarist.settings import Settings, hash_token
-from tests.canarist.test_api import JOB, POLICIES, SCOPES, SECRETS
+from canarist.settings import Settings
+from tests.canarist.test_api import JOB, POLICIES, SECRETS, token_entry
 
 CANARIST = Path(sys.executable).with_name("canarist")
 DATABASE = 7  # a Redis database of these tests' own: keys and Celery queues
@@ -38,10 +38,7 @@ def settings_file(tmp_path: Path, redis_server: ServiceProcess) -> Iterator[Path
     url = f"redis://{HOST}:{redis_server.port}/{DATABASE}"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    tokens = [
-        {"name": name, "sha256": hash_token(secret), "namespaces": SCOPES[name]}
-        for name, secret in SECRETS.items()
-    ]
+    tokens = [token_entry(name) for name in SECRETS]
     path = tmp_path / "canarist.yaml"
     document = {"redis": {"url": url}, "policy_dir": str(POLICIES), "api_tokens": tokens}
     path.write_text(yaml.safe_dump(document), encoding="utf-8")

@@ -65,3 +65,19 @@ def test_missing_settings_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None
 def test_plain_tokens_cannot_be_configured() -> None:
     with pytest.raises(ValidationError, match="sha256"):
         Settings(api_tokens=[{"name": "x", "sha256": "plain-token-here"}])
+
+
+def test_the_api_group_reads_from_the_environment_beside_api_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CANARIST_SETTINGS_FILE", raising=False)
+    assert (Settings().api.max_body_bytes, Settings().api.store_timeout_seconds) == (65536, 2.0)
+    monkeypatch.setenv("CANARIST_API_URL", "http://api.example:8000")
+    monkeypatch.setenv("CANARIST_API__STORE_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("CANARIST_API__MAX_BODY_BYTES", "2048")
+    settings = Settings()
+    assert settings.api_url == "http://api.example:8000"
+    assert (settings.api.max_body_bytes, settings.api.store_timeout_seconds) == (2048, 0.5)
+    monkeypatch.setenv("CANARIST_API__MAX_BODY_BYTES", "10")
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        Settings()

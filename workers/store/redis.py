@@ -171,10 +171,21 @@ class RedisStateStore:
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str = DEFAULT_PREFIX, timeout_seconds: float = 5.0
+        cls,
+        url: str,
+        prefix: str = DEFAULT_PREFIX,
+        timeout_seconds: float = 5.0,
+        retries: int = 2,
+        retry_timeouts: bool = True,
     ) -> RedisStateStore:
-        """A store on its own client; a dropped connection is retried twice, briefly."""
-        retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
+        """A store on its own client; a dropped connection is retried ``retries`` times, briefly,
+        and a timeout too unless ``retry_timeouts`` is False (each retry waits out the timeout
+        again, so a caller that must answer quickly turns it off)."""
+        backoff = ExponentialWithJitterBackoff(base=0.05, cap=0.5)
+        if retry_timeouts:
+            retry = Retry(backoff, retries=retries)
+        else:
+            retry = Retry(backoff, retries=retries, supported_errors=(redis.ConnectionError,))
         client = redis.Redis.from_url(
             url,
             decode_responses=True,

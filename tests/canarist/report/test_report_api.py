@@ -107,10 +107,15 @@ def test_without_credentials_the_answer_says_how_to_get_in(
     )
 
 
-def test_a_token_of_another_namespace_is_forbidden(client: TestClient, played: Played) -> None:
-    response = client.get(f"/v1/rollouts/{played.aborted.id}/report", headers=bearer("bob"))
+def test_a_token_of_another_namespace_gets_the_404_of_an_unknown_rollout(
+    client: TestClient, played: Played
+) -> None:
+    hidden = played.aborted.id
+    response = client.get(f"/v1/rollouts/{hidden}/report", headers=bearer("bob"))
+    unknown = client.get(f"/v1/rollouts/{hidden}-x/report", headers=bearer("bob"))
 
-    refused(response, 403, "token 'bob' may not act in namespace 'shop'")
+    refused(response, 404, f"no rollout {hidden}")
+    assert response.text == unknown.text.replace(f"{hidden}-x", hidden)
     assert "Aborted" not in response.text
 
 

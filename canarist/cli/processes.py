@@ -1,0 +1,120 @@
+"""``canarist api|worker|beat``: run the service's processes from the service's settings.
+
+Exit codes: 0 when the process ends normally, 2 when the settings do not load, 1 when this build
+has no Celery workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from canarist.settings import Settings
+
+REFUSED, ERROR = 2, 1
+err = Console(highlight=False, soft_wrap=True, stderr=True)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(message, markup=False)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("api")(api_command)
+    app.command("worker", context_settings=_PASSTHROUGH)(worker_command)
+    app.command("beat", context_settings=_PASSTHROUGH)(beat_command)
+
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def api_command(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve the HTTP API (canarist.api:app) with uvicorn; JSON logs on stderr."""
+    import uvicorn  # noqa: PLC0415 - the server only when serving
+
+    from canarist.api.telemetry import configure_logging  # noqa: PLC0415
+
+    uvicorn.run(
+        "canarist.api:app",
+        host=host,
+        port=port,
+        log_config=configure_logging(log_level),
+        access_log=False,
+    )
+
+
+QueuesOption = Annotated[
+    str | None,
+    typer.Option(help="comma-separated queues (default: canarist.rollouts,canarist.notify)"),
+]
+LogLevelOption = Annotated[str, typer.Option(help="debug, info, warning or error")]
+CELERY_MODULE = "workers.celery_app"
+
+
+def worker_command(
+    ctx: typer.Context, queues: QueuesOption = None, log_level: LogLevelOption = "info"
+) -> None:
+    """Run a Celery worker on Canarist's queues; extra arguments go to celery worker."""
+    celery, module = _celery()
+    queues = queues or f"{module.ROLLOUTS_QUEUE},{module.NOTIFY_QUEUE}"
+    _run_celery(celery, ["worker", f"--queues={queues}", *ctx.args], log_level)
+
+
+def beat_command(ctx: typer.Context, log_level: LogLevelOption = "info") -> None:
+    """Run Celery beat (the reconciler and outbox schedule); extra arguments go to celery beat."""
+    celery, _ = _celery()
+    _run_celery(celery, ["beat", *ctx.args], log_level)
+
+
+def _celery() -> tuple[Any, Any]:
+    """The Celery app built from the service's settings (environment and settings file), as
+    ``celery -A`` could not: the workers' module reads only environment variables."""
+    if importlib.util.find_spec(CELERY_MODULE) is None:
+        _fail(ERROR, f"{CELERY_MODULE} is not installed: this build has no Celery workers")
+    try:
+        settings = Settings()
+    except (ValueError, OSError) as exc:
+        _fail(REFUSED, f"the settings do not load: {exc}")
+    from canarist.api.broker import celery_from_settings  # noqa: PLC0415 - Celery when asked
+
+    return celery_from_settings(settings), importlib.import_module(CELERY_MODULE)
+
+
+def _run_celery(celery: Any, argv: list[str], log_level: str) -> None:
+    """Run a Celery command in this process, logging JSON lines that carry the rollout id
+    (an ``advance`` task's first argument is its rollout: Celery's own lines about it, like
+    "succeeded in 0.01s", carry the id too)."""
+    import logging.config  # noqa: PLC0415
+
+    from celery.signals import setup_logging, task_postrun, task_prerun  # noqa: PLC0415
+
+    from canarist.api.telemetry import configure_logging, rollout_id_var  # noqa: PLC0415
+    from workers.tasks import ADVANCE  # noqa: PLC0415
+
+    running: dict[str, Any] = {}
+
+    def json_logs(**_: object) -> None:  # connected: Celery leaves logging to us
+        logging.config.dictConfig(configure_logging(log_level))
+
+    def enter(task_id: str, task: Any, args: Any = (), **_: object) -> None:
+        if task.name == ADVANCE and args:
+            running[task_id] = rollout_id_var.set(str(args[0]))
+
+    def leave(task_id: str, **_: object) -> None:
+        token = running.pop(task_id, None)
+        if token is not None:
+            rollout_id_var.reset(token)
+
+    setup_logging.connect(json_logs, weak=False)
+    task_prerun.connect(enter, weak=False)
+    task_postrun.connect(leave, weak=False)
+    celery.start([*argv, f"--loglevel={log_level.upper()}"])
