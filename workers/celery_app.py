@@ -229,7 +229,12 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
     store = store_from_url(settings.store_url, settings.store_prefix)
     clock = millisecond_clock
     intake = Intake(
-        store, settings.policy_dir, clock, enqueue_advance(app), on_outbox=wake_outbox(app)
+        store,
+        settings.policy_dir,
+        clock,
+        enqueue_advance(app),
+        alert_routes=settings.alert_routes.keys(),
+        on_outbox=wake_outbox(app),
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     delivery = Delivery(

@@ -189,8 +189,8 @@ def test_a_submission_that_loses_the_lane_race_supersedes_the_winner(
     policy_dir: Path, clock: FakeClock, queued: Queued
 ) -> None:
     store = LaneRace(clock)
-    store.racer = Intake(store, policy_dir, clock, queued.enqueue)
-    intake = Intake(store, policy_dir, clock, queued.enqueue)
+    store.racer = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
+    intake = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
 
     submitted = intake.submit(job(version="v3"), "alice")
 
@@ -253,7 +253,7 @@ def test_commands_retry_on_conflict_and_give_up_after_a_while(
     policy_dir: Path, clock: FakeClock, queued: Queued
 ) -> None:
     store = FlakySaves(clock, conflicts=0)
-    intake = Intake(store, policy_dir, clock, queued.enqueue)
+    intake = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
     rollout_id = intake.submit(job(), "alice").rollout_id
 
     store.conflicts = 2

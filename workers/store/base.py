@@ -12,8 +12,14 @@ only module that imports redis) and ``memory.py``. Both keep records and payload
 JSON text, so whatever one cannot store, neither can.
 
 The store reads no clock for anything it compares: the caller passes ``now`` (to ``due`` and
-``Outbox.claim``) and ``retry_at``; events are stamped with ``state.updated_at``. Only lease
-expiry runs on the store's own clock (Redis ``PX``), as leases must across machines.
+``Outbox.claim``) and ``retry_at``; events are stamped with ``state.updated_at``. Only expiry
+runs on the store's own clock (Redis ``PX``), as it must across machines: leases, and
+idempotency keys, which are forgotten ``ttl_seconds`` after the rollout they created.
+
+Idempotency keys belong to a namespace (the same key in two namespaces names two rollouts) and
+are bound to a digest of the whole job: ``create`` with a known key returns its rollout with
+``same_job`` saying whether the digests match, so intake can refuse a different job under an
+old key.
 """
 
 from __future__ import annotations
@@ -35,13 +41,33 @@ class Stored(NamedTuple):
     revision: int
 
 
+IDEMPOTENCY_TTL_SECONDS = 86_400.0
+"""How long an idempotency key names its rollout: a day, enough for any CI retry."""
+
+
 class Created(NamedTuple):
     """What ``create`` did: ``created`` is False when an idempotency key named an existing
-    rollout (then ``rollout_id`` and ``revision`` are that rollout's)."""
+    rollout (then ``rollout_id`` and ``revision`` are that rollout's, and ``same_job`` says
+    whether it was created for a job with the same digest)."""
 
     rollout_id: str
     revision: int
     created: bool
+    same_job: bool = True
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A caller's key for one submission, in the rollout's namespace: ``digest`` fingerprints
+    the whole job, and the key is forgotten ``ttl_seconds`` after it was first used."""
+
+    key: str
+    digest: str
+    ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.ttl_seconds <= 0:
+            raise ValueError(f"an idempotency key lasts a positive time, not {self.ttl_seconds}")
 
 
 @dataclass(frozen=True)
@@ -117,15 +143,16 @@ class StateStore(Protocol):
     def create(
         self,
         state: RolloutState,
-        idempotency_key: str | None = None,
+        idempotency: IdempotencyKey | None = None,
         *,
         events: Sequence[RecordEvent] = (),
     ) -> Created:
         """Store a new rollout at revision 1 and make it its app's latest.
 
         ``state.supersedes`` must name the app's latest rollout (None for an app's first), else
-        Conflict: intake reads ``latest_for`` and retries. An idempotency key already used
-        returns that rollout, created=False. An id already taken is a Conflict.
+        Conflict: intake reads ``latest_for`` and retries. An idempotency key used in the
+        state's namespace within its ttl returns that rollout, created=False (``same_job`` False
+        when its digest differs), and writes nothing. An id already taken is a Conflict.
         """
         ...
 
