@@ -242,6 +242,7 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         {name: notifier_for(route) for name, route in settings.alert_routes.items()},
         clock,
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+        record=intake.record,
         worker=worker_id,
         base_url=settings.report_base_url,
         report_secret=settings.report_secret,

@@ -441,6 +441,7 @@ def task_runtime(
         {"oncall": notifier},
         clock,
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+        record=intake.record,
     )
     return Runtime(
         store=store,

@@ -148,7 +148,7 @@ def test_a_new_version_supersedes_the_apps_latest_rollout(
         handed.append((successor, predecessor))
         intake.tell(successor, Released(predecessor))
 
-    settled = Delivery(memory_store, {}, clock, release, worker="test").run()
+    settled = Delivery(memory_store, {}, clock, release, record=intake.record).run()
     assert [item.outcome for item in settled] == ["delivered"]
     assert handed == [(second.rollout_id, first.rollout_id)]
     assert memory_store.load(second.rollout_id).state.phase is Phase.PROGRESSING

@@ -118,7 +118,12 @@ def test_every_key_lives_under_the_prefix(
     store.save(
         stepped(state, phase=Phase.PROGRESSING),
         1,
-        outbox=[Notify("paused", "r1", "checkout", "shop", "v2", "look", dedupe_key="r1/1/paused")],
+        outbox=[
+            Notify("paused", "r1", "checkout", "shop", "v2", "look", dedupe_key="r1/1/paused"),
+            Notify(
+                "aborted", "r1", "checkout", "shop", "v2", "bad", ("oncall",), {}, "r1/1/aborted"
+            ),
+        ],
     )
     layout = {key.removeprefix(prefix): raw.type(key) for key in raw.scan_iter(f"{prefix}*")}
     assert layout == {
@@ -132,6 +137,7 @@ def test_every_key_lives_under_the_prefix(
         "due": "zset",
         "outbox:queue": "zset",
         "outbox:item:r1/1/paused": "hash",
+        "outbox:item:r1/1/aborted>oncall": "hash",
     }
     assert raw.hget(f"{prefix}rollout:r1", "revision") == "2"
     assert 0 < raw.pttl(f"{prefix}idempotency:shop/submit-1") <= 86_400_000  # forgotten in a day

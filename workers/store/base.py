@@ -19,17 +19,18 @@ idempotency keys, which are forgotten ``ttl_seconds`` after the rollout they cre
 Idempotency keys belong to a namespace (the same key in two namespaces names two rollouts) and
 are bound to a digest of the whole job: ``create`` with a known key returns its rollout with
 ``same_job`` saying whether the digests match, so intake can refuse a different job under an
-old key.
+old key. The outbox keeps one item per (notice, route), so a route that failed is retried
+without posting again to the routes that succeeded.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from workers.actions import Action, RecordEvent, action_from_record, action_record
+from workers.actions import Action, Notify, RecordEvent, action_from_record, action_record
 from workers.errors import CorruptRecord
 from workers.state import RolloutState
 
@@ -127,7 +128,12 @@ class Outbox(Protocol):
         ...
 
     def fail(self, item_id: str, error: str, retry_at: float) -> None:
-        """Not delivered: claimable again from ``retry_at``; a delivered item stays so."""
+        """Not delivered: claimable again from ``retry_at``; a settled item stays so."""
+        ...
+
+    def give_up(self, item_id: str, error: str) -> None:
+        """Never delivered: not claimed again, its key still dedupes, ``error`` is kept. A
+        settled (delivered or given up) item stays so; NotFound if unknown."""
         ...
 
 
@@ -237,13 +243,25 @@ def decode_event(event_id: str, text: str, where: str) -> AuditEvent:
 def outbox_entries(
     state: RolloutState, revision: int, actions: Sequence[Action]
 ) -> list[tuple[str, str]]:
-    """``(dedupe_key, payload JSON)`` per action, first of each key kept. An action without a
-    dedupe key gets one unique to this save: it is deduplicated only against a replay."""
+    """``(item id, payload JSON)`` per outbox item, first of each id kept.
+
+    The id is the action's dedupe key; an action without one gets a key unique to this save
+    (deduplicated only against a replay). A ``Notify`` to several routes becomes one item per
+    route, ``{dedupe_key}>{route}``, carrying only that route: each route is delivered, retried
+    and given up on its own. (Route names are policy names: they hold no ``>``.)
+    """
     entries: dict[str, str] = {}
     for index, action in enumerate(actions):
         key = getattr(action, "dedupe_key", "") or f"{state.id}@{revision}#{index}"
-        entries.setdefault(key, json.dumps(action_record(action), separators=(",", ":")))
+        for item_id, item in _items_of(key, action):
+            entries.setdefault(item_id, json.dumps(action_record(item), separators=(",", ":")))
     return list(entries.items())
+
+
+def _items_of(key: str, action: Action) -> list[tuple[str, Action]]:
+    if isinstance(action, Notify) and action.routes:
+        return [(f"{key}>{route}", replace(action, routes=(route,))) for route in action.routes]
+    return [(key, action)]
 
 
 def event_position(event_id: str) -> tuple[int, int]:

@@ -244,7 +244,7 @@ class _Item:
     attempts: int = 0
     last_error: str | None = None
     claimed_by: str | None = None
-    delivered: bool = False
+    settled: bool = False  # delivered or given up: never claimed again
 
 
 class MemoryOutbox:
@@ -290,7 +290,14 @@ class MemoryOutbox:
         with self._lock:
             item = self._settled(item_id)
             if item is not None:
-                item.delivered = True
+                item.settled = True
+                self._queue.pop(item_id, None)
+
+    def give_up(self, item_id: str, error: str) -> None:
+        with self._lock:
+            item = self._settled(item_id)
+            if item is not None:
+                item.settled, item.last_error = True, error
                 self._queue.pop(item_id, None)
 
     def fail(self, item_id: str, error: str, retry_at: float) -> None:
@@ -301,11 +308,11 @@ class MemoryOutbox:
                 self._queue[item_id] = retry_at
 
     def _settled(self, item_id: str) -> _Item | None:
-        """The item to settle, unclaimed; None if it was delivered already."""
+        """The item to settle, unclaimed; None if it was settled for good already."""
         item = self._items.get(item_id)
         if item is None:
             raise NotFound(f"no outbox item {item_id}")
-        if item.delivered:
+        if item.settled:
             return None
         item.claimed_by = None
         return item

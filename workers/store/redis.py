@@ -15,7 +15,8 @@ memory. Key layout, under a prefix (default ``canarist:``) so tests and tenants 
     due                      zset    unfinished rollout ids by next_due_at (+inf when none)
     outbox:queue             zset    undelivered item ids by when each may be claimed
     outbox:item:{key}        hash    id, rollout_id, payload, attempts, last_error,
-                                     claimed_by, delivered (kept after delivery: dedupe)
+                                     claimed_by, delivered or given_up (kept once settled:
+                                     dedupe)
 
 The scripts touch keys named in ``KEYS`` except ``claim``, which derives item keys from ids;
 that is fine on one Redis (or Sentinel), not on Redis Cluster.
@@ -120,9 +121,13 @@ return claimed
 _SETTLE = """#!lua
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[2], 'delivered') == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[2], 'given_up') == 1 then return 1 end
 redis.call('HDEL', KEYS[2], 'claimed_by')
 if ARGV[2] == 'ack' then
   redis.call('HSET', KEYS[2], 'delivered', 1)
+  redis.call('ZREM', KEYS[1], ARGV[1])
+elseif ARGV[2] == 'give_up' then
+  redis.call('HSET', KEYS[2], 'given_up', 1, 'last_error', ARGV[3])
   redis.call('ZREM', KEYS[1], ARGV[1])
 else
   redis.call('HSET', KEYS[2], 'last_error', ARGV[3])
@@ -376,6 +381,9 @@ class RedisOutbox:
 
     def fail(self, item_id: str, error: str, retry_at: float) -> None:
         self._settle_item(item_id, "fail", error, repr(retry_at))
+
+    def give_up(self, item_id: str, error: str) -> None:
+        self._settle_item(item_id, "give_up", error, "0")
 
     def _settle_item(self, item_id: str, how: str, error: str, retry_at: str) -> None:
         keys = [self._queue, self._items + item_id]
