@@ -87,6 +87,29 @@ def resolve_args(policy: Policy, given: Mapping[str, str] | None) -> dict[str, s
     return resolved
 
 
+_CHECK_SELECTOR = Selector.from_labels({"check": "submit"})
+
+
+def check_args(policy: Policy, given: Mapping[str, str] | None) -> dict[str, str]:
+    """``resolve_args``, then every query of the policy rendered with the result.
+
+    A value the templating refuses (text outside quotes, a control character) would otherwise
+    be accepted at submit and fail every look of the rollout. Rendering does not depend on the
+    selector (it is re-escaped on its own), so any selector shows what a look would render.
+    TemplateError names the metric, the query field and the arg.
+    """
+    args = resolve_args(policy, given)
+    interval = policy.analysis.interval
+    for metric in policy.metrics:
+        for field, text in metric.templates().items():
+            try:
+                template = PromQLTemplate.parse(text)
+                template.render(selector=_CHECK_SELECTOR, interval=interval, args=args)
+            except TemplateError as exc:
+                raise TemplateError(f"metric {metric.name!r} ({field}): {exc}") from exc
+    return args
+
+
 def make_grid(start: datetime, end: datetime, interval: timedelta) -> FloatArray:
     """Look instants: one interval after ``start``, then every interval up to ``end``.
 

@@ -161,6 +161,7 @@ def run_level(
         Path(env["CANARIST_POLICY_DIR"]),
         millisecond_clock,
         enqueue_advance(client),
+        alert_routes=(),  # the benchmark policy sends no alerts (scale.py drops them)
         on_outbox=wake_outbox(client),
     )
     try:

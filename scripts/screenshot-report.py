@@ -44,7 +44,13 @@ def sample_report(workdir: Path) -> str:
     prometheus = start_prometheus(workdir / "prometheus")
     try:
         store, clock = MemoryStateStore(), Clock(0.0)
-        intake = Intake(store, SHIPPED_POLICIES, clock, lambda rollout_id, revision: None)
+        intake = Intake(
+            store,
+            SHIPPED_POLICIES,
+            clock,
+            lambda rollout_id, revision: None,
+            alert_routes={"oncall"},
+        )
         rollout = Rollout(
             intake,
             prometheus.url,

@@ -236,7 +236,12 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
     store = store_from_url(settings.store_url, settings.store_prefix)
     clock = millisecond_clock
     intake = Intake(
-        store, settings.policy_dir, clock, enqueue_advance(app), on_outbox=wake_outbox(app)
+        store,
+        settings.policy_dir,
+        clock,
+        enqueue_advance(app),
+        alert_routes=settings.alert_routes.keys(),
+        on_outbox=wake_outbox(app),
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     delivery = Delivery(
@@ -244,6 +249,7 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         {name: notifier_for(route) for name, route in settings.alert_routes.items()},
         clock,
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+        record=intake.record,
         worker=worker_id,
         base_url=settings.report_base_url,
         report_secret=settings.report_secret,

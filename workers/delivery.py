@@ -3,17 +3,23 @@
 A step's alerts (``Notify``) and lane hand-overs (``Release``) are saved atomically with the step
 in the store's outbox; this module claims due items and settles each:
 
-- ``Notify``: built into a ``Notice`` once (``occurred_at`` is the transition's time from the
-  audit trail, so every retry renders the same alert) and posted to each route the policy names.
-  All routes delivered: ack. A temporary failure: retry after exponential backoff, or after the
-  receiver's ``Retry-After`` when that is longer. Only permanent failures (a 4xx, a route the
-  service does not configure): parked for ``Backoff.park`` seconds and logged as an error.
-- ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path.
+- ``Notify``: the store keeps one item per (notice, route), so each route is settled on its own
+  and a retry never posts again where delivery succeeded. The item is built into a ``Notice``
+  (``occurred_at`` is the transition's time from the audit trail, so every retry renders the
+  same alert) and posted. A temporary failure: retried after exponential backoff, or after the
+  receiver's ``Retry-After`` when that is longer. A permanent failure (a 4xx, a route the
+  service does not configure), or ``Backoff.give_up_after`` failed attempts (about a day): the
+  item is given up, and that is never silent: an ``alert_undelivered`` event on the rollout's
+  audit trail (``canarist status`` shows it), ``canarist_alerts_undelivered_total`` and an
+  error log line.
+- ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path;
+  retried until it is (the successor's lane depends on it), given up only when the successor
+  does not exist.
 
-The outbox's dedupe key (the engine's ``{id}/{attempt}/{kind}``) makes each transition's alert
-one item, delivered once; a worker that dies mid-post leaves its claim to expire and the item is
-posted again, which Alertmanager merges (same labels) and webhooks dedupe (``Idempotency-Key``).
-With several routes, a retry posts to all of them again, for the same reasons harmlessly.
+The dedupe key (the engine's ``{id}/{attempt}/{kind}``, per route ``…>{route}``) makes each
+transition's alert one item per route, delivered once; a worker that dies mid-post leaves its
+claim to expire and the item is posted again, which Alertmanager merges (same labels) and
+webhooks dedupe (``Idempotency-Key``).
 
 Delivery runs as its own task on its own queue (``canarist.notify``): a slow or failing receiver
 delays the next alert, never a rollout's step or an abort's rollback.
@@ -25,34 +31,47 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import get_args
 
-from workers.actions import Notify, NotifyKind, Release
+from workers.actions import Notify, NotifyKind, RecordEvent, Release
 from workers.errors import NotFound, TemporaryError, WorkerError
 from workers.intake import IntakeError, RolloutNotFoundError
-from workers.metrics import ALERT_DELIVERIES, ALERT_FAILURES, RolloutLog, rollout_log
+from workers.metrics import (
+    ALERT_DELIVERIES,
+    ALERT_FAILURES,
+    ALERTS_UNDELIVERED,
+    RolloutLog,
+    rollout_log,
+)
 from workers.notify.base import DeliveryError, Notice, Notifier
 from workers.store import OutboxItem, StateStore
 
+ALERT_UNDELIVERED = "alert_undelivered"
+"""The audit event kind of a notice given up on a route (``canarist status`` lists them)."""
 _KINDS: tuple[str, ...] = get_args(NotifyKind)
 _PHASES_OF = {"aborted": ("aborting", "aborted"), "failed": ("failed",), "promoted": ("promoted",)}
+_ERROR_CHARS = 300  # of a receiver's error kept in the audit event
 
 
 @dataclass(frozen=True)
 class Backoff:
-    """Seconds before retry number ``attempts`` (1-based): base x 2^(attempts-1), capped."""
+    """Seconds before retry number ``attempts`` (1-based): base x 2^(attempts-1), capped; a
+    receiver's longer ``Retry-After`` is honoured up to ``longest_wait``. A notice is given up
+    on a route after ``give_up_after`` failed attempts: 300 is about a day at the 5-minute cap,
+    by when a page has long stopped being useful."""
 
     base: float = 5.0
     cap: float = 300.0
-    park: float = 86_400.0  # a permanent failure waits for a person to fix the route
+    longest_wait: float = 86_400.0
+    give_up_after: int = 300
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
         delay = min(self.cap, self.base * 2.0 ** max(0, attempts - 1))
-        return min(self.park, max(delay, retry_after or 0.0))
+        return min(self.longest_wait, max(delay, retry_after or 0.0))
 
 
 @dataclass(frozen=True)
 class Settled:
     item_id: str
-    outcome: str  # delivered | retry | parked
+    outcome: str  # delivered | retry | given_up
     error: str | None = None
 
 
@@ -66,6 +85,7 @@ class Delivery:
         clock: Callable[[], float],
         release: Callable[[str, str], object],
         *,
+        record: Callable[[str, RecordEvent], object],
         worker: str = "delivery",
         lease_seconds: float = 60.0,
         base_url: str | None = None,
@@ -73,9 +93,11 @@ class Delivery:
         backoff: Backoff = Backoff(),
     ) -> None:
         """``notifiers`` by route name; ``release(successor_id, predecessor_id)`` tells the
-        successor that its lane is free (Intake.tell with ``Released``)."""
+        successor that its lane is free (Intake.tell with ``Released``); ``record(rollout_id,
+        event)`` adds an event to a rollout's audit trail (Intake.record)."""
         self.store, self.notifiers, self.clock = store, notifiers, clock
-        self.release, self.worker, self.lease_seconds = release, worker, lease_seconds
+        self.release, self.record = release, record
+        self.worker, self.lease_seconds = worker, lease_seconds
         self.base_url, self.backoff = base_url, backoff
         self.report_secret = report_secret  # signs the report links (?sig=)
 
@@ -105,7 +127,8 @@ class Delivery:
         return Settled(item.id, "delivered")
 
     def notify(self, action: Notify) -> None:
-        """Post the notice to every route; raise the worst DeliveryError if any failed."""
+        """Post the notice to its route (an item saved before items were per route names
+        several: then to each); raise the worst DeliveryError if any failed."""
         try:
             policy = self.store.load(action.rollout_id).state.policy
         except NotFound:
@@ -169,7 +192,9 @@ class Delivery:
     def _failed(self, item: OutboxItem, exc: Exception, log: RolloutLog) -> Settled:
         now, error = self.clock(), f"{type(exc).__name__}: {exc}"
         temporary, retry_after = _retryable(exc)
-        if temporary:
+        notice = _notice_of(item)
+        exhausted = notice is not None and item.attempts >= self.backoff.give_up_after
+        if temporary and not exhausted:
             delay = self.backoff.delay(item.attempts, retry_after)
             self.store.outbox.fail(item.id, error, now + delay)
             log.warning(
@@ -177,9 +202,39 @@ class Delivery:
                 *(item.id, item.attempts, delay, error),
             )
             return Settled(item.id, "retry", error)
-        self.store.outbox.fail(item.id, error, now + self.backoff.park)
-        log.error("outbox item %s parked after a permanent failure: %s", item.id, error)
-        return Settled(item.id, "parked", error)
+        if notice is not None:
+            why = f"{item.attempts} attempts failed" if temporary else "refused for good"
+            try:
+                self._undelivered(item, notice, f"{why}: {error}")
+            except TemporaryError as record_failed:  # keep the item, or the loss goes unsaid
+                delay = self.backoff.delay(1, record_failed.retry_after)
+                self.store.outbox.fail(item.id, error, now + delay)
+                log.warning("cannot record the undelivered alert yet (%s)", record_failed)
+                return Settled(item.id, "retry", error)
+        self.store.outbox.give_up(item.id, error)
+        log.error("outbox item %s given up after %d attempt(s): %s", item.id, item.attempts, error)
+        return Settled(item.id, "given_up", error)
+
+    def _undelivered(self, item: OutboxItem, notice: Notify, error: str) -> None:
+        """Say that people were not told: an audit event on the rollout, then the counter."""
+        routes = ", ".join(repr(route) for route in notice.routes) or "(none)"
+        error = error if len(error) <= _ERROR_CHARS else error[:_ERROR_CHARS] + "..."
+        event = RecordEvent(
+            ALERT_UNDELIVERED,
+            f"{notice.kind} alert not delivered to route {routes}: {error}",
+            {"routes": list(notice.routes), "kind": notice.kind, "error": error},
+        )
+        try:
+            self.record(item.rollout_id, event)
+        except (RolloutNotFoundError, NotFound):
+            rollout_log(item.rollout_id).error("rollout gone: %s", event.message)
+        except TemporaryError:
+            raise
+        except Exception as exc:  # a corrupt record, a broker refusing the requeue: the log
+            # line and the metric remain, and the item is given up all the same
+            rollout_log(item.rollout_id).error("cannot record %s (%s)", event.message, exc)
+        for route in notice.routes:
+            ALERTS_UNDELIVERED.labels(route, notice.kind).inc()
 
 
 def _retryable(exc: Exception) -> tuple[bool, float | None]:
@@ -193,6 +248,15 @@ def _retryable(exc: Exception) -> tuple[bool, float | None]:
     if isinstance(exc, IntakeError):
         return True, None  # e.g. the successor's policy file is broken: a person can fix it
     return not isinstance(exc, ValueError), None  # a malformed payload stays malformed
+
+
+def _notice_of(item: OutboxItem) -> Notify | None:
+    """The item's notice, or None for a hand-over or a payload that does not parse."""
+    try:
+        action = item.action
+    except ValueError:
+        return None
+    return action if isinstance(action, Notify) else None
 
 
 def _parse_key(key: str) -> tuple[str | None, int | None, str, str]:

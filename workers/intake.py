@@ -1,25 +1,30 @@
 """The one way in: every door (HTTP API, CLI through the API, Celery task) validates a job and
 changes a rollout through this module, so they cannot disagree.
 
-``RolloutJob`` is the validated job (pydantic, extra="forbid"); ``Intake`` does the operations:
+``RolloutJob`` (workers/job.py) is the validated, bounded job; ``Intake`` does the operations:
 
-- ``submit(job, actor)``: check the policy and its args, create the rollout PENDING and due now,
-  make it the app's latest (superseding the previous one, retried when the lane moves), tell the
-  previous one ``Superseded`` and enqueue ``advance``. An idempotency key already used returns
-  the rollout it created (``created=False``); the same key for a different job is refused.
+- ``submit(job, actor)``: check the job against its policy (a router the platform needs, alert
+  routes the settings define, every query rendered with the job's args), create the rollout
+  PENDING and due now, make it the app's latest (superseding the previous one, retried when
+  the lane moves), tell the previous one ``Superseded`` and enqueue ``advance``. An idempotency
+  key belongs to the job's namespace and is bound to the digest of the whole job for a day
+  (``idempotency_ttl``): the same job again returns the rollout it created (``created=False``),
+  a different job under the key is refused without a word about the other job.
 - ``command(id, kind, actor)``: a person's abort/promote/pause/resume/retry.
 - ``get(id)``, ``list(namespace)``: read-only.
 - ``tell(id, observation)``: the load -> ``engine.step`` -> compare-and-set save -> enqueue path
   that commands, ``Superseded`` and ``Released`` share (retried on Conflict). Platform actions are
   not applied here: the enqueued ``advance`` task applies them (the engine re-asserts what its
   state awaits), so the API process needs no platform credentials.
+- ``record(id, event)``: an audit event that is no step (an alert given up), saved the same way.
 
 Errors, for the doors to translate (the API: 404, 422, 404, 503)::
 
     WorkerError (workers/errors.py)
     └── IntakeError
         ├── UnknownPolicyError      no policy of that name in the policy directory
-        ├── InvalidJobError         args not satisfied, policy file invalid, key reused
+        ├── InvalidJobError         args refused, alert route undefined, policy file invalid,
+        │                           idempotency key used for another job
         └── RolloutNotFoundError    no rollout with that id
     TemporaryError / StoreUnavailable   the store is busy or down: retry later
 """
@@ -31,18 +36,15 @@ import contextlib
 import re
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from analyzer.analysis import resolve_args
-from analyzer.errors import PolicyError, SelectorError, TemplateError
+from analyzer.analysis import check_args
+from analyzer.errors import PolicyError, TemplateError
 from analyzer.policy import Policy, load_policy
-from analyzer.policy.promql import Selector
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.promql import shown
 from workers.actions import (
     Action,
     CommandKind,
@@ -55,17 +57,26 @@ from workers.actions import (
 )
 from workers.engine import step
 from workers.errors import Conflict, NotFound, TemporaryError, WorkerError
-from workers.platforms import platform_names
-from workers.state import RolloutSpec, RolloutState, TrafficSpec
-from workers.store import AuditEvent, StateStore
+from workers.job import POLICY_NAME, RolloutJob, traffic_spec
+from workers.state import RolloutState
+from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, StateStore
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-LABEL_VALUE = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
-POLICY_NAME = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"  # analyzer.policy.base.Name
-IMAGE = r"^\S{1,512}$"
 CAS_ATTEMPTS = 8
 COMMANDS: tuple[str, ...] = get_args(CommandKind)
 Enqueue = Callable[[str, int], None]
+
+__all__ = [
+    "Intake",
+    "IntakeError",
+    "InvalidJobError",
+    "PolicyDir",
+    "RolloutJob",
+    "RolloutNotFoundError",
+    "Submitted",
+    "UnknownPolicyError",
+    "split",
+    "traffic_spec",
+]
 
 
 class IntakeError(WorkerError):
@@ -82,109 +93,6 @@ class InvalidJobError(IntakeError, ValueError):
 
 class RolloutNotFoundError(IntakeError, LookupError):
     """No rollout has that id."""
-
-
-class RolloutJob(BaseModel):
-    """A request to roll ``version`` of ``app`` out in ``namespace``, judged by ``policy``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    app: str = Field(pattern=DNS_LABEL, description="DNS-1123 label, e.g. checkout")
-    namespace: str = Field(pattern=DNS_LABEL, description="DNS-1123 label, e.g. shop")
-    version: str = Field(pattern=LABEL_VALUE, description="the new version, e.g. v2 or 1.4.0")
-    image: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=512,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="kubernetes: the new image of the pod's only container, or of the one named "
-        "like the app; local: the new version's command line, with a {port} placeholder",
-    )
-    images: dict[str, str] = Field(
-        default_factory=dict,
-        description="new images by container name, for pods with several containers",
-    )
-    policy: str = Field(pattern=POLICY_NAME, description="a policy file's stem in the policy dir")
-    platform: str = Field(default="observe", description="where traffic moves: observe, ...")
-    args: dict[str, str] = Field(default_factory=dict, description="values for the policy's args")
-    baseline: str = Field(min_length=1, description='label matchers, e.g. app="checkout",v="1"')
-    canary: str = Field(min_length=1, description="label matchers of the new version's series")
-    idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"
-    )
-
-    @field_validator("platform")
-    @classmethod
-    def _known_platform(cls, name: str) -> str:
-        if name not in platform_names():
-            raise ValueError(f"unknown platform {name!r}; known: {', '.join(platform_names())}")
-        return name
-
-    @field_validator("images")
-    @classmethod
-    def _images(cls, images: dict[str, str]) -> dict[str, str]:
-        for container, image in images.items():
-            if not re.fullmatch(DNS_LABEL, container):
-                raise ValueError(f"container name {container!r} is not a DNS-1123 label")
-            if not re.fullmatch(IMAGE, image):
-                raise ValueError(f"image {image!r} of container {container!r} is not an image")
-        return images
-
-    @field_validator("baseline", "canary")
-    @classmethod
-    def _selector(cls, text: str) -> str:
-        try:
-            return Selector.parse(text).render()
-        except SelectorError as exc:
-            raise ValueError(str(exc)) from None
-
-    @model_validator(mode="after")
-    def _distinct_versions(self) -> RolloutJob:
-        if self.baseline == self.canary:
-            raise ValueError("baseline and canary select the same series: nothing to compare")
-        return self
-
-    @model_validator(mode="after")
-    def _image_fits_the_platform(self) -> RolloutJob:
-        if self.image is None:
-            return self
-        if self.platform == "local" and "{port}" not in self.image:
-            raise ValueError(
-                "image: the local platform runs a command line, which must contain {port}"
-            )
-        if self.platform != "local" and re.search(r"\s", self.image):
-            raise ValueError(
-                "image must not contain whitespace (only the local platform takes a command line)"
-            )
-        return self
-
-    def spec(
-        self, args: dict[str, str], strategy: str = "canary", traffic: Traffic | None = None
-    ) -> RolloutSpec:
-        """The rollout's spec, with the policy's strategy type and traffic section at submit."""
-        return RolloutSpec(
-            version=self.version,
-            image=self.image or "",
-            platform=self.platform,
-            baseline_selector=self.baseline,
-            canary_selector=self.canary,
-            args=tuple(sorted(args.items())),
-            strategy=strategy,
-            images=tuple(sorted(self.images.items())),
-            traffic=traffic_spec(traffic or Traffic(), self.app),
-        )
-
-
-def traffic_spec(traffic: Traffic, app: str) -> TrafficSpec:
-    """The policy's traffic section as the rollout keeps it, every name resolved for ``app``."""
-    return TrafficSpec(
-        router=traffic.router,
-        route=traffic.route or "",
-        ingress=traffic.ingress or "",
-        stable_service=traffic.stable_service or "",
-        canary_service=traffic.canary_service or "",
-        version_label=traffic.version_label,
-    ).resolved(app)
 
 
 @dataclass(frozen=True)
@@ -204,12 +112,13 @@ class PolicyDir:
 
     def path(self, name: str) -> Path:
         if not re.fullmatch(POLICY_NAME, name):
-            raise UnknownPolicyError(f"{name!r} is not a policy name")
+            raise UnknownPolicyError(f"{shown(name)} is not a policy name")
         for suffix in (".yaml", ".yml"):
             candidate = self.root / f"{name}{suffix}"
             if candidate.is_file():
                 return candidate
-        raise UnknownPolicyError(f"no policy {name!r} in {self.root}")
+        # The directory is the server's business, not the caller's: name the policy only.
+        raise UnknownPolicyError(f"no policy {name!r}")
 
     def load(self, name: str) -> Policy:
         """The policy; UnknownPolicyError if absent, PolicyError (file, line) if invalid."""
@@ -236,12 +145,19 @@ class Intake:
         clock: Callable[[], float],
         enqueue: Enqueue,
         *,
+        alert_routes: Collection[str],
         on_outbox: Callable[[], None] | None = None,
+        idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
     ) -> None:
         """``enqueue(id, revision)`` schedules ``advance`` now; ``on_outbox()`` (optional) wakes
-        the outbox delivery after a save queued an alert or a hand-over."""
+        the outbox delivery after a save queued an alert or a hand-over. ``alert_routes`` are
+        the route names the service's settings define: a policy naming another is refused at
+        submit, not discovered when its alert cannot be delivered. An idempotency key names
+        its rollout for ``idempotency_ttl`` seconds (a day by default)."""
         self.store, self.clock = store, clock
         self.policies = PolicyDir(policy_dir)
+        self.alert_routes = frozenset(alert_routes)
+        self.idempotency_ttl = idempotency_ttl
         self._enqueue, self._on_outbox = enqueue, on_outbox
 
     # -- submit ---------------------------------------------------------------------------------
@@ -250,10 +166,13 @@ class Intake:
         try:
             return self.policies.load(name)
         except PolicyError as exc:
-            raise InvalidJobError(f"policy {name!r} is invalid:\n{exc}") from exc
+            # The file's name and line, not the server's directory: callers see this message.
+            problems = "\n".join(problem.render(Path(exc.source).name) for problem in exc.problems)
+            raise InvalidJobError(f"policy {name!r} is invalid:\n{problems}") from exc
 
     def check(self, job: RolloutJob) -> tuple[Policy, dict[str, str]]:
-        """The job's policy and its resolved args, or the reason the job cannot run."""
+        """The job's policy and its resolved args, or the reason the job cannot run: a router
+        the platform needs, an alert route the service lacks, an arg a query would refuse."""
         policy = self.policy(job.policy)
         needs_router = job.platform == "kubernetes" and policy.strategy.type == "targeted"
         if needs_router and policy.traffic.router == "replicas":
@@ -262,8 +181,16 @@ class Intake:
                 "that matches requests: set traffic.router to gateway_api or nginx_ingress "
                 "(replica counts cannot send a chosen audience to the canary)"
             )
+        undefined = [route for route in policy.alerts if route not in self.alert_routes]
+        if undefined:
+            defined = ", ".join(sorted(self.alert_routes)) or "none"
+            raise InvalidJobError(
+                f"policy {job.policy!r} sends alerts to {', '.join(map(repr, undefined))}, which "
+                f"the service's settings do not define (alert_routes defined: {defined}); its "
+                "alerts would be lost"
+            )
         try:
-            return policy, resolve_args(policy, job.args)
+            return policy, check_args(policy, job.args)
         except TemplateError as exc:
             raise InvalidJobError(f"args: {exc}") from exc
 
@@ -276,6 +203,10 @@ class Intake:
             f"submitted by {actor}: {summary} on {job.platform}",
             job.model_dump(mode="json", exclude={"idempotency_key"}),
             actor,
+        )
+        key = job.idempotency_key
+        idempotency = (
+            None if key is None else IdempotencyKey(key, job.digest(), self.idempotency_ttl)
         )
         for _ in range(CAS_ATTEMPTS):
             latest = self.store.latest_for(job.app, job.namespace)
@@ -290,31 +221,28 @@ class Intake:
             )
             state = replace(state, next_due_at=now)  # the reconciler's safety net from the start
             try:
-                created = self.store.create(state, job.idempotency_key, events=[event])
+                created = self.store.create(state, idempotency, events=[event])
             except Conflict:
                 continue  # another submission for the app won the lane: supersede it instead
             break
         else:
             raise TemporaryError(f"{job.app} in {job.namespace}: submissions keep racing")
         if not created.created:
-            return self._replayed(job, created.rollout_id)
+            if not created.same_job:
+                # Say nothing of the other job, not even that a rollout exists: only the key.
+                raise InvalidJobError(
+                    f"idempotency key {key!r} was already used in namespace {job.namespace!r} "
+                    f"for a different job within the last {self.idempotency_ttl / 3600:g} h; "
+                    "use a new key"
+                )
+            return self._replayed(created.rollout_id)
         if latest is not None:
             self._stand_down(latest, state.id)
         self._enqueue(state.id, created.revision)
         return Submitted(state.id, True, latest)
 
-    def _replayed(self, job: RolloutJob, rollout_id: str) -> Submitted:
+    def _replayed(self, rollout_id: str) -> Submitted:
         existing = self.store.load(rollout_id).state
-        same = (existing.app, existing.namespace, existing.policy, existing.spec.version)
-        if same != (job.app, job.namespace, job.policy, job.version) or (
-            existing.spec.baseline_selector,
-            existing.spec.canary_selector,
-        ) != (job.baseline, job.canary):
-            # Say nothing of the other job: its namespace may be one the caller cannot see.
-            raise InvalidJobError(
-                f"idempotency key {job.idempotency_key!r} was already used for a different job; "
-                "use a new key"
-            )
         if existing.supersedes is not None:  # heal a crash between create and stand-down
             self.ensure_superseded(existing)
         return Submitted(rollout_id, False, existing.supersedes)
@@ -370,6 +298,25 @@ class Intake:
             if new.next_due_at is not None:
                 self._enqueue(rollout_id, saved)
             return new
+        raise TemporaryError(f"rollout {rollout_id} keeps changing under us; try again", 1.0)
+
+    def record(self, rollout_id: str, event: RecordEvent) -> None:
+        """Add ``event`` to the audit trail of a rollout without stepping it (an alert given up,
+        say): the same state stamped now, saved with compare-and-set, and ``advance`` enqueued
+        for the new revision, since the task queued for the old one will find it stale."""
+        for _ in range(CAS_ATTEMPTS):
+            try:
+                state, revision = self.store.load(rollout_id)
+            except NotFound as exc:
+                raise RolloutNotFoundError(f"no rollout {rollout_id}") from exc
+            stamped = replace(state, updated_at=max(state.updated_at, self.clock()))
+            try:
+                saved = self.store.save(stamped, revision, events=[event])
+            except Conflict:
+                continue
+            if stamped.next_due_at is not None:
+                self._enqueue(rollout_id, saved)
+            return
         raise TemporaryError(f"rollout {rollout_id} keeps changing under us; try again", 1.0)
 
     # -- reading --------------------------------------------------------------------------------

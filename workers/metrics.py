@@ -11,6 +11,8 @@ Metrics (prometheus_client, default registry; ``serve(port)`` exposes them)::
     canarist_alert_deliveries_total{route,kind}    counter: notices delivered
     canarist_alert_delivery_failures_total{route,temporary}
                                                    counter: failed posts (retried if temporary)
+    canarist_alerts_undelivered_total{route,kind}  counter: notices given up for good (alert on
+                                                   any increase: someone was not paged)
 
 Transitions and decisions are counters rather than a "rollouts by phase" gauge: each worker sees
 only the steps it made, and counters add up across workers (``sum(rate(...))``) where gauges
@@ -64,6 +66,11 @@ ALERT_FAILURES = Counter(
     "canarist_alert_delivery_failures",
     "Failed posts to an alert route.",
     ["route", "temporary"],
+)
+ALERTS_UNDELIVERED = Counter(
+    "canarist_alerts_undelivered",
+    "Notices given up for good on an alert route (a permanent failure or retries exhausted).",
+    ["route", "kind"],
 )
 
 

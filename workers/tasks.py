@@ -37,7 +37,8 @@ payload is a ``workers.intake.RolloutJob`` as JSON::
 
 An invalid payload is logged and dropped (no retry can fix it); the result, if a result backend
 is configured, is ``{"rollout_id", "created", "superseded"}`` or ``{"error"}``. Give an
-idempotency key so that a retried send cannot start two rollouts.
+idempotency key so that a retried send cannot start two rollouts: it names the rollout of that
+job in that namespace for a day.
 
 No task raises on a store or broker failure it can outlive: it logs, requeues if it can, and
 otherwise leaves the rollout to the reconciler (acks_late acks a failed task: a retry loop of
@@ -47,6 +48,7 @@ a poison message is worse than a late step).
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -59,6 +61,7 @@ from pydantic import ValidationError
 from analyzer.analysis import analyze
 from analyzer.errors import CanaristError
 from analyzer.policy import Policy
+from analyzer.policy.promql import shown
 from analyzer.scoring import score
 from analyzer.sources.base import MetricSource
 from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
@@ -77,7 +80,7 @@ from workers.actions import (
 from workers.delivery import Delivery
 from workers.engine import platform_wants, step
 from workers.errors import Conflict, LeaseLost, NotFound, TemporaryError, WorkerError
-from workers.intake import Intake, IntakeError, RolloutJob, split
+from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob, split
 from workers.metrics import RolloutLog, rollout_log
 from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
 from workers.state import AnalysisRequest, Phase, RolloutState
@@ -375,21 +378,52 @@ def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -
     return overdue
 
 
-def submit(runtime: Runtime, payload: dict[str, Any], actor: str) -> dict[str, Any]:
-    """The Celery door: validate ``payload`` as a RolloutJob and submit it."""
+ACTOR = re.compile(r"[\x21-\x7e]{1,128}")  # recorded in the audit trail: printable, no spaces
+MAX_PROBLEMS = 5  # of a refused payload, named in the answer (the API's 422 does the same)
+
+
+def submit(runtime: Runtime, payload: Any, actor: Any) -> dict[str, Any]:
+    """The Celery door: validate ``payload`` as a RolloutJob and submit it.
+
+    Every refusal (a bad field, a job its policy cannot run, a key used for another job, even a
+    malformed actor) is logged and answered ``{"error": ...}``: no retry can fix it, so it must
+    not raise. Only a store that is down raises (TemporaryError), for the task to retry.
+    """
     log = metrics.worker_log()
     try:
+        if not isinstance(actor, str) or not ACTOR.fullmatch(actor):
+            raise InvalidJobError("actor: 1 to 128 printable ASCII characters without spaces")
         job = RolloutJob.model_validate(payload)
         submitted = runtime.intake.submit(job, actor)
-    except (ValidationError, IntakeError) as exc:
-        log.error("rollout job from %s refused: %s", actor, exc)
-        return {"error": str(exc)}
+    except TemporaryError:
+        raise
+    except (ValidationError, CanaristError) as exc:
+        error = _refusal(exc)
+        log.error("rollout job from %s refused: %s", shown(str(actor)), error)
+        return {"error": error}
     rollout_log(submitted.rollout_id).info("submitted by %s via Celery", actor)
     return {
         "rollout_id": submitted.rollout_id,
         "created": submitted.created,
         "superseded": submitted.superseded,
     }
+
+
+def _refusal(exc: ValidationError | CanaristError) -> str:
+    """One short line naming each bad field (never the input itself, which may be huge)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    problems = [
+        f"{'.'.join(map(str, error['loc'])) or 'job'}: "
+        + str(error["msg"]).removeprefix("Value error, ")
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+    more = len(problems) - MAX_PROBLEMS
+    return (
+        "invalid job: "
+        + "; ".join(problems[:MAX_PROBLEMS])
+        + (f"; and {more} more" if more > 0 else "")
+    )
 
 
 def register(app: Any, runtime: Callable[[], Runtime]) -> None:

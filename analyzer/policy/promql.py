@@ -29,6 +29,15 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SAFE_BARE_VALUE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|([0-9]+(ms|s|m|h|d|w|y))+")
 _MATCHER_OPS = ("=~", "!~", "!=", "=")
+_SHOWN_CHARS = 64  # of a value quoted back in a message: enough to recognise it, never megabytes
+
+
+def shown(text: str, limit: int = _SHOWN_CHARS) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters: a job's values come from other
+    services and may be huge, so an error names them without echoing them back whole."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 class Context(Enum):
@@ -125,7 +134,9 @@ class Selector:
                 break
             name = _LABEL_NAME.match(body, position)
             if not name:
-                raise SelectorError(f"expected a label name at {body[position:]!r} in {text!r}")
+                raise SelectorError(
+                    f"expected a label name at {shown(body[position:])} in {shown(text)}"
+                )
             position = _skip_spaces(body, name.end())
             op = next((op for op in _MATCHER_OPS if body.startswith(op, position)), None)
             if op is None:
@@ -135,7 +146,7 @@ class Selector:
             position = _skip_spaces(body, position)
             if position < len(body):
                 if body[position] != ",":
-                    raise SelectorError(f"expected ',' between matchers in {text!r}")
+                    raise SelectorError(f"expected ',' between matchers in {shown(text)}")
                 position += 1
         if not matchers:
             raise SelectorError("a selector needs at least one label matcher")
@@ -154,7 +165,7 @@ def _skip_spaces(text: str, position: int) -> int:
 def _read_quoted(body: str, position: int, text: str) -> tuple[str, int]:
     """Read a "…" or '…' literal at ``position``; return its decoded value and the end."""
     if position >= len(body) or body[position] not in "\"'":
-        raise SelectorError(f"expected a quoted value in {text!r}")
+        raise SelectorError(f"expected a quoted value in {shown(text)}")
     quote, chars, position = body[position], [], position + 1
     decode = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
     while position < len(body):
@@ -162,15 +173,20 @@ def _read_quoted(body: str, position: int, text: str) -> tuple[str, int]:
         if char == "\\":
             escaped = body[position + 1 : position + 2]
             if escaped not in decode:
-                raise SelectorError(f"unsupported escape \\{escaped} in {text!r}")
+                raise SelectorError(f"unsupported escape \\{escaped} in {shown(text)}")
             chars.append(decode[escaped])
             position += 2
         elif char == quote:
             return "".join(chars), position + 1
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            # Prometheus refuses them in a label value; refused here, they fail no look later.
+            raise SelectorError(
+                f"control character {ord(char):#04x} in a label value of {shown(text)}"
+            )
         else:
             chars.append(char)
             position += 1
-    raise SelectorError(f"unterminated quoted value in {text!r}")
+    raise SelectorError(f"unterminated quoted value in {shown(text)}")
 
 
 @dataclass(frozen=True)
@@ -236,8 +252,11 @@ def _substitute(
     if placeholder.context is Context.CODE:
         if not _SAFE_BARE_VALUE.fullmatch(value):
             raise TemplateError(
-                f"{placeholder.name}={value!r} stands outside quotes in the query, so it must be "
-                "a number or a duration; quote the placeholder to pass text"
+                f"{placeholder.name}={shown(value)} stands outside quotes in the query, so it "
+                "must be a number or a duration; quote the placeholder to pass text"
             )
         return value
-    return escape_string(value, placeholder.context.value)
+    try:
+        return escape_string(value, placeholder.context.value)
+    except TemplateError as exc:
+        raise TemplateError(f"{placeholder.name}={shown(value)}: {exc}") from None

@@ -87,4 +87,12 @@ def intake_over_celery(settings: Settings, store: StateStore) -> Intake:
     from workers.celery_app import millisecond_clock  # noqa: PLC0415
 
     enqueue, on_outbox = task_senders(celery_from_settings(settings))
-    return Intake(store, settings.policy_dir, millisecond_clock, enqueue, on_outbox=on_outbox)
+    routes = settings.alert_routes.keys()
+    return Intake(
+        store,
+        settings.policy_dir,
+        millisecond_clock,
+        enqueue,
+        alert_routes=routes,
+        on_outbox=on_outbox,
+    )

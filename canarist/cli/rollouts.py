@@ -25,6 +25,7 @@ from rich.text import Text
 
 from canarist.cli.analysis import parse_args
 from canarist.settings import Settings
+from workers.delivery import ALERT_UNDELIVERED
 
 REFUSED, ERROR = 2, 1
 TIMEOUT_SECONDS = 30.0
@@ -172,6 +173,12 @@ def status_view(rollout: dict[str, Any]) -> Group:
         "verdict": _verdict(rollout),
         "pause reason": rollout.get("pause_reason"),
         "abort reason": rollout.get("abort_reason"),
+        # However old: an alert nobody received matters more than the recent events.
+        "NOT ALERTED": "\n".join(
+            event["message"]
+            for event in rollout.get("events", [])
+            if event["kind"] == ALERT_UNDELIVERED
+        ),
     }
     for name, value in rows.items():
         if value:

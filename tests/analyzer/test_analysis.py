@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from analyzer.analysis import Versions, analyze, fetch, judge_upto, make_grid, resolve_args
+from analyzer.analysis import (
+    Versions,
+    analyze,
+    check_args,
+    fetch,
+    judge_upto,
+    make_grid,
+    resolve_args,
+)
 from analyzer.errors import QueryError, TemplateError
 from analyzer.judges.base import CountsData
 from analyzer.policy import load_policy_text
@@ -114,6 +122,27 @@ def test_args_default_and_are_checked() -> None:
     assert resolve_args(POLICY, {"route": '/a"b'}) == {"route": '/a"b'}
     with pytest.raises(TemplateError, match="declares no arg colour"):
         resolve_args(POLICY, {"colour": "blue"})
+
+
+def test_check_args_renders_every_query_naming_metric_field_and_arg() -> None:
+    bare = load_policy_text(
+        """
+name: bare
+args: [{name: window, default: 5m}]
+metrics:
+  - {name: errors, kind: counts, errors: "e{ {{ selector }} }", total: "t{ {{ selector }} }"}
+  - name: memory
+    kind: series
+    query: max_over_time(m{ {{ selector }} }[{{ window }}])
+strategy: {type: canary, steps: [{set_weight: 100}]}
+"""
+    )
+    assert check_args(bare, {"window": "90s"}) == {"window": "90s"}
+    with pytest.raises(TemplateError) as refused:
+        check_args(bare, {"window": "3s]) or vector(1) #"})
+    assert str(refused.value).startswith("metric 'memory' (query): window='3s]) or vector(1) #'")
+    with pytest.raises(TemplateError, match="declares no arg colour"):
+        check_args(bare, {"colour": "blue"})
 
 
 def test_job_args_reach_the_queries_escaped() -> None:

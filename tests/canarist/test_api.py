@@ -146,7 +146,13 @@ class Worker:
 def api() -> Iterator[Api]:
     store, clock = MemoryStateStore(), Clock()
     enqueued: list[tuple[Any, ...]] = []
-    intake = Intake(store, POLICIES, clock, lambda *args, **kwargs: enqueued.append(args))
+    intake = Intake(
+        store,
+        POLICIES,
+        clock,
+        lambda *args, **kwargs: enqueued.append(args),
+        alert_routes={"oncall"},
+    )
     with TestClient(create_app(api_settings(), intake)) as client:
         yield Api(client, store, clock, enqueued)
 

@@ -67,7 +67,9 @@ def store() -> DownableStore:
 
 @pytest.fixture
 def client(store: DownableStore) -> Iterator[TestClient]:
-    intake = Intake(store, POLICIES, lambda: NOW, lambda *args, **kwargs: None)
+    intake = Intake(
+        store, POLICIES, lambda: NOW, lambda *args, **kwargs: None, alert_routes={"oncall"}
+    )
     with TestClient(create_app(api_settings(), intake)) as client:
         yield client
 
@@ -178,7 +180,9 @@ def test_over_real_redis_a_key_replays_and_healthz_follows_the_server(
     redis_server: ServiceProcess,
 ) -> None:
     store = RedisStateStore.from_url(redis_server.url, prefix=f"api-{uuid.uuid4().hex[:8]}:")
-    intake = Intake(store, POLICIES, lambda: NOW, lambda *args, **kwargs: None)
+    intake = Intake(
+        store, POLICIES, lambda: NOW, lambda *args, **kwargs: None, alert_routes={"oncall"}
+    )
     with TestClient(create_app(api_settings(), intake)) as client:
         assert client.get("/healthz").status_code == 200
         headers = {**bearer("alice"), "Idempotency-Key": "redis-1"}
@@ -193,7 +197,9 @@ def test_over_real_redis_a_key_replays_and_healthz_follows_the_server(
 
 def test_healthz_is_503_when_redis_refuses_connections() -> None:
     store = RedisStateStore.from_url(f"redis://{HOST}:{free_port()}/0", timeout_seconds=1.0)
-    intake = Intake(store, POLICIES, lambda: NOW, lambda *args, **kwargs: None)
+    intake = Intake(
+        store, POLICIES, lambda: NOW, lambda *args, **kwargs: None, alert_routes={"oncall"}
+    )
     with TestClient(create_app(api_settings(), intake)) as client:
         response = client.get("/healthz")
     assert response.status_code == 503

@@ -64,7 +64,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     store, enqueued = MemoryStateStore(), []
-    intake = Intake(store, POLICIES, time.time, lambda *task: enqueued.append(task))
+    intake = Intake(
+        store, POLICIES, time.time, lambda *task: enqueued.append(task), alert_routes={"oncall"}
+    )
     port = free_port()
     config = uvicorn.Config(
         create_app(api_settings(), intake), host=HOST, port=port, log_level="warning"
@@ -229,7 +231,7 @@ def test_worker_without_the_celery_app_exits_1_saying_so(monkeypatch: pytest.Mon
 
 def test_status_shows_the_last_verdict_per_metric_as_plain_text() -> None:
     store, clock = MemoryStateStore(), Clock()
-    intake = Intake(store, POLICIES, clock, lambda *task: None)
+    intake = Intake(store, POLICIES, clock, lambda *task: None, alert_routes={"oncall"})
     with TestClient(create_app(api_settings(), intake)) as client:
         api = Api(client, store, clock)
         rollout_id = api.submit()

@@ -196,7 +196,14 @@ def queued() -> Queued:
 def intake(
     memory_store: MemoryStateStore, policy_dir: Path, clock: FakeClock, queued: Queued
 ) -> Intake:
-    return Intake(memory_store, policy_dir, clock, queued.enqueue, on_outbox=queued.wake)
+    return Intake(
+        memory_store,
+        policy_dir,
+        clock,
+        queued.enqueue,
+        alert_routes={"oncall"},
+        on_outbox=queued.wake,
+    )
 
 
 def trail(store: StateStore, rollout_id: str) -> list[AuditEvent]:
@@ -396,7 +403,12 @@ def celery_stack(
     store = RedisStateStore.from_url(broker, prefix)
     client = make_celery(broker, settings=WorkerSettings(store_url=broker, store_prefix=prefix))
     intake = Intake(
-        store, policy_dir, millisecond_clock, enqueue_advance(client), on_outbox=wake_outbox(client)
+        store,
+        policy_dir,
+        millisecond_clock,
+        enqueue_advance(client),
+        alert_routes={"oncall"},
+        on_outbox=wake_outbox(client),
     )
     stack = CeleryStack(env, workdir, store, intake, policy_dir, client)
     try:
@@ -429,6 +441,7 @@ def task_runtime(
         {"oncall": notifier},
         clock,
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+        record=intake.record,
     )
     return Runtime(
         store=store,

@@ -86,9 +86,16 @@ class Harness:
     def __post_init__(self) -> None:
         self.store = MemoryStateStore(self.clock)
         self.intake = Intake(
-            self.store, self.policy_dir, self.clock, self.queued.enqueue, on_outbox=self.queued.wake
+            self.store,
+            self.policy_dir,
+            self.clock,
+            self.queued.enqueue,
+            alert_routes=["oncall"],
+            on_outbox=self.queued.wake,
         )
-        token = ApiToken(name="operator", sha256=hash_token(TOKEN), namespaces=["*"])
+        token = ApiToken(
+            name="operator", sha256=hash_token(TOKEN), namespaces=["*"], roles=["submit", "operate"]
+        )
         settings = Settings(api_tokens=[token], policy_dir=self.policy_dir)
         self.api = TestClient(create_app(settings, self.intake))
 
@@ -118,6 +125,7 @@ class Harness:
             {"oncall": self.oncall},
             self.clock,
             lambda successor, predecessor: self.intake.tell(successor, Released(predecessor)),
+            record=self.intake.record,
         )
         runtime = Runtime(
             store=self.store,

@@ -1,16 +1,20 @@
-"""Outbox delivery with in-memory notifiers: once per dedupe key, retried with exponential backoff
-(or the receiver's Retry-After), parked on permanent failures, and the same notice every time."""
+"""Outbox delivery with in-memory notifiers: once per dedupe key and route, retried with
+exponential backoff (or the receiver's Retry-After), given up on permanent failures or after
+``give_up_after`` attempts -- never silently -- and the same notice every time."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
-from tests.workers.conftest import T0, FakeClock, job
-from workers.actions import Notify, Released
-from workers.delivery import Backoff, Delivery
+from tests.workers.conftest import T0, FakeClock, Queued, job, trail
+from workers.actions import Notify, RecordEvent, Released
+from workers.delivery import ALERT_UNDELIVERED, Backoff, Delivery
+from workers.errors import StoreUnavailable
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
 from workers.notify.notice import report_signature
@@ -34,6 +38,7 @@ def delivery(
         {"oncall": oncall},
         clock,
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
+        record=intake.record,
         worker="test",
         base_url="https://canarist.example",
     )
@@ -57,7 +62,7 @@ def test_a_notice_is_delivered_once_and_acked(
     (notice,) = oncall.notices
     assert (notice.kind, notice.rollout_id, notice.policy) == ("aborted", aborted, "demo")
     assert notice.occurred_at == ABORTED_AT  # the transition's time, not the delivery's
-    assert notice.dedupe_key == f"{aborted}/1/aborted"
+    assert notice.dedupe_key == f"{aborted}/1/aborted"  # the item's id adds ">oncall"
     assert notice.report_url == f"https://canarist.example/v1/rollouts/{aborted}/report"
     clock.advance(3600)
     assert delivery.run() == []
@@ -101,25 +106,102 @@ def test_a_receivers_retry_after_is_respected(
     assert [s.outcome for s in delivery.run()] == ["delivered"]
 
 
-def test_a_permanent_failure_is_parked_for_a_person(
-    delivery: Delivery, oncall: MemoryNotifier, aborted: str, clock: FakeClock
+def undelivered(route: str, kind: str = "aborted") -> float:
+    value = REGISTRY.get_sample_value(
+        "canarist_alerts_undelivered_total", {"route": route, "kind": kind}
+    )
+    return value or 0.0
+
+
+def test_a_permanent_failure_is_given_up_and_said_on_the_rollout_and_in_a_metric(
+    delivery: Delivery,
+    oncall: MemoryNotifier,
+    aborted: str,
+    clock: FakeClock,
+    memory_store: MemoryStateStore,
 ) -> None:
+    before = undelivered("oncall")
     oncall.fail_next(1, temporary=False)
     (settled,) = delivery.run()
-    assert settled.outcome == "parked" and "permanent" in (settled.error or "")
-    clock.advance(3600)
-    assert delivery.run() == []
-    clock.advance(Backoff().park)
-    assert [s.outcome for s in delivery.run()] == ["delivered"]
+    assert settled.outcome == "given_up" and "permanent" in (settled.error or "")
+
+    (event,) = [e for e in trail(memory_store, aborted) if e.kind == ALERT_UNDELIVERED]
+    assert event.message.startswith("aborted alert not delivered to route 'oncall': refused")
+    assert "scripted permanent failure" in event.message and event.at == clock()
+    assert (event.data["routes"], event.data["kind"]) == (["oncall"], "aborted")
+    assert undelivered("oncall") == before + 1
+    clock.advance(30 * 86_400)
+    assert delivery.run() == [] and oncall.attempts == 1  # given up for good
 
 
-def test_a_route_the_service_does_not_configure_is_a_permanent_failure(
+def test_a_route_the_service_does_not_configure_is_given_up_at_once(
     memory_store: MemoryStateStore, delivery: Delivery, aborted: str
 ) -> None:
-    unknown = Delivery(memory_store, {}, delivery.clock, delivery.release, worker="other")
+    unknown = Delivery(
+        memory_store, {}, delivery.clock, delivery.release, record=delivery.record, worker="x"
+    )
     (settled,) = unknown.run()
-    assert settled.outcome == "parked"
+    assert settled.outcome == "given_up"
     assert "alert route 'oncall' is not configured" in (settled.error or "")
+    (event,) = [e for e in trail(memory_store, aborted) if e.kind == ALERT_UNDELIVERED]
+    assert "not configured" in event.message
+
+
+def test_a_route_that_keeps_failing_is_given_up_after_its_attempts(
+    memory_store: MemoryStateStore, intake: Intake, oncall: MemoryNotifier, clock: FakeClock
+) -> None:
+    patient = Delivery(
+        memory_store,
+        {"oncall": oncall},
+        clock,
+        lambda successor, predecessor: None,
+        record=intake.record,
+        backoff=Backoff(base=5, cap=300, give_up_after=3),
+    )
+    rollout_id = intake.submit(job(), "alice").rollout_id
+    intake.command(rollout_id, "abort", "carol")
+    oncall.fail_next(100)
+    outcomes = []
+    for _ in range(5):
+        outcomes += [settled.outcome for settled in patient.run()]
+        clock.advance(300)
+    assert outcomes == ["retry", "retry", "given_up"] and oncall.attempts == 3
+    (event,) = [e for e in trail(memory_store, rollout_id) if e.kind == ALERT_UNDELIVERED]
+    assert "3 attempts failed" in event.message
+
+
+class DownForEvents(MemoryStateStore):
+    """Loads work, saves fail as if Redis went away: the audit event cannot be written yet."""
+
+    down = False
+
+    def save(self, *args: Any, **kwargs: Any) -> int:
+        if self.down:
+            raise StoreUnavailable("redis unavailable (scripted)")
+        return super().save(*args, **kwargs)
+
+
+def test_an_alert_is_not_given_up_before_its_loss_is_recorded(
+    policy_dir: Path, clock: FakeClock, queued: Queued, oncall: MemoryNotifier
+) -> None:
+    store = DownForEvents(clock)
+    intake = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
+    rollout_id = intake.submit(job(), "alice").rollout_id
+    intake.command(rollout_id, "abort", "carol")
+    recorded: list[RecordEvent] = []
+
+    def record(target: str, event: RecordEvent) -> None:
+        intake.record(target, event)
+        recorded.append(event)
+
+    delivery = Delivery(store, {"oncall": oncall}, clock, lambda s, p: None, record=record)
+    oncall.fail_next(2, temporary=False)
+    store.down = True
+    assert [s.outcome for s in delivery.run()] == ["retry"]  # kept: the loss is not said yet
+    store.down = False
+    clock.advance(Backoff().base)
+    assert [s.outcome for s in delivery.run()] == ["given_up"]
+    assert [event.kind for event in recorded] == [ALERT_UNDELIVERED]
 
 
 def test_one_notice_per_dedupe_key_however_often_a_step_saves_it(
@@ -167,11 +249,11 @@ def test_a_delivery_that_died_mid_post_is_posted_again_identically(
     assert notice.occurred_at == ABORTED_AT
 
 
-def test_with_two_routes_a_retry_posts_to_both_again(
+def test_with_two_routes_a_retry_posts_only_where_it_failed(
     memory_store: MemoryStateStore, intake: Intake, clock: FakeClock
 ) -> None:
-    """At least once per route: the outbox tracks the notice, not each route; Alertmanager merges
-    a repeat (same labels), webhooks dedupe it by Idempotency-Key."""
+    """One outbox item per route: Slack, which shows every post, never sees a repeat because
+    another route failed."""
     first, second = MemoryNotifier(), MemoryNotifier()
     second.fail_next(1)
     rollout_id = intake.submit(job(app="cart"), "alice").rollout_id
@@ -179,13 +261,21 @@ def test_with_two_routes_a_retry_posts_to_both_again(
     notice = Notify("paused", rollout_id, "cart", "shop", "v2", "x", ("a", "b"), {}, key)
     state, revision = memory_store.load(rollout_id)
     memory_store.save(state, revision, outbox=[notice])
-    two = Delivery(memory_store, {"a": first, "b": second}, clock, lambda s, p: None, worker="t")
+    two = Delivery(
+        memory_store,
+        {"a": first, "b": second},
+        clock,
+        lambda s, p: None,
+        record=intake.record,
+        worker="t",
+    )
 
-    assert [s.outcome for s in two.run()] == ["retry"]
+    assert sorted(s.outcome for s in two.run()) == ["delivered", "retry"]
     clock.advance(5)
     assert [s.outcome for s in two.run()] == ["delivered"]
-    assert (len(first.notices), len(second.notices)) == (2, 1)
-    assert first.notices[0] == first.notices[1]
+    assert (len(first.notices), len(second.notices)) == (1, 1)
+    assert (first.attempts, second.attempts) == (1, 2)
+    assert first.notices[0] == second.notices[0]  # the same alert on every route
 
 
 def test_a_hand_over_blocked_by_a_broken_policy_is_retried_not_parked(
@@ -219,6 +309,7 @@ def test_with_a_report_secret_the_alert_links_a_signed_report(
         {"oncall": oncall},
         clock,
         lambda successor, predecessor: None,
+        record=lambda rollout_id, event: None,
         base_url="https://canarist.example",
         report_secret=secret,
     )

@@ -148,7 +148,7 @@ def test_a_new_version_supersedes_the_apps_latest_rollout(
         handed.append((successor, predecessor))
         intake.tell(successor, Released(predecessor))
 
-    settled = Delivery(memory_store, {}, clock, release, worker="test").run()
+    settled = Delivery(memory_store, {}, clock, release, record=intake.record).run()
     assert [item.outcome for item in settled] == ["delivered"]
     assert handed == [(second.rollout_id, first.rollout_id)]
     assert memory_store.load(second.rollout_id).state.phase is Phase.PROGRESSING
@@ -189,8 +189,8 @@ def test_a_submission_that_loses_the_lane_race_supersedes_the_winner(
     policy_dir: Path, clock: FakeClock, queued: Queued
 ) -> None:
     store = LaneRace(clock)
-    store.racer = Intake(store, policy_dir, clock, queued.enqueue)
-    intake = Intake(store, policy_dir, clock, queued.enqueue)
+    store.racer = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
+    intake = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
 
     submitted = intake.submit(job(version="v3"), "alice")
 
@@ -253,7 +253,7 @@ def test_commands_retry_on_conflict_and_give_up_after_a_while(
     policy_dir: Path, clock: FakeClock, queued: Queued
 ) -> None:
     store = FlakySaves(clock, conflicts=0)
-    intake = Intake(store, policy_dir, clock, queued.enqueue)
+    intake = Intake(store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"})
     rollout_id = intake.submit(job(), "alice").rollout_id
 
     store.conflicts = 2

@@ -21,7 +21,7 @@ from tests.workers.rollout_driver import SPEC
 from workers.actions import Notify, RecordEvent
 from workers.errors import Conflict, LeaseLost, NotFound
 from workers.state import Phase, RolloutState
-from workers.store import Created, MemoryStateStore, RedisStateStore, StateStore
+from workers.store import Created, IdempotencyKey, MemoryStateStore, RedisStateStore, StateStore
 
 T0 = 1_700_000_000.0
 
@@ -106,7 +106,7 @@ def race(count: int, work: Callable[[int], Any]) -> list[Any]:
 
 def test_a_created_rollout_loads_back_equal_at_revision_1(store: StateStore) -> None:
     state = rollout(next_due_at=T0)
-    assert store.create(state) == (state.id, 1, True)
+    assert store.create(state) == Created(state.id, 1, created=True)
     assert store.load(state.id) == (state, 1)
     assert store.latest_for("checkout", "shop") == state.id
 
@@ -177,7 +177,7 @@ def test_concurrent_saves_at_one_revision_let_exactly_one_win(store: StateStore)
 def test_a_rollout_id_is_created_once(store: StateStore) -> None:
     state = rollout()
     store.create(state)
-    assert store.create(state) == (state.id, 1, False)  # the same create, replayed
+    assert store.create(state) == Created(state.id, 1, created=False)  # the same, replayed
     store.save(stepped(state), 1)
     with pytest.raises(Conflict, match="r1 is taken"):
         store.create(state)
@@ -188,19 +188,49 @@ def test_a_rollout_id_is_created_once(store: StateStore) -> None:
 # -- idempotency and the app's lane ------------------------------------------------------------
 
 
+def key(name: str = "ci-build-7", digest: str = "job-a", ttl: float = 3600) -> IdempotencyKey:
+    return IdempotencyKey(name, digest, ttl)
+
+
 def test_an_idempotency_key_returns_the_first_rollout(store: StateStore) -> None:
     first = rollout("r1")
-    assert store.create(first, "ci-build-7") == ("r1", 1, True)
+    assert store.create(first, key()) == Created("r1", 1, created=True)
     store.save(stepped(first), 1)
-    assert store.create(rollout("r2"), "ci-build-7") == ("r1", 2, False)
+    assert store.create(rollout("r2"), key()) == Created("r1", 2, created=False, same_job=True)
     with pytest.raises(NotFound):
         store.load("r2")
     assert store.latest_for("checkout", "shop") == "r1"
     assert [stored.state.id for stored in store.list_rollouts()] == ["r1"]
 
 
+def test_a_key_used_for_another_job_says_so_and_writes_nothing(store: StateStore) -> None:
+    store.create(rollout("r1"), key(digest="job-a"))
+    again = store.create(rollout("r2", supersedes="r1"), key(digest="job-b"))
+    assert again == Created("r1", 1, created=False, same_job=False)
+    with pytest.raises(NotFound):
+        store.load("r2")
+    assert store.latest_for("checkout", "shop") == "r1"
+
+
+def test_idempotency_keys_belong_to_a_namespace(store: StateStore) -> None:
+    assert store.create(rollout("r1", namespace="inj"), key()).created
+    elsewhere = store.create(rollout("r2", namespace="other"), key())
+    assert elsewhere == Created("r2", 1, created=True)
+    assert store.create(rollout("r3", namespace="other", supersedes="r2"), key()).rollout_id == "r2"
+
+
+def test_an_idempotency_key_expires(store: StateStore) -> None:
+    assert store.create(rollout("r1"), key(ttl=0.2)).created
+    assert not store.create(rollout("r2", supersedes="r1"), key(ttl=0.2)).created
+    time.sleep(0.35)
+    assert store.create(rollout("r2", supersedes="r1"), key(ttl=0.2)) == Created("r2", 1, True)
+    assert not store.create(rollout("r3", supersedes="r2"), key(ttl=0.2)).created
+    with pytest.raises(ValueError, match="positive"):
+        key(ttl=0)
+
+
 def test_racing_creates_with_one_idempotency_key_make_one_rollout(store: StateStore) -> None:
-    outcomes = race(16, lambda i: store.create(rollout(f"r{i}"), "submit-42"))
+    outcomes = race(16, lambda i: store.create(rollout(f"r{i}"), key("submit-42")))
     assert all(isinstance(outcome, Created) for outcome in outcomes)
     assert len({outcome.rollout_id for outcome in outcomes}) == 1
     assert sum(outcome.created for outcome in outcomes) == 1

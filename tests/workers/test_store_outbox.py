@@ -1,10 +1,12 @@
-"""The outbox contract, against Redis and in memory: saved with the step, deduplicated by key,
-claimed with an expiry so a crashed worker's items come back, acknowledged, failed and retried.
+"""The outbox contract, against Redis and in memory: saved with the step, one item per (notice,
+route), deduplicated by key, claimed with an expiry so a crashed worker's items come back,
+acknowledged, failed and retried, or given up for good.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -50,7 +52,7 @@ def test_items_are_saved_with_the_step_and_read_back_as_actions(store: StateStor
     store.save(aborting, 1, outbox=[notice(state), Release("r2")])
     items = store.outbox.claim("worker-a", now=LATER, lease_seconds=30)
     assert [item.action for item in items] == [notice(state), Release("r2")]
-    assert [item.id for item in items] == ["r1/1/aborted", "r1@2#1"]
+    assert [item.id for item in items] == ["r1/1/aborted>oncall", "r1@2#1"]
     assert {item.rollout_id for item in items} == {"r1"}
     assert [(item.attempts, item.claimed_by, item.last_error) for item in items] == [
         (1, "worker-a", None),
@@ -86,7 +88,7 @@ def test_a_dedupe_key_is_enqueued_once_even_after_delivery(store: StateStore) ->
     store.save(stepped(aborting, 120, phase=Phase.ABORTED), 3, outbox=[notice(state)])
     assert store.outbox.claim("w", now=LATER + 1e6, lease_seconds=30) == []
     store.save(stepped(aborting, 180), 4, outbox=[notice(state, "failed")])  # a new key
-    assert [item.id for item in store.outbox.claim("w", LATER, 30)] == ["r1/1/failed"]
+    assert [item.id for item in store.outbox.claim("w", LATER, 30)] == ["r1/1/failed>oncall"]
 
 
 def test_a_claimed_item_is_hidden_until_its_claim_expires(store: StateStore) -> None:
@@ -128,10 +130,45 @@ def test_a_failed_item_is_retried_from_retry_at_with_its_error(store: StateStore
     assert store.outbox.claim("w", now=LATER + 1e6, lease_seconds=30) == []
 
 
+def test_a_notice_to_two_routes_is_one_item_per_route(store: StateStore) -> None:
+    state = started(store)
+    both = replace(notice(state), routes=("oncall", "slack"))
+    store.save(stepped(state), 1, outbox=[both])
+    items = store.outbox.claim("w", now=LATER, lease_seconds=30)
+    assert [(item.id, item.action) for item in items] == [
+        ("r1/1/aborted>oncall", replace(both, routes=("oncall",))),
+        ("r1/1/aborted>slack", replace(both, routes=("slack",))),
+    ]
+    store.outbox.ack(items[0].id)
+    store.outbox.fail(items[1].id, "slack: 503", retry_at=LATER + 10)
+    (retry,) = store.outbox.claim("w", now=LATER + 10, lease_seconds=30)
+    assert retry.id == "r1/1/aborted>slack"  # the route that succeeded is not posted again
+
+
+def test_a_notice_without_routes_stays_one_item(store: StateStore) -> None:
+    state = started(store)
+    store.save(stepped(state), 1, outbox=[replace(notice(state), routes=())])
+    assert [item.id for item in store.outbox.claim("w", LATER, 30)] == ["r1/1/aborted"]
+
+
+def test_an_item_given_up_is_never_claimed_again_and_still_dedupes(store: StateStore) -> None:
+    state = started(store)
+    store.save(stepped(state), 1, outbox=[notice(state)])
+    (item,) = store.outbox.claim("w", now=LATER, lease_seconds=30)
+    store.outbox.give_up(item.id, "alertmanager: 400 bad request")
+    store.outbox.give_up(item.id, "again")  # a retried give-up is harmless
+    store.outbox.fail(item.id, "late", LATER)  # and cannot bring it back
+    store.outbox.ack(item.id)  # nor can a late ack
+    store.save(stepped(state, 120), 2, outbox=[notice(state)])  # the engine re-asserts
+    assert store.outbox.claim("w", now=LATER + 1e6, lease_seconds=30) == []
+    with pytest.raises(NotFound, match="no outbox item nope"):
+        store.outbox.give_up("nope", "boom")
+
+
 def test_racing_workers_claim_each_item_once(store: StateStore) -> None:
     state = started(store)
     keys = [f"r1/{index}" for index in range(20)]
     store.save(stepped(state), 1, outbox=[notice(state, key=key) for key in keys])
     claims = race(8, lambda i: store.outbox.claim(f"w{i}", now=LATER, lease_seconds=30, limit=5))
     claimed = [item.id for items in claims for item in items]
-    assert sorted(claimed) == sorted(keys)
+    assert sorted(claimed) == sorted(f"{key}>oncall" for key in keys)

@@ -18,7 +18,13 @@ from tests.workers.test_store import T0, rollout, stepped, wipe
 from workers.actions import Notify, RecordEvent
 from workers.errors import CorruptRecord, StoreError, StoreUnavailable, TemporaryError
 from workers.state import Phase
-from workers.store import MemoryStateStore, RedisStateStore, store_from_url
+from workers.store import (
+    Created,
+    IdempotencyKey,
+    MemoryStateStore,
+    RedisStateStore,
+    store_from_url,
+)
 
 LATER = T0 + 3600
 
@@ -61,7 +67,8 @@ def advance(store: RedisStateStore, rollout_id: str, steps: int) -> int:
 def test_saved_data_survives_a_restart(
     store: RedisStateStore, redis_server: ServiceProcess
 ) -> None:
-    store.create(rollout(next_due_at=T0), "submit-1", events=[RecordEvent("submitted", "ci")])
+    submit_1 = IdempotencyKey("submit-1", "job-digest")
+    store.create(rollout(next_due_at=T0), submit_1, events=[RecordEvent("submitted", "ci")])
     revision = advance(store, "r1", 3)
     before = store.load("r1")
     try:
@@ -72,7 +79,7 @@ def test_saved_data_survives_a_restart(
     # The same store carries on: it reconnects and reloads its scripts (the cache is gone).
     assert store.load("r1") == before
     assert [event.message for event in store.events("r1")] == ["ci", "step 0", "step 1", "step 2"]
-    assert store.create(rollout("other"), "submit-1") == ("r1", revision, False)
+    assert store.create(rollout("other"), submit_1) == Created("r1", revision, created=False)
     assert store.latest_for("checkout", "shop") == "r1"
     assert store.due(T0 + 120) == ["r1"]
     assert len(store.outbox.claim("w", now=LATER, lease_seconds=30)) == 3
@@ -106,27 +113,34 @@ def test_every_key_lives_under_the_prefix(
     store: RedisStateStore, redis_server: ServiceProcess, prefix: str, raw: redis.Redis
 ) -> None:
     state = rollout(next_due_at=T0)
-    store.create(state, "submit-1", events=[RecordEvent("submitted", "ci")])
+    store.create(state, IdempotencyKey("submit-1", "d"), events=[RecordEvent("submitted", "ci")])
     store.leases.acquire("r1", "w", 30)
     store.save(
         stepped(state, phase=Phase.PROGRESSING),
         1,
-        outbox=[Notify("paused", "r1", "checkout", "shop", "v2", "look", dedupe_key="r1/1/paused")],
+        outbox=[
+            Notify("paused", "r1", "checkout", "shop", "v2", "look", dedupe_key="r1/1/paused"),
+            Notify(
+                "aborted", "r1", "checkout", "shop", "v2", "bad", ("oncall",), {}, "r1/1/aborted"
+            ),
+        ],
     )
     layout = {key.removeprefix(prefix): raw.type(key) for key in raw.scan_iter(f"{prefix}*")}
     assert layout == {
         "rollout:r1": "hash",
         "events:r1": "stream",
         "lease:r1": "string",
-        "idempotency:submit-1": "string",
+        "idempotency:shop/submit-1": "hash",
         "latest:shop/checkout": "string",
         "rollouts": "zset",
         "rollouts:shop": "zset",
         "due": "zset",
         "outbox:queue": "zset",
         "outbox:item:r1/1/paused": "hash",
+        "outbox:item:r1/1/aborted>oncall": "hash",
     }
     assert raw.hget(f"{prefix}rollout:r1", "revision") == "2"
+    assert 0 < raw.pttl(f"{prefix}idempotency:shop/submit-1") <= 86_400_000  # forgotten in a day
     other = RedisStateStore.from_url(redis_server.url, prefix=f"{prefix}other:")
     try:
         assert other.list_rollouts() == []

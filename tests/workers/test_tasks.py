@@ -300,6 +300,44 @@ def test_the_celery_door_validates_and_submits(runtime: Runtime, queued: Queued)
     assert "no policy" in submit(runtime, {**payload, "policy": "nope"}, "ci")["error"]
 
 
+@pytest.mark.parametrize(
+    ("change", "actor", "said"),
+    [
+        ({"baseline": 'app="a\u0001b"'}, "ci", "baseline: control character 0x01"),
+        ({"canary": "x" * 10_000_000}, "ci", "canary: String should have at most 1024"),
+        ({"args": {f"a{i}": "1" for i in range(100_000)}}, "ci", "args: at most 32 args"),
+        ({"policy": "with-args", "args": {"colour": "red"}}, "ci", "declares no arg colour"),
+        ({"idempotency_key": "ci-1", "version": "v3"}, "ci", "already used in namespace"),
+        ({}, "x" * 1000, "actor: 1 to 128 printable"),
+        ({}, {"not": "a name"}, "actor:"),
+    ],
+)
+def test_the_celery_door_answers_every_refusal_briefly_and_never_raises(
+    runtime: Runtime,
+    memory_store: MemoryStateStore,
+    change: dict[str, Any],
+    actor: Any,
+    said: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payload = job(idempotency_key="ci-1").model_dump(mode="json")
+    assert submit(runtime, payload, "ci")["created"]
+    caplog.set_level(logging.ERROR, logger=LOGGER_NAME)
+
+    answer = submit(runtime, {**payload, **change}, actor)
+
+    assert set(answer) == {"error"} and said in answer["error"]
+    assert len(answer["error"]) < 1000
+    assert len(memory_store.list_rollouts()) == 1
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert "refused" in logged and len(logged) < 1500
+
+
+@pytest.mark.parametrize("payload", [None, "a string", ["a", "list"], {"app": ["checkout"]}])
+def test_the_celery_door_refuses_payloads_that_are_not_jobs(runtime: Runtime, payload: Any) -> None:
+    assert submit(runtime, payload, "ci")["error"].startswith("invalid job: ")
+
+
 def test_steps_are_counted_and_every_log_line_names_the_rollout(
     runtime: Runtime, queued: Queued, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -46,7 +46,9 @@ def store(redis_server: ServiceProcess) -> Iterator[RedisStateStore]:
 
 @pytest.fixture
 def runtime(store: RedisStateStore, policy_dir: Path, clock: FakeClock, queued: Queued) -> Runtime:
-    intake = Intake(store, policy_dir, clock, queued.enqueue, on_outbox=queued.wake)
+    intake = Intake(
+        store, policy_dir, clock, queued.enqueue, alert_routes=["oncall"], on_outbox=queued.wake
+    )
     runtime = task_runtime(
         store, intake, SlowSource(), MemoryPlatform(), clock, queued, MemoryNotifier()
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from workers.store.base import (
+    IDEMPOTENCY_TTL_SECONDS,
     AuditEvent,
     Created,
+    IdempotencyKey,
     Leases,
     Outbox,
     OutboxItem,
@@ -22,8 +24,10 @@ from workers.store.redis import DEFAULT_PREFIX, RedisStateStore
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "IDEMPOTENCY_TTL_SECONDS",
     "AuditEvent",
     "Created",
+    "IdempotencyKey",
     "Leases",
     "MemoryStateStore",
     "Outbox",

@@ -12,18 +12,25 @@ only module that imports redis) and ``memory.py``. Both keep records and payload
 JSON text, so whatever one cannot store, neither can.
 
 The store reads no clock for anything it compares: the caller passes ``now`` (to ``due`` and
-``Outbox.claim``) and ``retry_at``; events are stamped with ``state.updated_at``. Only lease
-expiry runs on the store's own clock (Redis ``PX``), as leases must across machines.
+``Outbox.claim``) and ``retry_at``; events are stamped with ``state.updated_at``. Only expiry
+runs on the store's own clock (Redis ``PX``), as it must across machines: leases, and
+idempotency keys, which are forgotten ``ttl_seconds`` after the rollout they created.
+
+Idempotency keys belong to a namespace (the same key in two namespaces names two rollouts) and
+are bound to a digest of the whole job: ``create`` with a known key returns its rollout with
+``same_job`` saying whether the digests match, so intake can refuse a different job under an
+old key. The outbox keeps one item per (notice, route), so a route that failed is retried
+without posting again to the routes that succeeded.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
-from workers.actions import Action, RecordEvent, action_from_record, action_record
+from workers.actions import Action, Notify, RecordEvent, action_from_record, action_record
 from workers.errors import CorruptRecord
 from workers.state import RolloutState
 
@@ -35,13 +42,33 @@ class Stored(NamedTuple):
     revision: int
 
 
+IDEMPOTENCY_TTL_SECONDS = 86_400.0
+"""How long an idempotency key names its rollout: a day, enough for any CI retry."""
+
+
 class Created(NamedTuple):
     """What ``create`` did: ``created`` is False when an idempotency key named an existing
-    rollout (then ``rollout_id`` and ``revision`` are that rollout's)."""
+    rollout (then ``rollout_id`` and ``revision`` are that rollout's, and ``same_job`` says
+    whether it was created for a job with the same digest)."""
 
     rollout_id: str
     revision: int
     created: bool
+    same_job: bool = True
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A caller's key for one submission, in the rollout's namespace: ``digest`` fingerprints
+    the whole job, and the key is forgotten ``ttl_seconds`` after it was first used."""
+
+    key: str
+    digest: str
+    ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.ttl_seconds <= 0:
+            raise ValueError(f"an idempotency key lasts a positive time, not {self.ttl_seconds}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +129,12 @@ class Outbox(Protocol):
         ...
 
     def fail(self, item_id: str, error: str, retry_at: float) -> None:
-        """Not delivered: claimable again from ``retry_at``; a delivered item stays so."""
+        """Not delivered: claimable again from ``retry_at``; a settled item stays so."""
+        ...
+
+    def give_up(self, item_id: str, error: str) -> None:
+        """Never delivered: not claimed again, its key still dedupes, ``error`` is kept. A
+        settled (delivered or given up) item stays so; NotFound if unknown."""
         ...
 
 
@@ -118,15 +150,16 @@ class StateStore(Protocol):
     def create(
         self,
         state: RolloutState,
-        idempotency_key: str | None = None,
+        idempotency: IdempotencyKey | None = None,
         *,
         events: Sequence[RecordEvent] = (),
     ) -> Created:
         """Store a new rollout at revision 1 and make it its app's latest.
 
         ``state.supersedes`` must name the app's latest rollout (None for an app's first), else
-        Conflict: intake reads ``latest_for`` and retries. An idempotency key already used
-        returns that rollout, created=False. An id already taken is a Conflict.
+        Conflict: intake reads ``latest_for`` and retries. An idempotency key used in the
+        state's namespace within its ttl returns that rollout, created=False (``same_job`` False
+        when its digest differs), and writes nothing. An id already taken is a Conflict.
         """
         ...
 
@@ -211,13 +244,25 @@ def decode_event(event_id: str, text: str, where: str) -> AuditEvent:
 def outbox_entries(
     state: RolloutState, revision: int, actions: Sequence[Action]
 ) -> list[tuple[str, str]]:
-    """``(dedupe_key, payload JSON)`` per action, first of each key kept. An action without a
-    dedupe key gets one unique to this save: it is deduplicated only against a replay."""
+    """``(item id, payload JSON)`` per outbox item, first of each id kept.
+
+    The id is the action's dedupe key; an action without one gets a key unique to this save
+    (deduplicated only against a replay). A ``Notify`` to several routes becomes one item per
+    route, ``{dedupe_key}>{route}``, carrying only that route: each route is delivered, retried
+    and given up on its own. (Route names are policy names: they hold no ``>``.)
+    """
     entries: dict[str, str] = {}
     for index, action in enumerate(actions):
         key = getattr(action, "dedupe_key", "") or f"{state.id}@{revision}#{index}"
-        entries.setdefault(key, json.dumps(action_record(action), separators=(",", ":")))
+        for item_id, item in _items_of(key, action):
+            entries.setdefault(item_id, json.dumps(action_record(item), separators=(",", ":")))
     return list(entries.items())
+
+
+def _items_of(key: str, action: Action) -> list[tuple[str, Action]]:
+    if isinstance(action, Notify) and action.routes:
+        return [(f"{key}>{route}", replace(action, routes=(route,))) for route in action.routes]
+    return [(key, action)]
 
 
 def event_position(event_id: str) -> tuple[int, int]:

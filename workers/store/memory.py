@@ -2,8 +2,8 @@
 
 It keeps the same JSON strings Redis would and makes the same checks in the same order, under
 one lock, so each call is as atomic as a Lua script. Orderings copy Redis's: sorted sets break
-score ties by id. Event ids are stream-id shaped (``"0-<n>"``). Leases expire on the injected
-clock (monotonic by default), the one place the store keeps time.
+score ties by id. Event ids are stream-id shaped (``"0-<n>"``). Leases and idempotency keys
+expire on the injected clock (monotonic by default), the one place the store keeps time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from workers.state import RolloutState
 from workers.store.base import (
     AuditEvent,
     Created,
+    IdempotencyKey,
     OutboxItem,
     Stored,
     check_limit,
@@ -30,6 +31,13 @@ from workers.store.base import (
     event_position,
     outbox_entries,
 )
+
+
+@dataclass(frozen=True)
+class _Key:
+    rollout_id: str
+    digest: str
+    expires_at: float
 
 
 @dataclass
@@ -44,11 +52,12 @@ class MemoryStateStore:
     """StateStore in a few dicts; safe to share between threads."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.RLock()
         self._records: dict[str, _Record] = {}
         self._events: dict[str, list[tuple[str, str]]] = {}
         self._event_count = 0
-        self._idempotency: dict[str, str] = {}
+        self._idempotency: dict[tuple[str, str], _Key] = {}  # by (namespace, key)
         self._latest: dict[tuple[str, str], str] = {}
         self._due: dict[str, float] = {}
         self._leases = MemoryLeases(clock)
@@ -65,16 +74,21 @@ class MemoryStateStore:
     def create(
         self,
         state: RolloutState,
-        idempotency_key: str | None = None,
+        idempotency: IdempotencyKey | None = None,
         *,
         events: Sequence[RecordEvent] = (),
     ) -> Created:
         text, lane = encode_state(state), (state.namespace, state.app)
         encoded = [encode_event(state, 1, event) for event in events]
+        scoped = None if idempotency is None else (state.namespace, idempotency.key)
         with self._lock:
-            existing = self._idempotency.get(idempotency_key or "")
-            if idempotency_key is not None and existing is not None:
-                return Created(existing, self._records[existing].revision, created=False)
+            now = self._clock()
+            self._forget_expired_keys(now)
+            existing = None if scoped is None else self._idempotency.get(scoped)
+            if idempotency is not None and existing is not None:
+                revision = self._records[existing.rollout_id].revision
+                same = existing.digest == idempotency.digest
+                return Created(existing.rollout_id, revision, created=False, same_job=same)
             record = self._records.get(state.id)
             if record is not None:
                 if record.revision == 1 and record.text == text:
@@ -89,8 +103,9 @@ class MemoryStateStore:
             self._records[state.id] = _Record(text, 1, state.namespace, state.created_at)
             self._latest[lane] = state.id
             self._file_due(state)
-            if idempotency_key is not None:
-                self._idempotency[idempotency_key] = state.id
+            if idempotency is not None and scoped is not None:
+                expires_at = now + idempotency.ttl_seconds
+                self._idempotency[scoped] = _Key(state.id, idempotency.digest, expires_at)
             self._append(state.id, encoded)
         return Created(state.id, 1, created=True)
 
@@ -172,6 +187,11 @@ class MemoryStateStore:
         with self._lock:
             return self._latest.get((namespace, app))
 
+    def _forget_expired_keys(self, now: float) -> None:
+        expired = [key for key, entry in self._idempotency.items() if entry.expires_at <= now]
+        for key in expired:
+            del self._idempotency[key]
+
     def _file_due(self, state: RolloutState) -> None:
         if state.phase.terminal:
             self._due.pop(state.id, None)
@@ -224,7 +244,7 @@ class _Item:
     attempts: int = 0
     last_error: str | None = None
     claimed_by: str | None = None
-    delivered: bool = False
+    settled: bool = False  # delivered or given up: never claimed again
 
 
 class MemoryOutbox:
@@ -270,7 +290,14 @@ class MemoryOutbox:
         with self._lock:
             item = self._settled(item_id)
             if item is not None:
-                item.delivered = True
+                item.settled = True
+                self._queue.pop(item_id, None)
+
+    def give_up(self, item_id: str, error: str) -> None:
+        with self._lock:
+            item = self._settled(item_id)
+            if item is not None:
+                item.settled, item.last_error = True, error
                 self._queue.pop(item_id, None)
 
     def fail(self, item_id: str, error: str, retry_at: float) -> None:
@@ -281,11 +308,11 @@ class MemoryOutbox:
                 self._queue[item_id] = retry_at
 
     def _settled(self, item_id: str) -> _Item | None:
-        """The item to settle, unclaimed; None if it was delivered already."""
+        """The item to settle, unclaimed; None if it was settled for good already."""
         item = self._items.get(item_id)
         if item is None:
             raise NotFound(f"no outbox item {item_id}")
-        if item.delivered:
+        if item.settled:
             return None
         item.claimed_by = None
         return item

@@ -8,13 +8,15 @@ memory. Key layout, under a prefix (default ``canarist:``) so tests and tenants 
     rollout:{id}             hash    state (JSON of RolloutState.to_record), revision
     events:{id}              stream  event (JSON: revision, at, kind, message, actor, data)
     lease:{id}               string  the owner; expires (SET NX PX)
-    idempotency:{key}        string  the rollout id created with that key
+    idempotency:{ns}/{key}   hash    rollout (the id created with that key), digest (of the
+                                     job); expires (PEXPIRE) after the key's ttl
     latest:{namespace}/{app} string  the app's latest rollout id
     rollouts, rollouts:{ns}  zset    rollout ids by created_at, for listing
     due                      zset    unfinished rollout ids by next_due_at (+inf when none)
     outbox:queue             zset    undelivered item ids by when each may be claimed
     outbox:item:{key}        hash    id, rollout_id, payload, attempts, last_error,
-                                     claimed_by, delivered (kept after delivery: dedupe)
+                                     claimed_by, delivered or given_up (kept once settled:
+                                     dedupe)
 
 The scripts touch keys named in ``KEYS`` except ``claim``, which derives item keys from ids;
 that is fine on one Redis (or Sentinel), not on Redis Cluster.
@@ -37,6 +39,7 @@ from workers.state import RolloutState
 from workers.store.base import (
     AuditEvent,
     Created,
+    IdempotencyKey,
     OutboxItem,
     Stored,
     check_limit,
@@ -53,8 +56,11 @@ _TEMPORARY_REPLIES = ("LOADING", "MISCONF", "OOM", "READONLY", "MASTERDOWN", "TR
 
 _CREATE = """#!lua
 if KEYS[7] then
-  local existing = redis.call('GET', KEYS[7])
-  if existing then return {'existing', existing} end
+  local existing = redis.call('HMGET', KEYS[7], 'rollout', 'digest')
+  if existing[1] then
+    local same = existing[2] == ARGV[6] and 1 or 0
+    return {'existing', existing[1], same}
+  end
 end
 local record = redis.call('HMGET', KEYS[1], 'state', 'revision')
 if record[2] then
@@ -68,8 +74,11 @@ redis.call('SET', KEYS[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
-if KEYS[7] then redis.call('SET', KEYS[7], ARGV[1]) end
-for i = 6, #ARGV do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i]) end
+if KEYS[7] then
+  redis.call('HSET', KEYS[7], 'rollout', ARGV[1], 'digest', ARGV[6])
+  redis.call('PEXPIRE', KEYS[7], ARGV[7])
+end
+for i = 8, #ARGV do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i]) end
 return {'created'}
 """
 
@@ -112,9 +121,13 @@ return claimed
 _SETTLE = """#!lua
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[2], 'delivered') == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[2], 'given_up') == 1 then return 1 end
 redis.call('HDEL', KEYS[2], 'claimed_by')
 if ARGV[2] == 'ack' then
   redis.call('HSET', KEYS[2], 'delivered', 1)
+  redis.call('ZREM', KEYS[1], ARGV[1])
+elseif ARGV[2] == 'give_up' then
+  redis.call('HSET', KEYS[2], 'given_up', 1, 'last_error', ARGV[3])
   redis.call('ZREM', KEYS[1], ARGV[1])
 else
   redis.call('HSET', KEYS[2], 'last_error', ARGV[3])
@@ -213,7 +226,7 @@ class RedisStateStore:
     def create(
         self,
         state: RolloutState,
-        idempotency_key: str | None = None,
+        idempotency: IdempotencyKey | None = None,
         *,
         events: Sequence[RecordEvent] = (),
     ) -> Created:
@@ -226,15 +239,20 @@ class RedisStateStore:
             self._key("rollouts"),
             self._key("rollouts", state.namespace),
         ]
-        if idempotency_key is not None:
-            keys.append(self._key("idempotency", idempotency_key))
+        digest, ttl_ms = "", ""
+        if idempotency is not None:
+            keys.append(self._key("idempotency", f"{state.namespace}/{idempotency.key}"))
+            digest = idempotency.digest
+            ttl_ms = str(max(1, round(idempotency.ttl_seconds * 1000)))
         args = [rollout_id, encode_state(state), state.supersedes or "", _due_score(state)]
-        args += [repr(state.created_at), *(encode_event(state, 1, e) for e in events)]
+        args += [repr(state.created_at), digest, ttl_ms]
+        args += [encode_event(state, 1, event) for event in events]
         with _translated(f"create {rollout_id}"):
             outcome, *detail = self._create(keys=keys, args=args)
             if outcome == "existing":
-                revision = self._client.hget(self._key("rollout", detail[0]), "revision")
-                return Created(detail[0], int(revision or 0), created=False)
+                existing, same = detail
+                revision = self._client.hget(self._key("rollout", existing), "revision")
+                return Created(existing, int(revision or 0), created=False, same_job=bool(same))
         if outcome == "replayed":
             return Created(rollout_id, 1, created=False)
         if outcome == "taken":
@@ -374,6 +392,9 @@ class RedisOutbox:
 
     def fail(self, item_id: str, error: str, retry_at: float) -> None:
         self._settle_item(item_id, "fail", error, repr(retry_at))
+
+    def give_up(self, item_id: str, error: str) -> None:
+        self._settle_item(item_id, "give_up", error, "0")
 
     def _settle_item(self, item_id: str, how: str, error: str, retry_at: str) -> None:
         keys = [self._queue, self._items + item_id]

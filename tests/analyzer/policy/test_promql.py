@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from analyzer.errors import SelectorError, TemplateError
@@ -139,3 +139,21 @@ def test_missing_arg_value_is_an_error() -> None:
 def test_triple_braces_hold_a_selector() -> None:
     template = PromQLTemplate.parse("up{{{selector}}}")
     assert template.render(selector=SELECTOR, interval=MINUTE) == 'up{app="checkout",version="v2"}'
+
+
+@given(st.text(max_size=60))
+@example('app="a\u0001b"')
+def test_a_selector_that_parses_always_renders(text: str) -> None:
+    """A job's selector is checked once, at submit: parsing must refuse whatever rendering
+    would refuse later (control characters), so a parsed selector never fails a look."""
+    try:
+        selector = Selector.parse(text)
+    except SelectorError:
+        return
+    assert Selector.parse(selector.render()) == selector
+
+
+def test_a_control_character_in_a_selector_is_a_selector_error_quoted_short() -> None:
+    with pytest.raises(SelectorError, match="control character 0x01") as refused:
+        Selector.parse('app="a\u0001b' + "x" * 10_000 + '"')
+    assert len(str(refused.value)) < 200

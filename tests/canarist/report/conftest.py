@@ -46,7 +46,9 @@ def played(
     redis_url = redis_server.url.rsplit("/", 1)[0] + "/5"
     store = RedisStateStore.from_url(redis_url)
     clock = Clock(0.0)
-    intake = Intake(store, policy_dir, clock, lambda rollout_id, revision: None)
+    intake = Intake(
+        store, policy_dir, clock, lambda rollout_id, revision: None, alert_routes={"oncall"}
+    )
     url = prometheus_server.url
 
     def rollout(policy: str, canary: Behaviour, hours_ago: float) -> Rollout:
