@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from analyzer.policy import load_policy
 from analyzer.verdict import Outcome
 from canarist.api import create_app
-from canarist.settings import ApiToken, Settings, hash_token
+from canarist.settings import AlertRoute, ApiToken, Settings, hash_token
 from tests.workers.rollout_driver import verdict
 from workers.actions import (
     AnalysisResult,
@@ -80,8 +80,10 @@ def token_entry(name: str) -> dict[str, Any]:
 
 
 def api_settings() -> Settings:
+    """The shipped policies page the route ``oncall``: the settings define it (never used)."""
     tokens = [ApiToken.model_validate(token_entry(name)) for name in SECRETS]
-    return Settings(api_tokens=tokens, policy_dir=POLICIES)
+    oncall = AlertRoute(type="alertmanager", url="http://127.0.0.1:9/unused")
+    return Settings(api_tokens=tokens, policy_dir=POLICIES, alert_routes={"oncall": oncall})
 
 
 @dataclass

@@ -40,7 +40,13 @@ def settings_file(tmp_path: Path, redis_server: ServiceProcess) -> Iterator[Path
     client.flushdb()
     tokens = [token_entry(name) for name in SECRETS]
     path = tmp_path / "canarist.yaml"
-    document = {"redis": {"url": url}, "policy_dir": str(POLICIES), "api_tokens": tokens}
+    oncall = {"type": "alertmanager", "url": "http://127.0.0.1:9/unused"}  # the policies' route
+    document = {
+        "redis": {"url": url},
+        "policy_dir": str(POLICIES),
+        "api_tokens": tokens,
+        "alert_routes": {"oncall": oncall},
+    }
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     yield path
     client.flushdb()
