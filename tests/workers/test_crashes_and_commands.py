@@ -1,5 +1,6 @@
-"""Every command at every stage of every strategy, through the API, with the worker that picks it
-up killed before it acts; and a worker killed between any two platform actions of a rollout.
+"""Every command (abort, promote, promote in full, pause then resume, abort then retry) at every
+stage of every strategy, through the API, with the worker that picks it up killed before it
+acts; and a worker killed between any two platform actions of a rollout.
 
 The platform here is the in-memory one, which judges readiness as the real ones do: against
 everything the rollout requires. The same matrix runs on real processes behind NGINX
@@ -30,7 +31,7 @@ from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase, RolloutState
 from workers.strategies import plan_for
 
-COMMANDS = ("abort", "promote", "promote-full", "pause-resume")
+COMMANDS = ("abort", "promote", "promote-full", "pause-resume", "abort-retry")
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +134,13 @@ def give(harness: Harness, rollout_id: str, command: str, killed: bool) -> Rollo
         assert state.phase is Phase.PAUSED, state
         assert harness.command(rollout_id, "resume") == 202
         state = harness.finish(rollout_id)
+    if variant == "retry":  # the next attempt of an aborted rollout runs from the start
+        assert state.phase is Phase.ABORTED, state
+        assert harness.command(rollout_id, "retry") == 202
+        state = harness.finish(rollout_id)
     return state
 
 
 def expected_end(command: str) -> Phase:
+    """Where a healthy rollout ends after ``command``."""
     return Phase.ABORTED if command == "abort" else Phase.PROMOTED

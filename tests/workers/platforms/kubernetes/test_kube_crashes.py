@@ -134,3 +134,16 @@ def test_a_command_at_every_stage_ends_where_it_says_on_kubernetes(
         expected = Phase.ABORTED if command == "abort" else Phase.PROMOTED
         assert state.phase is expected, f"stage {stage}: {state}"
         serves_only(cluster, app, old if command == "abort" else new, f"stage {stage}")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("command", ["pause-resume", "abort-retry"])
+def test_pause_resume_and_retry_in_the_first_analysis_on_kubernetes(
+    cluster: Cluster, policies: Path, strategy: str, command: str, app: str
+) -> None:
+    user_app(cluster, app)
+    runner = harness(cluster, policies)
+    rollout_id, _, new = submit(runner, cluster, app, strategy)
+    runner.run(rollout_id, lambda s: s.phase is Phase.PROGRESSING and s.window_start is not None)
+    assert give(runner, rollout_id, command, killed=True).phase is Phase.PROMOTED
+    serves_only(cluster, app, new, command)
