@@ -47,10 +47,12 @@ demo: demo-system venv
 	$(BIN)/canarist demo $(DEMO_ARGS)
 
 # Statistical power and false aborts against Argo- and Kayenta-style references (~7 min), then
-# how many concurrent rollouts one worker sustains at p99 step lateness < 2 s (~13 min).
+# how many concurrent rollouts one worker sustains at p99 step lateness < 2 s (~13 min), then
+# how fast the service recovers from an abort, a dead worker and a dead router (~5 min).
 bench: setup
 	$(BIN)/python -m benchmarks.power --json bench-power.json $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.scale --json bench-scale.json
+	$(BIN)/python -m benchmarks.recovery --runs 5 --json bench-recovery.json
 
 schema: venv
 	$(BIN)/canarist policy schema --output policies/schema.json
