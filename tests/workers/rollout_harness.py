@@ -26,6 +26,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from analyzer.policy import load_policy
 from canarist.api import create_app
 from canarist.settings import ApiToken, Settings, hash_token
 from tests.workers.conftest import FakeClock, FakeSource, Queued
@@ -36,6 +37,7 @@ from workers.notify.memory import MemoryNotifier
 from workers.platforms import Platform, Readiness
 from workers.state import Phase, RolloutState
 from workers.store import MemoryStateStore
+from workers.strategies import plan_for
 from workers.tasks import Runtime, advance, reconcile
 
 TOKEN = "cnr_harness-operator"
@@ -260,7 +262,87 @@ def policy_name(strategy: str) -> str:
     return strategy.replace("_", "-")
 
 
+def stage_count(policies: Path, strategy: str) -> int:
+    """How many stages the plan of ``strategy``'s policy has."""
+    return len(plan_for(load_policy(policies / f"{policy_name(strategy)}.yaml").strategy))
+
+
 def undisturbed_applies(harness: Harness, submit: Callable[[Harness], str]) -> int:
     """How many platform calls a run without any crash makes: kill at each of them."""
     harness.finish(submit(harness))
     return harness.applies
+
+
+def give(harness: Harness, rollout_id: str, command: str, killed: bool) -> RolloutState:
+    """Give ``command`` through the API, kill the worker that takes it up before it acts (if
+    ``killed``), and run to the end; a pause is resumed once it holds. A command the phase
+    refuses (a pause or a stage skip during the promotion) answers 409."""
+    kind, _, variant = command.partition("-")
+    promoting = harness.state(rollout_id).phase is Phase.PROMOTING
+    status = harness.command(rollout_id, kind, **({"full": True} if variant == "full" else {}))
+    refused = promoting and kind in ("pause", "promote")
+    assert status == (409 if refused else 202) or (kind == "promote" and not variant), status
+    if killed and not harness.run(rollout_id, settled, kill_at=0):
+        harness.recover()
+    state = harness.finish(rollout_id)
+    if kind == "pause" and not refused:
+        assert state.phase is Phase.PAUSED, state
+        assert harness.command(rollout_id, "resume") == 202
+        state = harness.finish(rollout_id)
+    if variant == "retry":  # the next attempt of an aborted rollout runs from the start
+        assert state.phase is Phase.ABORTED, state
+        assert harness.command(rollout_id, "retry") == 202
+        state = harness.finish(rollout_id)
+    return state
+
+
+def expected_end(command: str) -> Phase:
+    """Where a healthy rollout ends after ``command``."""
+    return Phase.ABORTED if command == "abort" else Phase.PROMOTED
+
+
+Start = Callable[[], tuple[Harness, str, str, str]]
+"""A new run on a real platform: the harness, the rollout's id, the stable and the new version."""
+Serving = Callable[[str, str], None]
+"""Assert that only ``version`` serves, on the platform under test (``why`` names the run)."""
+
+
+def killed_before_every_call(start: Start, serves_only: Serving) -> None:
+    """An undisturbed run, then one run killed before each platform call that run made; every
+    one ends promoted with only its new version serving."""
+    runner, rollout_id, _, new = start()
+    assert runner.finish(rollout_id).phase is Phase.PROMOTED
+    serves_only(new, "undisturbed")
+    for kill_at in range(runner.applies + 1):
+        runner, rollout_id, _, new = start()
+        if not runner.run(rollout_id, settled, kill_at=kill_at):
+            runner.recover()
+        state = runner.finish(rollout_id)
+        assert state.phase is Phase.PROMOTED, f"killed at {kill_at}: {state}"
+        serves_only(new, f"killed at {kill_at}")
+
+
+def command_at_every_stage(start: Start, stages: int, command: str, serves_only: Serving) -> None:
+    """``command`` through the API once the change of each stage took effect (or during the
+    promotion, for the last), with the worker that takes it up killed before it acts."""
+    for stage in range(stages):
+        runner, rollout_id, old, new = start()
+        runner.run(
+            rollout_id,
+            lambda s, stage=stage: (
+                s.phase is Phase.PROMOTING
+                or (s.phase is Phase.PROGRESSING and s.stage_index >= stage and s.awaiting is None)
+            ),
+        )
+        state = give(runner, rollout_id, command, killed=True)
+        assert state.phase is expected_end(command), f"stage {stage}: {state}"
+        serves_only(old if command == "abort" else new, f"{command} at stage {stage}")
+
+
+def in_the_first_analysis(start: Start, command: str, serves_only: Serving) -> None:
+    """``command`` (one that ends promoted: pause-resume, abort-retry) through the API once
+    the first analysis window is open, its worker killed before it acts."""
+    runner, rollout_id, _, new = start()
+    runner.run(rollout_id, lambda s: s.phase is Phase.PROGRESSING and s.window_start is not None)
+    assert give(runner, rollout_id, command, killed=True).phase is Phase.PROMOTED
+    serves_only(new, command)

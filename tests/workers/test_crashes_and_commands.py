@@ -19,8 +19,11 @@ from analyzer.policy import load_policy
 from tests.workers.rollout_harness import (
     STRATEGIES,
     Harness,
+    expected_end,
+    give,
     policy_name,
     settled,
+    stage_count,
     undisturbed_applies,
     write_policies,
 )
@@ -29,7 +32,6 @@ from workers.engine import platform_wants
 from workers.platforms import Ready
 from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase, RolloutState
-from workers.strategies import plan_for
 
 COMMANDS = ("abort", "promote", "promote-full", "pause-resume", "abort-retry")
 
@@ -87,8 +89,7 @@ def test_a_worker_killed_between_any_two_platform_actions_still_promotes(
 def test_every_command_at_every_stage_through_the_api_with_its_worker_killed(
     strategy: str, command: str, policies: Path
 ) -> None:
-    stages = len(plan_for(load_policy(policies / f"{policy_name(strategy)}.yaml").strategy))
-    for stage in range(stages):
+    for stage in range(stage_count(policies, strategy)):
         for applied in (False, True):  # while the stage's change is in flight, then after it
             for killed in (False, True):
                 harness, platform = fresh(policies)
@@ -116,31 +117,3 @@ def test_an_abort_before_the_start_leaves_the_platform_untouched(policies: Path)
     assert harness.command(rollout_id, "abort") == 202
     assert harness.finish(rollout_id).phase is Phase.ABORTED
     assert platform.actions_for(rollout_id) == []
-
-
-def give(harness: Harness, rollout_id: str, command: str, killed: bool) -> RolloutState:
-    """Give ``command`` through the API, kill the worker that takes it up before it acts (if
-    ``killed``), and run to the end; a pause is resumed once it holds. A command the phase
-    refuses (a pause or a stage skip during the promotion) answers 409."""
-    kind, _, variant = command.partition("-")
-    promoting = harness.state(rollout_id).phase is Phase.PROMOTING
-    status = harness.command(rollout_id, kind, **({"full": True} if variant == "full" else {}))
-    refused = promoting and kind in ("pause", "promote")
-    assert status == (409 if refused else 202) or (kind == "promote" and not variant), status
-    if killed and not harness.run(rollout_id, settled, kill_at=0):
-        harness.recover()
-    state = harness.finish(rollout_id)
-    if kind == "pause" and not refused:
-        assert state.phase is Phase.PAUSED, state
-        assert harness.command(rollout_id, "resume") == 202
-        state = harness.finish(rollout_id)
-    if variant == "retry":  # the next attempt of an aborted rollout runs from the start
-        assert state.phase is Phase.ABORTED, state
-        assert harness.command(rollout_id, "retry") == 202
-        state = harness.finish(rollout_id)
-    return state
-
-
-def expected_end(command: str) -> Phase:
-    """Where a healthy rollout ends after ``command``."""
-    return Phase.ABORTED if command == "abort" else Phase.PROMOTED
