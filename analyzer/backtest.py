@@ -4,26 +4,32 @@ A backtest looks at every analysis interval from the canary's start (after ``beg
 each time with the data known at that instant only, exactly as a live rollout would, and
 reports the first decision. Reaching the end without a FAIL promotes; missing data never does.
 SREs keep past incidents and healthy releases as a suite (promtool-style) and run it on every
-policy change: see ``Suite``.
+policy change: see ``Suite``. A suite is written by a person, so its models refuse unknown keys
+(a typo such as ``expcet:`` must not drop an expectation silently).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from analyzer.analysis import Versions, fetch, judge_upto
+from analyzer.errors import SelectorError
+from analyzer.policy.durations import parse_duration
 from analyzer.policy.models import Policy
+from analyzer.policy.promql import Selector
 from analyzer.run import RunTally
 from analyzer.sources.base import MetricSource
 from analyzer.verdict import Outcome, Verdict
 
 Decision = Literal["abort", "promote", "inconclusive"]
+_RELATIVE = re.compile(r"^now(?:-(.+))?$")
 
 
 @dataclass(frozen=True)
@@ -67,22 +73,87 @@ def backtest(
     return BacktestResult("inconclusive", None, 0, verdict)
 
 
+def parse_moment(value: object, now: datetime | None) -> datetime:
+    """RFC 3339, Unix seconds, ``now`` or ``now-<duration>`` as an aware datetime.
+
+    ``now`` is the caller's clock (the analyzer reads none); without it a relative time is an
+    error. YAML hands over timestamps already parsed and Unix seconds as numbers, so both are
+    taken as they come. Raises ValueError with the forms expected.
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_unix(value, value)
+    text = value.strip() if isinstance(value, str) else ""
+    relative = _RELATIVE.match(text)
+    if relative:
+        if now is None:
+            raise ValueError(f"{value!r}: a relative time needs the current time")
+        return now - (parse_duration(relative.group(1)) if relative.group(1) else timedelta(0))
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return _from_unix(seconds, value)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r}: use RFC 3339, Unix seconds, now or now-30m") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _from_unix(seconds: float, value: object) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # out of range, or NaN
+        raise ValueError(f"{value!r}: not a time in Unix seconds") from exc
+
+
+def _moment(value: object, info: ValidationInfo) -> datetime:
+    """Suite times: ``now`` comes from the validation context, the CLI's clock."""
+    now = (info.context or {}).get("now")
+    return parse_moment(value, now if isinstance(now, datetime) else None)
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+
+
 class SuiteCase(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    """One past rollout; its fields are written by a person, so unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    start: datetime
-    end: datetime
+    start: Moment
+    end: Moment
     baseline: str
     canary: str
     args: dict[str, str] = Field(default_factory=dict)
-    expect: Literal["abort", "promote"] | None = None
+    expect: Decision | None = None
+    policy: str | None = Field(
+        default=None, description="this case's policy, relative to the suite file"
+    )
+
+    @field_validator("baseline", "canary")
+    @classmethod
+    def _parses(cls, matchers: str) -> str:
+        """Checked here so that a bad selector is reported at its line, before any query."""
+        try:
+            Selector.parse(matchers)
+        except SelectorError as exc:
+            raise ValueError(str(exc)) from None
+        return matchers
 
 
 class Suite(BaseModel):
-    """A YAML file of past rollouts with what the policy should have decided."""
+    """A YAML file of past rollouts with what the policy should have decided.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    Relative times (``now-30m``) need ``context={"now": ...}`` when validated, so every case of
+    one run is read against the same instant.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     policy: str = Field(description="path of the policy, relative to the suite file")
     prometheus: str | None = None
@@ -90,8 +161,18 @@ class Suite(BaseModel):
 
 
 @dataclass(frozen=True)
+class PlannedCase:
+    """A case with what it runs on: its own policy, or the suite's, and its parsed selectors."""
+
+    case: SuiteCase
+    policy: Policy
+    versions: Versions
+
+
+@dataclass(frozen=True)
 class CaseResult:
     case: SuiteCase
+    policy: Policy
     result: BacktestResult
 
     @property
@@ -100,17 +181,14 @@ class CaseResult:
 
 
 def run_cases(
-    policy: Policy,
-    source: MetricSource,
-    cases: Iterable[tuple[SuiteCase, Versions]],
-    *,
-    parallelism: int = 8,
+    source: MetricSource, cases: Iterable[PlannedCase], *, parallelism: int = 8
 ) -> list[CaseResult]:
     """Backtest many cases through one source; queries of different cases overlap in time."""
 
-    def one(item: tuple[SuiteCase, Versions]) -> CaseResult:
-        case, versions = item
-        return CaseResult(case, backtest(policy, source, versions, case.start, case.end))
+    def one(planned: PlannedCase) -> CaseResult:
+        case = planned.case
+        decided = backtest(planned.policy, source, planned.versions, case.start, case.end)
+        return CaseResult(case, planned.policy, decided)
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         return list(pool.map(one, cases))

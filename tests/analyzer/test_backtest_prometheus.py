@@ -54,7 +54,10 @@ def history(prometheus_server: ServiceProcess) -> Iterator[dict[str, str]]:
     yield {"url": prometheus_server.url, "start": iso(start), "end": iso(start + MINUTES * 60)}
 
 
-def run(history: dict[str, str], command: str, app_name: str, *extra: str) -> dict[str, object]:
+def run(
+    history: dict[str, str], command: str, app_name: str, *extra: str, exit_code: int = 0
+) -> dict[str, object]:
+    """The command's --json document; ``exit_code`` is 0 for PASS / promote, 1 for FAIL / abort."""
     result = runner.invoke(
         app,
         [
@@ -69,8 +72,8 @@ def run(history: dict[str, str], command: str, app_name: str, *extra: str) -> di
             *extra,
         ],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    parsed: dict[str, object] = json.loads(result.output)
+    assert result.exit_code == exit_code, result.output
+    parsed: dict[str, object] = json.loads(result.stdout)
     return parsed
 
 
@@ -81,7 +84,7 @@ def test_backtest_promotes_a_healthy_release(history: dict[str, str]) -> None:
 
 
 def test_backtest_aborts_on_errors_early_and_names_the_metric(history: dict[str, str]) -> None:
-    result = run(history, "backtest", "errors")
+    result = run(history, "backtest", "errors", exit_code=1)
     assert result["decision"] == "abort", result["reason"]
     assert isinstance(result["decided_at_seconds"], float)
     assert result["decided_at_seconds"] <= 10 * 60
@@ -91,14 +94,14 @@ def test_backtest_aborts_on_errors_early_and_names_the_metric(history: dict[str,
 
 
 def test_backtest_aborts_on_latency(history: dict[str, str]) -> None:
-    result = run(history, "backtest", "slow")
+    result = run(history, "backtest", "slow", exit_code=1)
     assert result["decision"] == "abort", result["reason"]
     metrics = {m["name"]: m for m in result["metrics"]}  # type: ignore[attr-defined]
     assert metrics["latency"]["judgement"]["outcome"] == "fail"
 
 
 def test_analyze_gives_the_verdict_with_evidence(history: dict[str, str]) -> None:
-    verdict = run(history, "analyze", "errors")
+    verdict = run(history, "analyze", "errors", exit_code=1)
     assert verdict["outcome"] == "fail"
     error_ratio = next(m for m in verdict["metrics"] if m["name"] == "error-ratio")  # type: ignore[attr-defined]
     judgement = error_ratio["judgement"]
@@ -121,13 +124,13 @@ def test_missing_canary_data_never_promotes(history: dict[str, str]) -> None:
             "--json",
         ],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert json.loads(result.output)["decision"] == "inconclusive"
 
 
 def test_prometheus_unreachable_is_inconclusive_not_promote(history: dict[str, str]) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    result = run({**history, "url": dead}, "backtest", "healthy")
+    result = run({**history, "url": dead}, "backtest", "healthy", exit_code=4)
     assert result["decision"] == "inconclusive"
     assert "query failed" in json.dumps(result["metrics"])
 
@@ -144,7 +147,7 @@ def test_suite_reports_confusion_and_fails_on_a_wrong_expectation(
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(
-        f"policy: {POLICY}\nprometheus: {history['url']}\nowner: sre\ncases:\n"
+        f"policy: {POLICY}\nprometheus: {history['url']}\ncases:\n"
         + case("good-release", "healthy", "promote")
         + case("incident-1", "errors", "abort")
     )
@@ -156,5 +159,5 @@ def test_suite_reports_confusion_and_fails_on_a_wrong_expectation(
 
     suite.write_text(suite.read_text().replace("expect: abort", "expect: promote"))
     result = runner.invoke(app, ["backtest", "--suite", str(suite)])
-    assert result.exit_code == 2
+    assert result.exit_code == 5  # not 2, which says the suite or a flag is invalid
     assert "1 passed, 1 failed" in result.output
