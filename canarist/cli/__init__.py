@@ -1,7 +1,8 @@
 """The ``canarist`` command. Each group of subcommands lives in its own module of this package.
 
-Exit codes: 0 success, 2 invalid input (a policy, a flag, a suite expectation not met), 1 other;
-``canarist status --watch`` adds codes for how the rollout ended (see its ``--help``).
+Exit codes: 0 success, 2 invalid input (a policy, a flag), 1 other; ``analyze`` and ``backtest``
+exit with the verdict and say when Prometheus failed (exits.py), ``canarist status --watch`` with
+how the rollout ended; each lists its codes in its ``--help``.
 """
 
 from __future__ import annotations
