@@ -4,7 +4,8 @@ A judge sees numbers, never a clock or a network. The analysis turns query resul
 the data shapes below, one per version, all aligned on the same interval timestamps:
 
 - ``CountsData``     per-interval bad events and total events (e.g. 5xx and all responses)
-- ``HistogramData``  per-interval counts per latency bucket (non-cumulative, ``+Inf`` last)
+- ``HistogramData``  per-interval counts per latency bucket (non-cumulative, ``+Inf`` last), and
+                     when the policy queries them the histogram's ``_sum`` and ``_count``
 - ``SeriesData``     per-interval values of any gauge or rate
 
 NaN marks an interval without data. ``JudgeContext`` carries what the policy decides beyond the
@@ -36,6 +37,8 @@ class HistogramData:
     timestamps: FloatArray
     upper_bounds: FloatArray  # bucket upper bounds ("le"), ascending, +inf last
     counts: FloatArray  # shape (intervals, buckets): observations that fell in each bucket
+    sums: FloatArray | None = None  # per interval: the _sum increase (e.g. seconds), if queried
+    observations: FloatArray | None = None  # per interval: the _count increase, with ``sums``
 
 
 @dataclass(frozen=True)
@@ -82,4 +85,6 @@ def _rebucket(data: HistogramData, bounds: FloatArray) -> HistogramData:
     columns = np.searchsorted(data.upper_bounds, bounds)
     cumulative = np.cumsum(data.counts, axis=1)[:, columns] if bounds.size else data.counts[:, :0]
     counts = np.diff(cumulative, axis=1, prepend=0.0) if bounds.size else cumulative
-    return HistogramData(data.timestamps, bounds.astype(np.float64), counts)
+    return HistogramData(
+        data.timestamps, bounds.astype(np.float64), counts, data.sums, data.observations
+    )

@@ -138,6 +138,7 @@ class RateRatioFit:
     canary_exposure: FloatArray  # (intervals,)
     baseline_exposure: FloatArray  # (intervals,)
     weights: FloatArray  # (rows, intervals), in (0, 1]
+    burst_prior: float  # κ0, the burst noise assumed before any interval is seen
     exposure_terms: FloatArray  # (intervals, grid): log(θ n_c + n_b)
     log_likelihood: FloatArray  # (rows, grid): tempered, up to a constant per row
     peak: FloatArray  # (rows,): its maximum over the grid
@@ -301,6 +302,7 @@ def burst_weights(
     *,
     residual_cap: float = BURST_RESIDUAL_CAP,
     dispersion_cap: float = DISPERSION_CAP,
+    prior: float = BURST_PRIOR,
 ) -> FloatArray:
     """Per row and interval, ``1 / (1 + κ v_t)``: the share of interval t's evidence to count.
 
@@ -334,7 +336,7 @@ def burst_weights(
     seen_excess = np.cumsum(excess, axis=1) - excess
     seen_information = np.cumsum(counted, axis=1) - counted
     burst = np.maximum(
-        (BURST_PRIOR * BURST_PRIOR_INFORMATION + seen_excess)
+        (prior * BURST_PRIOR_INFORMATION + seen_excess)
         / (BURST_PRIOR_INFORMATION + seen_information),
         0.0,
     )
@@ -347,10 +349,15 @@ def fit_rate_ratio(
     baseline_hits: FloatArray,
     canary_exposure: FloatArray,
     baseline_exposure: FloatArray,
+    *,
+    burst_prior: float = BURST_PRIOR,
 ) -> RateRatioFit:
-    """Tempered log-likelihood of θ on the grid for each row; exposures must be > 0."""
+    """Tempered log-likelihood of θ on the grid for each row; exposures must be > 0.
+    ``burst_prior``: κ0 of ``burst_weights``, the version-level noise assumed at first."""
     pooled = canary_hits + baseline_hits
-    weights = burst_weights(canary_hits, pooled, canary_exposure, baseline_exposure)
+    weights = burst_weights(
+        canary_hits, pooled, canary_exposure, baseline_exposure, prior=burst_prior
+    )
     terms = np.log(np.outer(canary_exposure, _RATIOS) + baseline_exposure[:, None])
     log_likelihood = (
         np.outer((weights * canary_hits).sum(axis=1), LOG_RATIO_GRID) - (weights * pooled) @ terms
@@ -362,6 +369,7 @@ def fit_rate_ratio(
         canary_exposure=canary_exposure,
         baseline_exposure=baseline_exposure,
         weights=weights,
+        burst_prior=burst_prior,
         exposure_terms=terms,
         log_likelihood=log_likelihood,
         peak=peak,

@@ -153,6 +153,7 @@ def log_e_values_any_start(
         fit.baseline_exposure,
         residual_cap=RESTART_RESIDUAL_CAP,
         dispersion_cap=RESTART_DISPERSION_CAP,
+        prior=fit.burst_prior,
     )
     bets = fit.bets(log_null[asked], above[asked], rows[asked], log_cap, weights=tempering)
     # Bets on one row share its likelihood: one pass over the grid. Else one per side, each

@@ -69,6 +69,7 @@ from analyzer.judges.decisions import (
     since,
 )
 from analyzer.judges.evalues import INTERVAL_CAP, BoolArray, RateRatioFit, fit_rate_ratio, logsumexp
+from analyzer.judges.means import mean_test
 from analyzer.judges.onset import log_e_values_any_start
 from analyzer.judges.tails import CleanHistogram, TailCurve, boundary_log_e_values, split_rows
 from analyzer.policy.metrics import MetricBase
@@ -255,7 +256,11 @@ class SequentialHistogramJudge:
             samples=int(joint.sum()),
             events=float(exposure),
         )
+        means = mean_test(baseline, canary, joint, metric.tolerance, context)
+        tails, evidence = evidence, means.combined(evidence) if means else evidence
         decision = decide(evidence, metric.direction, spec, context)
+        if means is not None and means.leads(decision, tails):
+            return means.judgement(decision, sides, metric, context)
         if decision.outcome is Outcome.PASS:
             # the boundary closest to failing the certificate, on its rarer side
             binding = {"increase_is_bad": pass_high, "decrease_is_bad": pass_low}.get(

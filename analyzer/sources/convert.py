@@ -66,13 +66,20 @@ def counts_data(errors: Sequence[Series], totals: Sequence[Series], grid: FloatA
     return CountsData(timestamps=grid.copy(), errors=error_counts, totals=total_counts)
 
 
-def histogram_data(buckets: Sequence[Series], grid: FloatArray) -> HistogramData:
-    """Per-bucket counts per interval from cumulative ``le`` buckets (``sum by (le) (…)``).
+def histogram_data(
+    buckets: Sequence[Series],
+    grid: FloatArray,
+    sums: Sequence[Series] | None = None,
+    counts: Sequence[Series] | None = None,
+) -> HistogramData:
+    """Per-bucket counts per interval from cumulative ``le`` buckets (``sum by (le) (…)``), and
+    the ``_sum`` and ``_count`` increases when they were queried.
 
     Series sharing an ``le`` (``"0.1"`` and ``"0.10"`` are one) are summed. Buckets are ordered by
     numeric upper bound, ``+Inf`` last. An interval missing any bucket is a NaN row: a partial
     histogram would put its missing observations in the wrong bucket. Differencing across ``le``
-    can go slightly negative after counter resets or extrapolation; those counts clip to 0.
+    can go slightly negative after counter resets or extrapolation; those counts clip to 0. A sum
+    or count that is missing, negative or not finite is NaN, as is a sum without observations.
     """
     by_bound: dict[float, list[Series]] = {}
     for series in buckets:
@@ -84,9 +91,31 @@ def histogram_data(buckets: Sequence[Series], grid: FloatArray) -> HistogramData
     incomplete = np.isnan(cumulative).any(axis=1)
     per_bucket = np.clip(np.diff(cumulative, axis=1, prepend=0.0), 0.0, None)
     per_bucket[incomplete, :] = np.nan
+    total_sums = observations = None
+    if sums is not None and counts is not None:
+        total_sums = _sum_on_grid(sums, grid, finite_only=True)
+        observations = _sum_on_grid(counts, grid, finite_only=True)
+        usable = (total_sums >= 0) & (observations > 0)
+        total_sums = np.where(usable, total_sums, np.nan)
+        observations = np.where(usable, observations, np.nan)
     return HistogramData(
-        timestamps=grid.copy(), upper_bounds=np.array(bounds, dtype=np.float64), counts=per_bucket
+        timestamps=grid.copy(),
+        upper_bounds=np.array(bounds, dtype=np.float64),
+        counts=per_bucket,
+        sums=total_sums,
+        observations=observations,
     )
+
+
+def by_label(series: Sequence[Series], label: str) -> dict[str, list[Series]]:
+    """The series grouped by the value of ``label`` (e.g. one group per pod); a series without
+    the label is left out. Empty when no series has it: the query did not keep it."""
+    groups: dict[str, list[Series]] = {}
+    for one in series:
+        value = one.labels.get(label)
+        if value is not None:
+            groups.setdefault(value, []).append(one)
+    return groups
 
 
 def series_data(series: Sequence[Series], grid: FloatArray) -> SeriesData:
