@@ -13,7 +13,7 @@ ends the analysis.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -21,13 +21,20 @@ import numpy as np
 
 from analyzer.errors import QueryError, TemplateError, TemporarySourceError
 from analyzer.judges.base import CountsData, HistogramData, JudgeContext, JudgeData, SeriesData
+from analyzer.judges.pods import explained, one_pod_explains
 from analyzer.judges.registry import judge_for
 from analyzer.policy.metrics import AnyMetric, CountsMetric, HistogramMetric
 from analyzer.policy.models import Policy
 from analyzer.policy.promql import PromQLTemplate, Selector
 from analyzer.scoring import allocate_alpha, score
 from analyzer.sources.base import FloatArray, MetricSource, Series
-from analyzer.sources.convert import counts_data, histogram_data, series_data, step_grid
+from analyzer.sources.convert import (
+    by_label,
+    counts_data,
+    histogram_data,
+    series_data,
+    step_grid,
+)
 from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
 
 FIXED_HORIZON_JUDGES = frozenset({"mann_whitney"})
@@ -53,13 +60,15 @@ class Versions:
 
 @dataclass(frozen=True)
 class MetricWindow:
-    """One metric's data for both versions over a window, or the error that prevented it."""
+    """One metric's data for both versions over a window, or the error that prevented it;
+    ``canary_pods`` is the canary's data per pod when the queries kept the pod label."""
 
     metric: AnyMetric
     baseline: JudgeData | None = None
     canary: JudgeData | None = None
     error: str | None = None
     temporary: bool = True
+    canary_pods: Mapping[str, JudgeData] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,12 +110,12 @@ def check_args(policy: Policy, given: Mapping[str, str] | None) -> dict[str, str
     args = resolve_args(policy, given)
     interval = policy.analysis.interval
     for metric in policy.metrics:
-        for field, text in metric.templates().items():
+        for where, text in metric.templates().items():
             try:
                 template = PromQLTemplate.parse(text)
                 template.render(selector=_CHECK_SELECTOR, interval=interval, args=args)
             except TemplateError as exc:
-                raise TemplateError(f"metric {metric.name!r} ({field}): {exc}") from exc
+                raise TemplateError(f"metric {metric.name!r} ({where}): {exc}") from exc
     return args
 
 
@@ -137,12 +146,13 @@ def fetch(
         return [_shifted(series, shift) for series in found] if shift else found
 
     baseline_query = partial(query, selector=versions.baseline, shift=versions.baseline_shift)
+    pod = policy.analysis.pod_label
     windows = []
     for metric in policy.metrics:
         try:
-            baseline = _metric_data(metric, baseline_query, grid)
-            canary = _metric_data(metric, partial(query, selector=versions.canary), grid)
-            windows.append(MetricWindow(metric, baseline, canary))
+            baseline, _ = _metric_data(metric, baseline_query, grid, pod)
+            canary, pods = _metric_data(metric, partial(query, selector=versions.canary), grid, pod)
+            windows.append(MetricWindow(metric, baseline, canary, canary_pods=pods))
         except TemporarySourceError as error:
             windows.append(MetricWindow(metric, error=str(error), temporary=True))
         except QueryError as error:
@@ -156,14 +166,40 @@ def _shifted(series: Series, shift: timedelta) -> Series:
 
 
 def _metric_data(
-    metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray
-) -> JudgeData:
+    metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray, pod: str
+) -> tuple[JudgeData, dict[str, JudgeData]]:
+    """The version's data, and its data per pod when the queries kept the ``pod`` label (two
+    pods or more; every query of the metric must keep it, or there is no per-pod view)."""
     if isinstance(metric, CountsMetric):
-        return counts_data(query(metric.errors), query(metric.total), grid)
-    if isinstance(metric, HistogramMetric):
-        return histogram_data(query(metric.buckets), grid)
-    (template,) = metric.templates().values()
-    return series_data(query(template), grid)
+        errors, totals = query(metric.errors), query(metric.total)
+        whole: JudgeData = counts_data(errors, totals, grid)
+        errors_by, totals_by = by_label(errors, pod), by_label(totals, pod)
+        pods: dict[str, JudgeData] = {
+            name: counts_data(errors_by.get(name, []), part, grid)
+            for name, part in totals_by.items()
+        }
+    elif isinstance(metric, HistogramMetric):
+        buckets = query(metric.buckets)
+        sums = query(metric.sum) if metric.sum else None
+        counts = query(metric.count) if metric.count else None
+        whole = histogram_data(buckets, grid, sums, counts)
+        sums_by = by_label(sums, pod) if sums is not None else {}
+        counts_by = by_label(counts, pod) if counts is not None else {}
+        pods = {
+            name: histogram_data(
+                part,
+                grid,
+                sums_by.get(name) if sums is not None else None,
+                counts_by.get(name) if counts is not None else None,
+            )
+            for name, part in by_label(buckets, pod).items()
+        }
+    else:
+        (template,) = metric.templates().values()
+        values = query(template)
+        whole = series_data(values, grid)
+        pods = {name: series_data(part, grid) for name, part in by_label(values, pod).items()}
+    return whole, pods if len(pods) >= 2 else {}
 
 
 def judge_upto(
@@ -176,8 +212,9 @@ def judge_upto(
         metric.name: JudgeContext(alphas[metric.name], policy.analysis.min_samples)
         for metric in policy.metrics
     }
+    decide = policy.analysis.one_pod_explains
     verdicts = [
-        _judge_metric(metric_window, context_of[metric_window.metric.name], looks, final)
+        _judge_metric(metric_window, context_of[metric_window.metric.name], looks, final, decide)
         for metric_window in window.metrics
     ]
     verdict = score(policy, verdicts, final=final)
@@ -192,7 +229,7 @@ def judge_upto(
 
 
 def _judge_metric(
-    window: MetricWindow, context: JudgeContext, looks: int, final: bool
+    window: MetricWindow, context: JudgeContext, looks: int, final: bool, one_pod: str
 ) -> MetricVerdict:
     metric = window.metric
     judge_type = metric.judge.type
@@ -217,8 +254,14 @@ def _judge_metric(
             details={"waiting_for_final_look": True},
         )
     else:
+        judge = judge_for(judge_type)
         baseline, canary = _head(window.baseline, looks), _head(window.canary, looks)
-        judgement = judge_for(judge_type).judge(baseline, canary, metric, context)
+        judgement = judge.judge(baseline, canary, metric, context)
+        if judgement.outcome is Outcome.FAIL and window.canary_pods:
+            pods = {name: _head(data, looks) for name, data in window.canary_pods.items()}
+            found = one_pod_explains(judge, baseline, pods, metric, context)
+            if found is not None:
+                judgement = explained(judgement, found, one_pod)
     return MetricVerdict(
         name=metric.name,
         kind=metric.kind,
@@ -241,7 +284,13 @@ def _head(data: JudgeData, looks: int) -> JudgeData:
             totals=data.totals[:looks],
         )
     if isinstance(data, HistogramData):
-        return replace(data, timestamps=data.timestamps[:looks], counts=data.counts[:looks])
+        return replace(
+            data,
+            timestamps=data.timestamps[:looks],
+            counts=data.counts[:looks],
+            sums=None if data.sums is None else data.sums[:looks],
+            observations=None if data.observations is None else data.observations[:looks],
+        )
     assert isinstance(data, SeriesData)
     return replace(data, timestamps=data.timestamps[:looks], values=data.values[:looks])
 

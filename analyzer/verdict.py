@@ -40,6 +40,7 @@ class Reason(StrEnum):
     TOO_FEW_SAMPLES = "too_few_samples"  # data, but below min_samples
     QUERY_ERROR = "query_error"  # the source failed (counts against consecutive_error_limit)
     WITHIN_TOLERANCE = "within_tolerance"  # a difference exists but the policy allows it
+    ONE_POD = "one_pod"  # a FAIL that one canary pod explains (analyzer/judges/pods.py)
 
 
 class Frozen(BaseModel):

@@ -65,6 +65,17 @@ class Analysis(PolicyModel):
     )
     pass_score: float = Field(default=95, ge=0, le=100)
     marginal_score: float = Field(default=75, ge=0, le=100)
+    one_pod_explains: Literal["inconclusive", "fail"] = Field(
+        default="inconclusive",
+        description="a FAIL that one canary pod explains while the others match the baseline "
+        "(a pod on a bad node, not the version): inconclusive says so and waits for a person; "
+        "fail aborts all the same. Needs queries that keep the pod label",
+    )
+    pod_label: str = Field(
+        default="pod",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="the label that tells pods apart in queries written by (pod)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Analysis:

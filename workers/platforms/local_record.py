@@ -154,7 +154,8 @@ def redeclared(
 
 
 def targets(records: Sequence[AppRecord], host: str) -> list[dict[str, Any]]:
-    """Prometheus file_sd groups: one per serving instance, labelled app/namespace/version/track."""
+    """Prometheus file_sd groups: one per serving instance, labelled app/namespace/version/track
+    and ``pod`` (its own name, so queries written ``by (pod)`` see each instance)."""
     return [
         {
             "targets": [f"{host}:{item.port}"],
@@ -163,6 +164,7 @@ def targets(records: Sequence[AppRecord], host: str) -> list[dict[str, Any]]:
                 "namespace": record.namespace,
                 "version": item.version,
                 "track": item.side,
+                "pod": f"{record.app}-{item.port}",  # one name per instance, as a pod's
             },
         }
         for record in records

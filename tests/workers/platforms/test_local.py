@@ -121,7 +121,9 @@ def test_promote_makes_the_new_version_the_stable_one(local_apps: LocalApps, app
     targets = json.loads(local_apps.platform.targets_file().read_text())
     labels = [group["labels"] for group in targets if group["labels"]["app"] == app]
     expected = {"app": app, "namespace": NAMESPACE, "version": "v3", "track": "stable"}
-    assert labels == [expected] * 2
+    assert [{k: v for k, v in found.items() if k != "pod"} for found in labels] == [expected] * 2
+    ports = {instance.port for instance in status.instances}
+    assert {found["pod"] for found in labels} == {f"{app}-{port}" for port in ports}  # one each
 
 
 def test_a_canary_that_exits_at_once_fails_with_its_exit_code(
