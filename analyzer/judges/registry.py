@@ -25,6 +25,7 @@ IMPLEMENTATIONS: Mapping[str, str] = MappingProxyType(
         "sequential": "analyzer.judges.sequential:SequentialJudge",
         "mann_whitney": "analyzer.judges.mannwhitney:MannWhitneyJudge",
         "threshold": "analyzer.judges.threshold:ThresholdJudge",
+        "trend": "analyzer.judges.trend:TrendJudge",
     }
 )
 

@@ -7,6 +7,7 @@ An unknown type is an error, never a silent fallback to some default.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, model_validator
@@ -14,6 +15,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from analyzer.policy.base import PolicyModel
+from analyzer.policy.durations import Duration
 
 
 class SequentialJudge(PolicyModel):
@@ -39,6 +41,27 @@ class MannWhitneyJudge(PolicyModel):
     nan_strategy: Literal["remove", "replace"] = "remove"
     outliers: Literal["keep", "remove_iqr"] = "keep"
     iqr_factor: float = Field(default=3.0, gt=0)
+
+
+class TrendJudge(PolicyModel):
+    """Anytime-valid test of a gauge that grows in the canary and not in the baseline (a leak).
+
+    FAIL when the canary-to-baseline ratio is growing faster than ``tolerance`` per ``horizon``
+    and the canary is already above the baseline by more than half its ``tolerance``: a new
+    version's warm-up, which climbs from below, is not a leak.
+    """
+
+    type: Literal["trend"] = "trend"
+    horizon: Duration = Field(
+        default=timedelta(hours=1),
+        description="growth of the canary relative to the baseline allowed: tolerance per horizon",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> TrendJudge:
+        if self.horizon <= timedelta(0):
+            raise ValueError("horizon must be longer than zero")
+        return self
 
 
 class ThresholdJudge(PolicyModel):
@@ -76,7 +99,7 @@ class JudgeShorthand:
         return {"anyOf": [{"type": "string", "enum": list(self.names)}, handler(core_schema)]}
 
 
-JUDGE_TYPES = ("sequential", "mann_whitney", "threshold")
+JUDGE_TYPES = ("sequential", "mann_whitney", "threshold", "trend")
 
 AnyJudge = Annotated[
     SequentialJudge | MannWhitneyJudge | ThresholdJudge,

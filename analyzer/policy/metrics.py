@@ -4,7 +4,12 @@ Each ``kind`` has its own query fields, so a typo such as ``query:`` on a counts
 
 - ``counts``     errors over requests; the default judge is ``sequential``.
 - ``histogram``  Prometheus histogram buckets (``by (le)``); judged by ``sequential``.
-- ``series``     any gauge or rate sampled over time; Kayenta's ``mann_whitney`` by default.
+- ``series``     any gauge or rate sampled over time; Kayenta's ``mann_whitney`` by default, or
+                 ``trend`` for a gauge that must not grow against the baseline (memory leaks).
+
+Every query may return one series per pod (``sum by (pod) (…)``, ``sum by (le, pod) (…)``,
+``max by (pod) (…)``): the version is their sum (a series: their mean), and a FAIL that one
+canary pod explains on its own is said so and decided by ``analysis.one_pod_explains``.
 - ``threshold``  an absolute condition on the canary alone (``max``/``min``), Argo style.
 """
 
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from analyzer.policy.base import Name, PolicyModel, check_template
 from analyzer.policy.judges import (
@@ -21,6 +26,7 @@ from analyzer.policy.judges import (
     MannWhitneyJudge,
     SequentialJudge,
     ThresholdJudge,
+    TrendJudge,
     expand_judge_shorthand,
 )
 
@@ -68,21 +74,36 @@ class CountsMetric(MetricBase):
 class HistogramMetric(MetricBase):
     kind: Literal["histogram"]
     buckets: Template = Field(description="PromQL: bucket increases per interval, by (le)")
+    sum: Template | None = Field(
+        default=None,
+        description="PromQL: the histogram's _sum increase per interval (with count: the exact "
+        "mean latency per interval, judged beside the buckets; recommended)",
+    )
+    count: Template | None = Field(
+        default=None, description="PromQL: the histogram's _count increase per interval"
+    )
     judge: Annotated[
         SequentialJudge, BeforeValidator(expand_judge_shorthand), JudgeShorthand(("sequential",))
     ] = Field(default_factory=SequentialJudge)
 
+    @model_validator(mode="after")
+    def _sum_with_count(self) -> HistogramMetric:
+        if (self.sum is None) != (self.count is None):
+            raise ValueError("sum and count go together: give both (the mean is sum / count)")
+        return self
+
     def templates(self) -> dict[str, str]:
-        return {"buckets": self.buckets}
+        extra = {"sum": self.sum, "count": self.count} if self.sum and self.count else {}
+        return {"buckets": self.buckets, **extra}
 
 
 class SeriesMetric(MetricBase):
     kind: Literal["series"]
     query: Template = Field(description="PromQL: one value per interval for a version")
     judge: Annotated[
-        MannWhitneyJudge | ThresholdJudge,
+        MannWhitneyJudge | ThresholdJudge | TrendJudge,
         BeforeValidator(expand_judge_shorthand),
-        JudgeShorthand(("mann_whitney",)),
+        JudgeShorthand(("mann_whitney", "trend")),
         Field(discriminator="type"),
     ] = Field(default_factory=MannWhitneyJudge)
 

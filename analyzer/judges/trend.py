@@ -1,0 +1,177 @@
+"""The trend judge: a gauge that grows in the canary and not in the baseline is a leak.
+
+A memory leak does not show as a level first: at +1% a minute a canary is still within a 20%
+tolerance for twenty minutes, and a level test (Kayenta's Mann-Whitney) lets it through that
+long. Its signature is growth. So this judge looks at ``d_t = log(canary_t / baseline_t)`` per
+interval: growth shared by both versions (traffic, caches, the node) cancels, and what is left
+is the canary's own trend. It FAILs when both hold with confidence:
+
+- the recent slope of ``d`` (least squares over the last ``RECENT`` intervals with data) is
+  above the allowed growth, ``log(1 + tolerance)`` per ``horizon`` (20% an hour by default:
+  0.3% a minute);
+- the canary is already above the baseline by more than half its tolerance (the fitted level
+  now).
+
+The level gate is what keeps a new version's warm-up from reading as a leak: a warm-up climbs
+from below the baseline towards it, fast at first and slower and slower, so by the time its
+recent slope is small it has not crossed half the tolerance, while a leak keeps its slope as
+it climbs past it. The recent window (not the whole one) lets the warm-up's early growth fall
+out of the estimate. A version that simply uses more memory (a level within tolerance, no
+growth) never fails; one beyond its tolerance and still growing does.
+
+Anytime validity: each look is a fixed-sample test at level ``alpha_k = alpha / (k (k + 1))``
+for the k-th interval of the window (k counts every interval, with data or not), and the
+``alpha_k`` add up to ``alpha``: however many looks a step takes, the chance that any of them
+fails a canary whose ratio is not growing beyond the allowance is at most ``alpha`` (a union
+bound; FAIL needs both tests, so either null holding is enough). The noise is the residuals'
+about a parabola fitted to the same points (a warm-up's bend is trend, not noise), with
+Student's t at their degrees of freedom: exact for independent Gaussian noise. A gauge with
+strongly autocorrelated noise (a sawtooth of garbage collections slower than the interval) is
+noisier than its residuals say, so query it at an interval longer than its cycle.
+
+PASS: the slope's upper bound over the whole window is within the allowance and the level's
+upper bound within half the tolerance, at the same ``alpha_k``: not growing, not high.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from analyzer.judges.base import JudgeContext, JudgeData, SeriesData
+from analyzer.judges.decisions import allowance, no_data, quiet
+from analyzer.policy.judges import TrendJudge as TrendSpec
+from analyzer.policy.metrics import MetricBase
+from analyzer.sources.base import FloatArray
+from analyzer.verdict import Judgement, Outcome, Reason
+
+RECENT = 10  # intervals the recent slope and the current level are fitted on
+MIN_POINTS = 4  # intervals with data in both versions before anything is decided
+NOISE_FLOOR = 1e-4  # log-ratio noise is never taken as below 0.01% per interval
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A least-squares line ``level + slope * (t - t_end)``, its residual noise, and the
+    standard errors that noise gives the slope and the level."""
+
+    slope: float  # per second
+    level: float  # at the last point
+    sigma: float  # residual standard deviation per point
+    slope_se: float
+    level_se: float
+    freedom: int  # of the residual noise
+
+
+def line(times: FloatArray, values: FloatArray) -> Fit:
+    """Fit on ``times`` (seconds); the noise is the residuals' (``NOISE_FLOOR`` at least)."""
+    centred = times - times.mean()
+    spread = float((centred**2).sum())
+    slope = float((centred * (values - values.mean())).sum() / spread)
+    end = float(times[-1] - times.mean())
+    level = float(values.mean() + slope * end)
+    # The noise about a parabola, not the line: a warm-up's bend is a trend, not noise, and
+    # counting it as noise would hide a leak behind it. The line's slope is what is tested.
+    freedom = max(1, times.size - 3)
+    scaled = centred / max(float(np.abs(centred).max()), 1.0)
+    design = np.vstack((np.ones_like(scaled), scaled, scaled**2)).T
+    coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
+    residuals = values - design @ coefficients
+    sigma = max(math.sqrt(float((residuals**2).sum()) / freedom), NOISE_FLOOR)
+    slope_se = sigma / math.sqrt(spread)
+    level_se = sigma * math.sqrt(1 / times.size + end**2 / spread)
+    return Fit(slope, level, sigma, slope_se, level_se, freedom)
+
+
+def critical_value(alpha: float, freedom: int) -> float:
+    """Student's t bar at level ``alpha`` for a noise estimated with ``freedom`` degrees."""
+    return float(stats.t.isf(alpha, df=freedom))
+
+
+class TrendJudge:
+    """``type: trend`` for series metrics; see the module docstring."""
+
+    def judge(
+        self, baseline: JudgeData, canary: JudgeData, metric: MetricBase, context: JudgeContext
+    ) -> Judgement:
+        spec = getattr(metric, "judge", None)
+        if not isinstance(spec, TrendSpec) or not isinstance(baseline, SeriesData):
+            raise TypeError(f"metric {metric.name!r} is not a series judged by trend")
+        if not isinstance(canary, SeriesData):
+            raise TypeError("the trend judge compares two series")
+        base, can = np.asarray(baseline.values, float), np.asarray(canary.values, float)
+        usable = np.isfinite(base) & np.isfinite(can) & (base > 0) & (can > 0)
+        sides = (_side(base), _side(can))
+        missing = no_data(metric.name, sides)
+        if missing is not None:
+            return missing
+        points = int(usable.sum())
+        if points < max(MIN_POINTS, context.min_samples):
+            reason = f"{points} of {max(MIN_POINTS, context.min_samples)} intervals so far"
+            return quiet(Outcome.INCONCLUSIVE, Reason.TOO_FEW_SAMPLES, reason, sides)
+        times = np.asarray(canary.timestamps, float)[usable]
+        ratio = np.log(can[usable]) - np.log(base[usable])
+        looks = base.size
+        alpha_k = context.alpha / (looks * (looks + 1))
+        allowed_slope = math.log1p(metric.tolerance) / spec.horizon.total_seconds()
+        gate = math.log1p(metric.tolerance / 2)
+        recent, whole = line(times[-RECENT:], ratio[-RECENT:]), line(times, ratio)
+        critical = critical_value(alpha_k, recent.freedom)
+        bar = critical_value(alpha_k, whole.freedom)
+        growing = (recent.slope - allowed_slope) / recent.slope_se
+        high = (recent.level - gate) / recent.level_se
+        per_hour = 3600 * recent.slope
+        subject = (
+            f"canary {metric.name} {_signed(math.expm1(recent.level))} vs baseline, growing "
+            f"{_signed(math.expm1(per_hour))}/h against it (allowed {metric.tolerance:.3g} per "
+            f"{spec.horizon}, {allowance(metric.direction, metric.tolerance)})"
+        )
+        if growing >= critical and high >= critical:
+            outcome, code = Outcome.FAIL, Reason.EVIDENCE
+            tail = f"t {min(growing, high):.3g} ≥ {critical:.3g} on growth and level, a leak"
+        elif (whole.slope - allowed_slope) / whole.slope_se <= -critical and (
+            whole.level - gate
+        ) / whole.level_se <= -critical:
+            outcome, code = Outcome.PASS, Reason.EVIDENCE
+            tail = "neither growing beyond the allowance nor above half the tolerance, pass"
+        else:
+            outcome, code = Outcome.INCONCLUSIVE, Reason.EVIDENCE
+            tail = f"t {min(growing, high):.3g} < {critical:.3g}, no leak shown"
+        margin = critical * recent.level_se
+        lower, upper = recent.level - margin, recent.level + margin
+        return Judgement(
+            outcome=outcome,
+            reason=f"{subject}: {tail}",
+            reason_code=code,
+            direction="high" if outcome is Outcome.FAIL else None,
+            baseline=sides[0],
+            canary=sides[1],
+            effect=math.expm1(recent.level),
+            effect_interval=(math.expm1(lower), math.expm1(upper)),
+            p_value=float(stats.t.sf(min(growing, high), df=recent.freedom)),
+            threshold=alpha_k,
+            details={
+                "regression_detected": outcome is Outcome.FAIL,
+                "growth_per_hour": math.expm1(per_hour),
+                "allowed_growth_per_hour": math.expm1(3600 * allowed_slope),
+                "level": math.expm1(recent.level),
+                "level_gate": metric.tolerance / 2,
+                "noise_per_interval": recent.sigma,
+                "intervals_compared": points,
+            },
+        )
+
+
+def _side(values: FloatArray) -> dict[str, float]:
+    finite = values[np.isfinite(values)]
+    summary = {"intervals": float(finite.size)}
+    if finite.size:
+        summary |= {"mean": float(finite.mean()), "last": float(finite[-1])}
+    return summary
+
+
+def _signed(change: float) -> str:
+    return f"{100 * change:+.3g}%"
