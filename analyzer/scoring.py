@@ -167,18 +167,19 @@ def score(policy: Policy, metric_verdicts: Sequence[MetricVerdict], final: bool 
         names = [v.name for v in decided_by]
         return Verdict(outcome=outcome, reason=reason, score=now, decided_by=names, metrics=settled)
 
+    # A FAIL's sentence leads with the metric that failed and its effect (the judgement's own
+    # reason starts so), then why that fails the analysis; the score it cites is the score.
     critical_failed = [v for v in failed if v.critical]
     if critical_failed:
         first = critical_failed[0]
-        more = (
-            f" (and {len(critical_failed) - 1} more critical)" if len(critical_failed) > 1 else ""
-        )
-        reason = f"{first.name} (critical) failed{more}: {first.judgement.reason}"
+        more = _more(critical_failed, "critical")
+        reason = f"{_leading(first)} — FAIL, critical{more}"
         return verdict(Outcome.FAIL, reason, critical_failed)
     if best < analysis.marginal_score:
         reason = (
-            f"score {best:g} even counting undecided metrics as passed is below marginal_score "
-            f"{analysis.marginal_score:g}: {_names(failed)} failed"
+            f"{_leading(failed[0])} — FAIL{_more(failed, 'failed')}: score {now:g}, at "
+            f"most {best:g} were every undecided metric to pass, is below marginal_score "
+            f"{analysis.marginal_score:g}"
         )
         return verdict(Outcome.FAIL, reason, failed)
     if all(v.judgement.reason_code is Reason.NO_DATA for v in counted):
@@ -214,6 +215,19 @@ def _final_look(judgement: Judgement) -> Judgement:
             "reason": f"{judgement.reason}; at the step's final look no regression was shown",
         }
     )
+
+
+def _leading(verdict: MetricVerdict) -> str:
+    """The metric's reason, led by its name (the sequential and trend judges' reasons are)."""
+    reason = verdict.judgement.reason
+    return reason if reason.startswith(f"{verdict.name} ") else f"{verdict.name}: {reason}"
+
+
+def _more(verdicts: Sequence[MetricVerdict], what: str) -> str:
+    """`` (and latency, memory also failed)`` after the first of several."""
+    if len(verdicts) < 2:
+        return ""
+    return f" (and {_names(verdicts[1:])} {what} too)"
 
 
 def _names(verdicts: Sequence[MetricVerdict]) -> str:

@@ -350,7 +350,7 @@ class _Step:
         evidence = verdict.model_dump(mode="json")
         if tally.outcome(self.analysis) is Outcome.FAIL:
             limit = f"{tally.failures} FAIL look(s), failure_limit {self.analysis.failure_limit}"
-            self.abort(f"analysis failed ({limit}): {verdict.reason}", evidence=evidence)
+            self.abort(f"{verdict.reason} ({limit})", evidence=evidence)
             return
         outcome, why = self.judge(verdict, tally)
         self.update(stage_failures=state.stage_failures + (verdict.outcome is Outcome.FAIL))

@@ -53,6 +53,7 @@ class Decision:
     log_e_value: float
     log_pass_value: float
     tail: str  # the end of the reason sentence
+    log_bar: float  # the bar this decision was held to: 1/alpha, or its square before min_samples
 
 
 def decide(
@@ -73,17 +74,20 @@ def decide(
     enough = evidence.samples >= context.min_samples
     shown, bar_shown = f"e-value {format_e(log_e)}", format_e(bar)
 
-    def decision(outcome: Outcome, code: Reason, tail: str) -> Decision:
-        return Decision(outcome, code, side, log_e, log_pass, tail)
+    def decision(outcome: Outcome, code: Reason, tail: str, applied: float = bar) -> Decision:
+        return Decision(outcome, code, side, log_e, log_pass, tail, applied)
 
     if log_e >= (bar if enough else 2 * bar) and evidence.events >= spec.min_events:
         if enough:
             return decision(Outcome.FAIL, Reason.EVIDENCE, f"{shown} ≥ {bar_shown}, regression")
         early = f"{shown} ≥ {format_e(2 * bar)} within {evidence.samples} intervals, regression"
-        return decision(Outcome.FAIL, Reason.EVIDENCE, early)
+        return decision(Outcome.FAIL, Reason.EVIDENCE, early, 2 * bar)
     if not enough:
-        short = f"{shown}, only {evidence.samples} of {context.min_samples} intervals so far"
-        return decision(Outcome.INCONCLUSIVE, Reason.TOO_FEW_SAMPLES, short)
+        short = (
+            f"{shown} < {format_e(2 * bar)} (the bar until {context.min_samples} intervals), "
+            f"{evidence.samples} so far"
+        )
+        return decision(Outcome.INCONCLUSIVE, Reason.TOO_FEW_SAMPLES, short, 2 * bar)
     if log_e >= bar:
         held = (
             f"{shown} ≥ {bar_shown} but {evidence.events:.0f} of {spec.min_events} events "
@@ -111,7 +115,14 @@ def format_e(log_e: float) -> str:
 
 
 def percent(ratio: float) -> str:
-    return f"{100 * ratio:.3g}%"
+    return f"{100 * ratio:.3g}%" if math.isfinite(ratio) else "n/a"
+
+
+def milliseconds(seconds: float) -> str:
+    """A latency for people: ``68.6 ms``, ``2.5 s`` from 10 s up."""
+    if not math.isfinite(seconds):
+        return "n/a" if math.isnan(seconds) else "∞"
+    return f"{1000 * seconds:.3g} ms" if seconds < 10 else f"{seconds:.3g} s"
 
 
 def sequential_spec(metric: MetricBase) -> SequentialSpec:
@@ -142,7 +153,7 @@ def judgement(
         effect=effect[0],
         effect_interval=effect[1],
         e_value=math.exp(min(decision.log_e_value, LOG_E_CAP)),
-        threshold=1.0 / context.alpha,
+        threshold=math.exp(min(decision.log_bar, LOG_E_CAP)),
         details={
             "regression_detected": failed,
             "log_e_value": decision.log_e_value,

@@ -32,7 +32,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from analyzer.judges.base import HistogramData, JudgeContext
-from analyzer.judges.decisions import Decision, Evidence, allowance, judgement, since
+from analyzer.judges.decisions import (
+    Decision,
+    Evidence,
+    allowance,
+    judgement,
+    milliseconds,
+    since,
+)
 from analyzer.judges.evalues import INTERVAL_CAP, BoolArray, IntArray, RateRatioFit, fit_rate_ratio
 from analyzer.judges.onset import log_e_values_any_start
 from analyzer.policy.metrics import MetricBase
@@ -162,9 +169,9 @@ class MeanTest:
         ratio = float(self.fit.ratio_estimate()[0])
         lower, upper = self.fit.confidence_sequence(0, context.alpha)
         subject = (
-            f"canary {metric.name} mean {_ms(row.canary_mean)} vs baseline "
-            f"{_ms(row.baseline_mean)} ({_change(ratio)}, "
-            f"{allowance(metric.direction, metric.tolerance)})"
+            f"{metric.name} mean {_change(ratio)} (canary {milliseconds(row.canary_mean)} vs "
+            f"baseline {milliseconds(row.baseline_mean)}), "
+            f"{allowance(metric.direction, metric.tolerance)}"
         )
         sides = (
             {**sides[0], "mean": row.baseline_mean},
@@ -217,10 +224,6 @@ def mean_test(
         restart=np.array([True, True, False, False]),
     )
     return MeanTest(row, fit, onset.log_e, onset.start, joint)
-
-
-def _ms(seconds: float) -> str:
-    return f"{1000 * seconds:.3g} ms" if math.isfinite(seconds) else "n/a"
 
 
 def _change(ratio: float) -> str:

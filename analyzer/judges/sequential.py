@@ -62,6 +62,7 @@ from analyzer.judges.decisions import (
     allowance,
     decide,
     judgement,
+    milliseconds,
     no_data,
     percent,
     quiet,
@@ -168,11 +169,14 @@ class SequentialCountsJudge:
             decision = since(decision, int(np.flatnonzero(joint)[start]) + 1, note)
         ratio = float(fit.ratio_estimate()[0])
         lower, upper = fit.confidence_sequence(0, context.alpha)
-        shown = f"{TIMES}{ratio:.3g}" if math.isfinite(ratio) else "baseline had no errors"
+        # The ratio is estimated interval by interval (weights and traffic change), so the
+        # baseline figure beside it is the baseline's at the canary's times, not pooled over
+        # the window: the two figures and the ratio then tell one story.
+        at_canary_times = _rate_at(base, can, joint)
         subject = (
-            f"canary {metric.name} ratio {percent(sides[1]['error_ratio'])} vs baseline "
-            f"{percent(sides[0]['error_ratio'])} ({shown}, "
-            f"{allowance(metric.direction, metric.tolerance)})"
+            f"{metric.name} {ratio_with_interval(ratio, lower, upper)} (canary "
+            f"{percent(sides[1]['error_ratio'])} vs baseline {percent(at_canary_times)} at the "
+            f"same times), {allowance(metric.direction, metric.tolerance)}"
         )
         effect = ratio - 1 if math.isfinite(ratio) else None
         details: dict[str, object] = {
@@ -190,6 +194,25 @@ class SequentialCountsJudge:
             effect=(effect, (lower - 1, upper - 1)),
             details=details,
         )
+
+
+def _rate_at(base: CleanCounts, can: CleanCounts, joint: BoolArray) -> float:
+    """The baseline's error ratio weighted by the canary's requests per interval."""
+    weights = can.totals[joint]
+    per_interval = base.errors[joint] / np.maximum(base.totals[joint], 1e-12)
+    return float((weights * per_interval).sum() / weights.sum()) if weights.sum() > 0 else math.nan
+
+
+def ratio_with_interval(ratio: float, lower: float, upper: float) -> str:
+    """``x1.42 [0.91-2.3]`` (with the multiplication sign): the estimate and its anytime-valid
+    interval."""
+    if not math.isfinite(ratio):
+        return "(the baseline had none)"
+
+    def end(value: float) -> str:
+        return "∞" if math.isinf(value) else f"{value:.2g}"
+
+    return f"{TIMES}{ratio:.3g} [{end(lower)}-{end(upper)}]"
 
 
 # --- histograms -------------------------------------------------------------------------------
@@ -320,16 +343,15 @@ class SequentialHistogramJudge:
         bound = float(bounds[row % count])
         allowed = allowance(metric.direction, metric.tolerance)
         if math.isfinite(latency):
-            change = f"{abs(latency - 1):.1%} {'slower' if latency >= 1 else 'faster'}"
             subject = (
-                f"canary {metric.name} {change} around p{100 * level:.3g} "
-                f"({percent(canary_share)} vs {percent(baseline_share)} of observations {where} "
-                f"{bound:.3g}, {allowed} latency)"
+                f"{metric.name} p{100 * level:.3g} {100 * (latency - 1):+.3g}% (canary "
+                f"{percent(canary_share)} vs baseline {percent(baseline_share)} of requests "
+                f"{where} {milliseconds(bound)}), {allowed}"
             )
         else:
             subject = (
-                f"canary {metric.name} p99 {sides[1].get('p99', math.nan):.3g} vs baseline "
-                f"{sides[0].get('p99', math.nan):.3g} ({allowed} latency)"
+                f"{metric.name} p99 {milliseconds(sides[1].get('p99', math.nan))} vs baseline "
+                f"{milliseconds(sides[0].get('p99', math.nan))}, {allowed}"
             )
         effect = latency - 1 if math.isfinite(latency) else None
         interval = (ends[0] - 1, ends[1] - 1) if effect is not None else None

@@ -42,7 +42,7 @@ import numpy as np
 from scipy import stats
 
 from analyzer.judges.base import JudgeContext, JudgeData, SeriesData
-from analyzer.judges.decisions import allowance, no_data, quiet
+from analyzer.judges.decisions import no_data, quiet
 from analyzer.policy.judges import TrendJudge as TrendSpec
 from analyzer.policy.metrics import MetricBase
 from analyzer.sources.base import FloatArray
@@ -125,16 +125,17 @@ class TrendJudge:
         high = (recent.level - gate) / recent.level_se
         per_hour = 3600 * recent.slope
         subject = (
-            f"canary {metric.name} {_signed(math.expm1(recent.level))} vs baseline, growing "
-            f"{_signed(math.expm1(per_hour))}/h against it (allowed {metric.tolerance:.3g} per "
-            f"{spec.horizon}, {allowance(metric.direction, metric.tolerance)})"
+            f"{metric.name} {_signed(math.expm1(recent.level))} vs baseline and growing "
+            f"{_signed(math.expm1(per_hour))}/h against it (allowed "
+            f"{_signed(math.expm1(3600 * allowed_slope))}/h, a leak once above "
+            f"{_signed(metric.tolerance / 2)})"
         )
         if growing >= critical and high >= critical:
             outcome, code = Outcome.FAIL, Reason.EVIDENCE
             tail = f"t {min(growing, high):.3g} ≥ {critical:.3g} on growth and level, a leak"
-        elif (whole.slope - allowed_slope) / whole.slope_se <= -critical and (
+        elif (whole.slope - allowed_slope) / whole.slope_se <= -bar and (
             whole.level - gate
-        ) / whole.level_se <= -critical:
+        ) / whole.level_se <= -bar:
             outcome, code = Outcome.PASS, Reason.EVIDENCE
             tail = "neither growing beyond the allowance nor above half the tolerance, pass"
         else:

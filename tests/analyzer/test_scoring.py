@@ -104,7 +104,9 @@ def test_no_data_waits_until_the_final_look() -> None:
     assert waiting.decided_by == ["a"]
     final = score(policy, verdicts, final=True)
     assert final.outcome is FAIL
-    assert final.reason.startswith("a (critical) failed: ")
+    assert final.reason.startswith("a was inconclusive") and final.reason.endswith(
+        "— FAIL, critical"
+    )
 
 
 def test_no_data_pass_counts_as_pass_when_other_metrics_have_data() -> None:
@@ -148,7 +150,7 @@ def test_a_critical_failure_fails_whatever_the_score() -> None:
     assert verdict.score == 96.0  # above pass_score 95
     assert verdict.outcome is FAIL
     assert verdict.decided_by == ["error-ratio"]
-    assert verdict.reason == "error-ratio (critical) failed: error-ratio was fail"
+    assert verdict.reason == "error-ratio was fail — FAIL, critical"  # the metric and effect first
 
 
 def test_dry_run_metrics_are_reported_but_never_counted() -> None:
@@ -196,7 +198,8 @@ def test_fail_when_even_undecided_metrics_passing_would_not_reach_marginal() -> 
     verdict = score(policy, [judged("a", FAIL), judged("b", UNDECIDED), judged("c", PASS)])
     assert verdict.outcome is FAIL
     assert verdict.decided_by == ["a"]
-    assert verdict.reason.startswith("score 50 even counting undecided metrics as passed")
+    assert verdict.reason.startswith("a was fail — FAIL: score 25, at most 50 were every")
+    assert verdict.score == 25  # the score the sentence cites is the verdict's score
 
 
 def test_an_undecided_critical_metric_blocks_a_pass() -> None:

@@ -440,7 +440,7 @@ def test_get_one_rollout_shows_its_stage_weight_verdict_evidence_and_events(api:
     assert detail["terminal"] is True
     assert detail["stage_count"] == 7
     assert detail["stage_label"]
-    assert detail["abort_reason"].startswith("analysis failed")
+    assert detail["abort_reason"].endswith("(1 FAIL look(s), failure_limit 0)")
     assert detail["args"] == {}
     assert detail["baseline"] == JOB["baseline"]
     assert (detail["version"], detail["image"], detail["platform"]) == (

