@@ -22,7 +22,7 @@ import numpy as np
 from analyzer.policy import Policy
 from analyzer.policy.durations import format_duration
 from analyzer.verdict import Judgement, MetricVerdict, Outcome
-from canarist.report.formatting import esc, number, percent, utc, value_in
+from canarist.report.formatting import Unit, esc, number, percent, utc, value_in
 from canarist.report.history import Look
 from canarist.report.series import MetricSeries
 from canarist.report.svg import Band, Chart, Line, Mark, Point, Rule, legend, render_chart
@@ -31,12 +31,11 @@ MAX_LOOK_ROWS = 200
 MAX_MARKED_LOOKS = 120
 _SUMMARY_KEYS = {
     "counts": ("error_ratio", "errors", "requests", "intervals"),
-    "histogram": ("p50", "p90", "p99", "observations", "intervals"),
-    "series": ("mean", "median", "count", "value"),
+    "histogram": ("mean", "p50", "p90", "p99", "observations", "intervals"),
+    "series": ("mean", "median", "last", "value", "count", "intervals"),
     "threshold": ("value", "count"),
 }
-_RATIO_KEYS = frozenset({"error_ratio"})
-_SECONDS_KEYS = frozenset({"p50", "p90", "p99"})
+_COUNT_KEYS = frozenset({"errors", "requests", "observations", "intervals", "count"})
 
 
 def slug(name: str) -> str:
@@ -73,7 +72,8 @@ def metric_card(
                 f"{esc(_duration(baseline_shift))} earlier: after the switch it served nobody, "
                 "so the new version is compared with it just before the switch.</p>"
             )
-        body += _numbers(verdict, metric.tolerance if metric else None, _direction(metric))
+        unit = series.unit if series is not None else Unit.NUMBER
+        body += _numbers(verdict, metric.tolerance if metric else None, _direction(metric), unit)
     return (
         f'<article class="metric" id="{esc(slug(name))}">{head}{body}'
         f"{_data_chart(name, series, context)}</article>"
@@ -91,7 +91,7 @@ def _direction(metric: object) -> str:
     )
 
 
-def _numbers(verdict: MetricVerdict, tolerance: float | None, direction: str) -> str:
+def _numbers(verdict: MetricVerdict, tolerance: float | None, direction: str, unit: Unit) -> str:
     judgement = verdict.judgement
     rows = []
     if judgement.effect is not None:
@@ -103,32 +103,31 @@ def _numbers(verdict: MetricVerdict, tolerance: float | None, direction: str) ->
         rows.append(("Effect (canary vs baseline)", effect))
     if tolerance is not None:
         rows.append(("Tolerance", f"{percent(tolerance)} {direction} allowed"))
-    statistic = _statistic(judgement)
+    statistic = _statistic(judgement, unit)
     if statistic is not None:
-        label, value, bar = statistic
-        rows.append(
-            ("Evidence", f"{label} {number(value)}" + (f", bar {number(bar)}" if bar else ""))
-        )
+        label, value, bar, shown_in = statistic
+        bar_text = f", bar {value_in(shown_in, bar)}" if bar is not None else ""
+        rows.append(("Evidence", f"{label} {value_in(shown_in, value)}{bar_text}"))
     rows.append(("Judge", f"{verdict.judge}, weight {number(verdict.weight)}"))
     for version, values in (("Baseline", judgement.baseline), ("Canary", judgement.canary)):
-        summary = _summary(verdict.kind, values)
+        summary = _summary(verdict.kind, values, unit)
         if summary:
             rows.append((version, summary))
     cells = "".join(f"<dt>{esc(term)}</dt><dd>{esc(value)}</dd>" for term, value in rows)
     return f'<dl class="numbers">{cells}</dl>'
 
 
-def _summary(kind: str, values: Mapping[str, float]) -> str:
+def _summary(kind: str, values: Mapping[str, float], unit: Unit) -> str:
     keys = [key for key in _SUMMARY_KEYS.get(kind, ()) if key in values] or list(values)[:5]
     shown = []
     for key in keys:
         value = values[key]
-        if key in _RATIO_KEYS:
+        if key == "error_ratio":
             text = percent(value)
-        elif key in _SECONDS_KEYS:
-            text = value_in("seconds", value)
-        else:
+        elif key in _COUNT_KEYS:
             text = number(value)
+        else:
+            text = value_in(unit, value)
         shown.append(f"{key.replace('_', ' ')} {text}")
     return ", ".join(shown)
 
@@ -167,28 +166,32 @@ def _data_chart(name: str, series: MetricSeries | None, context: ChartContext) -
     return f'<figure class="chart">{render_chart(chart)}{keys}{caption}</figure>'
 
 
-def _statistic(judgement: Judgement) -> tuple[str, float, float | None] | None:
+def _statistic(
+    judgement: Judgement, unit: Unit = Unit.NUMBER
+) -> tuple[str, float, float | None, Unit] | None:
+    """The statistic, its bar and how both read (``unit``: a threshold judge's value's)."""
     if judgement.e_value is not None:
-        return "e-value", judgement.e_value, judgement.threshold
+        return "e-value", judgement.e_value, judgement.threshold, Unit.E_VALUE
     if judgement.p_value is not None:
-        return "p-value", judgement.p_value, judgement.threshold
+        return "p-value", judgement.p_value, judgement.threshold, Unit.P_VALUE
     value = judgement.details.get("value")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return "value", float(value), judgement.threshold
+        return "value", float(value), judgement.threshold, unit
     return None
 
 
 def evidence_chart(name: str, looks: Sequence[Look], context: ChartContext) -> str:
-    points, label, bar = [], None, None
+    points, label, bar, unit = [], None, None, Unit.NUMBER
     for look in looks:
         verdict = _metric(look, name)
         statistic = _statistic(verdict.judgement) if verdict else None
         if verdict is None or statistic is None:
             continue
-        label, value, bar = statistic[0], statistic[1], statistic[2] if statistic[2] else bar
+        label, value, unit = statistic[0], statistic[1], statistic[3]
+        bar = statistic[2] if statistic[2] else bar
         title = (
-            f"{utc(look.at)}: {verdict.outcome.value.upper()}, {label} {number(value)}: "
-            f"{verdict.judgement.reason}"
+            f"{utc(look.at)}: {verdict.outcome.value.upper()}, {label} "
+            f"{value_in(unit, value)}: {verdict.judgement.reason}"
         )
         points.append(Point(look.at, value, verdict.outcome.value, title))
     log = label in ("e-value", "p-value")
@@ -196,13 +199,14 @@ def evidence_chart(name: str, looks: Sequence[Look], context: ChartContext) -> s
         points = [p for p in points if p.value > 0 and math.isfinite(p.value)]
     marked = _fewer(points)
     rule_word = {"e-value": "FAIL at", "p-value": "significant below"}.get(label or "", "bound")
-    rules = (Rule(bar, f"{rule_word} {number(bar)}"),) if bar else ()
+    rules = (Rule(bar, f"{rule_word} {value_in(unit, bar)}"),) if bar else ()
     times = np.array([p.at for p in points], dtype=np.float64)
     values = np.array([p.value for p in points], dtype=np.float64)
     chart = Chart(
         title=f"{name}: {label or 'evidence'} per look",
         start=context.start,
         end=context.end,
+        unit=unit,
         lines=(Line(label or "evidence", times, values, "evidence"),) if points else (),
         points=tuple(marked),
         bands=context.bands,
@@ -249,7 +253,7 @@ def looks_table(looks: Sequence[Look], names: Sequence[str]) -> str:
             statistic = _statistic(verdict.judgement)
             text = verdict.outcome.value.upper()
             if statistic is not None:
-                text += f" {statistic[0]} {number(statistic[1])}"
+                text += f" {statistic[0]} {value_in(statistic[3], statistic[1])}"
             cells.append(f'<td class="{esc(verdict.outcome.value)}">{esc(text)}</td>')
         kind = "decided" if look.decisive else "final" if look.final else ""
         stage = f"{look.stage + 1}" if look.stage is not None else "—"

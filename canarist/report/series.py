@@ -29,6 +29,7 @@ from analyzer.policy import Policy
 from analyzer.policy.durations import format_duration
 from analyzer.policy.metrics import AnyMetric, CountsMetric, HistogramMetric
 from analyzer.sources.base import FloatArray, MetricSource, Series
+from canarist.report.formatting import Unit
 from workers.state import RolloutSpec
 
 MAX_POINTS = 720
@@ -41,7 +42,7 @@ class MetricSeries:
 
     name: str
     what: str  # what a point is, e.g. "5xx share per 1m"
-    unit: str  # ratio | seconds | number
+    unit: Unit
     times: FloatArray
     baseline: FloatArray
     canary: FloatArray
@@ -140,9 +141,10 @@ def _what(metric: AnyMetric, step: timedelta) -> str:
     return f"value {every}"
 
 
-def _unit(metric: AnyMetric) -> str:
+def _unit(metric: AnyMetric) -> Unit:
     if isinstance(metric, CountsMetric):
-        return "ratio"
-    if isinstance(metric, HistogramMetric) and "seconds" in metric.buckets:
-        return "seconds"
-    return "number"
+        return Unit.RATIO
+    if isinstance(metric, HistogramMetric):
+        return Unit.SECONDS if "seconds" in metric.buckets else Unit.NUMBER
+    query = next(iter(metric.templates().values()))
+    return Unit.BYTES if "_bytes" in query else Unit.SECONDS if "seconds" in query else Unit.NUMBER
