@@ -18,9 +18,10 @@ from pathlib import Path
 
 from analyzer.policy import Policy
 from analyzer.sources.base import MetricSource
+from canarist.report.evidence import ChartContext
 from canarist.report.history import History, decisive_verdict, read_history
 from canarist.report.page import document
-from canarist.report.sections import ChartContext, metric_card
+from canarist.report.sections import metric_card
 from canarist.report.series import MetricSeries, metric_series
 from canarist.report.svg import Band, Mark
 from workers.store import AuditEvent, StateStore
@@ -95,6 +96,8 @@ def render(report: Report) -> str:
         policy_name=policy.name if policy else None,
         metric_names=names,
         cards=cards,
+        rulings={name: verdict.judgement for name, verdict in verdicts.items()},
+        units={series.name: series.unit for series in report.series},
         problems=report.problems,
         generated_at=report.generated_at,
     )
