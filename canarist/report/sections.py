@@ -3,8 +3,9 @@
 A card answers "why" first: its outcome, the judge's sentence, the effect with its interval
 against the tolerance, the statistic against its bar (the judgement's own ``threshold``), and
 both versions' numbers; then the chart of both versions over the rollout, with the analysis
-windows shaded and every traffic change and the decision marked. How the evidence grew look by
-look is evidence.py.
+windows shaded and every traffic change and the decision marked. The chart plots what the
+ruling is about (measures.py): the mean latency when the judge tested the mean, the quantile
+a tail ruling cites, and for a trend ruling the values with the growth per hour it judged.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 
-from analyzer.policy import Policy
 from analyzer.policy.durations import format_duration
-from analyzer.verdict import MetricVerdict
+from analyzer.policy.metrics import AnyMetric
+from analyzer.verdict import Judgement, MetricVerdict
 from canarist.report.evidence import ChartContext, Statistic, badge
 from canarist.report.formatting import Unit, esc, number, percent, value_in
+from canarist.report.measures import Measure, Quantity
 from canarist.report.series import MetricSeries
 from canarist.report.svg import Chart, Line, legend, render_chart
 
@@ -38,11 +40,15 @@ def metric_card(
     name: str,
     verdict: MetricVerdict | None,
     series: MetricSeries | None,
-    policy: Policy | None,
+    metric: AnyMetric | None,
+    measure: Measure | None,
     context: ChartContext,
     baseline_shift: float = 0.0,
 ) -> str:
-    metric = next((m for m in policy.metrics if m.name == name), None) if policy else None
+    """The card of metric ``name``: ``metric`` is its policy entry (None without the policy),
+    ``measure`` what its chart plots (``measure_for`` the ruling in ``verdict``)."""
+    ruling = verdict.judgement if verdict else None
+    unit = measure.unit if measure is not None else Unit.NUMBER
     flags = []
     if (metric and metric.critical) or (verdict and verdict.critical):
         flags.append('<span class="flag">critical</span>')
@@ -59,26 +65,27 @@ def metric_card(
                 f"{esc(_duration(baseline_shift))} earlier: after the switch it served nobody, "
                 "so the new version is compared with it just before the switch.</p>"
             )
-        unit = series.unit if series is not None else Unit.NUMBER
-        body += _numbers(verdict, metric.tolerance if metric else None, _direction(metric), unit)
-    return (
-        f'<article class="metric" id="{esc(slug(name))}">{head}{body}'
-        f"{_data_chart(name, series, context)}</article>"
+        body += _numbers(verdict, metric, unit)
+    chart = (
+        _data_chart(name, series, measure, ruling, context)
+        if series is not None and measure is not None
+        else '<p class="no-data">No chart: no data was fetched for this metric (see above).</p>'
     )
+    return f'<article class="metric" id="{esc(slug(name))}">{head}{body}{chart}</article>'
 
 
 def _duration(seconds: float) -> str:
     return format_duration(timedelta(seconds=seconds))
 
 
-def _direction(metric: object) -> str:
+def _direction(metric: AnyMetric | None) -> str:
     direction = getattr(metric, "direction", None)
     return {"increase_is_bad": "increase", "decrease_is_bad": "decrease"}.get(
         str(direction), "change"
     )
 
 
-def _numbers(verdict: MetricVerdict, tolerance: float | None, direction: str, unit: Unit) -> str:
+def _numbers(verdict: MetricVerdict, metric: AnyMetric | None, unit: Unit) -> str:
     judgement = verdict.judgement
     rows = []
     if judgement.effect is not None:
@@ -88,8 +95,8 @@ def _numbers(verdict: MetricVerdict, tolerance: float | None, direction: str, un
             low, high = interval
             effect += f" (interval {percent(low, signed=True)} … {percent(high, signed=True)})"
         rows.append(("Effect (canary vs baseline)", effect))
-    if tolerance is not None:
-        rows.append(("Tolerance", f"{percent(tolerance)} {direction} allowed"))
+    if metric is not None:
+        rows.append(("Tolerance", f"{percent(metric.tolerance)} {_direction(metric)} allowed"))
     statistic = Statistic.of(judgement, unit)
     if statistic is not None:
         bar = f", bar {statistic.bar_text}" if statistic.bar is not None else ""
@@ -118,25 +125,55 @@ def _summary(kind: str, values: Mapping[str, float], unit: Unit) -> str:
     return ", ".join(shown)
 
 
-def _data_chart(name: str, series: MetricSeries | None, context: ChartContext) -> str:
-    if series is None:
-        return '<p class="no-data">No chart: no data was fetched for this metric (see above).</p>'
+def _data_chart(
+    name: str,
+    series: MetricSeries,
+    measure: Measure,
+    ruling: Judgement | None,
+    context: ChartContext,
+) -> str:
+    what = f"{measure.label} per {format_duration(series.step)}"
+    baseline, canary = series.plotted(measure)
     chart = Chart(
-        title=f"{name}: baseline and canary, {series.what}",
+        title=f"{name}: baseline and canary, {what}",
         start=context.start,
         end=context.end,
-        unit=series.unit,
+        unit=measure.unit,
         lines=(
-            Line("baseline", series.times, series.baseline, "baseline"),
-            Line("canary", series.times, series.canary, "canary"),
+            Line(f"baseline {measure.label}", series.times, baseline, "baseline"),
+            Line(f"canary {measure.label}", series.times, canary, "canary"),
         ),
         bands=context.bands,
         marks=context.marks,
         empty=f"no data: {series.problem}" if series.problem else "no data",
     )
-    caption = f'<p class="caption">{esc(series.what.capitalize())}.'
-    if series.problem and series.has_data:
-        caption += f" Part of the data is missing: {esc(series.problem)}"
-    caption += "</p>"
+    caption = f'<p class="caption">{esc(_caption(what, measure, ruling))}</p>'
     keys = legend([("baseline", "baseline"), ("canary", "canary")])
     return f'<figure class="chart">{render_chart(chart)}{keys}{caption}</figure>'
+
+
+def _caption(what: str, measure: Measure, ruling: Judgement | None) -> str:
+    # "p99 latency" stays lower case, as the judges write it
+    text = what if measure.quantity is Quantity.QUANTILE else what[0].upper() + what[1:]
+    if measure.quantity is Quantity.QUANTILE:
+        text += " from the histogram's buckets"
+    if measure.quantity in (Quantity.MEAN, Quantity.QUANTILE):
+        text += (
+            ": what the ruling cites."
+            if measure.cited
+            else ": no ruling cites a latency yet, so this is shown."
+        )
+        return text
+    details = ruling.details if ruling is not None else {}
+    growth, allowed = details.get("growth_per_hour"), details.get("allowed_growth_per_hour")
+    if isinstance(growth, float) and isinstance(allowed, float):
+        level, gate = details.get("level"), details.get("level_gate")
+        text += (
+            f". The trend judge rules on growth per hour against the baseline: the canary grows "
+            f"{percent(growth, signed=True)}/h against it (allowed {percent(allowed, signed=True)}"
+            "/h)"
+        )
+        if isinstance(level, float) and isinstance(gate, float):
+            text += f" and stands {percent(level, signed=True)} vs it (gate {percent(gate)})"
+        return text + "."
+    return text + "."
