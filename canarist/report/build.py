@@ -18,9 +18,11 @@ from pathlib import Path
 
 from analyzer.policy import Policy
 from analyzer.sources.base import MetricSource
+from canarist.report.evidence import ChartContext
 from canarist.report.history import History, decisive_verdict, read_history
+from canarist.report.measures import measure_for
 from canarist.report.page import document
-from canarist.report.sections import ChartContext, metric_card
+from canarist.report.sections import metric_card
 from canarist.report.series import MetricSeries, metric_series
 from canarist.report.svg import Band, Mark
 from workers.store import AuditEvent, StateStore
@@ -85,16 +87,30 @@ def render(report: Report) -> str:
     verdicts = {metric.name: metric for metric in final.metrics} if final else {}
     context = ChartContext(report.start, report.end, _bands(history), _marks(history))
     shift = final.baseline_shift if final else 0.0
+    rulings = {name: verdict.judgement for name, verdict in verdicts.items()}
+    metrics = {metric.name: metric for metric in policy.metrics} if policy else {}
+    measures = {name: measure_for(metric, rulings.get(name)) for name, metric in metrics.items()}
     cards = [
-        metric_card(name, verdicts.get(name), by_name.get(name), policy, context, shift)
+        metric_card(
+            name,
+            verdicts.get(name),
+            by_name.get(name),
+            metrics.get(name),
+            measures.get(name),
+            context,
+            shift,
+        )
         for name in names
     ]
+    units = {name: measure.unit for name, measure in measures.items()}
     return document(
         history,
         context,
         policy_name=policy.name if policy else None,
         metric_names=names,
         cards=cards,
+        rulings=rulings,
+        units=units,
         problems=report.problems,
         generated_at=report.generated_at,
     )

@@ -9,17 +9,13 @@ opens offline, survives being saved or mailed, and passes a ``default-src 'none'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from canarist.report.formatting import duration, esc, utc
-from canarist.report.history import History
-from canarist.report.sections import (
-    ChartContext,
-    badge,
-    evidence_chart,
-    looks_table,
-    slug,
-)
+from analyzer.verdict import Judgement
+from canarist.report.evidence import ChartContext, badge, evidence_chart, looks_table
+from canarist.report.formatting import Unit, duration, esc, number, utc
+from canarist.report.history import History, decisive_verdict
+from canarist.report.sections import slug
 from workers.state import Phase
 from workers.store import AuditEvent
 
@@ -84,13 +80,20 @@ def document(
     policy_name: str | None,
     metric_names: Sequence[str],
     cards: Sequence[str],
+    rulings: Mapping[str, Judgement],
+    units: Mapping[str, Unit],
     problems: Sequence[str],
     generated_at: float,
 ) -> str:
     state, decision = history.state, history.decision
     title = f"{decision.headline}: {state.app} {state.spec.version} in {state.namespace}"
     warnings = "".join(f'<p class="problem">{esc(problem)}</p>' for problem in problems)
-    evidence = "".join(evidence_chart(name, history.looks, context) for name in metric_names)
+    evidence = "".join(
+        evidence_chart(
+            name, history.looks, context, rulings.get(name), units.get(name, Unit.NUMBER)
+        )
+        for name in metric_names
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -98,7 +101,7 @@ def document(
         f"{header(history, policy_name)}{warnings}"
         f'<section id="metrics"><h2>Metrics: baseline vs canary</h2>{"".join(cards)}</section>'
         f'<section id="evidence"><h2>Evidence, look by look</h2>{evidence}'
-        f"{looks_table(history.looks, metric_names)}</section>"
+        f"{looks_table(history.looks, metric_names, dict(units))}</section>"
         f'<section id="timeline"><h2>Timeline</h2>{timeline(history.events, state.created_at)}'
         "</section>"
         f"<footer>Generated {esc(utc(generated_at))} by Canarist from the rollout's audit trail "
@@ -112,6 +115,7 @@ def header(history: History, policy_name: str | None) -> str:
     tone = _PHASE_TONE.get(state.phase, "")
     submitted = next((e for e in history.events if e.kind == "submitted"), None)
     decided = decision.at
+    verdict = decisive_verdict(history)
     facts = [
         ("Decided by", decision.by or "not decided yet"),
         ("Namespace", state.namespace),
@@ -127,6 +131,10 @@ def header(history: History, policy_name: str | None) -> str:
         ("Canary", state.spec.canary_selector),
         ("Rollout", state.id),
         ("Image", state.spec.image or "—"),
+        (
+            "Score",
+            f"{number(verdict.score)} of 100" if verdict and verdict.score is not None else "—",
+        ),
     ]
     cells = "".join(f"<dt>{esc(term)}</dt><dd>{esc(value)}</dd>" for term, value in facts)
     return (

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from analyzer.sources.base import FloatArray
-from canarist.report.formatting import clock, esc, number, value_in
+from canarist.report.formatting import Unit, clock, esc, value_in
 
 WIDTH, HEIGHT = 760, 220
 LEFT, RIGHT, TOP, BOTTOM = 70, 24, 22, 30
 MAX_DRAWN = 400
+MAX_DECADE_TICKS = 6
 COLOURS = {
     "baseline": "#1c7ed6",
     "canary": "#f76707",
@@ -45,6 +46,7 @@ class Line:
     times: FloatArray
     values: FloatArray
     colour: str  # a key of COLOURS
+    dashed: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Chart:
     title: str
     start: float
     end: float
-    unit: str = "number"  # how the y axis reads: ratio | seconds | number
+    unit: Unit = Unit.NUMBER  # how the y axis reads
     lines: tuple[Line, ...] = ()
     points: tuple[Point, ...] = ()
     bands: tuple[Band, ...] = ()
@@ -133,7 +135,7 @@ def render_chart(chart: Chart) -> str:
             f'<text class="no-data" x="{LEFT + plot.width / 2:.1f}" y="{middle:.1f}" '
             f'text-anchor="middle" font-size="14" fill="#868e96">{esc(chart.empty)}</text>'
         )
-    parts += [plot.mark(mark, number) for number, mark in enumerate(chart.marks)]
+    parts += [plot.mark(mark, index) for index, mark in enumerate(chart.marks)]
     parts.append("</svg>")
     return "".join(parts)
 
@@ -157,12 +159,15 @@ class _Plot:
             positive = finite[finite > 0]
             low = math.floor(math.log10(positive.min())) if positive.size else -1
             high = math.ceil(math.log10(positive.max())) if positive.size else 1
-            self.low, self.high = float(low), float(max(high, low + 1))
-            self.ticks = [10.0**exponent for exponent in range(low, int(self.high) + 1)]
+            # about MAX_DECADE_TICKS labels at most: every k-th power of ten over a wide range
+            every = max(1, math.ceil((high - low) / MAX_DECADE_TICKS))
+            high = low + every * max(1, math.ceil((high - low) / every))
+            self.low, self.high = float(low), float(high)
+            self.ticks = [10.0**exponent for exponent in range(low, high + 1, every)]
         else:
             low_value = float(finite.min()) if self.has_data else 0.0
             high_value = float(finite.max()) if self.has_data else 1.0
-            if chart.unit == "ratio" or 0 <= low_value < high_value / 2:
+            if chart.unit is Unit.RATIO or 0 <= low_value < high_value / 2:
                 low_value = min(low_value, 0.0)
             self.ticks = _nice_ticks(low_value, high_value)
             self.low, self.high = self.ticks[0], self.ticks[-1]
@@ -195,7 +200,7 @@ class _Plot:
         parts = []
         for tick in self.ticks:
             y = self.y(tick)
-            shown = number(tick) if self.chart.log else value_in(self.chart.unit, tick)
+            shown = value_in(self.chart.unit, tick)
             parts.append(
                 f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + self.width:.1f}" y2="{y:.1f}" '
                 f'stroke="#e9ecef"/><text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
@@ -256,9 +261,10 @@ class _Plot:
                 dots.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" fill="{colour}"/>')
             elif segment:
                 path.append("M" + "L".join(f"{x:.1f},{y:.1f}" for x, y in segment))
+        dashes = ' stroke-dasharray="5 3"' if line.dashed else ""
         drawn = (
             f'<path d="{"".join(path)}" fill="none" stroke="{colour}" stroke-width="1.8" '
-            f'stroke-linejoin="round"/>'
+            f'stroke-linejoin="round"{dashes}/>'
             if path
             else ""
         )

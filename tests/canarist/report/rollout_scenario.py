@@ -5,8 +5,10 @@
 Before every wake-up it writes
 the traffic both versions served since the last one into the test Prometheus, split by the
 canary's current weight, as a scrape would have stored it (tests/workloads.py's counters and
-buckets, every 15 s). A look is analysed by ``workers.tasks.run_analysis`` over the real
-Prometheus, so the verdicts and events in the store are exactly what production would keep.
+buckets, the histogram's ``_sum`` and ``_count``, and resident memory, which a leaking canary
+grows by ``memory_growth_per_hour``; every 15 s). A look is analysed by
+``workers.tasks.run_analysis`` over the real Prometheus, so the verdicts and events in the store
+are exactly what production would keep.
 """
 
 from __future__ import annotations
@@ -92,6 +94,11 @@ class Version:
     rng: np.random.Generator
     last_scrape: float
     totals: dict[str, float] = field(default_factory=dict)
+    memory_growth_per_hour: float = 0.0  # relative, compounded from ``first_scrape``
+    first_scrape: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.first_scrape = self.last_scrape
 
     def serve(self, until: float, share: float) -> list[tuple[dict[str, str], list]]:
         """The samples scraped after ``last_scrape`` up to ``until``; ``share`` of the traffic."""
@@ -121,7 +128,13 @@ class Version:
                 self.totals[key] = self.totals.get(key, 0.0) + np.count_nonzero(latencies <= bound)
                 labels = {"__name__": "http_request_duration_seconds_bucket", **base, "le": le}
                 add(key, labels, float(at), self.totals[key])
-            memory = behaviour.memory_bytes * self.rng.normal(1, 0.01)
+            for part, value in (("sum", float(latencies.sum())), ("count", float(requests))):
+                self.totals[part] = self.totals.get(part, 0.0) + value
+                labels = {"__name__": f"http_request_duration_seconds_{part}", **base}
+                add(part, labels, float(at), self.totals[part])
+            hours = (at - self.first_scrape) / 3600
+            growth = (1 + self.memory_growth_per_hour) ** hours
+            memory = behaviour.memory_bytes * growth * self.rng.normal(1, 0.01)
             add("memory", {"__name__": "process_resident_memory_bytes", **base}, float(at), memory)
         return list(written.values())
 
@@ -162,12 +175,20 @@ class Rollout:
         namespace: str = "shop",
         seed: int = 7,
         app: str | None = None,
+        memory_growth_per_hour: float = 0.0,
     ) -> None:
         self.intake, self.prometheus_url, self.clock = intake, prometheus_url, clock
         self.app = app or f"shop-{uuid.uuid4().hex[:6]}"  # a fresh app: its own series
         clock.now = start
         self.stable = Version(self.app, "v1", Behaviour(), np.random.default_rng(seed), start - 300)
-        self.new = Version(self.app, "v2", canary, np.random.default_rng(seed + 1), start)
+        self.new = Version(
+            self.app,
+            "v2",
+            canary,
+            np.random.default_rng(seed + 1),
+            start,
+            memory_growth_per_hour=memory_growth_per_hour,
+        )
         write_samples(prometheus_url, self.stable.serve(start, 1.0))  # the stable history
         submitted = intake.submit(job(self.app, policy, namespace), "ci-pipeline")
         self.rollout_id = submitted.rollout_id

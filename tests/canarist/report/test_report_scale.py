@@ -16,7 +16,7 @@ import numpy as np
 
 from analyzer.sources.prometheus import PrometheusSource
 from canarist.report import build_report, render
-from canarist.report.sections import MAX_LOOK_ROWS
+from canarist.report.evidence import MAX_LOOK_ROWS
 from canarist.report.svg import MAX_DRAWN, Chart, Line, render_chart, thin
 from tests.canarist.report.page_reading import Page
 from tests.canarist.report.rollout_scenario import Played
