@@ -29,7 +29,8 @@ from analyzer.policy.models import Policy
 from analyzer.policy.promql import PromQLTemplate, Selector
 from analyzer.sources.base import FloatArray, Series
 from analyzer.sources.memory import MemorySource
-from benchmarks.simulator import BUCKET_BOUNDS, MINUTES, SimulatedRun, VersionStream
+from benchmarks.latency import BUCKET_BOUNDS
+from benchmarks.simulator import MINUTES, SimulatedRun, VersionStream
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 END = START + timedelta(minutes=MINUTES)

@@ -36,7 +36,8 @@ from analyzer.policy.judges import MannWhitneyJudge as MannWhitneySpec
 from analyzer.policy.metrics import SeriesMetric
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Outcome, Reason
-from benchmarks.simulator import BUCKET_BOUNDS, MINUTES, SimulatedRun, VersionStream
+from benchmarks.latency import BUCKET_BOUNDS
+from benchmarks.simulator import MINUTES, SimulatedRun, VersionStream
 
 
 @dataclass(frozen=True)
