@@ -165,7 +165,7 @@ def simulate(
     present = {name: bool(rng.random() < getattr(nuisances, name)) for name in _NUISANCE_NAMES}
     is_canary = np.arange(PODS) < CANARY_PODS
     minutes = np.arange(MINUTES, dtype=np.float64)
-    warm = _warmup_profile() if present["warmup"] else np.zeros(MINUTES)
+    warm = warmup_profile() if present["warmup"] else np.zeros(MINUTES)
     run = _Run(
         is_canary=is_canary,
         regressed=is_canary[:, None] & (minutes >= regression.onset_minute)[None, :],
@@ -287,7 +287,7 @@ def _memory(run: _Run, warmup: bool, rng: np.random.Generator) -> FloatArray:
 _NUISANCE_NAMES = ("drift", "warmup", "slow_pod", "scrape_gaps")
 
 
-def _warmup_profile() -> FloatArray:
+def warmup_profile() -> FloatArray:
     """exp(-t/tau) averaged over each minute: the warm-up's remaining share, per minute."""
     start = np.arange(MINUTES, dtype=np.float64)
     tau = WARMUP_TAU_MINUTES
