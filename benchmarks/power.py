@@ -6,8 +6,10 @@
 
 Simulates paired baseline/canary streams (``benchmarks.simulator``) for every scenario of
 ``benchmarks.scenarios`` at three traffic levels, decides each run with Canarist's real pipeline
-(``analyzer.backtest.backtest`` over a ``MemorySource``) and with the Argo-style and Kayenta-style
-references (``benchmarks.references``), and prints one side-by-side table and the targets.
+(``analyzer.backtest.backtest`` over a ``MemorySource``), with the Argo-style and Kayenta-style
+references (``benchmarks.references``) and with an oracle that knows the truth
+(``benchmarks.oracle``: a yardstick, not a policy), and prints the four side by side — a
+false-abort table and a detection table — and the targets.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any  # noqa: E402
 
 from analyzer.policy.loader import load_policy  # noqa: E402
 from analyzer.policy.models import Policy  # noqa: E402
-from benchmarks import references, simulator  # noqa: E402
+from benchmarks import oracle, references, simulator  # noqa: E402
 from benchmarks.report import Result, render_table, rows  # noqa: E402
 from benchmarks.runner import DEFAULT_POLICY, prepare, run_all, tasks  # noqa: E402
 from benchmarks.scenarios import FULL, QUICK  # noqa: E402
@@ -150,6 +152,17 @@ def assumptions() -> dict[str, Any]:
                 for m in references.KAYENTA_METRICS
             ],
         },
+        "oracle": {
+            "test": "one-sided Wald SPRT per kind, true alternative vs the nearest null",
+            "alpha": oracle.ALPHA,
+            "first_minute": oracle.FIRST_MINUTE,
+            "null": {
+                "error_ratio": oracle.NULL_ERROR_RATIO,
+                "latency_factor": oracle.NULL_LATENCY_FACTOR,
+                "memory_growth_per_minute": oracle.NULL_MEMORY_GROWTH,
+            },
+            "watched_when_healthy": [oracle.describe(r) for r in oracle.WATCHED],
+        },
     }
 
 
@@ -178,7 +191,20 @@ def _header(args: argparse.Namespace, runs: int, code: dict[str, str]) -> str:
             "  code: " + ", ".join(f"{name} {digest}" for name, digest in code.items()),
             f"  Argo-style: {argo}",
             f"  Kayenta-style: {kayenta}",
+            f"  Oracle (a yardstick of what is achievable on this data, not a policy): {_oracle()}",
         ]
+    )
+
+
+def _oracle() -> str:
+    return (
+        f"knows each scenario's true regression and runs a one-sided Wald SPRT of it against the "
+        f"nearest null the default policy allows (errors x{oracle.NULL_ERROR_RATIO:g}, latency "
+        f"+{oracle.NULL_LATENCY_FACTOR - 1:.0%}, memory +{oracle.NULL_MEMORY_GROWTH:.1%}/min) from "
+        f"minute {oracle.FIRST_MINUTE}, alpha {oracle.ALPHA:g}, on errors given the minute's "
+        "errors, the log ratio of mean latencies, the count above a tail bound or the memory "
+        "trend; on healthy and tolerable runs all four kinds at alpha/4: "
+        + "; ".join(oracle.describe(r) for r in oracle.WATCHED)
     )
 
 

@@ -1,7 +1,7 @@
 """Two reference deciders, configured the way teams usually configure the tools they imitate.
 
 Both read the same per-minute data Canarist's source serves (the canary's and the baseline's
-``increase(...[1m])`` values and memory gauge, with the same scrape gaps), so the three deciders
+``increase(...[1m])`` values and memory gauge, with the same scrape gaps), so all the deciders
 are compared on identical runs.
 
 Argo-style (an AnalysisTemplate with absolute conditions on the canary alone): every minute after
