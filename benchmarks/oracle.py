@@ -3,7 +3,7 @@
 It is a yardstick for what is achievable on this data, not a policy: it knows each scenario's
 true regression (kind, size, onset) and the simulator's noise model, and runs the likelihood-ratio
 test for that kind on that kind's sufficient statistic — the true alternative against the nearest
-null the default policy allows (its tolerances: errors x1.25, latency +5%, memory +20%). A policy
+null the default policy allows (errors x1.25, latency +5%, memory growing 20% an hour). A policy
 that matches it on a row cannot do much better there; one far below it leaves power on the table.
 
 Each test is a one-sided Wald SPRT: the likelihood ratio of the true alternative against the null
@@ -29,11 +29,11 @@ without one is only better than the null.
   above the true baseline p99 (0.256 s)" becomes the count above the bound with the most
   information per request under the true alternative (0.25 s or 0.5 s here).
 - memory: d = log(canary / baseline memory) per minute, Gaussian with known noise; its mean grows
-  as log(1 + growth k), k the minutes since onset, growth = size against 0.2 / 40 per minute (a
-  canary allowed to end the 40-minute canary at most 20% above where it started, relative to the
-  baseline). The level and the warm-up's fill-up curve (present or not) are nuisance regressors:
-  the ratio is that of the residuals after projecting both out (the maximal invariant), which
-  keeps Ville's bound.
+  as log(1 + size k), k the minutes since onset, against k log(1.2) / 60: growth relative to the
+  baseline of 20% an hour, what the default policy's trend judge allows (``tolerance: 0.2``,
+  ``horizon: 1h``; change ``NULL_MEMORY_LOG_SLOPE`` with it). The level and the warm-up's fill-up
+  curve (present or not) are nuisance regressors: the ratio is that of the residuals after
+  projecting both out (the maximal invariant), which keeps Ville's bound.
 
 On healthy and tolerable scenarios the oracle does not know there is nothing: it runs all four
 tests at alpha / 4 each against the smallest regression of each kind in the benchmark
@@ -74,7 +74,7 @@ ALPHA = 0.01  # the default policy's analysis.alpha
 FIRST_MINUTE = 1  # the first minute Canarist looks at: begin_after 1m
 NULL_ERROR_RATIO = 1.25
 NULL_LATENCY_FACTOR = 1.05
-NULL_MEMORY_GROWTH = 0.20 / MINUTES  # per minute: +20% by the canary's end
+NULL_MEMORY_LOG_SLOPE = math.log1p(0.20) / 60  # per minute: +20% an hour against the baseline
 WATCHED = (
     Regression("errors", 1.5),
     Regression("latency", 0.10),
@@ -126,7 +126,7 @@ def describe(regression: Regression) -> str:
         what = f"slowest {slowest:.0%} x{size:g}" if slowest else f"p99 x{size:g}"
         return f"tail {what} (above {tail_bound(regression):g} s) vs {allowed}"
     if kind == "memory":
-        return f"memory +{size:.1%}/min vs +{NULL_MEMORY_GROWTH:.1%}/min"
+        return f"memory +{size:.1%}/min vs +{math.expm1(NULL_MEMORY_LOG_SLOPE):.2%}/min"
     raise ValueError(f"the oracle has no test for a regression of kind {kind!r}")
 
 
@@ -242,7 +242,7 @@ def _memory(run: SimulatedRun, regression: Regression) -> FloatArray:
     log_ratio = np.log(canary.memory) - np.log(baseline.memory)
     since_onset = np.maximum(_MINUTE_INDEX - regression.onset_minute + 1.0, 0.0)
     alternative = np.log1p(regression.size * since_onset)
-    null = np.log1p(NULL_MEMORY_GROWTH * since_onset)
+    null = NULL_MEMORY_LOG_SLOPE * since_onset
     filling = 1.0 - (1.0 - WARMUP_MEMORY_FLOOR) * np.exp(-_MINUTE_INDEX / WARMUP_MEMORY_TAU)
     nuisance = np.column_stack([np.ones(MINUTES), np.log(filling)])
     evidence = np.zeros(MINUTES)

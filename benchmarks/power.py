@@ -23,6 +23,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -31,6 +32,7 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import analyzer  # noqa: E402
 from analyzer.policy.loader import load_policy  # noqa: E402
 from analyzer.policy.models import Policy  # noqa: E402
 from benchmarks import oracle, references, simulator  # noqa: E402
@@ -90,8 +92,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def code_digests(policy: str) -> dict[str, str]:
     """Short SHA-256 digests of the analyzer's code, its judges and the policy: the judges still
-    change, and a number means nothing without the code that produced it."""
-    root = Path(__file__).resolve().parent.parent / "analyzer"
+    change, and a number means nothing without the code that produced it. The analyzer hashed is
+    the one imported, wherever it was imported from."""
+    root = Path(analyzer.__file__).resolve().parent
 
     def digest(paths: list[Path]) -> str:
         hashed = hashlib.sha256()
@@ -159,7 +162,7 @@ def assumptions() -> dict[str, Any]:
             "null": {
                 "error_ratio": oracle.NULL_ERROR_RATIO,
                 "latency_factor": oracle.NULL_LATENCY_FACTOR,
-                "memory_growth_per_minute": oracle.NULL_MEMORY_GROWTH,
+                "memory_log_growth_per_minute": oracle.NULL_MEMORY_LOG_SLOPE,
             },
             "watched_when_healthy": [oracle.describe(r) for r in oracle.WATCHED],
         },
@@ -200,7 +203,8 @@ def _oracle() -> str:
     return (
         f"knows each scenario's true regression and runs a one-sided Wald SPRT of it against the "
         f"nearest null the default policy allows (errors x{oracle.NULL_ERROR_RATIO:g}, latency "
-        f"+{oracle.NULL_LATENCY_FACTOR - 1:.0%}, memory +{oracle.NULL_MEMORY_GROWTH:.1%}/min) from "
+        f"+{oracle.NULL_LATENCY_FACTOR - 1:.0%}, memory growth "
+        f"{math.expm1(60 * oracle.NULL_MEMORY_LOG_SLOPE):.0%}/h) from "
         f"minute {oracle.FIRST_MINUTE}, alpha {oracle.ALPHA:g}, on errors given the minute's "
         "errors, the log ratio of mean latencies, the count above a tail bound or the memory "
         "trend; on healthy and tolerable runs all four kinds at alpha/4: "
