@@ -151,7 +151,8 @@ def test_a_histograms_sum_and_count_are_fed_when_the_metric_has_them(run: Simula
     policy = load_policy(DEFAULT_POLICY)
     histogram = policy.metrics[1]
     assert isinstance(histogram, HistogramMetric)
-    with_sums = HistogramWithSums(**histogram.model_dump(), sum=PER_POD["sum"], count=VERSION_COUNT)
+    fields = {**histogram.model_dump(), "sum": PER_POD["sum"], "count": VERSION_COUNT}
+    with_sums = HistogramWithSums(**fields)
     policy = policy.model_copy(update={"metrics": [with_sums]})
     source = source_for(policy, run)
     for template, values, per_pod in (
