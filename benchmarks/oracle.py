@@ -6,23 +6,29 @@ test for that kind on that kind's sufficient statistic — the true alternative 
 null the default policy allows (errors x1.25, latency +5%, memory growing 20% an hour). A policy
 that matches it on a row cannot do much better there; one far below it leaves power on the table.
 
-Each test is a one-sided Wald SPRT: the likelihood ratio of the true alternative against the null
-boundary, accumulated minute by minute from the first minute Canarist looks at (minute 1,
-``begin_after: 1m``; or the known onset, if later: before it the truth is inside the null and adds
-no evidence), aborting when it reaches 1/alpha. It never accepts early; a run that never reaches
-the bound is promoted at minute 40. Under the null the ratio is a nonnegative martingale (a
-supermartingale for anything better than the null), so by Ville's inequality the chance of ever
-aborting is at most alpha, however many looks. Minutes without a scrape of either version add
-nothing. The canary's warm-up is allowed by every null (and is in every alternative): a canary
-without one is only better than the null.
+Each test is a likelihood ratio of the true alternative against the null boundary, accumulated
+minute by minute from the first minute Canarist looks at (minute 1, ``begin_after: 1m``; or the
+known onset, if later: before it the truth is inside the null and adds no evidence), aborting when
+it reaches 1/alpha; it never accepts early, and a run that never reaches the bound is promoted at
+minute 40 (a one-sided, truncated mixture SPRT). The alternative is a mixture: the true
+regression times the canary's pod-to-pod difference, which the oracle knows in distribution (the
+simulator's pod factors) but not in value, cut where it would cross the null. A canary whose two
+pods happen to be 3% faster really does have only a +7% regression, and a plain SPRT of +10%
+against +5% would miss it. Under the null the ratio is a nonnegative martingale (a
+supermartingale for anything better), so by Ville's inequality the chance of ever aborting is at
+most alpha, however many looks. Minutes without a scrape of either version add nothing. The
+canary's warm-up is allowed by every null (and is in every alternative): a canary without one is
+only better than the null.
 
 - errors: the canary's 5xx given the minute's 5xx of both versions are binomial with success share
   n_c rho / (n_c rho + n_b) (rho the canary/baseline rate ratio, n the requests): rho = size
-  against 1.25. Shared drift and bursts cancel; the pods' per-minute error jitter moves the share's
-  logit by a normal of known variance, integrated out (Gauss-Hermite).
+  times the pods' spread against 1.25. Shared drift and bursts cancel; the pods' per-minute error
+  jitter moves the share's logit by a normal of known variance; both are integrated out
+  (Gauss-Hermite).
 - latency (every request slower): the per-minute log ratio of mean latencies from the latency sums,
-  D = log(S_c/n_c) - log(S_b/n_b), Gaussian with mean log(1 + size) against log(1.05) and variance
-  (e^(sigma^2) - 1)(1/n_c + 1/n_b) plus the pods' per-minute jitter.
+  D = log(S_c/n_c) - log(S_b/n_b), Gaussian with variance (e^(sigma^2) - 1)(1/n_c + 1/n_b) plus
+  the pods' per-minute jitter, and mean log(1.05) against N(log(1 + size), pod spread): a Gaussian
+  mixture, in closed form.
 - tail: the canary's requests above one bucket bound given both versions' requests above it
   (binomial as for errors), with the ratio of exceedance probabilities the true tail implies
   against the one a 5% slower canary would have. The data has only bucket counts, so "the count
@@ -33,7 +39,8 @@ without one is only better than the null.
   baseline of 20% an hour, what the default policy's trend judge allows (``tolerance: 0.2``,
   ``horizon: 1h``; change ``NULL_MEMORY_LOG_SLOPE`` with it). The level and the warm-up's fill-up
   curve (present or not) are nuisance regressors: the ratio is that of the residuals after
-  projecting both out (the maximal invariant), which keeps Ville's bound.
+  projecting both out (the maximal invariant), which keeps Ville's bound. The pods' memory
+  factors only move the level, so no mixture: a plain SPRT of the true growth.
 
 On healthy and tolerable scenarios the oracle does not know there is nothing: it runs all four
 tests at alpha / 4 each against the smallest regression of each kind in the benchmark
@@ -47,7 +54,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import log_expit, logsumexp, ndtr, ndtri
+from scipy.special import log_expit, log_ndtr, logsumexp, ndtr, ndtri
 
 from analyzer.sources.base import FloatArray
 from benchmarks.latency import BUCKET_BOUNDS, Z90, Z99, LatencyShape
@@ -60,6 +67,8 @@ from benchmarks.simulator import (
     LATENCY_SIGMA,
     MEMORY_NOISE,
     MINUTES,
+    POD_ERROR_SD,
+    POD_LATENCY_SD,
     PODS,
     WARMUP_ERRORS,
     WARMUP_LATENCY,
@@ -160,23 +169,39 @@ def _errors(run: SimulatedRun, regression: Regression) -> FloatArray:
         (canary.requests, baseline.requests),
         _usable(run, regression),
         (regression.size * _WARM_ERRORS, NULL_ERROR_RATIO * _WARM_ERRORS),
-        _ERROR_JITTER,
+        jitter=_ERROR_JITTER,
+        spread=POD_ERROR_SD**2 * _PODS_FACTOR,
     )
 
 
 def _latency(run: SimulatedRun, regression: Regression) -> FloatArray:
+    """Gaussian D_m with mean theta: the mixture over theta ~ N(log(1 + size), spread) cut to
+    theta > log(1.05) (only alternatives: a prior below the null would reward a canary for being
+    better), against theta = log(1.05); closed form from A = sum w (D - null), B = sum w."""
     canary, baseline = run.canary, run.baseline
     usable = _usable(run, regression) & (canary.latency_sum > 0) & (baseline.latency_sum > 0)
-    null = math.log(NULL_LATENCY_FACTOR) + _WARM_LATENCY
-    alternative = math.log1p(regression.size) + _WARM_LATENCY
+    null, shift = (
+        math.log(NULL_LATENCY_FACTOR),
+        math.log1p(regression.size) - math.log(NULL_LATENCY_FACTOR),
+    )
+    spread = POD_LATENCY_SD**2 * _PODS_FACTOR
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log(canary.latency_sum / canary.requests) - np.log(
             baseline.latency_sum / baseline.requests
         )
         variance = _LATENCY_CV2 * (1.0 / canary.requests + 1.0 / baseline.requests)
-        step = (alternative - null) * (log_ratio - (null + alternative) / 2.0)
-        step = step / (variance + _LATENCY_JITTER)
-    evidence: FloatArray = np.cumsum(np.where(usable, step, 0.0))
+        weight = np.where(usable, 1.0 / (variance + _LATENCY_JITTER), 0.0)
+    excess = np.where(usable, log_ratio - _WARM_LATENCY - null, 0.0)
+    evidence_a, evidence_b = np.cumsum(weight * excess), np.cumsum(weight)
+    widened = 1.0 + spread * evidence_b
+    scale = math.sqrt(spread)
+    evidence: FloatArray = (
+        (spread * evidence_a**2 + 2.0 * shift * evidence_a - shift**2 * evidence_b)
+        / (2.0 * widened)
+        - 0.5 * np.log(widened)
+        + log_ndtr((spread * evidence_a + shift) / (scale * np.sqrt(widened)))
+        - log_ndtr(shift / scale)
+    )
     return evidence
 
 
@@ -189,9 +214,10 @@ def _tail(run: SimulatedRun, regression: Regression) -> FloatArray:
     nominal = _shape()
     base = _exceedance(nominal, np.array([bound]))
     warm = bound / np.exp(_WARM_LATENCY)  # the bound as the warm canary's requests see it
-    # The pods' per-minute jitter of the log median moves a tail share by its hazard rate.
+    # A pod's log-median offset moves a tail share's log by the hazard rate times it.
     z = float(nominal.z_at(np.array([bound]))[0])
     hazard = math.exp(-(z**2) / 2.0) / math.sqrt(2.0 * math.pi) / float(ndtr(-z))
+    per_pod = (hazard / LATENCY_SIGMA) ** 2 * _PODS_FACTOR
     return _conditional_binomial(
         (canary, baseline),
         (run.canary.requests, run.baseline.requests),
@@ -200,7 +226,8 @@ def _tail(run: SimulatedRun, regression: Regression) -> FloatArray:
             _exceedance(_regressed(regression), warm) / base,
             _exceedance(nominal, warm / NULL_LATENCY_FACTOR) / base,
         ),
-        (hazard / LATENCY_SIGMA) ** 2 * _LATENCY_JITTER,
+        jitter=per_pod * LATENCY_JITTER_SD**2,
+        spread=per_pod * POD_LATENCY_SD**2,
     )
 
 
@@ -209,31 +236,50 @@ def _conditional_binomial(
     requests: tuple[FloatArray, FloatArray],
     usable: np.ndarray,
     ratios: tuple[FloatArray, FloatArray],
-    jitter_variance: float,
+    *,
+    jitter: float,
+    spread: float,
 ) -> FloatArray:
     """Cumulative log LR of the canary's share of both versions' events: rate ratio per minute
-    ``ratios[0]`` (alternative) against ``ratios[1]`` (null).
+    ``ratios[0]`` times exp(u), u ~ N(0, ``spread``) once per run (the alternative), against
+    ``ratios[1]`` (the null).
 
     Given the minute's events of both versions, the canary's are binomial with success share
     n_c rho / (n_c rho + n_b); the pods' per-minute jitter moves that share's logit by a normal of
-    variance ``jitter_variance``, integrated out by Gauss-Hermite quadrature.
+    variance ``jitter``. Both normals are integrated out by Gauss-Hermite quadrature.
     """
     canary_events, baseline_events = (np.where(usable, count, 0.0)[:, None] for count in events)
     canary_n, baseline_n = (np.where(usable, count, 1.0)[:, None] for count in requests)
-    nodes, weights = np.polynomial.hermite.hermgauss(_QUADRATURE_NODES)
-    shifts = math.sqrt(2.0 * jitter_variance) * nodes[None, :]
-    log_weights = np.log(weights / math.sqrt(math.pi))[None, :]
+    jitters, jitter_weights = _normal_nodes(jitter)
 
-    def log_likelihood(ratio: FloatArray) -> FloatArray:
-        logit = np.log(canary_n * ratio[:, None] / baseline_n) + shifts
+    def per_minute(ratio: FloatArray) -> FloatArray:
+        """log P(canary's events | both versions' events) per minute, rate ratio ``ratio``."""
+        logit = np.log(canary_n * ratio[:, None] / baseline_n) + jitters[None, :]
         terms = canary_events * log_expit(logit) + baseline_events * log_expit(-logit)
-        likelihood: FloatArray = logsumexp(terms + log_weights, axis=1)
-        return likelihood
+        found: FloatArray = logsumexp(terms + jitter_weights[None, :], axis=1)
+        return np.where(usable, found, 0.0)
 
     alternative, null = ratios
-    step = log_likelihood(alternative) - log_likelihood(null)
-    evidence: FloatArray = np.cumsum(np.where(usable, step, 0.0))
+    offsets, offset_weights = _normal_nodes(spread)
+    # Only alternatives: the prior is cut where it would cross the null (then renormalised).
+    above = np.array([bool(np.all(alternative * math.exp(u) > null)) for u in offsets])
+    offsets, offset_weights = (
+        offsets[above],
+        offset_weights[above] - logsumexp(offset_weights[above]),
+    )
+    paths = np.column_stack([np.cumsum(per_minute(alternative * np.exp(u))) for u in offsets])
+    evidence: FloatArray = logsumexp(paths + offset_weights[None, :], axis=1) - np.cumsum(
+        per_minute(null)
+    )
     return evidence
+
+
+def _normal_nodes(variance: float) -> tuple[FloatArray, FloatArray]:
+    """Gauss-Hermite nodes and log weights for the expectation over N(0, variance)."""
+    nodes, weights = np.polynomial.hermite.hermgauss(_QUADRATURE_NODES)
+    scaled: FloatArray = math.sqrt(2.0 * variance) * nodes
+    log_weights: FloatArray = np.log(weights / math.sqrt(math.pi))
+    return scaled, log_weights
 
 
 def _memory(run: SimulatedRun, regression: Regression) -> FloatArray:

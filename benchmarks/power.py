@@ -156,7 +156,8 @@ def assumptions() -> dict[str, Any]:
             ],
         },
         "oracle": {
-            "test": "one-sided Wald SPRT per kind, true alternative vs the nearest null",
+            "test": "one-sided mixture SPRT per kind: the true alternative mixed over the pod "
+            "spread vs the nearest null",
             "alpha": oracle.ALPHA,
             "first_minute": oracle.FIRST_MINUTE,
             "null": {
@@ -201,7 +202,8 @@ def _header(args: argparse.Namespace, runs: int, code: dict[str, str]) -> str:
 
 def _oracle() -> str:
     return (
-        f"knows each scenario's true regression and runs a one-sided Wald SPRT of it against the "
+        f"knows each scenario's true regression and runs a one-sided mixture SPRT of it (mixed "
+        f"over the canary's pod-to-pod spread) against the "
         f"nearest null the default policy allows (errors x{oracle.NULL_ERROR_RATIO:g}, latency "
         f"+{oracle.NULL_LATENCY_FACTOR - 1:.0%}, memory growth "
         f"{math.expm1(60 * oracle.NULL_MEMORY_LOG_SLOPE):.0%}/h) from "

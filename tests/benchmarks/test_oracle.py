@@ -3,13 +3,26 @@ late onset, and keeps false aborts near alpha on healthy canaries. Not timed; ge
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from benchmarks.oracle import ALPHA, WATCHED, describe, log_likelihood_ratio, oracle, tail_bound
 from benchmarks.runner import Task, simulate_task
 from benchmarks.scenarios import by_name
-from benchmarks.simulator import Nuisances, Regression, SimulatedRun, simulate
+from benchmarks.simulator import (
+    BASE_ERROR_RATE,
+    CANARY_PODS,
+    LATENCY_JITTER_SD,
+    LATENCY_SIGMA,
+    PODS,
+    Nuisances,
+    Regression,
+    SimulatedRun,
+    simulate,
+)
 
 SEED = 20260105
 
@@ -69,6 +82,36 @@ def test_a_regression_inside_the_tolerance_is_rarely_aborted() -> None:
         for _ in range(100)
     )
     assert aborted <= 4
+
+
+def test_the_tests_hold_alpha_on_data_drawn_at_the_null_boundary() -> None:
+    """Synthetic minutes exactly at the nulls (latency +5%, errors x1.25) under the tests' own
+    noise model: the mixture ratios may cross 1/alpha in at most about alpha of the runs."""
+    rng = np.random.default_rng(SEED + 2)
+    template = simulate(Nuisances(), Regression(), 1_000, rng)
+    canary, baseline = template.canary, template.baseline
+    jitter = LATENCY_JITTER_SD**2 * (1 / CANARY_PODS + 1 / (PODS - CANARY_PODS))
+    spread = math.expm1(LATENCY_SIGMA**2) * (1 / canary.requests + 1 / baseline.requests)
+    baseline_mean = baseline.latency_sum / baseline.requests
+    bound = math.log(1 / ALPHA)
+    crossed = {"latency": 0, "errors": 0}
+    for _ in range(400):
+        log_ratio = math.log(1.05) + rng.normal(0.0, np.sqrt(spread + jitter))
+        sums = canary.requests * baseline_mean * np.exp(log_ratio)
+        run = replace(template, canary=replace(canary, latency_sum=sums))
+        evidence = log_likelihood_ratio(run, Regression("latency", 0.10))
+        crossed["latency"] += bool(evidence.max() >= bound)
+        errors = rng.poisson(canary.requests * BASE_ERROR_RATE * 1.25).astype(np.float64)
+        baseline_errors = rng.poisson(baseline.requests * BASE_ERROR_RATE).astype(np.float64)
+        run = replace(
+            template,
+            canary=replace(canary, errors=errors),
+            baseline=replace(baseline, errors=baseline_errors),
+        )
+        crossed["errors"] += bool(
+            log_likelihood_ratio(run, Regression("errors", 2.0)).max() >= bound
+        )
+    assert crossed["latency"] <= 12 and crossed["errors"] <= 12, crossed  # alpha: 4 of 400
 
 
 def test_every_kind_is_watched_with_a_bound_of_alpha_over_four() -> None:
