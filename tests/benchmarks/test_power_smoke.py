@@ -53,9 +53,11 @@ def test_the_targets_are_all_reported_with_a_measurement(quick) -> None:
     assert any("healthy" in text for text in texts)
     assert any("Kayenta" in text for text in texts) and any("Argo" in text for text in texts)
     assert any("memory" in text for text in texts) and any("oracle" in text for text in texts)
-    assert all(
-        isinstance(target["met"], bool) and target["measured"] for target in payload["targets"]
-    )
+    for key in ("targets", "oracle_targets"):
+        assert all(
+            isinstance(target["met"], bool) and target["measured"] for target in payload[key]
+        )
+    assert [t["target"] for t in payload["oracle_targets"]] == texts
 
 
 def test_a_fourfold_error_regression_at_high_traffic_is_detected_by_canarist(quick) -> None:
