@@ -6,8 +6,10 @@
 
 Simulates paired baseline/canary streams (``benchmarks.simulator``) for every scenario of
 ``benchmarks.scenarios`` at three traffic levels, decides each run with Canarist's real pipeline
-(``analyzer.backtest.backtest`` over a ``MemorySource``) and with the Argo-style and Kayenta-style
-references (``benchmarks.references``), and prints one side-by-side table and the targets.
+(``analyzer.backtest.backtest`` over a ``MemorySource``), with the Argo-style and Kayenta-style
+references (``benchmarks.references``) and with an oracle that knows the truth
+(``benchmarks.oracle``: a yardstick, not a policy), and prints the four side by side — a
+false-abort table and a detection table — and the targets.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -29,15 +32,20 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import analyzer  # noqa: E402
 from analyzer.policy.loader import load_policy  # noqa: E402
 from analyzer.policy.models import Policy  # noqa: E402
-from benchmarks import references, simulator  # noqa: E402
+from benchmarks import oracle, references, simulator  # noqa: E402
 from benchmarks.report import Result, render_table, rows  # noqa: E402
 from benchmarks.runner import DEFAULT_POLICY, prepare, run_all, tasks  # noqa: E402
 from benchmarks.scenarios import FULL, QUICK  # noqa: E402
 from benchmarks.targets import check, render_targets  # noqa: E402
 
 DEFAULT_SEED = 20260105
+ORACLE_TARGETS = (
+    "THE SAME TARGETS FOR THE ORACLE: what this data allows a test that knows the truth "
+    "(a target it misses is out of reach of per-version data at alpha 0.01)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -58,11 +66,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     wall = time.monotonic() - began
     results.sort(key=lambda r: (r["scenario"], r["traffic"], r["index"]))
     table, targets = rows(results), check(results)
+    oracle_targets = check(results, "oracle")
     print(_header(args, len(results), code))
     print()
     print(render_table(table))
     print()
     print(render_targets(targets))
+    print()
+    print(render_targets(oracle_targets, ORACLE_TARGETS))
     print()
     print(render_false_aborts(results, load_policy(args.policy)))
     print()
@@ -77,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "assumptions": assumptions(),
         "rows": [row.to_json() for row in table],
         "targets": [target.to_json() for target in targets],
+        "oracle_targets": [target.to_json() for target in oracle_targets],
         "runs": results,
     }
     if args.json:
@@ -88,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def code_digests(policy: str) -> dict[str, str]:
     """Short SHA-256 digests of the analyzer's code, its judges and the policy: the judges still
-    change, and a number means nothing without the code that produced it."""
-    root = Path(__file__).resolve().parent.parent / "analyzer"
+    change, and a number means nothing without the code that produced it. The analyzer hashed is
+    the one imported, wherever it was imported from."""
+    root = Path(analyzer.__file__).resolve().parent
 
     def digest(paths: list[Path]) -> str:
         hashed = hashlib.sha256()
@@ -150,6 +163,18 @@ def assumptions() -> dict[str, Any]:
                 for m in references.KAYENTA_METRICS
             ],
         },
+        "oracle": {
+            "test": "one-sided mixture SPRT per kind: the true alternative mixed over the pod "
+            "spread vs the nearest null",
+            "alpha": oracle.ALPHA,
+            "first_minute": oracle.FIRST_MINUTE,
+            "null": {
+                "error_ratio": oracle.NULL_ERROR_RATIO,
+                "latency_factor": oracle.NULL_LATENCY_FACTOR,
+                "memory_log_growth_per_minute": oracle.NULL_MEMORY_LOG_SLOPE,
+            },
+            "watched_when_healthy": [oracle.describe(r) for r in oracle.WATCHED],
+        },
     }
 
 
@@ -178,7 +203,22 @@ def _header(args: argparse.Namespace, runs: int, code: dict[str, str]) -> str:
             "  code: " + ", ".join(f"{name} {digest}" for name, digest in code.items()),
             f"  Argo-style: {argo}",
             f"  Kayenta-style: {kayenta}",
+            f"  Oracle (a yardstick of what is achievable on this data, not a policy): {_oracle()}",
         ]
+    )
+
+
+def _oracle() -> str:
+    return (
+        f"knows each scenario's true regression and runs a one-sided mixture SPRT of it (mixed "
+        f"over the canary's pod-to-pod spread) against the "
+        f"nearest null the default policy allows (errors x{oracle.NULL_ERROR_RATIO:g}, latency "
+        f"+{oracle.NULL_LATENCY_FACTOR - 1:.0%}, memory growth "
+        f"{math.expm1(60 * oracle.NULL_MEMORY_LOG_SLOPE):.0%}/h) from "
+        f"minute {oracle.FIRST_MINUTE}, alpha {oracle.ALPHA:g}, on errors given the minute's "
+        "errors, the log ratio of mean latencies, the count above a tail bound or the memory "
+        "trend; on healthy and tolerable runs all four kinds at alpha/4: "
+        + "; ".join(oracle.describe(r) for r in oracle.WATCHED)
     )
 
 

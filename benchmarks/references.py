@@ -1,7 +1,7 @@
 """Two reference deciders, configured the way teams usually configure the tools they imitate.
 
 Both read the same per-minute data Canarist's source serves (the canary's and the baseline's
-``increase(...[1m])`` values and memory gauge, with the same scrape gaps), so the three deciders
+``increase(...[1m])`` values and memory gauge, with the same scrape gaps), so all the deciders
 are compared on identical runs.
 
 Argo-style (an AnalysisTemplate with absolute conditions on the canary alone): every minute after
@@ -36,7 +36,8 @@ from analyzer.policy.judges import MannWhitneyJudge as MannWhitneySpec
 from analyzer.policy.metrics import SeriesMetric
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Outcome, Reason
-from benchmarks.simulator import BUCKET_BOUNDS, MINUTES, SimulatedRun, VersionStream
+from benchmarks.latency import BUCKET_BOUNDS
+from benchmarks.simulator import MINUTES, SimulatedRun, VersionStream
 
 
 @dataclass(frozen=True)

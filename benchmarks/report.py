@@ -15,7 +15,7 @@ Definitions used throughout:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,12 @@ import numpy as np
 from benchmarks.scenarios import SCENARIOS
 from benchmarks.simulator import TRAFFIC
 
-DECIDER_TITLES = {"canarist": "Canarist", "argo": "Argo-style", "kayenta": "Kayenta-style"}
+DECIDER_TITLES = {
+    "canarist": "Canarist",
+    "argo": "Argo-style",
+    "kayenta": "Kayenta-style",
+    "oracle": "Oracle",
+}
 Result = dict[str, Any]
 
 
@@ -154,14 +159,45 @@ _HEADINGS = {
     "tolerable": "REGRESSIONS INSIDE THE TOLERANCE: abort rate [Wilson 95% upper bound]",
     "regression": "REGRESSIONS: detection rate, median / p90 minutes to detect (from onset)",
 }
+Column = tuple[str, Callable[[Cell], str]]
+_FALSE_ABORT_COLUMNS: tuple[Column, ...] = (
+    ("rate", lambda c: f"{100 * c.rate:.1f}%"),
+    ("95% up", lambda c: f"{100 * c.upper:.1f}%"),
+)
+_DETECTION_COLUMNS: tuple[Column, ...] = (
+    ("rate", lambda c: f"{100 * c.rate:.0f}%"),
+    ("med", lambda c: _minutes(c.median)),
+    ("p90", lambda c: _minutes(c.p90)),
+)
+_PAUSE_COLUMN: Column = ("pause", lambda c: f"{100 * c.pauses / c.runs:.0f}%" if c.runs else "-")
+_WIDTH = 6
 
 
 def render_table(table: Sequence[Row]) -> str:
+    """Two tables, the four deciders side by side in each: false aborts (healthy and tolerable
+    rows), then detection (regression rows). Only Canarist can pause, so only it has a column for
+    it."""
+    aborts = [row for row in table if row.group != "regression"]
+    detections = [row for row in table if row.group == "regression"]
+    return "\n\n".join(
+        _render(chosen, columns)
+        for chosen, columns in ((aborts, _FALSE_ABORT_COLUMNS), (detections, _DETECTION_COLUMNS))
+        if chosen
+    )
+
+
+def _render(table: Sequence[Row], columns: tuple[Column, ...]) -> str:
+    def of(decider: str) -> tuple[Column, ...]:
+        return (*columns, _PAUSE_COLUMN) if decider == "canarist" else columns
+
+    def width(decider: str) -> int:
+        return len(of(decider)) * (_WIDTH + 1) - 1
+
     names = list(DECIDER_TITLES)
-    head = f"{'scenario':<26}{'traffic':>8}{'runs':>6}"
-    head += "".join(f" | {DECIDER_TITLES[d]:^31}" for d in names)
-    sub = " " * 40 + "".join(
-        f" | {'rate':>6} {'95% up':>7} {'med':>4} {'p90':>4} {_pause_title(d):>5}" for d in names
+    head = f"{'scenario':<28}{'traffic':>8}{'runs':>6}"
+    head += "".join(f" | {DECIDER_TITLES[d]:^{width(d)}}" for d in names)
+    sub = " " * 42 + "".join(
+        " | " + " ".join(f"{title:>{_WIDTH}}" for title, _ in of(d)) for d in names
     )
     lines = [head, sub, "-" * len(head)]
     group = None
@@ -170,21 +206,12 @@ def render_table(table: Sequence[Row]) -> str:
             group = row.group
             lines.append(_HEADINGS[group])
         runs = next(iter(row.cells.values())).runs
-        line = f"{row.scenario:<26}{row.traffic:>8}{runs:>6}"
+        line = f"{row.scenario:<28}{row.traffic:>8}{runs:>6}"
         for decider in names:
-            c = row.cells[decider]
-            upper = f"{100 * c.upper:5.1f}%" if row.group != "regression" else ""
-            pause = f"{100 * c.pauses / c.runs:4.0f}%" if decider == "canarist" else ""
-            line += (
-                f" | {100 * c.rate:5.1f}% {upper:>7} {_minutes(c.median):>4} {_minutes(c.p90):>4}"
-                f" {pause:>5}"
-            )
+            cell = row.cells[decider]
+            line += " | " + " ".join(f"{shown(cell):>{_WIDTH}}" for _, shown in of(decider))
         lines.append(line)
     return "\n".join(lines)
-
-
-def _pause_title(decider: str) -> str:
-    return "pause" if decider == "canarist" else ""
 
 
 def _minutes(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""Simulate every run and ask the three deciders, in parallel worker processes.
+"""Simulate every run and ask the four deciders, in parallel worker processes.
 
 A run is identified by (scenario, traffic, index) and its random stream is derived from the
 master seed and that identity alone (``numpy.random.SeedSequence``), so any run can be replayed
@@ -22,12 +22,13 @@ from analyzer.policy.loader import load_policy
 from analyzer.policy.models import Policy
 from analyzer.verdict import Outcome
 from benchmarks.feed import run_canarist
-from benchmarks.references import argo_style, kayenta_style
+from benchmarks.oracle import oracle
+from benchmarks.references import Decision, argo_style, kayenta_style
 from benchmarks.scenarios import SCENARIOS, RunCounts, Scenario, by_name
 from benchmarks.simulator import TRAFFIC, SimulatedRun, simulate
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default-canary.yaml"
-DECIDERS = ("canarist", "argo", "kayenta")
+DECIDERS = ("canarist", "argo", "kayenta", "oracle")
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,15 @@ def _policy(path: str) -> Policy:
 
 
 def run_task(task: Task, policy_path: str = str(DEFAULT_POLICY)) -> dict[str, Any]:
-    """One run, all three deciders; a plain dict so it pickles and serialises as JSON."""
+    """One run, all four deciders; a plain dict so it pickles and serialises as JSON.
+
+    The oracle is told the scenario's regression, and nothing on healthy and tolerable runs.
+    """
     run = simulate_task(task)
     scenario = by_name(task.scenario)
     canarist = run_canarist(_policy(policy_path), run)
     argo, kayenta = argo_style(run), kayenta_style(run)
+    truth = scenario.regression if scenario.group == "regression" else None
     return {
         "scenario": task.scenario,
         "group": scenario.group,
@@ -80,16 +85,17 @@ def run_task(task: Task, policy_path: str = str(DEFAULT_POLICY)) -> dict[str, An
         "onset_minute": scenario.onset_minute,
         "facts": run.facts,
         "canarist": _canarist_record(canarist),
-        "argo": {
-            "decision": argo.decision,
-            "minutes": argo.decided_at_minutes,
-            "reason": argo.reason,
-        },
-        "kayenta": {
-            "decision": kayenta.decision,
-            "minutes": kayenta.decided_at_minutes,
-            "reason": kayenta.reason,
-        },
+        "argo": _decision_record(argo),
+        "kayenta": _decision_record(kayenta),
+        "oracle": _decision_record(oracle(run, truth)),
+    }
+
+
+def _decision_record(decision: Decision) -> dict[str, Any]:
+    return {
+        "decision": decision.decision,
+        "minutes": decision.decided_at_minutes,
+        "reason": decision.reason,
     }
 
 

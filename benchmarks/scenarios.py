@@ -46,6 +46,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("latency +10%", "regression", REALISTIC, Regression("latency", 0.10)),
     Scenario("latency +25%", "regression", REALISTIC, Regression("latency", 0.25)),
     Scenario("tail only: p99 x1.5", "regression", REALISTIC, Regression("tail", 1.5)),
+    Scenario(
+        "tail only: slowest 10% x3",
+        "regression",
+        REALISTIC,
+        Regression("tail", 3.0, slowest=0.10),
+    ),
     Scenario("memory +1%/min", "regression", REALISTIC, Regression("memory", 0.01)),
     Scenario("late errors x2 @20m", "regression", REALISTIC, Regression("errors", 2.0, 20)),
     Scenario("late latency +10% @20m", "regression", REALISTIC, Regression("latency", 0.10, 20)),

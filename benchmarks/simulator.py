@@ -2,9 +2,11 @@
 
 The power benchmark needs data whose truth is known: a healthy canary that only suffers the
 nuisances of real clusters, or one with a regression of a chosen kind, size and onset. This module
-draws such data per pod and per minute and sums it per version, the way ``sum(increase(...[1m]))``
-and ``avg(...)`` would return it from Prometheus. Every constant below is part of the benchmark's
-stated assumptions and is printed with its results.
+draws such data per pod and per minute and keeps it both per pod (as ``sum by (pod) (…)`` and
+``max by (pod) (…)`` return it; pods are named ``baseline-0`` … ``baseline-17``, ``canary-0``,
+``canary-1``) and per version, the way ``sum(increase(...[1m]))`` and ``avg(...)`` would return it
+from Prometheus: a version's counts are the sums over its pods, its memory their mean. Every
+constant below is part of the benchmark's stated assumptions and is printed with its results.
 
 Model (per minute m = 0..39 of the canary, 20 pods of which 2 run the canary: a 10% weight by
 replica count, as Argo Rollouts sets it without a traffic router; every pod gets an equal share):
@@ -15,7 +17,9 @@ replica count, as Argo Rollouts sets it without a traffic router; every pod gets
   x a per-minute pod jitter (lognormal, sd 0.20: retries and GC make errors come in clumps);
 - latency per pod is lognormal (median 80 ms x a pod factor with sd 0.02, per-minute jitter sd
   0.02 on the log median, shape sigma 0.5: p99 about 260 ms), counted into Prometheus' default
-  buckets 5 ms ... 10 s, +Inf (a multinomial draw per pod-minute);
+  buckets 5 ms ... 10 s, +Inf (a multinomial draw per pod-minute); the pod-minute's latency sum
+  (``http_request_duration_seconds_sum``) is drawn given those bucket counts from the same
+  distribution (``benchmarks.latency``: exact mean and variance, a Beta per bucket);
 - resident memory per pod is a gauge (400 MB x a pod factor with sd 0.05, 0.5% noise per minute);
   ``avg()`` over a version's pods is what the policy queries.
 
@@ -38,8 +42,13 @@ Nuisances, each present in a run with the probability its scenario gives:
 
 Regressions hit the canary's pods from ``onset_minute``: ``errors`` multiplies p; ``latency``
 shifts every request by a factor; ``tail`` stretches the distribution above its 90th percentile
-so that p99 is ``size`` times higher and the median unchanged; ``memory`` grows the canary's
-resident memory by ``size`` of its level per minute.
+so that p99 is ``size`` times higher and the median unchanged, or, with ``slowest`` set, makes
+that share of the slowest requests ``size`` times slower; ``memory`` grows the canary's resident
+memory by ``size`` of its level per minute.
+
+Random stream: every draw of the version-level fields happens in the order it always did; the
+latency sums are drawn last, so a seed gives the same requests, errors, buckets and memory as
+before they existed.
 """
 
 from __future__ import annotations
@@ -48,16 +57,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtri
 
 from analyzer.sources.base import FloatArray
+from benchmarks.latency import Z90, Z99, LatencyShape, latency_sums
 
 MINUTES = 40
 PODS = 20
 CANARY_PODS = 2
 CANARY_WEIGHT = CANARY_PODS / PODS
 TRAFFIC = {"low": 100, "medium": 1_000, "high": 10_000}  # requests per minute to the canary
-BUCKET_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
 BASE_ERROR_RATE = 0.005
 POD_ERROR_SD, ERROR_JITTER_SD = 0.10, 0.20
@@ -68,7 +77,6 @@ WARMUP_TAU_MINUTES, WARMUP_LATENCY, WARMUP_ERRORS = 40 / 60, 0.5, 3.0
 WARMUP_MEMORY_FLOOR, WARMUP_MEMORY_TAU = 0.7, 3.0
 SLOW_POD_LATENCY, SLOW_POD_SIGMA, SLOW_POD_ERRORS, SLOW_POD_JITTER = 1.25, 0.1, 2.0, 0.6
 BURST_PROBABILITY = 0.03
-_Z90, _Z99 = float(ndtri(0.90)), float(ndtri(0.99))
 
 RegressionKind = Literal["none", "errors", "latency", "tail", "memory"]
 BoolArray = np.ndarray[tuple[int, ...], np.dtype[np.bool_]]
@@ -90,16 +98,36 @@ class Regression:
 
     ``size``: the error-rate multiplier (errors), the relative latency shift (latency), the p99
     multiplier (tail) or the memory growth per minute as a share of its level (memory).
+    ``slowest`` (tail only): when set, the slowest share of requests becomes ``size`` times slower
+    instead (0.1, 3.0: "10% of requests x3"), a jump rather than a stretch of the tail.
     """
 
     kind: RegressionKind = "none"
     size: float = 0.0
     onset_minute: int = 0
+    slowest: float = 0.0
+
+
+@dataclass(frozen=True)
+class PodStreams:
+    """One version's pods, minute by minute: what ``sum by (pod) (…)`` returns, one row a pod."""
+
+    names: tuple[str, ...]  # "canary-0", "canary-1"; "baseline-0" … "baseline-17"
+    requests: FloatArray  # (pods, MINUTES)
+    errors: FloatArray  # (pods, MINUTES)
+    buckets: FloatArray  # (pods, MINUTES, len(BUCKET_BOUNDS)): per bucket, not cumulative
+    latency_sum: FloatArray  # (pods, MINUTES): seconds, the increase of ``…_seconds_sum``
+    memory: FloatArray  # (pods, MINUTES): resident bytes
 
 
 @dataclass(frozen=True)
 class VersionStream:
-    """One version's minutes as Prometheus would return them, before any point is dropped."""
+    """One version's minutes as Prometheus would return them, before any point is dropped.
+
+    The version-level arrays are the sums over ``pods`` (memory: the mean). A scrape gap hits
+    every pod of the version: counts are 0 in its minutes, and ``missing``/``nan`` say how the
+    points are (not) shown.
+    """
 
     requests: FloatArray  # (MINUTES,)
     errors: FloatArray  # (MINUTES,)
@@ -107,6 +135,8 @@ class VersionStream:
     memory: FloatArray  # (MINUTES,)
     missing: BoolArray  # minutes without a scrape: no point at all
     nan: BoolArray  # minutes without a scrape, returned as NaN instead
+    latency_sum: FloatArray  # (MINUTES,): seconds, the increase of ``…_seconds_sum``
+    pods: PodStreams
 
 
 @dataclass(frozen=True)
@@ -135,7 +165,7 @@ def simulate(
     present = {name: bool(rng.random() < getattr(nuisances, name)) for name in _NUISANCE_NAMES}
     is_canary = np.arange(PODS) < CANARY_PODS
     minutes = np.arange(MINUTES, dtype=np.float64)
-    warm = _warmup_profile() if present["warmup"] else np.zeros(MINUTES)
+    warm = warmup_profile() if present["warmup"] else np.zeros(MINUTES)
     run = _Run(
         is_canary=is_canary,
         regressed=is_canary[:, None] & (minutes >= regression.onset_minute)[None, :],
@@ -147,13 +177,22 @@ def simulate(
     rate = canary_rpm / CANARY_WEIGHT / PODS * run.shared["traffic"]
     requests = rng.poisson(np.broadcast_to(rate, (PODS, MINUTES)))
     errors, error_factor = _errors(run, requests, rng)
-    buckets, pod_latency = _latency(run, requests, rng)
+    buckets, pod_latency, shape = _latency(run, requests, rng)
     memory = _memory(run, present["warmup"], rng)
     gaps = _scrape_gaps(rng) if present["scrape_gaps"] else _no_gaps()
+    sums = latency_sums(shape, buckets, rng)  # last: the draws above keep their stream
     streams = {}
     for version, pods in (("baseline", ~is_canary), ("canary", is_canary)):
         missing, nan = gaps[version]
         lost = missing | nan
+        per_pod = PodStreams(
+            names=POD_NAMES[version],
+            requests=np.where(lost, 0.0, requests[pods].astype(np.float64)),
+            errors=np.where(lost, 0.0, errors[pods].astype(np.float64)),
+            buckets=np.where(lost[:, None], 0.0, buckets[pods]),
+            latency_sum=np.where(lost, 0.0, sums[pods]),
+            memory=memory[pods],
+        )
         streams[version] = VersionStream(
             requests=np.where(lost, 0.0, requests[pods].sum(axis=0).astype(np.float64)),
             errors=np.where(lost, 0.0, errors[pods].sum(axis=0).astype(np.float64)),
@@ -161,11 +200,14 @@ def simulate(
             memory=memory[pods].mean(axis=0),
             missing=missing,
             nan=nan,
+            latency_sum=per_pod.latency_sum.sum(axis=0),
+            pods=per_pod,
         )
     slow = run.slow
     facts: dict[str, object] = {
         **present,
         "slow_pod_on": None if slow is None else ("canary" if is_canary[slow] else "baseline"),
+        "slow_pod_name": None if slow is None else _POD_ORDER[slow],
         "burst_minutes": int(run.shared["bursts"].sum()),
         "gap_minutes_canary": int((gaps["canary"][0] | gaps["canary"][1]).sum()),
         "gap_minutes_baseline": int((gaps["baseline"][0] | gaps["baseline"][1]).sum()),
@@ -198,8 +240,8 @@ def _errors(
 
 def _latency(
     run: _Run, requests: np.ndarray, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray]:
-    """Bucket counts per pod-minute, and each pod's constant log-latency offset."""
+) -> tuple[FloatArray, FloatArray, LatencyShape]:
+    """Bucket counts per pod-minute, each pod's constant log-latency offset, the distribution."""
     pod_latency = rng.normal(0.0, POD_LATENCY_SD, PODS)
     sigma = np.full((PODS, MINUTES), LATENCY_SIGMA)
     if run.slow is not None:
@@ -212,11 +254,17 @@ def _latency(
     if regression.kind == "latency":
         log_median = np.where(run.regressed, log_median + np.log1p(regression.size), log_median)
     stretch = np.zeros((PODS, MINUTES))
-    if regression.kind == "tail":
-        stretch = np.where(run.regressed, np.log(regression.size) / (sigma * (_Z99 - _Z90)), 0.0)
-    probabilities = bucket_probabilities(log_median, sigma, stretch)
+    threshold = np.full((PODS, MINUTES), Z90)
+    log_factor = np.zeros((PODS, MINUTES))
+    if regression.kind == "tail" and regression.slowest > 0:
+        threshold[:] = ndtri(1.0 - regression.slowest)
+        log_factor = np.where(run.regressed, np.log(regression.size), 0.0)
+    elif regression.kind == "tail":
+        stretch = np.where(run.regressed, np.log(regression.size) / (sigma * (Z99 - Z90)), 0.0)
+    shape = LatencyShape(log_median, sigma, stretch, threshold, log_factor)
+    probabilities = shape.bucket_probabilities()
     buckets: FloatArray = rng.multinomial(requests, probabilities).astype(np.float64)
-    return buckets, pod_latency
+    return buckets, pod_latency, shape
 
 
 def _memory(run: _Run, warmup: bool, rng: np.random.Generator) -> FloatArray:
@@ -236,28 +284,10 @@ def _memory(run: _Run, warmup: bool, rng: np.random.Generator) -> FloatArray:
     return result
 
 
-def bucket_probabilities(
-    log_median: FloatArray, sigma: FloatArray, stretch: FloatArray
-) -> FloatArray:
-    """P(latency in each bucket) for a lognormal whose tail above p90 is stretched.
-
-    Latency = exp(log_median + sigma h(z)), z standard normal, h(z) = z below the 90th percentile
-    and z + stretch (z - z90) above it: monotone, so P(latency <= b) = Phi(h^-1(z_b)).
-    """
-    bounds = np.array(BUCKET_BOUNDS[:-1])
-    z = (np.log(bounds) - log_median[..., None]) / sigma[..., None]
-    above = z > _Z90
-    z = np.where(above, _Z90 + (z - _Z90) / (1.0 + stretch[..., None]), z)
-    cumulative = ndtr(z)
-    cumulative = np.concatenate([cumulative, np.ones((*cumulative.shape[:-1], 1))], axis=-1)
-    probabilities: FloatArray = np.diff(cumulative, axis=-1, prepend=0.0)
-    return np.clip(probabilities, 0.0, 1.0)
-
-
 _NUISANCE_NAMES = ("drift", "warmup", "slow_pod", "scrape_gaps")
 
 
-def _warmup_profile() -> FloatArray:
+def warmup_profile() -> FloatArray:
     """exp(-t/tau) averaged over each minute: the warm-up's remaining share, per minute."""
     start = np.arange(MINUTES, dtype=np.float64)
     tau = WARMUP_TAU_MINUTES
@@ -312,3 +342,11 @@ def _no_gaps() -> dict[str, tuple[BoolArray, BoolArray]]:
 
 
 _VERSIONS = ("baseline", "canary")
+# Pod i of the draw: the canary's pods come first (is_canary), each version numbers its own.
+_POD_ORDER = tuple(
+    f"canary-{i}" if i < CANARY_PODS else f"baseline-{i - CANARY_PODS}" for i in range(PODS)
+)
+POD_NAMES = {
+    "canary": _POD_ORDER[:CANARY_PODS],
+    "baseline": _POD_ORDER[CANARY_PODS:],
+}

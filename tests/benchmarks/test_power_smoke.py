@@ -1,4 +1,4 @@
-"""The power benchmark's plumbing: a quick run produces the table, the targets and the JSON.
+"""The power benchmark's plumbing: a quick run produces the tables, the targets and the JSON.
 
 Not a timed test and not a check of the targets (that is what the full benchmark reports): it
 proves that simulated data reaches Canarist through its real pipeline and that each decider's
@@ -17,6 +17,7 @@ from analyzer.analysis import fetch
 from analyzer.policy.loader import load_policy
 from benchmarks import power
 from benchmarks.feed import END, START, VERSIONS, source_for
+from benchmarks.report import render_table, rows
 from benchmarks.runner import DEFAULT_POLICY, Task, simulate_task
 from benchmarks.scenarios import SCENARIOS
 from benchmarks.simulator import TRAFFIC
@@ -38,7 +39,7 @@ def test_every_scenario_and_traffic_level_has_a_row_for_each_decider(quick) -> N
             assert (scenario.name, traffic) in cells
     assert ("ALL healthy", "all") in cells and ("ALL tolerable", "all") in cells
     for row in rows:
-        for decider in ("canarist", "argo", "kayenta"):
+        for decider in ("canarist", "argo", "kayenta", "oracle"):
             assert {"runs", "events", "rate", "wilson_upper_95", "median_minutes"} <= set(
                 row[decider]
             )
@@ -48,12 +49,15 @@ def test_every_scenario_and_traffic_level_has_a_row_for_each_decider(quick) -> N
 def test_the_targets_are_all_reported_with_a_measurement(quick) -> None:
     payload, _, _ = quick
     texts = [target["target"] for target in payload["targets"]]
-    assert len(texts) == 9
+    assert len(texts) == 14
     assert any("healthy" in text for text in texts)
     assert any("Kayenta" in text for text in texts) and any("Argo" in text for text in texts)
-    assert all(
-        isinstance(target["met"], bool) and target["measured"] for target in payload["targets"]
-    )
+    assert any("memory" in text for text in texts) and any("oracle" in text for text in texts)
+    for key in ("targets", "oracle_targets"):
+        assert all(
+            isinstance(target["met"], bool) and target["measured"] for target in payload[key]
+        )
+    assert [t["target"] for t in payload["oracle_targets"]] == texts
 
 
 def test_a_fourfold_error_regression_at_high_traffic_is_detected_by_canarist(quick) -> None:
@@ -63,6 +67,30 @@ def test_a_fourfold_error_regression_at_high_traffic_is_detected_by_canarist(qui
     for run in runs:
         assert run["canarist"]["decision"] == "abort"
         assert "error-ratio" in run["canarist"]["decided_by"]
+
+
+def test_the_oracle_decides_every_run_and_detects_a_fourfold_error_regression(quick) -> None:
+    payload, _, _ = quick
+    for run in payload["runs"]:
+        assert run["oracle"]["decision"] in ("abort", "promote")
+        assert run["oracle"]["reason"]
+    runs = [r for r in payload["runs"] if r["scenario"] == "errors x4" and r["traffic"] == "high"]
+    for run in runs:
+        assert run["oracle"]["decision"] == "abort" and "errors x4" in run["oracle"]["reason"]
+    assert payload["assumptions"]["oracle"]["alpha"] == pytest.approx(0.01)
+
+
+def test_the_printed_tables_show_the_four_deciders_side_by_side(quick) -> None:
+    payload, _, _ = quick
+    table = render_table(rows(payload["runs"]))
+    false_aborts, detections = table.split("\n\n")
+    for part in (false_aborts, detections):
+        head = part.splitlines()[0]
+        titles = ("Canarist", "Argo-style", "Kayenta-style", "Oracle")
+        assert [head.index(title) for title in titles] == sorted(head.index(t) for t in titles)
+    assert "HEALTHY" in false_aborts and "REGRESSIONS:" in detections
+    for scenario in ("memory +1%/min", "tail only: slowest 10% x3"):
+        assert sum(line.startswith(scenario) for line in detections.splitlines()) == 3
 
 
 def test_the_json_file_holds_the_seed_and_every_run(quick) -> None:
