@@ -6,8 +6,9 @@ slower; but rolling the release back blames the code for the node. This was the 
 false abort on healthy canaries in the project's own benchmark.
 
 When a metric FAILs and its queries kept the pod label (``sum by (pod) (…)``), the same judge is
-asked again per canary pod: if exactly one pod fails on its own, and the other canary pods taken
-together neither fail nor show an effect beyond the tolerance, the difference is that pod's. The
+asked again per canary pod: if exactly one pod shows the regression on its own (it fails, or its
+estimate is beyond the tolerance), and the other canary pods taken together neither fail nor
+show an effect beyond the tolerance, the difference is that pod's. The
 analysis then says so ("pod X is slow; the other canary pods match the baseline") and, by the
 policy's ``one_pod_explains``, holds the metric INCONCLUSIVE (the step extends, then waits for a
 person: missing evidence never promotes) or keeps the FAIL. A regression in the code shows on
@@ -21,6 +22,7 @@ before the others have enough data, which the next looks make up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,18 +61,49 @@ def one_pod_explains(
     """The pod that alone explains the canary's FAIL, or None (see the module docstring)."""
     if len(pods) < 2:
         return None
-    failing = []
+    explaining = []
     for name, data in sorted(pods.items()):
         alone = judge.judge(baseline, data, metric, context)
-        if alone.outcome is Outcome.FAIL:
-            failing.append((name, alone))
-    if len(failing) != 1:
-        return None
-    (name, alone), rest = failing[0], [data for pod, data in pods.items() if pod != failing[0][0]]
-    others = judge.judge(baseline, combined(rest), metric, context)
-    if others.outcome is Outcome.FAIL or not _within(others.effect, metric):
-        return None
-    return OnePod(name, alone, others)
+        if not _shows(alone, metric):
+            continue
+        rest = combined([other for pod, other in pods.items() if pod != name])
+        others = judge.judge(baseline, rest, metric, context)
+        if _clean(others, alone, metric):
+            explaining.append(OnePod(name, alone, others))
+    return explaining[0] if len(explaining) == 1 else None
+
+
+def _shows(judgement: Judgement, metric: MetricBase) -> bool:
+    """The pod shows the regression on its own: it fails, or its estimate is beyond the
+    tolerance (a pod holds a fraction of the canary's data: its test may not have the power
+    to fail yet when its effect is plain)."""
+    return judgement.outcome is Outcome.FAIL or not _within(_estimate(judgement), metric)
+
+
+def _clean(others: Judgement, alone: Judgement, metric: MetricBase) -> bool:
+    """The other pods match the baseline: no FAIL, no growth beyond the allowance (which a
+    leak on every pod would show), and an estimate within the tolerance, or at least beyond
+    it by no more than a third of what the lone pod shows (a new pod's first minutes, or
+    noise, may put a healthy pod a little past the tolerance; a regression of the code puts
+    every pod about as far)."""
+    if others.outcome is Outcome.FAIL or others.details.get("growing_beyond_allowance"):
+        return False
+    theirs, its = _estimate(others), _estimate(alone)
+    if theirs is None or _within(theirs, metric):
+        return True
+    if its is None:
+        return False
+    return _excess(theirs, metric) <= _excess(its, metric) / 3
+
+
+def _estimate(judgement: Judgement) -> float | None:
+    """The effect to hold against the tolerance: a histogram's mean ratio when it has one (its
+    reported effect is the bucket tail that looks worst, a maximum over boundaries that noise
+    pushes up), else the judgement's effect."""
+    ratio = judgement.details.get("mean_ratio")
+    if isinstance(ratio, float) and math.isfinite(ratio):
+        return ratio - 1
+    return judgement.effect
 
 
 def explained(failed: Judgement, found: OnePod, decide: str) -> Judgement:
@@ -94,6 +127,15 @@ def explained(failed: Judgement, found: OnePod, decide: str) -> Judgement:
             "details": {**details, "regression_detected": False},
         }
     )
+
+
+def _excess(effect: float, metric: MetricBase) -> float:
+    """How far ``effect`` is beyond the tolerance, on the side the metric fears (log scale)."""
+    high = math.log1p(max(effect, -0.999)) - math.log1p(metric.tolerance)
+    low = -math.log1p(metric.tolerance) - math.log1p(max(effect, -0.999))
+    if metric.direction == "increase_is_bad":
+        return high
+    return low if metric.direction == "decrease_is_bad" else max(high, low)
 
 
 def _within(effect: float | None, metric: MetricBase) -> bool:

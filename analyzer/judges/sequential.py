@@ -70,7 +70,7 @@ from analyzer.judges.decisions import (
     since,
 )
 from analyzer.judges.evalues import INTERVAL_CAP, BoolArray, RateRatioFit, fit_rate_ratio, logsumexp
-from analyzer.judges.means import mean_test
+from analyzer.judges.means import MeanTest, mean_test
 from analyzer.judges.onset import log_e_values_any_start
 from analyzer.judges.tails import CleanHistogram, TailCurve, boundary_log_e_values, split_rows
 from analyzer.policy.metrics import MetricBase
@@ -302,16 +302,19 @@ class SequentialHistogramJudge:
             start = int(boundaries.start[0 if decision.direction == "high" else 1, row])
             if start > 0:
                 decision = since(decision, int(np.flatnonzero(joint)[start]) + 1)
-        return self._judgement(
-            fit,
-            curve=curve,
-            row=row,
-            bounds=bounds,
-            decision=decision,
-            evidence=evidence,
-            sides=sides,
-            metric=metric,
-            context=context,
+        return with_mean_ratio(
+            self._judgement(
+                fit,
+                curve=curve,
+                row=row,
+                bounds=bounds,
+                decision=decision,
+                evidence=evidence,
+                sides=sides,
+                metric=metric,
+                context=context,
+            ),
+            means,
         )
 
     @staticmethod
@@ -376,6 +379,16 @@ class SequentialHistogramJudge:
             effect=(effect, interval),
             details=details,
         )
+
+
+def with_mean_ratio(judgement: Judgement, means: MeanTest | None) -> Judgement:
+    """A tail's judgement with the mean ratio beside it, when the policy queries the mean: one
+    pod's tail that looks worst is a maximum over boundaries; its mean is what pods.py holds
+    against the tolerance."""
+    if means is None:
+        return judgement
+    ratio = float(means.fit.ratio_estimate()[0])
+    return judgement.model_copy(update={"details": {**judgement.details, "mean_ratio": ratio}})
 
 
 class SequentialJudge:

@@ -59,7 +59,8 @@ class Fit:
     standard errors that noise gives the slope and the level."""
 
     slope: float  # per second
-    level: float  # at the last point
+    level: float  # the line's value at the last point
+    now: float  # the parabola's value at the last point: where the curve is, bent or not
     sigma: float  # residual standard deviation per point
     slope_se: float
     level_se: float
@@ -79,11 +80,30 @@ def line(times: FloatArray, values: FloatArray) -> Fit:
     scaled = centred / max(float(np.abs(centred).max()), 1.0)
     design = np.vstack((np.ones_like(scaled), scaled, scaled**2)).T
     coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
-    residuals = values - design @ coefficients
+    fitted = design @ coefficients
+    residuals = values - fitted
     sigma = max(math.sqrt(float((residuals**2).sum()) / freedom), NOISE_FLOOR)
     slope_se = sigma / math.sqrt(spread)
     level_se = sigma * math.sqrt(1 / times.size + end**2 / spread)
-    return Fit(slope, level, sigma, slope_se, level_se, freedom)
+    return Fit(slope, level, float(fitted[-1]), sigma, slope_se, level_se, freedom)
+
+
+def gated(times: FloatArray, ratio: FloatArray, gate: float) -> bool:
+    """Whether the growth is tested at the latest look: the level fitted on the looks before
+    it is above ``gate``. It depends on the past only, so which looks are tested does not
+    spend any of alpha: the union bound runs over the tested looks."""
+    if times.size < MIN_POINTS + 1:
+        return False
+    # the curve's own value, not the line's: a line through a warm-up's bend overshoots its end
+    return line(times[:-1][-RECENT:], ratio[:-1][-RECENT:]).now >= gate
+
+
+def tests_so_far(times: FloatArray, ratio: FloatArray, gate: float, first: int) -> int:
+    """How many looks up to the latest tested the growth: the index of this one's test."""
+    return sum(
+        gated(times[:end], ratio[:end], gate)
+        for end in range(max(first, MIN_POINTS + 1), times.size + 1)
+    )
 
 
 def critical_value(alpha: float, freedom: int) -> float:
@@ -114,33 +134,35 @@ class TrendJudge:
             return quiet(Outcome.INCONCLUSIVE, Reason.TOO_FEW_SAMPLES, reason, sides)
         times = np.asarray(canary.timestamps, float)[usable]
         ratio = np.log(can[usable]) - np.log(base[usable])
-        looks = base.size
-        alpha_k = context.alpha / (looks * (looks + 1))
         allowed_slope = math.log1p(metric.tolerance) / spec.horizon.total_seconds()
         gate = math.log1p(metric.tolerance / 2)
         recent, whole = line(times[-RECENT:], ratio[-RECENT:]), line(times, ratio)
-        critical = critical_value(alpha_k, recent.freedom)
-        bar = critical_value(alpha_k, whole.freedom)
         growing = (recent.slope - allowed_slope) / recent.slope_se
-        high = (recent.level - gate) / recent.level_se
+        tests = tests_so_far(times, ratio, gate, max(MIN_POINTS, context.min_samples))
+        alpha_j = context.alpha / (max(tests, 1) * (max(tests, 1) + 1))
+        critical = critical_value(alpha_j, recent.freedom)
         per_hour = 3600 * recent.slope
         subject = (
             f"{metric.name} {_signed(math.expm1(recent.level))} vs baseline and growing "
-            f"{_signed(math.expm1(per_hour))}/h against it (allowed "
-            f"{_signed(math.expm1(3600 * allowed_slope))}/h, a leak once above "
-            f"{_signed(metric.tolerance / 2)})"
+            f"{_per_hour(per_hour)} against it (allowed {_per_hour(3600 * allowed_slope)}, "
+            f"a leak once above {_signed(metric.tolerance / 2)})"
         )
-        if growing >= critical and high >= critical:
+        looks = base.size
+        bar = critical_value(context.alpha / (looks * (looks + 1)), whole.freedom)
+        if tests and gated(times, ratio, gate) and growing >= critical:
             outcome, code = Outcome.FAIL, Reason.EVIDENCE
-            tail = f"t {min(growing, high):.3g} ≥ {critical:.3g} on growth and level, a leak"
+            tail = f"growth t {growing:.3g} ≥ {critical:.3g} (test {tests}), a leak"
         elif (whole.slope - allowed_slope) / whole.slope_se <= -bar and (
             whole.level - gate
         ) / whole.level_se <= -bar:
             outcome, code = Outcome.PASS, Reason.EVIDENCE
             tail = "neither growing beyond the allowance nor above half the tolerance, pass"
+        elif not gated(times, ratio, gate):
+            outcome, code = Outcome.INCONCLUSIVE, Reason.EVIDENCE
+            tail = "below half the tolerance: growth not tested, no leak shown"
         else:
             outcome, code = Outcome.INCONCLUSIVE, Reason.EVIDENCE
-            tail = f"t {min(growing, high):.3g} < {critical:.3g}, no leak shown"
+            tail = f"growth t {growing:.3g} < {critical:.3g} (test {tests}), no leak shown"
         margin = critical * recent.level_se
         lower, upper = recent.level - margin, recent.level + margin
         return Judgement(
@@ -152,11 +174,12 @@ class TrendJudge:
             canary=sides[1],
             effect=math.expm1(recent.level),
             effect_interval=(math.expm1(lower), math.expm1(upper)),
-            p_value=float(stats.t.sf(min(growing, high), df=recent.freedom)),
-            threshold=alpha_k,
+            p_value=float(stats.t.sf(growing, df=recent.freedom)),
+            threshold=alpha_j,
             details={
                 "regression_detected": outcome is Outcome.FAIL,
                 "growth_per_hour": math.expm1(per_hour),
+                "growing_beyond_allowance": bool(recent.slope > allowed_slope),
                 "allowed_growth_per_hour": math.expm1(3600 * allowed_slope),
                 "level": math.expm1(recent.level),
                 "level_gate": metric.tolerance / 2,
@@ -176,3 +199,9 @@ def _side(values: FloatArray) -> dict[str, float]:
 
 def _signed(change: float) -> str:
     return f"{100 * change:+.3g}%"
+
+
+def _per_hour(log_slope: float) -> str:
+    """Growth per hour for people: a percentage, or a factor when it more than doubles."""
+    factor = math.exp(min(log_slope, 50.0))
+    return f"{100 * (factor - 1):+.3g}%/h" if factor < 2 else f"x{factor:.3g}/h"

@@ -52,9 +52,14 @@ def test_a_regression_on_every_pod_is_the_version_and_a_lone_pod_proves_nothing(
     assert one_pod_explains(JUDGE, BASELINE, everywhere, METRIC, CONTEXT) is None
     alone = {"canary-a": pod(2000, 3.0)}
     assert one_pod_explains(JUDGE, BASELINE, alone, METRIC, CONTEXT) is None
-    # the others do not fail, but show an effect beyond the tolerance: not a clean bill
-    halfway = {"canary-a": pod(1000, 4.0), "canary-b": pod(200, 1.6)}
-    assert one_pod_explains(JUDGE, BASELINE, halfway, METRIC, CONTEXT) is None
+    # the others do not fail (too little data), but their estimate is as bad: the version
+    as_bad = {"canary-a": pod(1000, 4.0), "canary-b": pod(40, 3.0)}
+    assert JUDGE.judge(BASELINE, as_bad["canary-b"], METRIC, CONTEXT).outcome is not Outcome.FAIL
+    assert one_pod_explains(JUDGE, BASELINE, as_bad, METRIC, CONTEXT) is None
+    # a little beyond the tolerance (a new pod's first minutes) beside a far worse pod: the pod
+    slightly = {"canary-a": pod(1000, 4.0), "canary-b": pod(1000, 1.4)}
+    found = one_pod_explains(JUDGE, BASELINE, slightly, METRIC, CONTEXT)
+    assert found is not None and found.pod == "canary-a"
 
 
 def test_explained_holds_the_metric_or_keeps_the_fail_as_the_policy_says() -> None:
