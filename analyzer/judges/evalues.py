@@ -351,12 +351,18 @@ def fit_rate_ratio(
     baseline_exposure: FloatArray,
     *,
     burst_prior: float = BURST_PRIOR,
+    residual_cap: float = BURST_RESIDUAL_CAP,
 ) -> RateRatioFit:
     """Tempered log-likelihood of θ on the grid for each row; exposures must be > 0.
-    ``burst_prior``: κ0 of ``burst_weights``, the version-level noise assumed at first."""
+    ``burst_prior`` and ``residual_cap``: those of ``burst_weights``."""
     pooled = canary_hits + baseline_hits
     weights = burst_weights(
-        canary_hits, pooled, canary_exposure, baseline_exposure, prior=burst_prior
+        canary_hits,
+        pooled,
+        canary_exposure,
+        baseline_exposure,
+        prior=burst_prior,
+        residual_cap=residual_cap,
     )
     terms = np.log(np.outer(canary_exposure, _RATIOS) + baseline_exposure[:, None])
     log_likelihood = (

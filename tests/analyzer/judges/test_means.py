@@ -124,6 +124,6 @@ def test_the_latency_spread_read_from_the_buckets_is_near_the_truth_and_bounded(
     assert baseline.sums is not None and baseline.observations is not None
     mean = float(baseline.sums.sum() / baseline.observations.sum())
     truth = math.expm1(SIGMA**2)  # 0.28 for a lognormal of shape 0.5
-    assert truth / 2 < latency_cv2(baseline, mean) < truth * 2.5
-    assert latency_cv2(baseline, mean * 10) == CV2_FLOOR  # the estimate is clipped, not absurd
-    assert latency_cv2(baseline, mean / 100) == CV2_CEILING
+    assert truth / 1.5 < latency_cv2(baseline, mean) < truth * 1.5
+    for absurd in (mean * 10, mean / 100):  # a mean the buckets cannot have: bounded, not wild
+        assert CV2_FLOOR <= latency_cv2(baseline, absurd) <= CV2_CEILING
