@@ -82,18 +82,15 @@ def _shows(judgement: Judgement, metric: MetricBase) -> bool:
 
 def _clean(others: Judgement, alone: Judgement, metric: MetricBase) -> bool:
     """The other pods match the baseline: no FAIL, no growth beyond the allowance (which a
-    leak on every pod would show), and an estimate within the tolerance, or at least beyond
-    it by no more than a third of what the lone pod shows (a new pod's first minutes, or
-    noise, may put a healthy pod a little past the tolerance; a regression of the code puts
-    every pod about as far)."""
+    leak on every pod would show), and an estimate within the tolerance or, short of that, no
+    evidence against it at all (an e-value below 1: a new pod's first minutes, or noise, may
+    put a healthy pod's estimate a little past the tolerance, while a regression of the code
+    builds evidence on every pod that runs it, late onset or not)."""
     if others.outcome is Outcome.FAIL or others.details.get("growing_beyond_allowance"):
         return False
-    theirs, its = _estimate(others), _estimate(alone)
-    if theirs is None or _within(theirs, metric):
+    if _within(_estimate(others), metric):
         return True
-    if its is None:
-        return False
-    return _excess(theirs, metric) <= _excess(its, metric) / 3
+    return others.e_value is not None and others.e_value < 1.0
 
 
 def _estimate(judgement: Judgement) -> float | None:
@@ -127,15 +124,6 @@ def explained(failed: Judgement, found: OnePod, decide: str) -> Judgement:
             "details": {**details, "regression_detected": False},
         }
     )
-
-
-def _excess(effect: float, metric: MetricBase) -> float:
-    """How far ``effect`` is beyond the tolerance, on the side the metric fears (log scale)."""
-    high = math.log1p(max(effect, -0.999)) - math.log1p(metric.tolerance)
-    low = -math.log1p(metric.tolerance) - math.log1p(max(effect, -0.999))
-    if metric.direction == "increase_is_bad":
-        return high
-    return low if metric.direction == "decrease_is_bad" else max(high, low)
 
 
 def _within(effect: float | None, metric: MetricBase) -> bool:

@@ -56,10 +56,15 @@ def test_a_regression_on_every_pod_is_the_version_and_a_lone_pod_proves_nothing(
     as_bad = {"canary-a": pod(1000, 4.0), "canary-b": pod(40, 3.0)}
     assert JUDGE.judge(BASELINE, as_bad["canary-b"], METRIC, CONTEXT).outcome is not Outcome.FAIL
     assert one_pod_explains(JUDGE, BASELINE, as_bad, METRIC, CONTEXT) is None
-    # a little beyond the tolerance (a new pod's first minutes) beside a far worse pod: the pod
-    slightly = {"canary-a": pod(1000, 4.0), "canary-b": pod(1000, 1.4)}
+    # an estimate a little beyond the tolerance with no evidence against it (e-value < 1): the
+    # lone pod explains it; the same estimate on a pod with evidence of it does not
+    slightly = {"canary-a": pod(1000, 4.0), "canary-b": pod(1000, 1.3)}
     found = one_pod_explains(JUDGE, BASELINE, slightly, METRIC, CONTEXT)
     assert found is not None and found.pod == "canary-a"
+    assert found.others.e_value is not None and found.others.e_value < 1
+    evident = {"canary-a": pod(1000, 4.0), "canary-b": pod(1000, 1.5)}
+    assert JUDGE.judge(BASELINE, evident["canary-b"], METRIC, CONTEXT).e_value > 1
+    assert one_pod_explains(JUDGE, BASELINE, evident, METRIC, CONTEXT) is None
 
 
 def test_explained_holds_the_metric_or_keeps_the_fail_as_the_policy_says() -> None:
