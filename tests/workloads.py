@@ -23,6 +23,7 @@ class Behaviour:
     error_ratio: float = 0.01
     median_latency: float = 0.08
     memory_bytes: float = 200e6
+    memory_growth_per_minute: float = 0.0  # a leak: this share of the level, every minute
 
 
 def http_service(
@@ -34,18 +35,57 @@ def http_service(
     *,
     seed: int,
     scrape: float = 15.0,
+    pods: int = 0,
+    slow_pod: float = 1.0,
 ) -> SeriesInput:
-    """Cumulative series of one version from ``start`` for ``minutes``, one point per scrape."""
+    """Cumulative series of one version from ``start`` for ``minutes``, one point per scrape.
+
+    With ``pods`` the version runs on that many pods, each its own series labelled ``pod``
+    (as Kubernetes scrapes them), the histogram with its ``_sum`` and ``_count``; the first pod's
+    latency is ``slow_pod`` times the others' (a pod on a noisy node). Without, one series per
+    metric and no ``_sum``/``_count``, as before."""
+    if not pods:
+        return _series(app, version, start, minutes, behaviour, seed, scrape, None, 1.0)
+    share = Behaviour(
+        requests_per_second=behaviour.requests_per_second / pods,
+        error_ratio=behaviour.error_ratio,
+        median_latency=behaviour.median_latency,
+        memory_bytes=behaviour.memory_bytes,
+        memory_growth_per_minute=behaviour.memory_growth_per_minute,
+    )
+    series: SeriesInput = []
+    for index in range(pods):
+        factor = slow_pod if index == 0 else 1.0
+        name = f"{app}-{version}-{index}"
+        series += _series(app, version, start, minutes, share, seed * 100 + index, scrape, name,
+                          factor)  # fmt: skip
+    return series
+
+
+def _series(
+    app: str,
+    version: str,
+    start: float,
+    minutes: int,
+    behaviour: Behaviour,
+    seed: int,
+    scrape: float,
+    pod: str | None,
+    latency_factor: float,
+) -> SeriesInput:
     rng = np.random.default_rng(seed)
     steps = int(minutes * 60 / scrape)
     times = start + scrape * np.arange(1, steps + 1)
     requests = rng.poisson(behaviour.requests_per_second * scrape, steps)
     errors = rng.binomial(requests, behaviour.error_ratio)
-    latencies = [rng.lognormal(np.log(behaviour.median_latency), 0.5, count) for count in requests]
+    median = behaviour.median_latency * latency_factor
+    latencies = [rng.lognormal(np.log(median), 0.5, count) for count in requests]
     per_bucket = np.array(
         [[np.count_nonzero(sample <= bound) for bound in BUCKETS] for sample in latencies]
     )
-    base = {"app": app, "version": version}
+    base = {"app": app, "version": version, **({"pod": pod} if pod else {})}
+    elapsed = (times - start) / 60
+    memory = behaviour.memory_bytes * (1 + behaviour.memory_growth_per_minute * elapsed)
     series: SeriesInput = [
         (
             {"__name__": "http_requests_total", **base, "code": "200"},
@@ -57,7 +97,7 @@ def http_service(
         ),
         (
             {"__name__": "process_resident_memory_bytes", **base},
-            list(zip(times, behaviour.memory_bytes * rng.normal(1, 0.01, steps), strict=True)),
+            list(zip(times, memory * rng.normal(1, 0.01, steps), strict=True)),
         ),
     ]
     for index, bound in enumerate(BUCKETS):
@@ -67,6 +107,21 @@ def http_service(
             (
                 {"__name__": "http_request_duration_seconds_bucket", **base, "le": le},
                 list(zip(times, cumulative, strict=True)),
+            )
+        )
+    if pod is not None:
+        # a pod's histogram comes with its _sum and _count, as client libraries write them
+        sums = np.cumsum([float(sample.sum()) for sample in latencies])
+        series.append(
+            (
+                {"__name__": "http_request_duration_seconds_sum", **base},
+                list(zip(times, sums, strict=True)),
+            )
+        )
+        series.append(
+            (
+                {"__name__": "http_request_duration_seconds_count", **base},
+                list(zip(times, np.cumsum(requests).astype(float), strict=True)),
             )
         )
     return series
