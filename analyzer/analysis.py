@@ -150,7 +150,7 @@ def fetch(
     windows = []
     for metric in policy.metrics:
         try:
-            baseline, _ = _metric_data(metric, baseline_query, grid, pod)
+            baseline, _ = _metric_data(metric, baseline_query, grid, None)
             canary, pods = _metric_data(metric, partial(query, selector=versions.canary), grid, pod)
             windows.append(MetricWindow(metric, baseline, canary, canary_pods=pods))
         except TemporarySourceError as error:
@@ -166,23 +166,29 @@ def _shifted(series: Series, shift: timedelta) -> Series:
 
 
 def _metric_data(
-    metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray, pod: str
+    metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray, pod: str | None
 ) -> tuple[JudgeData, dict[str, JudgeData]]:
     """The version's data, and its data per pod when the queries kept the ``pod`` label (two
-    pods or more; every query of the metric must keep it, or there is no per-pod view)."""
+    pods or more; every query of the metric must keep it, or there is no per-pod view). Only
+    the canary's pods are looked at (``pod`` None: the baseline's are not split)."""
+    pods: dict[str, JudgeData]
     if isinstance(metric, CountsMetric):
         errors, totals = query(metric.errors), query(metric.total)
         whole: JudgeData = counts_data(errors, totals, grid)
-        errors_by, totals_by = by_label(errors, pod), by_label(totals, pod)
-        pods: dict[str, JudgeData] = {
+        if pod is None:
+            return whole, {}
+        errors_by = by_label(errors, pod)
+        pods = {
             name: counts_data(errors_by.get(name, []), part, grid)
-            for name, part in totals_by.items()
+            for name, part in by_label(totals, pod).items()
         }
     elif isinstance(metric, HistogramMetric):
         buckets = query(metric.buckets)
         sums = query(metric.sum) if metric.sum else None
         counts = query(metric.count) if metric.count else None
         whole = histogram_data(buckets, grid, sums, counts)
+        if pod is None:
+            return whole, {}
         sums_by = by_label(sums, pod) if sums is not None else {}
         counts_by = by_label(counts, pod) if counts is not None else {}
         pods = {
@@ -198,6 +204,8 @@ def _metric_data(
         (template,) = metric.templates().values()
         values = query(template)
         whole = series_data(values, grid)
+        if pod is None:
+            return whole, {}
         pods = {name: series_data(part, grid) for name, part in by_label(values, pod).items()}
     return whole, pods if len(pods) >= 2 else {}
 

@@ -81,13 +81,12 @@ def histogram_data(
     can go slightly negative after counter resets or extrapolation; those counts clip to 0. A sum
     or count that is missing, negative or not finite is NaN, as is a sum without observations.
     """
-    by_bound: dict[float, list[Series]] = {}
-    for series in buckets:
-        by_bound.setdefault(_upper_bound(series), []).append(series)
-    bounds = sorted(by_bound)
-    cumulative = np.full((grid.size, len(bounds)), np.nan)
-    for column, bound in enumerate(bounds):
-        cumulative[:, column] = _sum_on_grid(by_bound[bound], grid, finite_only=True)
+    upper = [_upper_bound(series) for series in buckets]
+    bounds = sorted(set(upper))
+    column_of = {bound: column for column, bound in enumerate(bounds)}
+    columns = np.array([column_of[bound] for bound in upper], dtype=np.intp)
+    aligned = _aligned(buckets, grid, finite_only=True)
+    cumulative = _grouped_sums(aligned, columns, len(bounds)).T
     incomplete = np.isnan(cumulative).any(axis=1)
     per_bucket = np.clip(np.diff(cumulative, axis=1, prepend=0.0), 0.0, None)
     per_bucket[incomplete, :] = np.nan
@@ -154,34 +153,59 @@ def _upper_bound(series: Series) -> float:
 def _sum_on_grid(series: Sequence[Series], grid: FloatArray, *, finite_only: bool) -> FloatArray:
     """Sum across series per grid instant, NaN where none of them has a value."""
     aligned = _aligned(series, grid, finite_only=finite_only)
-    summed: FloatArray = np.where(np.isnan(aligned).all(axis=0), np.nan, np.nansum(aligned, axis=0))
+    present = ~np.isnan(aligned)
+    summed: FloatArray = np.where(
+        present.any(axis=0), np.where(present, aligned, 0.0).sum(axis=0), np.nan
+    )
     return summed
 
 
+def _grouped_sums(aligned: FloatArray, groups: np.ndarray, count: int) -> FloatArray:
+    """Sums of ``aligned``'s rows by group (row i adds to group ``groups[i]``), one row per
+    group: NaN where no row of the group has a value at that instant."""
+    present = ~np.isnan(aligned)
+    sums = np.zeros((count, aligned.shape[1]))
+    seen = np.zeros((count, aligned.shape[1]), dtype=bool)
+    np.add.at(sums, groups, np.where(present, aligned, 0.0))
+    np.logical_or.at(seen, groups, present)
+    grouped: FloatArray = np.where(seen, sums, np.nan)
+    return grouped
+
+
 def _aligned(series: Sequence[Series], grid: FloatArray, *, finite_only: bool) -> FloatArray:
-    """Each series' value at each grid instant (a row per series), NaN where missing."""
+    """Each series' value at each grid instant (a row per series), NaN where missing. Every
+    series is aligned in one pass over all their points: a by-pod histogram is hundreds."""
     matrix = np.full((len(series), grid.size), np.nan)
     grid_ms = np.round(np.asarray(grid, dtype=np.float64) * 1000.0).astype(np.int64)
     if grid_ms.size > 1 and np.any(np.diff(grid_ms) <= 0):
         raise ValueError("the grid must be strictly increasing")
+    if grid_ms.size == 0 or not series:
+        return matrix
     # Points strictly closer than half the spacing; `2 * distance < spacing` avoids fractions.
     spacing = int(np.diff(grid_ms).min()) if grid_ms.size > 1 else 1
-    for row, one_series in enumerate(series):
-        values = np.asarray(one_series.values, dtype=np.float64)
-        keep = np.isfinite(values) if finite_only else ~np.isnan(values)
-        if grid_ms.size == 0 or not keep.any():
-            continue
-        stamps_ms = np.round(one_series.timestamps[keep] * 1000.0).astype(np.int64)
-        values = values[keep]
-        right = np.clip(np.searchsorted(grid_ms, stamps_ms), 0, grid_ms.size - 1)
-        left = np.clip(right - 1, 0, grid_ms.size - 1)
-        nearer_left = np.abs(stamps_ms - grid_ms[left]) < np.abs(stamps_ms - grid_ms[right])
-        index = np.where(nearer_left, left, right)
-        distance = np.abs(stamps_ms - grid_ms[index])
-        on_grid = 2 * distance < spacing
-        index, distance, values = index[on_grid], distance[on_grid], values[on_grid]
-        order = np.lexsort((distance, index))  # stable: by instant, then nearest, then first
-        _, first = np.unique(index[order], return_index=True)
-        chosen = order[first]
-        matrix[row, index[chosen]] = values[chosen]
+    values = np.concatenate([np.asarray(one.values, dtype=np.float64) for one in series])
+    stamps = np.concatenate([np.asarray(one.timestamps, dtype=np.float64) for one in series])
+    rows = np.repeat(np.arange(len(series)), [len(one.values) for one in series])
+    keep = np.isfinite(values) if finite_only else ~np.isnan(values)
+    values, rows = values[keep], rows[keep]
+    stamps_ms = np.round(stamps[keep] * 1000.0).astype(np.int64)
+    right = np.clip(np.searchsorted(grid_ms, stamps_ms), 0, grid_ms.size - 1)
+    left = np.clip(right - 1, 0, grid_ms.size - 1)
+    nearer_left = np.abs(stamps_ms - grid_ms[left]) < np.abs(stamps_ms - grid_ms[right])
+    index = np.where(nearer_left, left, right)
+    distance = np.abs(stamps_ms - grid_ms[index])
+    on_grid = 2 * distance < spacing
+    index, distance, values, rows = (
+        index[on_grid],
+        distance[on_grid],
+        values[on_grid],
+        rows[on_grid],
+    )
+    # stable: by series, by instant, then nearest, then first; the first of each (series, instant)
+    order = np.lexsort((distance, index, rows))
+    cell = rows[order] * grid_ms.size + index[order]
+    first = np.ones(cell.size, dtype=bool)
+    first[1:] = cell[1:] != cell[:-1]
+    chosen = order[first]
+    matrix[rows[chosen], index[chosen]] = values[chosen]
     return matrix
