@@ -61,13 +61,22 @@ def one_pod_explains(
     """The pod that alone explains the canary's FAIL, or None (see the module docstring)."""
     if len(pods) < 2:
         return None
+    judged: dict[tuple[str, ...], Judgement] = {}
+
+    def judgement_of(names: tuple[str, ...]) -> Judgement:
+        """Each group of pods is judged once: with two pods, "the others" of one is the other
+        alone."""
+        if names not in judged:
+            data = combined([pods[name] for name in names]) if len(names) > 1 else pods[names[0]]
+            judged[names] = judge.judge(baseline, data, metric, context)
+        return judged[names]
+
     explaining = []
-    for name, data in sorted(pods.items()):
-        alone = judge.judge(baseline, data, metric, context)
+    for name in sorted(pods):
+        alone = judgement_of((name,))
         if not _shows(alone, metric):
             continue
-        rest = combined([other for pod, other in pods.items() if pod != name])
-        others = judge.judge(baseline, rest, metric, context)
+        others = judgement_of(tuple(pod for pod in sorted(pods) if pod != name))
         if _clean(others, alone, metric):
             explaining.append(OnePod(name, alone, others))
     return explaining[0] if len(explaining) == 1 else None
