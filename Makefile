@@ -46,11 +46,13 @@ demo: demo-system venv
 	$(BIN)/canarist policy validate policies/*.yaml
 	$(BIN)/canarist demo $(DEMO_ARGS)
 
-# Statistical power and false aborts against Argo- and Kayenta-style references (~7 min), then
-# how many concurrent rollouts one worker sustains at p99 step lateness < 2 s (~13 min), then
-# how fast the service recovers from an abort, a dead worker and a dead router (~5 min).
+# Statistical power and false aborts against Argo- and Kayenta-style references and an oracle
+# (~11 min), the CPU of one analysis pass (~1 min), how many concurrent rollouts one worker
+# sustains at p99 step lateness < 2 s (~13 min), then how fast the service recovers from an
+# abort, a dead worker and a dead router (~5 min).
 bench: setup
 	$(BIN)/python -m benchmarks.power --json bench-power.json $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.analysis_cost --json bench-analysis-cost.json
 	$(BIN)/python -m benchmarks.scale --json bench-scale.json
 	$(BIN)/python -m benchmarks.recovery --runs 5 --json bench-recovery.json
 
