@@ -11,7 +11,13 @@ import pytest
 
 from analyzer.errors import QueryError
 from analyzer.sources.base import Series
-from analyzer.sources.convert import counts_data, histogram_data, series_data, step_grid
+from analyzer.sources.convert import (
+    _aligned,
+    counts_data,
+    histogram_data,
+    series_data,
+    step_grid,
+)
 from analyzer.sources.memory import series_from_points
 
 NAN = math.nan
@@ -188,3 +194,23 @@ def test_a_single_instant_grid_matches_to_the_millisecond() -> None:
     off = series_from_points({}, [(T0 + 0.002, 6.0)])
     assert_same(series_data([exact], grid).values, [5])
     assert_same(series_data([off], grid).values, [NAN])
+
+
+def test_many_series_put_on_the_grid_together_match_each_on_its_own() -> None:
+    """A by-pod query returns hundreds of series, aligned in one pass: every series must land
+    exactly where it would alone (its duplicates, off-grid points and NaN gaps its own), and
+    their sum is the sum of what each gives alone."""
+    rng = np.random.default_rng(7)
+    many = []
+    for _ in range(40):
+        stamps = rng.choice(GRID, size=6) + rng.choice([0.0, 0.001, -2.0, 31.0, 45.0], size=6)
+        values = rng.choice([1.0, 2.0, 3.0, 5.0, NAN, math.inf], size=6)
+        many.append(series_from_points({}, list(zip(stamps, values, strict=True))))
+    for finite_only in (True, False):
+        together = _aligned(many, GRID, finite_only=finite_only)
+        for row, one in enumerate(many):
+            assert_same(together[row], _aligned([one], GRID, finite_only=finite_only)[0])
+    alone = np.array([counts_data([], [one], GRID).totals for one in many])
+    present = ~np.isnan(alone)
+    expected = np.where(present.any(axis=0), np.where(present, alone, 0.0).sum(axis=0), NAN)
+    np.testing.assert_allclose(counts_data([], many, GRID).totals, expected)
