@@ -161,7 +161,7 @@ def test_a_query_prometheus_refuses_is_one_line_on_stderr_and_exit_4(
     history: dict[str, str], tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.yaml"
-    memory = "query: avg(process_resident_memory_bytes{ {{ selector }} })"
+    memory = "query: max by (pod) (process_resident_memory_bytes{ {{ selector }} })"
     assert memory in POLICY.read_text()
     broken.write_text(POLICY.read_text().replace(memory, f"query: rate({memory[7:]})"))
     for command in ("analyze", "backtest"):
@@ -171,8 +171,9 @@ def test_a_query_prometheus_refuses_is_one_line_on_stderr_and_exit_4(
         assert line.startswith(f"error: Prometheus at {history['url']}: ")
         assert "HTTP 400, bad_data: " in line
         assert 'expected type range vector in call to function "rate"' in line
-        assert line.endswith("(1 of 7 queries failed)")  # 4 for error-ratio, 2 for latency
-        assert "query: rate(avg(process_resident_memory_bytes{" in line
+        # 4 for error-ratio, 6 for latency (buckets, sum and count), memory stops at its first
+        assert line.endswith("(1 of 11 queries failed)")
+        assert "query: rate(max by (pod) (process_resident_memory_bytes{" in line
         document = json.loads(result.stdout)  # the rest of the analysis is still reported
         metrics = {m["name"]: m["judgement"] for m in document["metrics"]}
         assert metrics["memory"]["reason_code"] == "query_error"

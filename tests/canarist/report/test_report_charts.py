@@ -269,11 +269,13 @@ def test_card_and_chart_show_the_rulings_own_bar_and_the_verdicts_score(
     earlier = [line for line in page.within("evidence", "g", "series") if "rule" in line.classes]
     assert earlier and all(line.joined() == "the bar at each look" for line in earlier)
     looks = page.within("evidence", "circle", "look")
-    bars = [re.search(r"\(bar ([\d,]+)\)", look.joined()) for look in looks[:5]]
+    n = len(report.history.looks)
+    bars = [re.search(r"\(bar ([\d,]+)\)", look.joined()) for look in looks[:n]]
     held = [bar[1] for bar in bars if bar is not None]
     recorded = [look.verdict.metrics[0].judgement.threshold for look in report.history.looks]
-    assert held[:4] == [number(bar) for bar in recorded[:4]]  # each look shows its own bar
-    assert held[4] == "40,000"
+    assert n >= 2 and len(held) == n
+    assert held[:-1] == [number(bar) for bar in recorded[:-1]]  # each look shows its own bar
+    assert held[-1] == "40,000"
     assert "Score 37.5 of 100" in page.all("header")[0].joined()
     scores = [cell.joined() for cell in page.within("evidence", "td", "score")]
     assert scores == [number(look.verdict.score) for look in report.history.looks]
