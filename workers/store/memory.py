@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from workers.actions import Action, RecordEvent
 from workers.errors import Conflict, LeaseLost, NotFound
 from workers.state import RolloutState
-from workers.store.base import (
+from workers.store.base import Created, IdempotencyKey, Stored
+from workers.store.records import (
     AuditEvent,
-    Created,
-    IdempotencyKey,
     OutboxItem,
-    Stored,
     check_limit,
     decode_event,
     decode_state,

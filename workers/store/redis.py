@@ -24,10 +24,8 @@ that is fine on one Redis (or Sentinel), not on Redis Cluster.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -36,14 +34,13 @@ from redis.retry import Retry
 from workers.actions import Action, RecordEvent
 from workers.errors import Conflict, LeaseLost, NotFound, StoreError, StoreUnavailable
 from workers.state import RolloutState
-from workers.store.base import (
+from workers.store.base import Created, IdempotencyKey, Stored
+from workers.store.records import (
     AuditEvent,
-    Created,
-    IdempotencyKey,
     OutboxItem,
-    Stored,
     check_limit,
     decode_event,
+    decode_item,
     decode_state,
     encode_event,
     encode_state,
@@ -385,7 +382,9 @@ class RedisOutbox:
         args: list[str | int] = [repr(now), until, limit, worker, self._items]
         with _translated("claim outbox items"):
             claimed = self._claim(keys=[self._queue], args=args)
-        return [_item(dict(zip(fields[::2], fields[1::2], strict=True))) for fields in claimed]
+        return [
+            decode_item(dict(zip(fields[::2], fields[1::2], strict=True))) for fields in claimed
+        ]
 
     def ack(self, item_id: str) -> None:
         self._settle_item(item_id, "ack", "", "0")
@@ -402,14 +401,3 @@ class RedisOutbox:
             found = self._settle(keys=keys, args=[item_id, how, error, retry_at])
         if not found:
             raise NotFound(f"no outbox item {item_id}")
-
-
-def _item(fields: dict[str, Any]) -> OutboxItem:
-    return OutboxItem(
-        fields["id"],
-        fields["rollout_id"],
-        json.loads(fields["payload"]),
-        int(fields["attempts"]),
-        fields.get("last_error"),
-        fields.get("claimed_by"),
-    )
