@@ -15,6 +15,8 @@ in the store's outbox; this module claims due items and settles each:
 - ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path;
   retried until it is (the successor's lane depends on it), given up only when the successor
   does not exist.
+- An item in a format this release does not read (a newer release's, during an upgrade) is
+  retried with backoff and never given up: a worker of a release that reads it delivers it.
 
 The dedupe key (the engine's ``{id}/{attempt}/{kind}``, per route ``…>{route}``) makes each
 transition's alert one item per route, delivered once; a worker that dies mid-post leaves its
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from workers.actions import Notify, NotifyKind, RecordEvent, Release
-from workers.errors import NotFound, TemporaryError, WorkerError
+from workers.errors import CorruptRecord, NotFound, TemporaryError, WorkerError
 from workers.intake import IntakeError, RolloutNotFoundError
 from workers.metrics import (
     ALERT_DELIVERIES,
@@ -251,10 +253,11 @@ def _retryable(exc: Exception) -> tuple[bool, float | None]:
 
 
 def _notice_of(item: OutboxItem) -> Notify | None:
-    """The item's notice, or None for a hand-over or a payload that does not parse."""
+    """The item's notice, or None for a hand-over, a payload that does not parse, or an item in
+    a format this release does not read (retried until a worker that reads it delivers it)."""
     try:
         action = item.action
-    except ValueError:
+    except (ValueError, CorruptRecord):
         return None
     return action if isinstance(action, Notify) else None
 

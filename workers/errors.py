@@ -14,6 +14,7 @@ it::
             │                      latest rollout) moved on; a stale task stops here
             ├── LeaseLost          another worker holds the rollout's lease, or ours expired
             ├── CorruptRecord      a stored record does not parse: retrying will not help
+            │   └── UnsupportedFormat   it is in a format this release does not read
             └── StoreUnavailable   Redis unreachable, timed out or loading its AOF
                                    (also a TemporaryError)
 
@@ -25,6 +26,8 @@ The store's errors are named for what happened (``Conflict``, ``NotFound``), wit
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from analyzer.errors import CanaristError
 
@@ -66,6 +69,29 @@ class LeaseLost(StoreError):  # noqa: N818 - named for what happened, as in the 
 
 class CorruptRecord(StoreError):  # noqa: N818 - named for what happened, as in the issue
     """A stored record does not parse; the message names the key and the bad field."""
+
+
+class UnsupportedFormat(CorruptRecord):
+    """A stored record in a format this release does not read: written by a newer Canarist (an
+    upgrade under way, or undone), or by one older than this release carries on from.
+
+    The message names the record's kind and id, the format found and the formats read; the
+    record is left as it is, for a release that reads it.
+    """
+
+    def __init__(self, kind: str, record_id: str, found: int, reads: Collection[int]) -> None:
+        readable = sorted(reads)
+        if found > max(readable):
+            why = "a newer release wrote it, and a release that reads it carries it on"
+        else:
+            why = "an older release wrote it, and this one no longer reads that format"
+        formats = "format" if len(readable) == 1 else "formats"
+        super().__init__(
+            f"{kind} {record_id} is stored in format {found}, which this release of Canarist "
+            f"does not read (it reads {formats} {', '.join(map(str, readable))}): {why}; the "
+            "record is left as it is"
+        )
+        self.kind, self.record_id, self.found, self.reads = kind, record_id, found, tuple(readable)
 
 
 class StoreUnavailable(StoreError, TemporaryError):  # noqa: N818 - named for what happened, as in the issue

@@ -153,8 +153,11 @@ def test_a_record_that_does_not_parse_is_corrupt_not_missing(
     store: RedisStateStore, prefix: str, raw: redis.Redis
 ) -> None:
     store.create(rollout())
-    raw.hset(f"{prefix}rollout:r1", "state", '{"format": 99}')
-    with pytest.raises(CorruptRecord, match=f"{prefix}rollout:r1: rollout record format"):
+    raw.hset(f"{prefix}rollout:r1", "state", '{"format": 1, "id": "r1"}')
+    with pytest.raises(CorruptRecord, match=r"rollout r1: bad rollout record: .*missing"):
+        store.load("r1")
+    raw.hset(f"{prefix}rollout:r1", "state", "{not json")
+    with pytest.raises(CorruptRecord, match="rollout r1: Expecting property name"):
         store.load("r1")
 
 

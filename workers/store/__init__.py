@@ -20,11 +20,14 @@ from workers.store.base import (
     Stored,
 )
 from workers.store.memory import MemoryStateStore
+from workers.store.records import FORMATS, UNREADABLE_EVENT, RecordKind
 from workers.store.redis import DEFAULT_PREFIX, RedisStateStore
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "FORMATS",
     "IDEMPOTENCY_TTL_SECONDS",
+    "UNREADABLE_EVENT",
     "AuditEvent",
     "Created",
     "IdempotencyKey",
@@ -32,6 +35,7 @@ __all__ = [
     "MemoryStateStore",
     "Outbox",
     "OutboxItem",
+    "RecordKind",
     "RedisStateStore",
     "StateStore",
     "Stored",

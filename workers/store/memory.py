@@ -1,14 +1,14 @@
 """The StateStore in memory, for unit tests and the engine's fakes: same contract as Redis.
 
-It keeps the same JSON strings Redis would and makes the same checks in the same order, under
-one lock, so each call is as atomic as a Lua script. Orderings copy Redis's: sorted sets break
-score ties by id. Event ids are stream-id shaped (``"0-<n>"``). Leases and idempotency keys
-expire on the injected clock (monotonic by default), the one place the store keeps time.
+It keeps the same JSON strings and formats (records.py) that Redis would and makes the same
+checks in the same order, under one lock, so each call is as atomic as a Lua script. Orderings
+copy Redis's: sorted sets break score ties by id. Event ids are stream-id shaped (``"0-<n>"``).
+Leases and idempotency keys expire on the injected clock (monotonic by default), the one place
+the store keeps time.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,14 +19,18 @@ from workers.errors import Conflict, LeaseLost, NotFound
 from workers.state import RolloutState
 from workers.store.base import Created, IdempotencyKey, Stored
 from workers.store.records import (
+    OUTBOX_FORMAT,
     AuditEvent,
     OutboxItem,
     check_limit,
     decode_event,
+    decode_item,
     decode_state,
     encode_event,
     encode_state,
+    event_fields,
     event_position,
+    listed,
     outbox_entries,
 )
 
@@ -53,7 +57,7 @@ class MemoryStateStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._records: dict[str, _Record] = {}
-        self._events: dict[str, list[tuple[str, str]]] = {}
+        self._events: dict[str, list[tuple[str, dict[str, str]]]] = {}  # (id, entry fields)
         self._event_count = 0
         self._idempotency: dict[tuple[str, str], _Key] = {}  # by (namespace, key)
         self._latest: dict[tuple[str, str], str] = {}
@@ -112,7 +116,7 @@ class MemoryStateStore:
             record = self._records.get(rollout_id)
         if record is None:
             raise NotFound(f"no rollout {rollout_id}")
-        return Stored(decode_state(record.text, f"rollout {rollout_id}"), record.revision)
+        return Stored(decode_state(record.text, rollout_id), record.revision)
 
     def save(
         self,
@@ -155,8 +159,7 @@ class MemoryStateStore:
                 raise NotFound(f"no rollout {rollout_id}")
             entries = self._events.get(rollout_id, [])
             picked = [entry for entry in entries if event_position(entry[0]) > start][:limit]
-        where = f"events of {rollout_id}"
-        return [decode_event(event_id, text, where) for event_id, text in picked]
+        return [decode_event(event_id, fields, rollout_id) for event_id, fields in picked]
 
     def due(self, now: float, limit: int = 100) -> list[str]:
         check_limit(limit)
@@ -177,8 +180,9 @@ class MemoryStateStore:
             )
             records = [(rollout_id, self._records[rollout_id]) for _, rollout_id in ranked]
         return [
-            Stored(decode_state(record.text, f"rollout {rollout_id}"), record.revision)
+            Stored(state, record.revision)
             for rollout_id, record in records[:limit]
+            if (state := listed(rollout_id, record.text)) is not None
         ]
 
     def latest_for(self, app: str, namespace: str) -> str | None:
@@ -201,7 +205,7 @@ class MemoryStateStore:
         trail = self._events.setdefault(rollout_id, [])
         for text in encoded:
             self._event_count += 1
-            trail.append((f"0-{self._event_count}", text))
+            trail.append((f"0-{self._event_count}", event_fields(text)))
 
 
 class MemoryLeases:
@@ -239,6 +243,7 @@ class MemoryLeases:
 class _Item:
     rollout_id: str
     payload: str
+    format: str = str(OUTBOX_FORMAT)  # as Redis keeps it
     attempts: int = 0
     last_error: str | None = None
     claimed_by: str | None = None
@@ -273,13 +278,16 @@ class MemoryOutbox:
                 item.attempts, item.claimed_by = item.attempts + 1, worker
                 claimed.append((item_id, item))
             return [
-                OutboxItem(
-                    item_id,
-                    item.rollout_id,
-                    json.loads(item.payload),
-                    item.attempts,
-                    item.last_error,
-                    item.claimed_by,
+                decode_item(
+                    {
+                        "id": item_id,
+                        "rollout_id": item.rollout_id,
+                        "payload": item.payload,
+                        "format": item.format,
+                        "attempts": item.attempts,
+                        "last_error": item.last_error,
+                        "claimed_by": item.claimed_by,
+                    }
                 )
                 for item_id, item in claimed
             ]

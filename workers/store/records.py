@@ -1,9 +1,30 @@
-"""The records the store keeps, and their codec: both stores write and read exactly these strings.
+"""The records the store keeps, their codec, and the format each carries across upgrades.
 
 A rollout's state, its audit events and its outbox items are JSON text in Redis (or in the
-memory store's dicts); ``encode_*`` write them and ``decode_*`` read them back, so whatever one
-store cannot keep, neither can. Leases, idempotency keys (a rollout id and a digest) and the
-indexes hold plain strings.
+memory store's dicts); ``encode_*`` write them and ``decode_*`` read them back, so both stores
+keep exactly the same strings. Leases, idempotency keys (a rollout id and a digest) and the
+indexes hold plain strings, which need no format.
+
+Canarist is upgraded while rollouts are in flight, and for a while (a rolling upgrade, or one
+undone) two releases share the store. So each record says the format that wrote it, and a
+release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
+
+    record        its format                                  writes  reads
+    rollout       "format" in the state's JSON                  1       1
+    audit event   "format" beside "event" in the stream entry   1       0, 1
+    outbox item   "format" field of the item's hash              1       0, 1
+
+Format 0 is a record without the field: the events and outbox items of releases before
+formats, read as they always were. Rollouts have said format 1 since the first release. The
+event's and the item's formats sit beside their JSON, not in it, because the release before
+formats reads an unknown key in an event or an action as corrupt, and ignores a field beside:
+it still reads what this release writes.
+
+What a record this release cannot read does: a rollout's ``load`` raises (the task and the API
+report it; nothing writes over it, since every save follows a load), and a listing leaves it out
+with a log line; an event reads as an ``unreadable_event`` that says why, so the trail and the
+report of its rollout still show; an outbox item's ``action`` raises, and delivery retries it
+later (a worker of the release that wrote it delivers it).
 """
 
 from __future__ import annotations
@@ -11,11 +32,57 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from workers.actions import Action, Notify, RecordEvent, action_from_record, action_record
-from workers.errors import CorruptRecord
-from workers.state import RolloutState
+from workers.errors import CorruptRecord, UnsupportedFormat
+from workers.metrics import rollout_log
+from workers.state import RECORD_FORMAT, RolloutState
+
+UNREADABLE_EVENT = "unreadable_event"
+"""The kind of an audit event this release cannot read; its message says why."""
+
+
+class RecordKind(StrEnum):
+    """A kind of stored record, as messages name it."""
+
+    ROLLOUT = "rollout"
+    EVENT = "audit event"
+    OUTBOX_ITEM = "outbox item"
+
+
+@dataclass(frozen=True)
+class Format:
+    """The format this release writes for a kind of record, and the formats it reads."""
+
+    writes: int
+    reads: frozenset[int]
+
+
+FORMATS = {
+    RecordKind.ROLLOUT: Format(RECORD_FORMAT, frozenset({RECORD_FORMAT})),
+    RecordKind.EVENT: Format(1, frozenset({0, 1})),
+    RecordKind.OUTBOX_ITEM: Format(1, frozenset({0, 1})),
+}
+EVENT_FORMAT = FORMATS[RecordKind.EVENT].writes
+OUTBOX_FORMAT = FORMATS[RecordKind.OUTBOX_ITEM].writes
+
+
+def check_format(kind: RecordKind, record_id: str, stored: object) -> int:
+    """The format of a record as stored (a number, or its digits; absent: 0) if this release
+    reads it; UnsupportedFormat if not, CorruptRecord if it is no format number at all."""
+    if stored is None:
+        found = 0
+    elif isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
+        found = stored
+    elif isinstance(stored, str) and stored.isascii() and stored.isdigit():
+        found = int(stored)
+    else:
+        raise CorruptRecord(f"{kind} {record_id}: its format {stored!r} is no format number")
+    if found not in FORMATS[kind].reads:
+        raise UnsupportedFormat(kind, record_id, found, FORMATS[kind].reads)
+    return found
 
 
 @dataclass(frozen=True)
@@ -42,9 +109,13 @@ class OutboxItem:
     attempts: int = 0  # claims so far, including the one that returned it
     last_error: str | None = None
     claimed_by: str | None = None
+    format: int = OUTBOX_FORMAT  # as stored; the payload is read only in a format read here
 
     @property
     def action(self) -> Action:
+        """The action to deliver: UnsupportedFormat if this release does not read the item's
+        format (a worker of a release that does delivers it), ValueError if it does not parse."""
+        check_format(RecordKind.OUTBOX_ITEM, self.id, self.format)
         return action_from_record(self.payload)
 
 
@@ -53,11 +124,30 @@ def encode_state(state: RolloutState) -> str:
     return json.dumps(state.to_record(), sort_keys=True, separators=(",", ":"))
 
 
-def decode_state(text: str, where: str) -> RolloutState:
+def decode_state(text: str, rollout_id: str) -> RolloutState:
+    """The rollout stored as ``text``: UnsupportedFormat if this release does not read its
+    format, CorruptRecord if it does not parse."""
     try:
-        return RolloutState.from_record(json.loads(text))
+        record = json.loads(text)
+    except ValueError as exc:
+        raise CorruptRecord(f"rollout {rollout_id}: {exc}") from exc
+    if not isinstance(record, dict):
+        raise CorruptRecord(f"rollout {rollout_id}: not a JSON object")
+    check_format(RecordKind.ROLLOUT, rollout_id, record.get("format"))
+    try:
+        return RolloutState.from_record(record)
     except (ValueError, TypeError, AttributeError) as exc:
-        raise CorruptRecord(f"{where}: {exc}") from exc
+        raise CorruptRecord(f"rollout {rollout_id}: {exc}") from exc
+
+
+def listed(rollout_id: str, text: str) -> RolloutState | None:
+    """The rollout for a listing, or None when this release cannot read it: logged, and left
+    out so that it hides no other (``load`` answers why, where the rollout is shown)."""
+    try:
+        return decode_state(text, rollout_id)
+    except CorruptRecord as exc:
+        rollout_log(rollout_id).error("left out of the listing: %s", exc)
+        return None
 
 
 def encode_event(state: RolloutState, revision: int, event: RecordEvent) -> str:
@@ -73,12 +163,25 @@ def encode_event(state: RolloutState, revision: int, event: RecordEvent) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-def decode_event(event_id: str, text: str, where: str) -> AuditEvent:
+def event_fields(text: str) -> dict[str, str]:
+    """The fields of an event's stream entry: its JSON, and the format beside it."""
+    return {"event": text, "format": str(EVENT_FORMAT)}
+
+
+def decode_event(event_id: str, fields: Mapping[str, str], rollout_id: str) -> AuditEvent:
+    """The event of a stream entry; one this release cannot read is an ``unreadable_event``
+    saying why (its time is when the store appended it), never an error: one bad line must
+    not hide a rollout's trail, nor break its report."""
+    where = f"{event_id} of rollout {rollout_id}"
     try:
-        payload = json.loads(text)
-        return AuditEvent(event_id, **payload)
-    except (ValueError, TypeError) as exc:
-        raise CorruptRecord(f"{where} event {event_id}: {exc}") from exc
+        check_format(RecordKind.EVENT, where, fields.get("format"))
+        return AuditEvent(event_id, **json.loads(fields["event"]))
+    except UnsupportedFormat as exc:
+        problem, data = str(exc), {"format": exc.found}
+    except (CorruptRecord, KeyError, ValueError, TypeError) as exc:
+        problem, data = f"{RecordKind.EVENT} {where} does not parse: {exc}", {}
+    appended_at = event_position(event_id)[0] / 1000
+    return AuditEvent(event_id, rollout_id, 0, appended_at, UNREADABLE_EVENT, problem, None, data)
 
 
 def outbox_entries(
@@ -120,12 +223,21 @@ def check_limit(limit: int) -> int:
 
 
 def decode_item(fields: Mapping[str, Any]) -> OutboxItem:
-    """An outbox item from its stored fields (a Redis hash's, or the memory store's)."""
+    """An outbox item from its stored fields (a Redis hash's, or the memory store's); the
+    payload of a format this release does not read is left unread, for ``action`` to refuse."""
+    item_id, stored = fields["id"], fields.get("format")
+    try:
+        found = check_format(RecordKind.OUTBOX_ITEM, item_id, stored)
+    except UnsupportedFormat as exc:
+        found, payload = exc.found, {}
+    else:
+        payload = json.loads(fields["payload"])
     return OutboxItem(
-        fields["id"],
+        item_id,
         fields["rollout_id"],
-        json.loads(fields["payload"]),
+        payload,
         int(fields["attempts"]),
         fields.get("last_error"),
         fields.get("claimed_by"),
+        found,
     )

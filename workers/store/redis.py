@@ -6,7 +6,8 @@ carry a ``#!lua`` shebang, which makes Redis refuse them up front (not half-way)
 memory. Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apart::
 
     rollout:{id}             hash    state (JSON of RolloutState.to_record), revision
-    events:{id}              stream  event (JSON: revision, at, kind, message, actor, data)
+    events:{id}              stream  event (JSON: revision, at, kind, message, actor, data),
+                                     format
     lease:{id}               string  the owner; expires (SET NX PX)
     idempotency:{ns}/{key}   hash    rollout (the id created with that key), digest (of the
                                      job); expires (PEXPIRE) after the key's ttl
@@ -14,9 +15,11 @@ memory. Key layout, under a prefix (default ``canarist:``) so tests and tenants 
     rollouts, rollouts:{ns}  zset    rollout ids by created_at, for listing
     due                      zset    unfinished rollout ids by next_due_at (+inf when none)
     outbox:queue             zset    undelivered item ids by when each may be claimed
-    outbox:item:{key}        hash    id, rollout_id, payload, attempts, last_error,
+    outbox:item:{key}        hash    id, rollout_id, payload, format, attempts, last_error,
                                      claimed_by, delivered or given_up (kept once settled:
                                      dedupe)
+
+Formats, and what a record this release cannot read does, are in records.py.
 
 The scripts touch keys named in ``KEYS`` except ``claim``, which derives item keys from ids;
 that is fine on one Redis (or Sentinel), not on Redis Cluster.
@@ -36,6 +39,8 @@ from workers.errors import Conflict, LeaseLost, NotFound, StoreError, StoreUnava
 from workers.state import RolloutState
 from workers.store.base import Created, IdempotencyKey, Stored
 from workers.store.records import (
+    EVENT_FORMAT,
+    OUTBOX_FORMAT,
     AuditEvent,
     OutboxItem,
     check_limit,
@@ -45,6 +50,7 @@ from workers.store.records import (
     encode_event,
     encode_state,
     event_position,
+    listed,
     outbox_entries,
 )
 
@@ -75,7 +81,7 @@ if KEYS[7] then
   redis.call('HSET', KEYS[7], 'rollout', ARGV[1], 'digest', ARGV[6])
   redis.call('PEXPIRE', KEYS[7], ARGV[7])
 end
-for i = 8, #ARGV do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i]) end
+for i = 9, #ARGV do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i], 'format', ARGV[8]) end
 return {'created'}
 """
 
@@ -91,12 +97,14 @@ redis.call('HSET', KEYS[1], 'state', ARGV[3], 'revision', revision)
 if ARGV[4] == '' then redis.call('ZREM', KEYS[3], ARGV[1])
 else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
 local events = tonumber(ARGV[7])
-for i = 8, 7 + events do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i]) end
+for i = 10, 9 + events do
+  redis.call('XADD', KEYS[2], '*', 'event', ARGV[i], 'format', ARGV[8])
+end
 for i = 6, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then
-    local at = 8 + events + (i - 6) * 2
+    local at = 10 + events + (i - 6) * 2
     redis.call('HSET', KEYS[i], 'id', ARGV[at], 'rollout_id', ARGV[1],
-      'payload', ARGV[at + 1], 'attempts', 0)
+      'payload', ARGV[at + 1], 'format', ARGV[9], 'attempts', 0)
     redis.call('ZADD', KEYS[5], ARGV[6], ARGV[at])
   end
 end
@@ -242,7 +250,7 @@ class RedisStateStore:
             digest = idempotency.digest
             ttl_ms = str(max(1, round(idempotency.ttl_seconds * 1000)))
         args = [rollout_id, encode_state(state), state.supersedes or "", _due_score(state)]
-        args += [repr(state.created_at), digest, ttl_ms]
+        args += [repr(state.created_at), digest, ttl_ms, str(EVENT_FORMAT)]
         args += [encode_event(state, 1, event) for event in events]
         with _translated(f"create {rollout_id}"):
             outcome, *detail = self._create(keys=keys, args=args)
@@ -268,7 +276,7 @@ class RedisStateStore:
             text, revision = self._client.hmget(key, ["state", "revision"])
         if text is None or revision is None:
             raise NotFound(f"no rollout {rollout_id}")
-        return Stored(decode_state(str(text), key), int(revision))
+        return Stored(decode_state(str(text), rollout_id), int(revision))
 
     def save(
         self,
@@ -291,6 +299,7 @@ class RedisStateStore:
         ]
         args = [rollout_id, str(expected_revision), encode_state(state), _due_score(state)]
         args += [lease_owner or "", repr(state.updated_at), str(len(events))]
+        args += [str(EVENT_FORMAT), str(OUTBOX_FORMAT)]
         args += [encode_event(state, revision, event) for event in events]
         args += [part for item in items for part in item]
         with _translated(f"save {rollout_id}"):
@@ -317,7 +326,7 @@ class RedisStateStore:
             exists, entries = pipe.execute()
         if not exists:
             raise NotFound(f"no rollout {rollout_id}")
-        return [decode_event(event_id, fields["event"], key) for event_id, fields in entries]
+        return [decode_event(event_id, fields, rollout_id) for event_id, fields in entries]
 
     def due(self, now: float, limit: int = 100) -> list[str]:
         with _translated("list due rollouts"):
@@ -336,9 +345,9 @@ class RedisStateStore:
                 pipe.hmget(self._key("rollout", rollout_id), ["state", "revision"])
             records = pipe.execute()
         return [
-            Stored(decode_state(text, self._key("rollout", rollout_id)), int(revision))
+            Stored(state, int(revision))
             for rollout_id, (text, revision) in zip(ids, records, strict=True)
-            if text is not None
+            if text is not None and (state := listed(rollout_id, text)) is not None
         ]
 
     def latest_for(self, app: str, namespace: str) -> str | None:
