@@ -108,7 +108,7 @@ def dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
                 for entry_id, fields in entries
             ]
         elif kind == "zset":
-            members = client.zrange(name, 0, -1, withscores=True, score_cast_func=str)
+            members = client.zrange(name, 0, -1, withscores=True, score_cast_func=_score)
             entry["zset"] = [[member, score] for member, score in members]
         elif kind == "string":
             entry["string"] = client.get(name)
@@ -136,6 +136,11 @@ def restore(client: redis.Redis, prefix: str, keys: dict[str, Any]) -> None:
             client.set(key, entry["string"])
         if "pttl" in entry:
             client.pexpire(key, entry["pttl"])
+
+
+def _score(raw: bytes | str) -> str:
+    """A sorted set's score as Redis wrote it (``inf`` for the due index's +inf)."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _readable(text: str) -> Any:
