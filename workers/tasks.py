@@ -42,7 +42,9 @@ job in that namespace for a day.
 
 No task raises on a store or broker failure it can outlive: it logs, requeues if it can, and
 otherwise leaves the rollout to the reconciler (acks_late acks a failed task: a retry loop of
-a poison message is worse than a late step).
+a poison message is worse than a late step). A rollout whose record this release cannot read
+(a newer release's, mid-upgrade: store/records.py) is logged and left as it is: the
+reconciler offers it again while it is overdue, until a worker that reads it carries it on.
 """
 
 from __future__ import annotations
@@ -79,7 +81,14 @@ from workers.actions import (
 )
 from workers.delivery import Delivery
 from workers.engine import platform_wants, step
-from workers.errors import Conflict, LeaseLost, NotFound, TemporaryError, WorkerError
+from workers.errors import (
+    Conflict,
+    CorruptRecord,
+    LeaseLost,
+    NotFound,
+    TemporaryError,
+    WorkerError,
+)
 from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob, split
 from workers.metrics import RolloutLog, rollout_log
 from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
@@ -168,6 +177,9 @@ def _advance_leased(
         state, stored = runtime.store.load(rollout_id)
     except NotFound:
         return "gone"
+    except CorruptRecord as exc:
+        log.error("revision %d cannot be read, so it is left as it is: %s", revision, exc)
+        return "unreadable"
     if stored != revision or state.next_due_at is None:
         metrics.STALE_TASKS.labels("stale" if stored != revision else "idle").inc()
         return "stale" if stored != revision else "idle"
@@ -180,7 +192,7 @@ def _advance_leased(
     if state.phase is Phase.PENDING and state.supersedes is not None:
         try:  # heals a submission that crashed between creating this and telling its predecessor
             runtime.intake.ensure_superseded(state)
-        except IntakeError as exc:
+        except (IntakeError, CorruptRecord) as exc:
             log.error("cannot supersede %s: %s", state.supersedes, exc)
             _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
             return "blocked"
@@ -371,10 +383,15 @@ def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -
         log.error("could not heal the platform: %s", exc)
     overdue = runtime.store.due(runtime.clock() - runtime.reconcile_grace, limit)
     for rollout_id in overdue:
-        with contextlib.suppress(NotFound):
+        try:
             revision = runtime.store.load(rollout_id).revision
-            rollout_log(rollout_id).info("overdue at revision %d: re-enqueued", revision)
-            runtime.requeue(rollout_id, revision, 0.0)
+        except NotFound:
+            continue
+        except CorruptRecord as exc:  # the others are still re-enqueued
+            rollout_log(rollout_id).error("overdue, but cannot be read: %s", exc)
+            continue
+        rollout_log(rollout_id).info("overdue at revision %d: re-enqueued", revision)
+        runtime.requeue(rollout_id, revision, 0.0)
     return overdue
 
 

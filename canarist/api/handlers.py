@@ -3,7 +3,9 @@
 Errors are translated here, at the edge: intake's and the store's errors keep their own types
 (workers/errors.py, workers/intake.py) and the routes let them through. A 422 also lists each
 bad field as ``problems: [{field, message}]`` and names them in ``detail``, so a person reading
-only ``detail`` knows what to fix. A body that is not JSON at all is a 400.
+only ``detail`` knows what to fix. A body that is not JSON at all is a 400. A rollout whose
+stored record this release cannot read (a newer release's, mid-upgrade) is a 500
+``unreadable_record`` naming the record, its format and the formats read, logged in one line.
 
 Every error body is bounded (``error_response``): at most ``MAX_PROBLEMS`` problems, each text
 cut to a few hundred bytes of JSON, so a hostile body (thousands of bad fields, a megabyte of
@@ -24,7 +26,7 @@ from starlette.exceptions import HTTPException
 
 from analyzer.errors import CanaristError
 from canarist.api.models import ErrorBody, Problem
-from workers.errors import Conflict, NotFound, StoreUnavailable, TemporaryError
+from workers.errors import Conflict, CorruptRecord, NotFound, StoreUnavailable, TemporaryError
 from workers.intake import InvalidJobError, RolloutNotFoundError, UnknownPolicyError
 
 log = logging.getLogger("canarist.api")
@@ -36,6 +38,7 @@ _TRANSLATIONS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
     (InvalidJobError, 422, "invalid_job"),
     (Conflict, 409, "conflict"),
+    (CorruptRecord, 500, "unreadable_record"),
     (StoreUnavailable, 503, "store_unavailable"),
     (TemporaryError, 503, "unavailable"),
 ]
@@ -154,6 +157,8 @@ def install(app: FastAPI) -> None:
                 headers = None
                 if isinstance(exc, TemporaryError):
                     headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+                elif status >= 500:
+                    log.error("%s: %s", code, exc)
                 return error_response(status, code, str(exc), headers=headers)
         log.error("unexpected %s: %s", type(exc).__name__, exc, exc_info=exc)
         return error_response(500, "internal_error", str(exc))

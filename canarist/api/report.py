@@ -71,6 +71,10 @@ router = APIRouter()
                 (401, "no valid bearer token or signature"),
                 (403, "the token lacks the read role"),
                 (404, "a rollout that is unknown or outside the token's namespaces"),
+                (
+                    500,
+                    "unreadable_record: the rollout's record cannot be read (its detail says why)",
+                ),
                 (503, "the state store is unreachable"),
             )
         },

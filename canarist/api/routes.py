@@ -59,6 +59,9 @@ _WHY = {
     "lost a race with another submission",
     413: "the body is larger than the API's limit (api.max_body_bytes, 64 KiB by default)",
     422: "a bad body, header or query, naming each field and why",
+    500: "unreadable_record: a rollout's record cannot be read, stored in a format this release "
+    "does not read (a newer release's, mid-upgrade) or damaged; the detail names it, and it is "
+    "left as it is",
     503: "the state store is unreachable or too slow; retry later (with the same idempotency key)",
 }
 SELECTORS = """`baseline` and `canary` pick each version's series in Prometheus: one or more label
@@ -108,7 +111,7 @@ operations = APIRouter()
     ROLLOUTS,
     status_code=202,
     response_model=models.Accepted,
-    responses=_errors(400, 401, 403, 404, 409, 413, 422, 503),
+    responses=_errors(400, 401, 403, 404, 409, 413, 422, 500, 503),
     summary="Queue a rollout of a new version",
     description=SUBMIT,
     tags=["rollouts"],
@@ -185,7 +188,7 @@ def list_rollouts(
 @router.get(
     ROLLOUTS + "/{rollout_id}",
     response_model=models.RolloutDetail,
-    responses=_errors(401, 403, 404, 503),
+    responses=_errors(401, 403, 404, 500, 503),
     summary="One rollout: phase, stage, weight, last verdict with evidence, audit events",
     description="Needs the `read` role.",
     tags=["rollouts"],
@@ -230,7 +233,7 @@ def _command_route(kind: CommandKind, summary: str) -> Callable[[Endpoint], Endp
         f"{ROLLOUTS}/{{rollout_id}}/{kind}",
         status_code=202,
         response_model=models.RolloutSummary,
-        responses=_errors(400, 401, 403, 404, 409, 413, 422, 503),
+        responses=_errors(400, 401, 403, 404, 409, 413, 422, 500, 503),
         summary=summary,
         description="Needs the `operate` role.",
         tags=["commands"],

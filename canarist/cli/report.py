@@ -21,7 +21,7 @@ from analyzer.policy import Policy
 from analyzer.sources.prometheus import PrometheusSource
 from canarist.report import render_report, write_report
 from canarist.settings import Settings
-from workers.errors import NotFound, StoreError
+from workers.errors import CorruptRecord, NotFound, StoreError
 from workers.intake import IntakeError, PolicyDir
 from workers.store import store_from_url
 
@@ -54,6 +54,8 @@ def report(
             )
     except NotFound:
         _fail(INVALID, f"no rollout {rollout_id}")
+    except CorruptRecord as exc:
+        _fail(FAILED, f"the rollout cannot be read: {exc}")
     except StoreError as exc:
         _fail(FAILED, f"the state store cannot be read: {exc}")
     if output is None:

@@ -47,6 +47,7 @@ from workers.intake import split
 from workers.state import Phase, RolloutState
 from workers.store import IdempotencyKey, RedisStateStore
 
+STORED = Path(__file__).resolve().parents[1] / "fixtures" / "stored"
 T0 = 1_700_000_000.0
 SCENARIOS = ("in-analysis", "paused", "aborted")
 POLICY_FILE = "policy.yaml"
@@ -136,6 +137,17 @@ def restore(client: redis.Redis, prefix: str, keys: dict[str, Any]) -> None:
             client.set(key, entry["string"])
         if "pttl" in entry:
             client.pexpire(key, entry["pttl"])
+
+
+def rewrite_state(client: redis.Redis, prefix: str, rollout_id: str, **changes: Any) -> str:
+    """Change a stored rollout's record as another release would have written it (a change to
+    None removes the field); return the new text."""
+    key = f"{prefix}rollout:{rollout_id}"
+    record = {**json.loads(client.hget(key, "state")), **changes}
+    record = {name: value for name, value in record.items() if changes.get(name, 0) is not None}
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    client.hset(key, "state", text)
+    return text
 
 
 def _score(raw: bytes | str) -> str:
