@@ -43,8 +43,8 @@ job in that namespace for a day.
 No task raises on a store or broker failure it can outlive: it logs, requeues if it can, and
 otherwise leaves the rollout to the reconciler (acks_late acks a failed task: a retry loop of
 a poison message is worse than a late step). A rollout whose record this release cannot read
-(a newer release's, mid-upgrade: store/records.py) is logged and left as it is: the
-reconciler offers it again while it is overdue, until a worker that reads it carries it on.
+(a newer release's, mid-upgrade: store/records.py) is logged and left as it is, among the
+due rollouts, where the reconciler of a release that reads it finds it and carries it on.
 """
 
 from __future__ import annotations

@@ -145,7 +145,8 @@ class StateStore(Protocol):
         ...
 
     def load(self, rollout_id: str) -> Stored:
-        """The rollout and its revision; NotFound if unknown, CorruptRecord if unreadable."""
+        """The rollout and its revision; NotFound if unknown, CorruptRecord if unreadable
+        (UnsupportedFormat: in a format this release does not read, records.py)."""
         ...
 
     def save(
@@ -170,7 +171,8 @@ class StateStore(Protocol):
     def events(
         self, rollout_id: str, after: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
-        """The audit trail in order, after the event id ``after``; NotFound if unknown."""
+        """The audit trail in order, after the event id ``after``; NotFound if unknown. An
+        event this release cannot read is an ``unreadable_event`` that says why."""
         ...
 
     def due(self, now: float, limit: int = 100) -> list[str]:
@@ -178,7 +180,8 @@ class StateStore(Protocol):
         ...
 
     def list_rollouts(self, namespace: str | None = None, limit: int = 100) -> list[Stored]:
-        """Rollouts, newest first, in ``namespace`` or in all."""
+        """Rollouts, newest first, in ``namespace`` or in all; one this release cannot read
+        is logged and left out (``load`` says why)."""
         ...
 
     def latest_for(self, app: str, namespace: str) -> str | None:
