@@ -20,7 +20,7 @@ event's and the item's formats sit beside their JSON, not in it, because the rel
 formats reads an unknown key in an event or an action as corrupt, and ignores a field beside:
 it still reads what this release writes.
 
-What a record this release cannot read does: a rollout's ``load`` raises (the task and the API
+What becomes of a record this release cannot read: a rollout's ``load`` raises (the task and the API
 report it; nothing writes over it, since every save follows a load), and a listing leaves it out
 with a log line; an event reads as an ``unreadable_event`` that says why, so the trail and the
 report of its rollout still show; an outbox item's ``action`` raises, and delivery retries it
