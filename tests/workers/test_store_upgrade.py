@@ -26,7 +26,7 @@ from analyzer.policy import Policy, load_policy
 from analyzer.verdict import Outcome
 from canarist.demo.stack import ServiceProcess
 from canarist.report.build import build_report
-from tests.workers.conftest import FakeClock, FakeSource, Queued, task_runtime
+from tests.workers.conftest import FakeClock, FakeSource, Queued, job, task_runtime
 from tests.workers.rollout_driver import verdict
 from tests.workers.stored_records import (
     POLICY_FILE,
@@ -53,7 +53,7 @@ from workers.notify.memory import MemoryNotifier
 from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase, RolloutState
 from workers.store import FORMATS, UNREADABLE_EVENT, AuditEvent, RecordKind, RedisStateStore
-from workers.tasks import advance, reconcile
+from workers.tasks import Runtime, advance, reconcile
 
 RELEASES = sorted(folder.name for folder in STORED.iterdir() if folder.is_dir())
 NEWER = 1 + max(max(found.reads) for found in FORMATS.values())
@@ -208,13 +208,8 @@ def test_a_rollout_of_a_format_not_read_here_is_named_and_left_as_it_is(
     assert found.raw.hget(f"{found.prefix}rollout:{found.rollout_id}", "state") == text
 
 
-def test_the_worker_reports_an_unreadable_rollout_and_carries_on_with_the_others(
-    left: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    found: Left = left("v0", "in-analysis")
-    revision = found.store.load(found.rollout_id).revision
-    text = rewrite_state(found.raw, found.prefix, found.rollout_id, format=NEWER)
-    other = left("v0", "paused")  # another rollout under the same prefix, readable
+def worker_over(found: Left, tmp_path: Path) -> tuple[Runtime, Queued]:
+    """The task's runtime over the fixture's store and policy, and what it queues."""
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "default-canary.yaml").write_bytes((STORED / "v0" / POLICY_FILE).read_bytes())
@@ -223,6 +218,17 @@ def test_the_worker_reports_an_unreadable_rollout_and_carries_on_with_the_others
     runtime = task_runtime(
         found.store, intake, FakeSource(), MemoryPlatform(), clock, queued, MemoryNotifier()
     )
+    return runtime, queued
+
+
+def test_the_worker_reports_an_unreadable_rollout_and_carries_on_with_the_others(
+    left: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    found: Left = left("v0", "in-analysis")
+    revision = found.store.load(found.rollout_id).revision
+    text = rewrite_state(found.raw, found.prefix, found.rollout_id, format=NEWER)
+    other = left("v0", "paused")  # another rollout under the same prefix, readable
+    runtime, queued = worker_over(found, tmp_path)
     with caplog.at_level(logging.ERROR, logger=LOGGER_NAME):
         assert advance(runtime, found.rollout_id, revision) == "unreadable"
         assert set(reconcile(runtime)) == {found.rollout_id, other.rollout_id}
@@ -232,6 +238,25 @@ def test_the_worker_reports_an_unreadable_rollout_and_carries_on_with_the_others
     assert found.raw.hget(f"{found.prefix}rollout:{found.rollout_id}", "state") == text
     assert found.raw.exists(f"{found.prefix}lease:{found.rollout_id}") == 0
     assert found.raw.zscore(f"{found.prefix}due", found.rollout_id) is not None
+
+
+def test_a_new_revision_waits_while_the_rollout_it_supersedes_cannot_be_read(
+    left: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    found: Left = left("v0", "in-analysis")
+    text = rewrite_state(found.raw, found.prefix, found.rollout_id, format=NEWER)
+    runtime, _ = worker_over(found, tmp_path)
+    with pytest.raises(UnsupportedFormat, match=f"rollout {found.rollout_id} is stored"):
+        runtime.intake.submit(job(policy="default-canary"), "ci")  # the API's 500
+    successor = runtime.store.latest_for("checkout", "shop")
+    assert successor is not None and successor != found.rollout_id
+    with caplog.at_level(logging.ERROR, logger=LOGGER_NAME):
+        assert advance(runtime, successor, 1) == "blocked"
+    assert f"cannot supersede {found.rollout_id}: rollout {found.rollout_id} is stored" in (
+        caplog.text
+    )
+    assert runtime.store.load(successor).state.phase is Phase.PENDING
+    assert found.raw.hget(f"{found.prefix}rollout:{found.rollout_id}", "state") == text
 
 
 def test_an_event_of_a_newer_format_reads_as_unreadable_and_the_report_still_builds(
