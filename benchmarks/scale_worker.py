@@ -5,7 +5,8 @@
     celery -A benchmarks.scale_worker:app worker --pool=solo -c 1 -Q canarist.rollouts,...
 
 The app is ``workers.celery_app.make_celery`` with the settings of the environment (the
-documented CANARIST_* variables) and the benchmark's store prefix; nothing about the tasks
+documented CANARIST_* variables, ``workers.settings.WorkerSettings``) and the benchmark's store
+prefix; nothing about the tasks
 changes. What is added is measurement, in this process only:
 
 - lateness: ``workers.metrics.record_lateness`` (called by ``advance`` with the rollout's
@@ -29,7 +30,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import IO, Any
 
 from celery import Celery
@@ -37,7 +37,8 @@ from celery.signals import task_postrun, task_prerun, worker_shutdown
 
 from analyzer.sources.prometheus import PrometheusSource
 from workers import metrics, tasks
-from workers.celery_app import make_celery, settings_from_env
+from workers.celery_app import make_celery
+from workers.settings import WorkerSettings
 from workers.store.redis import RedisLeases, RedisStateStore
 
 PROFILE_EVERY = 10  # profile one task in ten: the profiler's overhead stays off most tasks
@@ -123,8 +124,7 @@ def _bench_app() -> Celery:
     _samples = open(os.environ["CANARIST_BENCH_SAMPLES"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
     if os.environ.get("CANARIST_BENCH_PROFILE"):
         _profile = cProfile.Profile()
-    settings = replace(settings_from_env(), store_prefix=os.environ["CANARIST_BENCH_PREFIX"])
-    return make_celery(settings.store_url, settings=settings)
+    return make_celery(WorkerSettings(), store_prefix=os.environ["CANARIST_BENCH_PREFIX"])
 
 
 app = _bench_app() if os.environ.get("CANARIST_BENCH_WORKER") else None
