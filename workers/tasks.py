@@ -58,13 +58,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analyzer.analysis import analyze
+from analyzer.analysis import analyze, not_analyzed
 from analyzer.errors import CanaristError
 from analyzer.policy import Policy
 from analyzer.policy.promql import shown
-from analyzer.scoring import score
 from analyzer.sources.base import MetricSource
-from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
+from analyzer.verdict import Verdict
 from workers import metrics
 from workers.actions import (
     Action,
@@ -263,7 +262,7 @@ def run_analysis(
             verdict = analyze(policy, source, versions, start, end, final=request.final)
         except CanaristError as exc:  # e.g. the policy changed and the job's args no longer fit
             log.error("analysis could not run: %s", exc)
-            verdict = errored(policy, f"analysis could not run: {exc}", request.final)
+            verdict = not_analyzed(policy, str(exc), final=request.final)
     log.info("%s: %s", "final look" if request.final else "look", verdict.reason)
     return verdict
 
@@ -276,24 +275,6 @@ def analysis_baseline_shift(state: RolloutState, policy: Policy) -> float:
         return 0.0
     begin_after = policy.analysis.begin_after.total_seconds()
     return baseline_shift(plan, min(state.stage_index, len(plan) - 1), begin_after)
-
-
-def errored(policy: Policy, reason: str, final: bool) -> Verdict:
-    """A look where every metric is a query error: counts toward consecutive_error_limit."""
-    judgement = Judgement(
-        outcome=Outcome.INCONCLUSIVE, reason=reason, reason_code=Reason.QUERY_ERROR
-    )
-    verdicts = [
-        MetricVerdict(
-            name=metric.name,
-            kind=metric.kind,
-            judge=metric.judge.type,
-            dry_run=metric.dry_run,
-            judgement=judgement,
-        )
-        for metric in policy.metrics
-    ]
-    return score(policy, verdicts, final=final)
 
 
 def apply_platform(
