@@ -103,11 +103,14 @@ class Submitted:
 
 
 class PolicyDir:
-    """Policies by name (``<dir>/<name>.yaml``), re-read when the file changes."""
+    """Policies by name (``<dir>/<name>.yaml`` or ``.yml``), each read once per version of its
+    file (modification time and size). The one cache of policy files: intake, the tasks and
+    the API's stage labels read through it. A name must be a policy name (``POLICY_NAME``), so
+    no name reaches outside the directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._cache: dict[str, tuple[tuple[int, int], Policy]] = {}
+        self._cache: dict[str, tuple[tuple[int, int], Policy | PolicyError]] = {}
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
@@ -121,18 +124,25 @@ class PolicyDir:
         raise UnknownPolicyError(f"no policy {name!r}")
 
     def load(self, name: str) -> Policy:
-        """The policy; UnknownPolicyError if absent, PolicyError (file, line) if invalid."""
+        """The policy; UnknownPolicyError if absent, PolicyError (file, line) if invalid: an
+        invalid file is remembered too, so it is not parsed again until it changes."""
         path = self.path(name)
         stat = path.stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._cache.get(name)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        policy = load_policy(path)
-        with self._lock:
-            self._cache[name] = (stamp, policy)
-        return policy
+        if cached is None or cached[0] != stamp:
+            loaded: Policy | PolicyError
+            try:
+                loaded = load_policy(path)
+            except PolicyError as exc:
+                loaded = exc
+            with self._lock:
+                self._cache[name] = (stamp, loaded)
+            cached = (stamp, loaded)
+        if isinstance(cached[1], PolicyError):  # a new one: threads may raise it at once
+            raise PolicyError(cached[1].source, cached[1].problems)
+        return cached[1]
 
 
 class Intake:
