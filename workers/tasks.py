@@ -9,8 +9,9 @@
              PlatformDrifted, Failed: PlatformFailed), then
              state.analysis_due(now) -> analyzer.analyze over the window, against Prometheus
              else Tick
-    engine.step -> save (compare-and-set + lease check; events, outbox) -> Conflict: stop
-    apply the platform actions in order -> wake the outbox if it got items
+    stepping.step_and_save: engine.step -> save (compare-and-set + lease check; events,
+             outbox) -> wake the outbox if it got items; Conflict or LeaseLost: stop
+    apply the platform actions in order
     requeue advance(id, new revision) with countdown min(Schedule.at - now, max_countdown)
 
 The analysis runs inline, within the task and its lease, rather than as a task of its own: its
@@ -77,12 +78,13 @@ from workers.actions import (
     Tick,
 )
 from workers.delivery import Delivery
-from workers.engine import platform_wants, step
+from workers.engine import platform_wants
 from workers.errors import Conflict, LeaseLost, NotFound, TemporaryError, WorkerError
-from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob, split
+from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob
 from workers.metrics import RolloutLog, rollout_log
 from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
 from workers.state import AnalysisRequest, Phase, RolloutState
+from workers.stepping import step_and_save
 from workers.store import StateStore
 from workers.strategies import baseline_shift, plan_for
 
@@ -164,9 +166,10 @@ def _advance_leased(
     runtime: Runtime, rollout_id: str, revision: int, owner: str, log: RolloutLog
 ) -> str:
     try:
-        state, stored = runtime.store.load(rollout_id)
+        loaded = runtime.store.load(rollout_id)
     except NotFound:
         return "gone"
+    state, stored = loaded
     if stored != revision or state.next_due_at is None:
         metrics.STALE_TASKS.labels("stale" if stored != revision else "idle").inc()
         return "stale" if stored != revision else "idle"
@@ -186,24 +189,25 @@ def _advance_leased(
     now = runtime.clock()
     metrics.record_lateness(state.next_due_at, now)
     observation = observe(runtime, state, policy, now, log)
-    new, actions = step(state, policy, observation, now)
-    events, outbox = split(actions)
     try:
-        saved = runtime.store.save(new, revision, events=events, outbox=outbox, lease_owner=owner)
+        stepped = step_and_save(
+            runtime.store,
+            loaded,
+            policy,
+            observation,
+            now,
+            lease_owner=owner,
+            wake_outbox=runtime.wake_outbox,
+        )
     except (Conflict, LeaseLost) as exc:
         log.info("revision %d lost the race (%s): another task carries on", revision, exc)
         metrics.STALE_TASKS.labels("conflict").inc()
         return "stale"
-    metrics.record_step(actions)
-    for event in events:
+    metrics.record_step(stepped.actions)
+    for event in stepped.events:
         log.info("%s: %s", event.kind, event.message)
-    if outbox:
-        try:
-            runtime.wake_outbox()
-        except Exception as exc:  # the broker is down: beat's schedule delivers it later
-            log.warning("could not wake the outbox delivery (%s)", exc)
-    settled = apply_platform(runtime, new, policy, actions, log)
-    _schedule(runtime, new, saved, actions, settled, log)
+    settled = apply_platform(runtime, stepped.state, policy, stepped.actions, log)
+    _schedule(runtime, stepped.state, stepped.revision, stepped.actions, settled, log)
     return "stepped"
 
 
