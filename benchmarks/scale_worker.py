@@ -36,7 +36,7 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_shutdown
 
 from analyzer.sources.prometheus import PrometheusSource
-from workers import metrics, stepping, tasks
+from workers import metrics, observations, stepping
 from workers.celery_app import make_celery
 from workers.settings import WorkerSettings
 from workers.store.redis import RedisLeases, RedisStateStore
@@ -75,7 +75,7 @@ _original_record_lateness = metrics.record_lateness
 def _instrument() -> None:
     metrics.record_lateness = _record_lateness  # tasks.py calls it as metrics.record_lateness
     PrometheusSource.query_range = _timed("prometheus", PrometheusSource.query_range)  # type: ignore[method-assign]
-    tasks.analyze = _timed("analysis", tasks.analyze)  # type: ignore[attr-defined]
+    observations.analyze = _timed("analysis", observations.analyze)  # type: ignore[attr-defined]
     stepping.step = _timed("engine", stepping.step)  # type: ignore[attr-defined]
     for name in ("load", "save", "create", "due", "latest_for", "events"):
         setattr(RedisStateStore, name, _timed("store", getattr(RedisStateStore, name)))

@@ -4,9 +4,9 @@
 
     take the rollout's lease (held elsewhere: try again once it would have expired; a thread
     renews it while the task works) -> load; revision moved on: stop (stale)
-    observe: state.awaiting -> platform readiness against engine.platform_wants (Ready/NotYet/
-             Failed); an active rollout awaiting nothing -> the same check as a watch (NotYet:
-             PlatformDrifted, Failed: PlatformFailed), then
+    observe (observations.py): state.awaiting -> platform readiness against
+             engine.platform_wants (Ready/NotYet/Failed); an active rollout awaiting nothing ->
+             the same check as a watch (NotYet: PlatformDrifted, Failed: PlatformFailed), then
              state.analysis_due(now) -> analyzer.analyze over the window, against Prometheus
              else Tick
     stepping.step_and_save: engine.step -> save (compare-and-set + lease check; events,
@@ -54,39 +54,26 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from analyzer.analysis import analyze, not_analyzed
 from analyzer.errors import CanaristError
 from analyzer.policy import Policy
 from analyzer.policy.promql import shown
 from analyzer.sources.base import MetricSource
-from analyzer.verdict import Verdict
 from workers import metrics
-from workers.actions import (
-    Action,
-    AnalysisResult,
-    Observation,
-    PlatformAction,
-    PlatformDrifted,
-    PlatformFailed,
-    PlatformReady,
-    Schedule,
-    Tick,
-)
+from workers.actions import Action, PlatformAction, Schedule
 from workers.delivery import Delivery
 from workers.engine import platform_wants
 from workers.errors import Conflict, LeaseLost, NotFound, TemporaryError, WorkerError
 from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob
 from workers.metrics import RolloutLog, rollout_log
-from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
-from workers.state import AnalysisRequest, Phase, RolloutState
+from workers.observations import observe
+from workers.platforms import Failed, Platform, Ready
+from workers.state import Phase, RolloutState
 from workers.stepping import step_and_save
 from workers.store import StateStore
-from workers.strategies import baseline_shift, plan_for
 
 ADVANCE, DELIVER = "canarist.advance", "canarist.deliver_outbox"
 RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
@@ -188,7 +175,7 @@ def _advance_leased(
             return "blocked"
     now = runtime.clock()
     metrics.record_lateness(state.next_due_at, now)
-    observation = observe(runtime, state, policy, now, log)
+    observation = observe(runtime.platforms, runtime.source, state, policy, now, log)
     try:
         stepped = step_and_save(
             runtime.store,
@@ -209,76 +196,6 @@ def _advance_leased(
     settled = apply_platform(runtime, stepped.state, policy, stepped.actions, log)
     _schedule(runtime, stepped.state, stepped.revision, stepped.actions, settled, log)
     return "stepped"
-
-
-def observe(
-    runtime: Runtime, state: RolloutState, policy: Policy, now: float, log: RolloutLog
-) -> Observation:
-    """What the engine is told: readiness of what it awaits, drift of what it applied, a due
-    look, or just time. Readiness is always of everything the rollout requires now."""
-    token = state.awaiting
-    watched = token is not None or state.phase.active
-    answer = platform_readiness(runtime, state, policy, log) if watched else None
-    if token is not None:
-        if isinstance(answer, Ready):
-            return PlatformReady(token)
-        if isinstance(answer, Failed):
-            return PlatformFailed(answer.reason, token)
-        return Tick()
-    if isinstance(answer, Failed):
-        return PlatformFailed(answer.reason)
-    if isinstance(answer, NotYet):
-        log.warning("the platform drifted: %s", answer.detail)
-        return PlatformDrifted(answer.detail or "no detail given")
-    request = state.analysis_due(now)
-    if request is None:
-        return Tick()
-    return AnalysisResult(request, run_analysis(runtime.source, state, policy, request, log))
-
-
-def platform_readiness(
-    runtime: Runtime, state: RolloutState, policy: Policy, log: RolloutLog
-) -> Readiness | None:
-    """The platform against ``engine.platform_wants``; None when that cannot be known now."""
-    try:
-        wants = platform_wants(state, policy)
-        return runtime.platforms(state.spec.platform).readiness(state, wants)
-    except (WorkerError, CanaristError) as exc:
-        log.warning("readiness of %s unknown: %s", state.awaiting or "the platform", exc)
-        return None
-
-
-def run_analysis(
-    source: MetricSource,
-    state: RolloutState,
-    policy: Policy,
-    request: AnalysisRequest,
-    log: RolloutLog,
-) -> Verdict:
-    shift = timedelta(seconds=analysis_baseline_shift(state, policy))
-    versions = state.spec.versions(baseline_shift=shift)
-    if shift:
-        log.info("baseline read %s earlier: the old version before the switch", shift)
-    start = datetime.fromtimestamp(request.window_start, UTC)
-    end = datetime.fromtimestamp(request.window_end, UTC)
-    with metrics.ANALYSIS_DURATION.time():
-        try:
-            verdict = analyze(policy, source, versions, start, end, final=request.final)
-        except CanaristError as exc:  # e.g. the policy changed and the job's args no longer fit
-            log.error("analysis could not run: %s", exc)
-            verdict = not_analyzed(policy, str(exc), final=request.final)
-    log.info("%s: %s", "final look" if request.final else "look", verdict.reason)
-    return verdict
-
-
-def analysis_baseline_shift(state: RolloutState, policy: Policy) -> float:
-    """Seconds back to read the baseline at the state's stage (workers.strategies)."""
-    try:
-        plan = plan_for(policy.strategy)
-    except CanaristError:
-        return 0.0
-    begin_after = policy.analysis.begin_after.total_seconds()
-    return baseline_shift(plan, min(state.stage_index, len(plan) - 1), begin_after)
 
 
 def apply_platform(

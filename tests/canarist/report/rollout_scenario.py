@@ -6,7 +6,7 @@ set hours in the past. Before every wake-up it writes the traffic both versions 
 last one into the test Prometheus, split by the canary's current weight, as a scrape would have
 stored it (tests/workloads.py's counters and buckets, the histogram's ``_sum`` and ``_count``,
 and resident memory, which a leaking canary grows by ``memory_growth_per_hour``; every 15 s). A
-look is analysed by ``workers.tasks.run_analysis`` over the real Prometheus, so the
+look is analysed by ``workers.observations.run_analysis`` over the real Prometheus, so the
 verdicts and events in the store are exactly what production would keep.
 """
 
@@ -26,10 +26,10 @@ from tests.workloads import BUCKETS, Behaviour
 from workers.actions import AnalysisResult, Observation, PlatformReady, Tick
 from workers.intake import Intake, RolloutJob
 from workers.metrics import rollout_log
+from workers.observations import run_analysis
 from workers.state import Phase, RolloutState
 from workers.stepping import step_and_save
 from workers.store import StateStore, Stored
-from workers.tasks import run_analysis
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED_POLICIES = ROOT / "policies"
