@@ -242,11 +242,8 @@ def _judge_metric(
     metric = window.metric
     judge_type = metric.judge.type
     if window.error is not None:
-        judgement = Judgement(
-            outcome=Outcome.INCONCLUSIVE,
-            reason=f"query failed: {window.error}",
-            reason_code=Reason.QUERY_ERROR,
-            details={"temporary": window.temporary, "error": window.error},
+        judgement = query_error(
+            f"query failed: {window.error}", window.error, temporary=window.temporary
         )
     elif window.baseline is None or window.canary is None or looks == 0:
         judgement = Judgement(
@@ -270,16 +267,40 @@ def _judge_metric(
             found = one_pod_explains(judge, baseline, pods, metric, context)
             if found is not None:
                 judgement = explained(judgement, found, one_pod)
+    return _metric_verdict(metric, judgement)
+
+
+def _metric_verdict(metric: AnyMetric, judgement: Judgement) -> MetricVerdict:
     return MetricVerdict(
         name=metric.name,
         kind=metric.kind,
-        judge=judge_type,
+        judge=metric.judge.type,
         group=metric.group,
         critical=metric.critical,
         dry_run=metric.dry_run,
         weight=metric.weight or 0.0,
         judgement=judgement,
     )
+
+
+def query_error(reason: str, error: str, *, temporary: bool) -> Judgement:
+    """A metric whose data could not be had: INCONCLUSIVE with reason code ``query_error``,
+    which counts toward ``consecutive_error_limit``. ``temporary`` tells an outage (retrying
+    may help) from a query or policy that will not work as it stands."""
+    return Judgement(
+        outcome=Outcome.INCONCLUSIVE,
+        reason=reason,
+        reason_code=Reason.QUERY_ERROR,
+        details={"temporary": temporary, "error": error},
+    )
+
+
+def not_analyzed(policy: Policy, error: str, *, final: bool) -> Verdict:
+    """A look that could not run at all (the job's args no longer fit a changed policy, say):
+    every metric a ``query_error`` that no retry fixes, so the look counts as one."""
+    judgement = query_error(f"analysis could not run: {error}", error, temporary=False)
+    verdicts = [_metric_verdict(metric, judgement) for metric in policy.metrics]
+    return score(policy, verdicts, final=final)
 
 
 def _head(data: JudgeData, looks: int) -> JudgeData:

@@ -26,13 +26,13 @@ from typing import IO, Any
 import redis
 
 from workers.celery_app import (
-    WorkerSettings,
     enqueue_advance,
     make_celery,
     millisecond_clock,
     wake_outbox,
 )
 from workers.intake import Intake, RolloutJob
+from workers.settings import RedisSettings, WorkerSettings
 from workers.store import RedisStateStore
 from workers.tasks import ADVANCE
 
@@ -153,9 +153,7 @@ def run_level(
         worker_argv(pool, loglevel), worker_env, workdir / f"worker-{level.rollouts}.log"
     )
     store = RedisStateStore.from_url(redis_url, prefix)
-    client = make_celery(
-        redis_url, settings=WorkerSettings(store_url=redis_url, store_prefix=prefix)
-    )
+    client = make_celery(WorkerSettings(redis=RedisSettings(url=redis_url)), store_prefix=prefix)
     intake = Intake(
         store,
         Path(env["CANARIST_POLICY_DIR"]),

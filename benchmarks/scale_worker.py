@@ -5,7 +5,8 @@
     celery -A benchmarks.scale_worker:app worker --pool=solo -c 1 -Q canarist.rollouts,...
 
 The app is ``workers.celery_app.make_celery`` with the settings of the environment (the
-documented CANARIST_* variables) and the benchmark's store prefix; nothing about the tasks
+documented CANARIST_* variables, ``workers.settings.WorkerSettings``) and the benchmark's store
+prefix; nothing about the tasks
 changes. What is added is measurement, in this process only:
 
 - lateness: ``workers.metrics.record_lateness`` (called by ``advance`` with the rollout's
@@ -29,15 +30,15 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import IO, Any
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_shutdown
 
 from analyzer.sources.prometheus import PrometheusSource
-from workers import metrics, tasks
-from workers.celery_app import make_celery, settings_from_env
+from workers import metrics, observations, stepping
+from workers.celery_app import make_celery
+from workers.settings import WorkerSettings
 from workers.store.redis import RedisLeases, RedisStateStore
 
 PROFILE_EVERY = 10  # profile one task in ten: the profiler's overhead stays off most tasks
@@ -74,8 +75,8 @@ _original_record_lateness = metrics.record_lateness
 def _instrument() -> None:
     metrics.record_lateness = _record_lateness  # tasks.py calls it as metrics.record_lateness
     PrometheusSource.query_range = _timed("prometheus", PrometheusSource.query_range)  # type: ignore[method-assign]
-    tasks.analyze = _timed("analysis", tasks.analyze)  # type: ignore[attr-defined]
-    tasks.step = _timed("engine", tasks.step)  # type: ignore[attr-defined]
+    observations.analyze = _timed("analysis", observations.analyze)  # type: ignore[attr-defined]
+    stepping.step = _timed("engine", stepping.step)  # type: ignore[attr-defined]
     for name in ("load", "save", "create", "due", "latest_for", "events"):
         setattr(RedisStateStore, name, _timed("store", getattr(RedisStateStore, name)))
     for name in ("acquire", "release"):
@@ -123,8 +124,7 @@ def _bench_app() -> Celery:
     _samples = open(os.environ["CANARIST_BENCH_SAMPLES"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
     if os.environ.get("CANARIST_BENCH_PROFILE"):
         _profile = cProfile.Profile()
-    settings = replace(settings_from_env(), store_prefix=os.environ["CANARIST_BENCH_PREFIX"])
-    return make_celery(settings.store_url, settings=settings)
+    return make_celery(WorkerSettings(), store_prefix=os.environ["CANARIST_BENCH_PREFIX"])
 
 
 app = _bench_app() if os.environ.get("CANARIST_BENCH_WORKER") else None

@@ -1,8 +1,10 @@
-"""Service settings: one root model, small groups, from CANARIST_* variables or a YAML file.
+"""The service's settings: the workers' root (workers/settings.py) and what only the API and CLI
+read: API tokens and limits, and where the CLI finds the API.
 
-Environment variables win over the file (``CANARIST_REDIS__URL=redis://…`` sets ``redis.url``);
-``CANARIST_SETTINGS_FILE`` names the YAML file. Secrets stay here, never in a policy or a job:
-alert routes carry their URLs and credentials, and API tokens are stored only as SHA-256 hashes.
+Every process loads this one model (``canarist api|worker|beat``, the CLI), and the workers' own
+entry points load its root, so each variable means the same everywhere; workers/settings.py says
+where values come from. Unlike the root, this refuses a key of the settings file it does not
+know. API tokens are stored only as SHA-256 hashes.
 
 A token holds roles (``read``, ``submit``, ``operate``, ``admin``), and least privilege is the
 default: an entry that names none may only read, so a token pasted without thought cannot start or
@@ -13,35 +15,36 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.settings import (
+    MIN_REPORT_SECRET_CHARS,
+    SETTINGS_FILE_VARIABLE,
+    AlertRoute,
+    Group,
+    PrometheusSettings,
+    RedisSettings,
+    WorkerSettings,
 )
 
-SETTINGS_FILE_VARIABLE = "CANARIST_SETTINGS_FILE"
-MIN_REPORT_SECRET_CHARS = 16
-
-
-class Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RedisSettings(Group):
-    url: str = Field(default="redis://127.0.0.1:6379/0", description="broker and state store")
-
-
-class PrometheusSettings(Group):
-    url: str = "http://127.0.0.1:9090"
-    timeout_seconds: float = Field(default=10.0, gt=0, description="per query")
-    bearer_token: SecretStr | None = None
+__all__ = [
+    "MIN_REPORT_SECRET_CHARS",
+    "ROLES",
+    "SETTINGS_FILE_VARIABLE",
+    "AlertRoute",
+    "ApiSettings",
+    "ApiToken",
+    "PrometheusSettings",
+    "RedisSettings",
+    "Role",
+    "Settings",
+    "hash_token",
+    "new_token",
+]
 
 
 class ApiSettings(Group):
@@ -60,15 +63,6 @@ class ApiSettings(Group):
         description="how long a request waits for the state store before it answers 503; "
         "the workers keep their own, longer timeouts",
     )
-
-
-class AlertRoute(Group):
-    """Where alerts go; a policy names routes, the service decides where they lead."""
-
-    type: Literal["alertmanager", "webhook", "slack"]
-    url: str = Field(pattern=r"^https?://")
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    severity: str = "critical"
 
 
 Role = Literal["read", "submit", "operate", "admin"]
@@ -116,68 +110,18 @@ def new_token() -> str:
     return "cnr_" + secrets.token_urlsafe(32)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CANARIST_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+class Settings(WorkerSettings):
+    """The workers' root and the API's and CLI's own groups; unknown keys are refused."""
 
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
-    alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
+    model_config = SettingsConfigDict(extra="forbid")
+
     api: ApiSettings = Field(default_factory=ApiSettings)
     api_tokens: list[ApiToken] = Field(default_factory=list)
-    policy_dir: Path = Path("policies")
     api_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://",
         description="where the CLI finds the API (CANARIST_API_URL)",
     )
-    public_url: str | None = Field(
-        default=None,
-        pattern=r"^https?://",
-        description="where people reach the API; alerts link to rollouts under it",
-    )
-    report_secret: SecretStr | None = Field(
-        default=None,
-        description=(
-            "signs the report links in alerts (?sig=HMAC-SHA256) so a browser opens them "
-            "without a token; at least 16 characters; change it to revoke every link "
-            "(CANARIST_REPORT_SECRET)"
-        ),
-    )
-    worker_metrics_port: int | None = Field(
-        default=None,
-        ge=1,
-        le=65535,
-        description="serve the workers' Prometheus metrics on this port (the API has /metrics)",
-    )
-
-    @field_validator("report_secret")
-    @classmethod
-    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and len(secret.get_secret_value()) < MIN_REPORT_SECRET_CHARS:
-            raise ValueError(
-                f"report_secret must be at least {MIN_REPORT_SECRET_CHARS} characters "
-                "(e.g. the output of 'openssl rand -hex 32')"
-            )
-        return secret
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        settings_file = os.environ.get(SETTINGS_FILE_VARIABLE)
-        if settings_file:
-            if not Path(settings_file).is_file():
-                raise FileNotFoundError(f"{SETTINGS_FILE_VARIABLE}={settings_file}: no such file")
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=settings_file))
-        return tuple(sources)
 
     def token_for(self, token: str) -> ApiToken | None:
         """The configured token matching ``token``, compared in constant time."""

@@ -1,21 +1,9 @@
-"""The Celery app: built from explicit settings by ``make_celery``; no canarist import.
+"""The Celery app: built from the settings (workers/settings.py) by ``make_celery``.
 
-The canarist layer owns the full settings and calls ``make_celery(broker_url, settings=...)``.
-For ``celery -A workers.celery_app worker|beat`` this module also offers a default ``app``,
-built on first access from a few environment variables (the names canarist's settings use)::
-
-    CANARIST_REDIS__URL                 broker and state store      redis://127.0.0.1:6379/0
-    CANARIST_PROMETHEUS__URL            the analysis' Prometheus    http://127.0.0.1:9090
-    CANARIST_PROMETHEUS__TIMEOUT_SECONDS   per query                10
-    CANARIST_PROMETHEUS__BEARER_TOKEN   optional
-    CANARIST_POLICY_DIR                 policy files                policies
-    CANARIST_ALERT_ROUTES               JSON {"name": {"type", "url", "headers", "severity"}},
-                                        or the path of a YAML/JSON file holding that mapping
-                                        (or a settings file with an ``alert_routes`` key);
-                                        unset: ``alert_routes`` of CANARIST_SETTINGS_FILE if set
-    CANARIST_WORKER_METRICS_PORT        optional: serve the workers' metrics on this port
-    CANARIST_PUBLIC_URL                 optional: the base of the report links in alerts
-    CANARIST_REPORT_SECRET              optional: signs the report links in alerts (?sig=)
+``canarist worker`` and ``canarist beat`` build it from the service's settings, which extend
+``WorkerSettings``. For ``celery -A workers.celery_app worker|beat|inspect`` (the workers'
+liveness probe) this module also offers a default ``app``, built on first access from
+``WorkerSettings()``: the same CANARIST_* variables and settings file, read the same way.
 
 Reliability settings, and why (Celery 5 over the Redis transport):
 
@@ -47,19 +35,16 @@ Reliability settings, and why (Celery 5 over the Redis transport):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import yaml
 from celery import Celery
 from celery.signals import worker_init
 from kombu.transport import redis as kombu_redis
@@ -71,6 +56,7 @@ from workers.intake import Intake
 from workers.metrics import serve
 from workers.notify.base import Route, notifier_for
 from workers.platforms import heal_configured, platform_for
+from workers.settings import WorkerSettings
 from workers.store import DEFAULT_PREFIX, store_from_url
 from workers.tasks import ADVANCE, DELIVER, RECONCILE, SUBMIT, Runtime, register
 
@@ -108,24 +94,15 @@ class RedisTransport(kombu_redis.Transport):
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
-    """Everything the tasks need, explicit; ``settings_from_env`` reads the documented subset."""
+class Timings:
+    """The periods of the reliability design above. Not settings: no variable sets them; the
+    tests and benchmarks shrink them."""
 
-    store_url: str = "redis://127.0.0.1:6379/0"
-    store_prefix: str = DEFAULT_PREFIX
-    prometheus_url: str = "http://127.0.0.1:9090"
-    prometheus_timeout: float = 10.0
-    prometheus_bearer_token: str | None = None
-    policy_dir: Path = Path("policies")
-    alert_routes: Mapping[str, Route] = field(default_factory=dict)
-    report_base_url: str | None = None
-    report_secret: str | None = field(default=None, repr=False)  # signs report links (?sig=)
     visibility_timeout: int = 3600
     reconcile_every: float = 10.0
     reconcile_grace: float = 15.0
     deliver_every: float = 10.0
     lease_seconds: float = 15.0
-    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.reconcile_grace < 0 or self.visibility_timeout < 2 * self.lease_seconds:
@@ -139,14 +116,23 @@ class WorkerSettings:
         return self.visibility_timeout / 2
 
 
-def make_celery(broker_url: str, *, settings: WorkerSettings | None = None) -> Celery:
-    """A Celery app on ``broker_url`` (Redis) running Canarist's tasks with ``settings``."""
-    settings = settings or WorkerSettings(store_url=broker_url)
+DEFAULT_TIMINGS = Timings()
+
+
+def make_celery(
+    settings: WorkerSettings,
+    *,
+    timings: Timings = DEFAULT_TIMINGS,
+    store_prefix: str = DEFAULT_PREFIX,
+) -> Celery:
+    """A Celery app on ``settings.redis.url`` running Canarist's tasks; the tasks' state store
+    is the same Redis, its keys under ``store_prefix``."""
+    broker_url = settings.redis.url
     app = Celery("canarist", broker=broker_url, set_as_current=False)
-    every = {RECONCILE: settings.reconcile_every, DELIVER: settings.deliver_every}
+    every = {RECONCILE: timings.reconcile_every, DELIVER: timings.deliver_every}
     app.conf.update(
         broker_transport=f"{__name__}:RedisTransport",
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={"visibility_timeout": timings.visibility_timeout},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         result_backend=None,
@@ -173,9 +159,9 @@ def make_celery(broker_url: str, *, settings: WorkerSettings | None = None) -> C
             for name, seconds in every.items()
         },
     )
-    register(app, _RuntimeCache(app, settings).get)
-    if settings.metrics_port is not None:
-        _serve_metrics(app, settings.metrics_port)
+    register(app, _RuntimeCache(app, settings, timings, store_prefix).get)
+    if settings.worker_metrics_port is not None:
+        _serve_metrics(app, settings.worker_metrics_port)
     return app
 
 
@@ -214,15 +200,19 @@ def _serve_metrics(app: Celery, port: int) -> None:
 class _RuntimeCache:
     """The Runtime of this process, built on first use (after a prefork worker forks)."""
 
-    def __init__(self, app: Celery, settings: WorkerSettings) -> None:
+    def __init__(
+        self, app: Celery, settings: WorkerSettings, timings: Timings, store_prefix: str
+    ) -> None:
         self.app, self.settings = app, settings
+        self.timings, self.store_prefix = timings, store_prefix
         self._lock, self._built = threading.Lock(), dict[int, Runtime]()
 
     def get(self) -> Runtime:
         pid = os.getpid()
         with self._lock:
             if pid not in self._built:
-                self._built = {pid: build_runtime(self.app, self.settings)}
+                runtime = build_runtime(self.app, self.settings, self.timings, self.store_prefix)
+                self._built = {pid: runtime}
             return self._built[pid]
 
 
@@ -232,8 +222,13 @@ def millisecond_clock() -> float:
     return round(time.time(), 3)
 
 
-def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
-    store = store_from_url(settings.store_url, settings.store_prefix)
+def build_runtime(
+    app: Celery,
+    settings: WorkerSettings,
+    timings: Timings = DEFAULT_TIMINGS,
+    store_prefix: str = DEFAULT_PREFIX,
+) -> Runtime:
+    store = store_from_url(settings.redis.url, store_prefix)
     clock = millisecond_clock
     intake = Intake(
         store,
@@ -244,20 +239,25 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         on_outbox=wake_outbox(app),
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    routes = {
+        name: Route(name, route.type, route.url, route.revealed_headers(), route.severity)
+        for name, route in settings.alert_routes.items()
+    }
+    secret, token = settings.report_secret, settings.prometheus.bearer_token
     delivery = Delivery(
         store,
-        {name: notifier_for(route) for name, route in settings.alert_routes.items()},
+        {name: notifier_for(route) for name, route in routes.items()},
         clock,
         lambda successor, predecessor: intake.tell(successor, Released(predecessor)),
         record=intake.record,
         worker=worker_id,
-        base_url=settings.report_base_url,
-        report_secret=settings.report_secret,
+        base_url=settings.public_url,
+        report_secret=secret.get_secret_value() if secret is not None else None,
     )
     source = PrometheusSource(
-        settings.prometheus_url,
-        settings.prometheus_timeout,
-        bearer_token=settings.prometheus_bearer_token,
+        settings.prometheus.url,
+        settings.prometheus.timeout_seconds,
+        bearer_token=token.get_secret_value() if token is not None else None,
     )
 
     def requeue(rollout_id: str, revision: int, countdown: float) -> None:
@@ -273,75 +273,21 @@ def build_runtime(app: Celery, settings: WorkerSettings) -> Runtime:
         requeue=requeue,
         wake_outbox=wake_outbox(app),
         heal=heal_configured,
-        lease_seconds=settings.lease_seconds,
-        max_countdown=settings.max_countdown,
-        reconcile_grace=settings.reconcile_grace,
+        lease_seconds=timings.lease_seconds,
+        max_countdown=timings.max_countdown,
+        reconcile_grace=timings.reconcile_grace,
         worker_id=worker_id,
     )
-
-
-# -- the default app, from the environment ----------------------------------------------------
-
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> WorkerSettings:
-    """WorkerSettings from the variables in the module docstring; the rest keep defaults."""
-    env = os.environ if environ is None else environ
-    defaults = WorkerSettings()
-    port = env.get("CANARIST_WORKER_METRICS_PORT")
-    return replace(
-        defaults,
-        store_url=env.get("CANARIST_REDIS__URL", defaults.store_url),
-        prometheus_url=env.get("CANARIST_PROMETHEUS__URL", defaults.prometheus_url),
-        prometheus_timeout=float(
-            env.get("CANARIST_PROMETHEUS__TIMEOUT_SECONDS", defaults.prometheus_timeout)
-        ),
-        prometheus_bearer_token=env.get("CANARIST_PROMETHEUS__BEARER_TOKEN") or None,
-        policy_dir=Path(env.get("CANARIST_POLICY_DIR", str(defaults.policy_dir))),
-        alert_routes=alert_routes_from_env(env),
-        metrics_port=int(port) if port else None,
-        report_base_url=env.get("CANARIST_PUBLIC_URL") or None,
-        report_secret=env.get("CANARIST_REPORT_SECRET") or None,
-    )
-
-
-def alert_routes_from_env(env: Mapping[str, str]) -> dict[str, Route]:
-    """CANARIST_ALERT_ROUTES as JSON or a file path; else CANARIST_SETTINGS_FILE's routes."""
-    text = env.get("CANARIST_ALERT_ROUTES", "").strip()
-    source = "CANARIST_ALERT_ROUTES"
-    inline = text.startswith(("{", "["))
-    if not inline:
-        path = text or env.get("CANARIST_SETTINGS_FILE", "")
-        if not path:
-            return {}
-        source, text = path, Path(path).read_text(encoding="utf-8")
-    data = json.loads(text) if inline else yaml.safe_load(text)
-    if isinstance(data, dict) and isinstance(data.get("alert_routes"), dict):
-        data = data["alert_routes"]
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: alert routes must be a mapping of name to route")
-    return {name: _route(name, spec, source) for name, spec in data.items()}
-
-
-def _route(name: str, spec: Any, source: str) -> Route:
-    if not isinstance(spec, dict) or not {"type", "url"} <= set(spec):
-        raise ValueError(f"{source}: alert route {name!r} needs at least a type and a url")
-    unknown = set(spec) - {"type", "url", "headers", "severity"}
-    if unknown:
-        raise ValueError(f"{source}: alert route {name!r} has unknown keys {sorted(unknown)}")
-    headers = {str(key): str(value) for key, value in (spec.get("headers") or {}).items()}
-    severity = str(spec.get("severity", "critical"))
-    return Route(name, str(spec["type"]), str(spec["url"]), headers, severity)
 
 
 _default: Celery | None = None
 
 
 def __getattr__(name: str) -> Celery:
-    """``workers.celery_app.app``: the default app, built on first access from the env."""
+    """``workers.celery_app.app``: the default app, built on first access from the settings."""
     global _default  # noqa: PLW0603 - one app per process, built lazily on purpose
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _default is None:
-        settings = settings_from_env()
-        _default = make_celery(settings.store_url, settings=settings)
+        _default = make_celery(WorkerSettings())
     return _default

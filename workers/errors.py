@@ -8,6 +8,8 @@ it::
     CanaristError                  analyzer.errors
     └── WorkerError                anything the workers raise on purpose
         ├── TemporaryError         retry after ``retry_after`` seconds
+        ├── SettingsError          a setting is refused, named with its variable or file
+        │                          (also a ValueError)
         └── StoreError             the state store refused or failed an operation
             ├── NotFound           no rollout (or outbox item) with that id
             ├── Conflict           compare-and-set lost: the revision (or the app's
@@ -45,6 +47,10 @@ class TemporaryError(WorkerError):
     def __init__(self, message: str, retry_after: float = DEFAULT_RETRY_AFTER) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SettingsError(WorkerError, ValueError):
+    """The settings do not load: the message names the variable or file, and the entry."""
 
 
 class StoreError(WorkerError):

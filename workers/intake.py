@@ -12,10 +12,11 @@ changes a rollout through this module, so they cannot disagree.
   a different job under the key is refused without a word about the other job.
 - ``command(id, kind, actor)``: a person's abort/promote/pause/resume/retry.
 - ``get(id)``, ``list(namespace)``: read-only.
-- ``tell(id, observation)``: the load -> ``engine.step`` -> compare-and-set save -> enqueue path
-  that commands, ``Superseded`` and ``Released`` share (retried on Conflict). Platform actions are
-  not applied here: the enqueued ``advance`` task applies them (the engine re-asserts what its
-  state awaits), so the API process needs no platform credentials.
+- ``tell(id, observation)``: the load -> step -> compare-and-set save -> enqueue path that
+  commands, ``Superseded`` and ``Released`` share (retried on Conflict), through the same
+  ``stepping.step_and_save`` as the ``advance`` task, but without a lease (it says why). Platform
+  actions are not applied here: the enqueued ``advance`` task applies them (the engine re-asserts
+  what its state awaits), so the API process needs no platform credentials.
 - ``record(id, event)``: an audit event that is no step (an alert given up), saved the same way.
 
 Errors, for the doors to translate (the API: 404, 422, 404, 503)::
@@ -46,20 +47,17 @@ from analyzer.errors import PolicyError, TemplateError
 from analyzer.policy import Policy, load_policy
 from analyzer.policy.promql import shown
 from workers.actions import (
-    Action,
     CommandKind,
     ManualCommand,
-    Notify,
     Observation,
     RecordEvent,
-    Release,
     Superseded,
 )
-from workers.engine import step
 from workers.errors import Conflict, NotFound, TemporaryError, WorkerError
 from workers.job import POLICY_NAME, RolloutJob, traffic_spec
 from workers.state import RolloutState
-from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, StateStore
+from workers.stepping import Stepped, split, step_and_save
+from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, StateStore, Stored
 
 CAS_ATTEMPTS = 8
 COMMANDS: tuple[str, ...] = get_args(CommandKind)
@@ -103,11 +101,14 @@ class Submitted:
 
 
 class PolicyDir:
-    """Policies by name (``<dir>/<name>.yaml``), re-read when the file changes."""
+    """Policies by name (``<dir>/<name>.yaml`` or ``.yml``), each read once per version of its
+    file (modification time and size). The one cache of policy files: intake, the tasks and
+    the API's stage labels read through it. A name must be a policy name (``POLICY_NAME``), so
+    no name reaches outside the directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._cache: dict[str, tuple[tuple[int, int], Policy]] = {}
+        self._cache: dict[str, tuple[tuple[int, int], Policy | PolicyError]] = {}
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
@@ -121,18 +122,25 @@ class PolicyDir:
         raise UnknownPolicyError(f"no policy {name!r}")
 
     def load(self, name: str) -> Policy:
-        """The policy; UnknownPolicyError if absent, PolicyError (file, line) if invalid."""
+        """The policy; UnknownPolicyError if absent, PolicyError (file, line) if invalid: an
+        invalid file is remembered too, so it is not parsed again until it changes."""
         path = self.path(name)
         stat = path.stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._cache.get(name)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        policy = load_policy(path)
-        with self._lock:
-            self._cache[name] = (stamp, policy)
-        return policy
+        if cached is None or cached[0] != stamp:
+            loaded: Policy | PolicyError
+            try:
+                loaded = load_policy(path)
+            except PolicyError as exc:
+                loaded = exc
+            with self._lock:
+                self._cache[name] = (stamp, loaded)
+            cached = (stamp, loaded)
+        if isinstance(cached[1], PolicyError):  # a new one: threads may raise it at once
+            raise PolicyError(cached[1].source, cached[1].problems)
+        return cached[1]
 
 
 class Intake:
@@ -281,42 +289,51 @@ class Intake:
     def tell(
         self, rollout_id: str, observation: Observation, events: Sequence[RecordEvent] = ()
     ) -> RolloutState:
-        """load -> step -> save (compare-and-set, retried on Conflict) -> enqueue advance."""
-        for _ in range(CAS_ATTEMPTS):
-            try:
-                state, revision = self.store.load(rollout_id)
-            except NotFound as exc:
-                raise RolloutNotFoundError(f"no rollout {rollout_id}") from exc
-            new, actions = step(state, self.policy(state.policy), observation, self.clock())
-            kept, outbox = split(actions)
-            try:
-                saved = self.store.save(new, revision, events=[*events, *kept], outbox=outbox)
-            except Conflict:
-                continue
-            if outbox and self._on_outbox is not None:
-                self._on_outbox()
-            if new.next_due_at is not None:
-                self._enqueue(rollout_id, saved)
-            return new
-        raise TemporaryError(f"rollout {rollout_id} keeps changing under us; try again", 1.0)
+        """load -> step -> save (compare-and-set, retried on Conflict) -> enqueue advance.
+
+        Without the rollout's lease, on purpose: ``stepping.step_and_save`` says why."""
+
+        def stepped(loaded: Stored) -> Stepped:
+            policy, now = self.policy(loaded.state.policy), self.clock()
+            return step_and_save(
+                self.store,
+                loaded,
+                policy,
+                observation,
+                now,
+                events=events,
+                wake_outbox=self._on_outbox,
+            )
+
+        return self._until_saved(rollout_id, stepped)
 
     def record(self, rollout_id: str, event: RecordEvent) -> None:
         """Add ``event`` to the audit trail of a rollout without stepping it (an alert given up,
         say): the same state stamped now, saved with compare-and-set, and ``advance`` enqueued
         for the new revision, since the task queued for the old one will find it stale."""
+
+        def stamped(loaded: Stored) -> Stepped:
+            state = replace(loaded.state, updated_at=max(loaded.state.updated_at, self.clock()))
+            saved = self.store.save(state, loaded.revision, events=[event])
+            return Stepped(state, saved, (), (event,))
+
+        self._until_saved(rollout_id, stamped)
+
+    def _until_saved(self, rollout_id: str, change: Callable[[Stored], Stepped]) -> RolloutState:
+        """Load, ``change`` and save until a save wins its compare-and-set; then enqueue
+        ``advance`` for the saved revision if the rollout is due at all."""
         for _ in range(CAS_ATTEMPTS):
             try:
-                state, revision = self.store.load(rollout_id)
+                loaded = self.store.load(rollout_id)
             except NotFound as exc:
                 raise RolloutNotFoundError(f"no rollout {rollout_id}") from exc
-            stamped = replace(state, updated_at=max(state.updated_at, self.clock()))
             try:
-                saved = self.store.save(stamped, revision, events=[event])
+                saved = change(loaded)
             except Conflict:
                 continue
-            if stamped.next_due_at is not None:
-                self._enqueue(rollout_id, saved)
-            return
+            if saved.state.next_due_at is not None:
+                self._enqueue(rollout_id, saved.revision)
+            return saved.state
         raise TemporaryError(f"rollout {rollout_id} keeps changing under us; try again", 1.0)
 
     # -- reading --------------------------------------------------------------------------------
@@ -334,10 +351,3 @@ class Intake:
     def list(self, namespace: str | None = None) -> builtins.list[RolloutState]:
         """Rollouts, newest first, in ``namespace`` or in all (the newest 100)."""
         return [stored.state for stored in self.store.list_rollouts(namespace)]
-
-
-def split(actions: Sequence[Action]) -> tuple[list[RecordEvent], list[Action]]:
-    """A step's events (for the audit trail) and its outbox items (alerts and hand-overs)."""
-    events = [action for action in actions if isinstance(action, RecordEvent)]
-    outbox: list[Action] = [action for action in actions if isinstance(action, Notify | Release)]
-    return events, outbox

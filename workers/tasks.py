@@ -4,13 +4,14 @@
 
     take the rollout's lease (held elsewhere: try again once it would have expired; a thread
     renews it while the task works) -> load; revision moved on: stop (stale)
-    observe: state.awaiting -> platform readiness against engine.platform_wants (Ready/NotYet/
-             Failed); an active rollout awaiting nothing -> the same check as a watch (NotYet:
-             PlatformDrifted, Failed: PlatformFailed), then
+    observe (observations.py): state.awaiting -> platform readiness against
+             engine.platform_wants (Ready/NotYet/Failed); an active rollout awaiting nothing ->
+             the same check as a watch (NotYet: PlatformDrifted, Failed: PlatformFailed), then
              state.analysis_due(now) -> analyzer.analyze over the window, against Prometheus
              else Tick
-    engine.step -> save (compare-and-set + lease check; events, outbox) -> Conflict: stop
-    apply the platform actions in order -> wake the outbox if it got items
+    stepping.step_and_save: engine.step -> save (compare-and-set + lease check; events,
+             outbox) -> wake the outbox if it got items; Conflict or LeaseLost: stop
+    apply the platform actions in order
     requeue advance(id, new revision) with countdown min(Schedule.at - now, max_countdown)
 
 The analysis runs inline, within the task and its lease, rather than as a task of its own: its
@@ -55,32 +56,18 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from analyzer.analysis import analyze
 from analyzer.errors import CanaristError
 from analyzer.policy import Policy
 from analyzer.policy.promql import shown
-from analyzer.scoring import score
 from analyzer.sources.base import MetricSource
-from analyzer.verdict import Judgement, MetricVerdict, Outcome, Reason, Verdict
 from workers import metrics
-from workers.actions import (
-    Action,
-    AnalysisResult,
-    Observation,
-    PlatformAction,
-    PlatformDrifted,
-    PlatformFailed,
-    PlatformReady,
-    Schedule,
-    Tick,
-)
+from workers.actions import Action, PlatformAction, Schedule
 from workers.delivery import Delivery
-from workers.engine import platform_wants, step
+from workers.engine import platform_wants
 from workers.errors import (
     Conflict,
     CorruptRecord,
@@ -89,12 +76,13 @@ from workers.errors import (
     TemporaryError,
     WorkerError,
 )
-from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob, split
+from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob
 from workers.metrics import RolloutLog, rollout_log
-from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
-from workers.state import AnalysisRequest, Phase, RolloutState
+from workers.observations import observe
+from workers.platforms import Failed, Platform, Ready
+from workers.state import Phase, RolloutState
+from workers.stepping import step_and_save
 from workers.store import StateStore
-from workers.strategies import baseline_shift, plan_for
 
 ADVANCE, DELIVER = "canarist.advance", "canarist.deliver_outbox"
 RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
@@ -174,12 +162,13 @@ def _advance_leased(
     runtime: Runtime, rollout_id: str, revision: int, owner: str, log: RolloutLog
 ) -> str:
     try:
-        state, stored = runtime.store.load(rollout_id)
+        loaded = runtime.store.load(rollout_id)
     except NotFound:
         return "gone"
     except CorruptRecord as exc:
         log.error("revision %d cannot be read, so it is left as it is: %s", revision, exc)
         return "unreadable"
+    state, stored = loaded
     if stored != revision or state.next_due_at is None:
         metrics.STALE_TASKS.labels("stale" if stored != revision else "idle").inc()
         return "stale" if stored != revision else "idle"
@@ -198,114 +187,27 @@ def _advance_leased(
             return "blocked"
     now = runtime.clock()
     metrics.record_lateness(state.next_due_at, now)
-    observation = observe(runtime, state, policy, now, log)
-    new, actions = step(state, policy, observation, now)
-    events, outbox = split(actions)
+    observation = observe(runtime.platforms, runtime.source, state, policy, now, log)
     try:
-        saved = runtime.store.save(new, revision, events=events, outbox=outbox, lease_owner=owner)
+        stepped = step_and_save(
+            runtime.store,
+            loaded,
+            policy,
+            observation,
+            now,
+            lease_owner=owner,
+            wake_outbox=runtime.wake_outbox,
+        )
     except (Conflict, LeaseLost) as exc:
         log.info("revision %d lost the race (%s): another task carries on", revision, exc)
         metrics.STALE_TASKS.labels("conflict").inc()
         return "stale"
-    metrics.record_step(actions)
-    for event in events:
+    metrics.record_step(stepped.actions)
+    for event in stepped.events:
         log.info("%s: %s", event.kind, event.message)
-    if outbox:
-        try:
-            runtime.wake_outbox()
-        except Exception as exc:  # the broker is down: beat's schedule delivers it later
-            log.warning("could not wake the outbox delivery (%s)", exc)
-    settled = apply_platform(runtime, new, policy, actions, log)
-    _schedule(runtime, new, saved, actions, settled, log)
+    settled = apply_platform(runtime, stepped.state, policy, stepped.actions, log)
+    _schedule(runtime, stepped.state, stepped.revision, stepped.actions, settled, log)
     return "stepped"
-
-
-def observe(
-    runtime: Runtime, state: RolloutState, policy: Policy, now: float, log: RolloutLog
-) -> Observation:
-    """What the engine is told: readiness of what it awaits, drift of what it applied, a due
-    look, or just time. Readiness is always of everything the rollout requires now."""
-    token = state.awaiting
-    watched = token is not None or state.phase.active
-    answer = platform_readiness(runtime, state, policy, log) if watched else None
-    if token is not None:
-        if isinstance(answer, Ready):
-            return PlatformReady(token)
-        if isinstance(answer, Failed):
-            return PlatformFailed(answer.reason, token)
-        return Tick()
-    if isinstance(answer, Failed):
-        return PlatformFailed(answer.reason)
-    if isinstance(answer, NotYet):
-        log.warning("the platform drifted: %s", answer.detail)
-        return PlatformDrifted(answer.detail or "no detail given")
-    request = state.analysis_due(now)
-    if request is None:
-        return Tick()
-    return AnalysisResult(request, run_analysis(runtime.source, state, policy, request, log))
-
-
-def platform_readiness(
-    runtime: Runtime, state: RolloutState, policy: Policy, log: RolloutLog
-) -> Readiness | None:
-    """The platform against ``engine.platform_wants``; None when that cannot be known now."""
-    try:
-        wants = platform_wants(state, policy)
-        return runtime.platforms(state.spec.platform).readiness(state, wants)
-    except (WorkerError, CanaristError) as exc:
-        log.warning("readiness of %s unknown: %s", state.awaiting or "the platform", exc)
-        return None
-
-
-def run_analysis(
-    source: MetricSource,
-    state: RolloutState,
-    policy: Policy,
-    request: AnalysisRequest,
-    log: RolloutLog,
-) -> Verdict:
-    shift = timedelta(seconds=analysis_baseline_shift(state, policy))
-    versions = state.spec.versions(baseline_shift=shift)
-    if shift:
-        log.info("baseline read %s earlier: the old version before the switch", shift)
-    start = datetime.fromtimestamp(request.window_start, UTC)
-    end = datetime.fromtimestamp(request.window_end, UTC)
-    with metrics.ANALYSIS_DURATION.time():
-        try:
-            verdict = analyze(policy, source, versions, start, end, final=request.final)
-        except CanaristError as exc:  # e.g. the policy changed and the job's args no longer fit
-            log.error("analysis could not run: %s", exc)
-            verdict = errored(policy, f"analysis could not run: {exc}", request.final)
-    log.info("%s: %s", "final look" if request.final else "look", verdict.reason)
-    return verdict
-
-
-def analysis_baseline_shift(state: RolloutState, policy: Policy) -> float:
-    """Seconds back to read the baseline at the state's stage (workers.strategies)."""
-    try:
-        plan = plan_for(policy.strategy)
-    except CanaristError:
-        return 0.0
-    begin_after = policy.analysis.begin_after.total_seconds()
-    return baseline_shift(plan, min(state.stage_index, len(plan) - 1), begin_after)
-
-
-def errored(policy: Policy, reason: str, final: bool) -> Verdict:
-    """A look where every metric is a query error: counts toward consecutive_error_limit."""
-    judgement = Judgement(
-        outcome=Outcome.INCONCLUSIVE, reason=reason, reason_code=Reason.QUERY_ERROR
-    )
-    verdicts = [
-        MetricVerdict(
-            name=metric.name,
-            kind=metric.kind,
-            judge=metric.judge.type,
-            dry_run=metric.dry_run,
-            judgement=judgement,
-        )
-        for metric in policy.metrics
-    ]
-    return score(policy, verdicts, final=final)
 
 
 def apply_platform(

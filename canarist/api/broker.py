@@ -1,10 +1,9 @@
-"""The Celery app as the canarist layer builds it: from the full ``Settings``.
+"""The Celery app as the canarist layer builds it: from the service's settings.
 
-``workers.celery_app`` takes explicit ``WorkerSettings`` and imports nothing from canarist; this
-module maps the service's settings (environment and settings file alike) onto them. The API uses
-the app only to send tasks (by name, routed by the app's configuration); ``canarist worker`` and
-``canarist beat`` run it. Nothing here is imported until one of them asks, so importing
-``canarist.api`` needs no Celery app and no broker.
+``Settings`` extends the workers' own settings (workers/settings.py), so ``make_celery`` takes it
+as it is. The API uses the app only to send tasks (by name, routed by the app's configuration);
+``canarist worker`` and ``canarist beat`` run it. Nothing here is imported until one of them
+asks, so importing ``canarist.api`` needs no Celery app and no broker.
 """
 
 from __future__ import annotations
@@ -20,40 +19,11 @@ from workers.store import StateStore
 log = logging.getLogger("canarist.api")
 
 
-def worker_settings(settings: Settings) -> Any:
-    """``workers.celery_app.WorkerSettings`` from the service's settings."""
-    from workers.celery_app import WorkerSettings  # noqa: PLC0415 - Celery only when asked
-    from workers.notify.base import Route  # noqa: PLC0415
-
-    token, report_secret = settings.prometheus.bearer_token, settings.report_secret
-    routes = {
-        name: Route(
-            name,
-            route.type,
-            route.url,
-            {header: value.get_secret_value() for header, value in route.headers.items()},
-            route.severity,
-        )
-        for name, route in settings.alert_routes.items()
-    }
-    return WorkerSettings(
-        store_url=settings.redis.url,
-        prometheus_url=settings.prometheus.url,
-        prometheus_timeout=settings.prometheus.timeout_seconds,
-        prometheus_bearer_token=token.get_secret_value() if token is not None else None,
-        policy_dir=settings.policy_dir,
-        alert_routes=routes,
-        report_base_url=settings.public_url,
-        report_secret=report_secret.get_secret_value() if report_secret is not None else None,
-        metrics_port=settings.worker_metrics_port,
-    )
-
-
 def celery_from_settings(settings: Settings) -> Any:
     """The Celery app with Canarist's tasks, queues and beat schedule, on ``redis.url``."""
     from workers.celery_app import make_celery  # noqa: PLC0415 - Celery only when asked
 
-    return make_celery(settings.redis.url, settings=worker_settings(settings))
+    return make_celery(settings)
 
 
 def task_senders(celery: Any) -> tuple[Callable[[str, int], None], Callable[[], None]]:

@@ -65,7 +65,7 @@ def create_app(
         redoc_url=None,
     )
     probe = health if health is not None else store_health(intake.store)
-    app.state.services = Services(settings, intake, PlanLabels(settings.policy_dir), probe)
+    app.state.services = Services(settings, intake, PlanLabels(intake.policies), probe)
     handlers.install(app)
     app.include_router(router)
     app.include_router(report_router)

@@ -76,8 +76,9 @@ def beat_command(ctx: typer.Context, log_level: LogLevelOption = "info") -> None
 
 
 def _celery() -> tuple[Any, Any]:
-    """The Celery app built from the service's settings (environment and settings file), as
-    ``celery -A`` could not: the workers' module reads only environment variables."""
+    """The Celery app built from the service's settings (environment and settings file). Unlike
+    ``celery -A workers.celery_app``, which loads only the workers' root of them, this refuses a
+    setting the service does not know, so a misspelt key stops the process at start-up."""
     if importlib.util.find_spec(CELERY_MODULE) is None:
         _fail(ERROR, f"{CELERY_MODULE} is not installed: this build has no Celery workers")
     try:

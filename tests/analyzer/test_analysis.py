@@ -14,6 +14,7 @@ from analyzer.analysis import (
     fetch,
     judge_upto,
     make_grid,
+    not_analyzed,
     resolve_args,
 )
 from analyzer.errors import QueryError, TemplateError
@@ -115,6 +116,16 @@ def test_failed_queries_are_inconclusive_measurements_not_exceptions() -> None:
     assert errors.judgement.details["temporary"] is True
     assert memory.judgement.details["temporary"] is False
     assert verdict.outcome is Outcome.INCONCLUSIVE
+
+
+def test_a_look_that_cannot_run_is_a_query_error_of_every_metric_that_no_retry_fixes() -> None:
+    verdict = not_analyzed(POLICY, "policy 'p' needs a value for arg 'zone'", final=False)
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert [m.name for m in verdict.metrics] == [m.name for m in POLICY.metrics]
+    for metric in verdict.metrics:
+        assert metric.judgement.reason_code is Reason.QUERY_ERROR
+        assert metric.judgement.reason.startswith("analysis could not run: policy 'p' needs")
+        assert metric.judgement.details["temporary"] is False
 
 
 def test_args_default_and_are_checked() -> None:

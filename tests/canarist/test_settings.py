@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from canarist.api.broker import celery_from_settings
 from canarist.settings import Settings, hash_token
+from workers import celery_app
+from workers.settings import WorkerSettings
 
 
 def test_defaults_point_at_local_services(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,3 +87,60 @@ def test_the_api_group_reads_from_the_environment_beside_api_url(
     monkeypatch.setenv("CANARIST_API__MAX_BODY_BYTES", "10")
     with pytest.raises(ValidationError, match="max_body_bytes"):
         Settings()
+
+
+ROUTE = {"type": "webhook", "url": "https://hooks.example/x", "headers": {"X-Key": "k"}}
+SETTINGS_FILE = f"""
+redis: {{url: 'redis://from-file:6379/0'}}
+prometheus: {{url: 'http://from-file:9090'}}
+alert_routes: {json.dumps({"chat": ROUTE})}
+api_tokens:
+  - name: deploy-bot
+    sha256: {hash_token("secret-token")}
+api_url: http://api.example:8000
+"""
+ENVIRONMENTS = {
+    "variables": {
+        "CANARIST_REDIS__URL": "redis://redis:6379/2",
+        "CANARIST_PROMETHEUS__URL": "http://prometheus:9090",
+        "CANARIST_PROMETHEUS__TIMEOUT_SECONDS": "4.5",
+        "CANARIST_PROMETHEUS__BEARER_TOKEN": "prom-token",
+        "CANARIST_POLICY_DIR": "/etc/canarist/policies",
+        "CANARIST_ALERT_ROUTES": json.dumps({"oncall": ROUTE}),
+        "CANARIST_WORKER_METRICS_PORT": "9101",
+        "CANARIST_PUBLIC_URL": "https://canarist.example",
+        "CANARIST_REPORT_SECRET": "0123456789abcdef-report",
+        "CANARIST_API_TOKENS": "[]",
+        "CANARIST_API__MAX_BODY_BYTES": "2048",
+    },
+    "a settings file with the API's keys": {"CANARIST_SETTINGS_FILE": "{file}"},
+    "a settings file under variables": {
+        "CANARIST_SETTINGS_FILE": "{file}",
+        "CANARIST_REDIS__URL": "redis://redis:6379/3",
+        "CANARIST_ALERT_ROUTES": "{routes}",
+        "CANARIST_PUBLIC_URL": "",
+    },
+}
+
+
+@pytest.mark.parametrize("environment", list(ENVIRONMENTS))
+def test_the_workers_and_the_api_read_the_same_values_from_one_environment(
+    environment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file, routes_file = tmp_path / "canarist.yaml", tmp_path / "routes.yaml"
+    settings_file.write_text(SETTINGS_FILE)
+    routes_file.write_text(yaml.safe_dump({"oncall": ROUTE}))
+    for name in [name for name in os.environ if name.startswith("CANARIST_")]:
+        monkeypatch.delenv(name)
+    for name, value in ENVIRONMENTS[environment].items():
+        named = value.replace("{file}", str(settings_file)).replace("{routes}", str(routes_file))
+        monkeypatch.setenv(name, named)
+    monkeypatch.setattr(celery_app, "_default", None)
+
+    service, workers = Settings(), WorkerSettings()
+    probe = celery_app.app  # what `celery -A workers.celery_app inspect ping` builds
+
+    assert isinstance(service, WorkerSettings)
+    assert {name: getattr(service, name) for name in WorkerSettings.model_fields} == dict(workers)
+    assert probe.conf.broker_url == celery_from_settings(service).conf.broker_url
+    assert probe.conf.broker_url == service.redis.url

@@ -9,8 +9,8 @@ installed, a test compares the two renderings object by object. Generated Config
 plain names here (kustomize appends a content hash and rewrites the references to it).
 
 It also answers which CANARIST_* variables the code reads, from the code itself: the fields of
-``canarist.settings.Settings``, the names ``workers.celery_app.settings_from_env`` looks up, and
-names the code spells out as constants (the Kubernetes platform's kubeconfig variable).
+``canarist.settings.Settings`` (which extends the workers' settings, so it holds every setting),
+and names the code spells out as constants (the Kubernetes platform's kubeconfig variable).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import yaml
 from pydantic import BaseModel
 
 from canarist.settings import SETTINGS_FILE_VARIABLE, Settings
-from workers.celery_app import settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -209,7 +208,7 @@ def container_env(rendering: Rendering, workload: Obj, container: Obj) -> dict[s
 
 def variables_read_by_code() -> frozenset[str]:
     """Every CANARIST_* name the code reads: the settings' fields (nested with ``__``), the
-    settings file variable, and whatever ``settings_from_env`` looks up."""
+    settings file variable, and the names written as constants."""
     prefix = Settings.model_config.get("env_prefix", "")
     delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
     names = {SETTINGS_FILE_VARIABLE}
@@ -219,9 +218,7 @@ def variables_read_by_code() -> frozenset[str]:
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             names |= {f"{top}{delimiter}{sub}".upper() for sub in annotation.model_fields}
-    recorder = _RecordingEnv()
-    settings_from_env(recorder)
-    return frozenset(names | recorder.asked | _named_in_code())
+    return frozenset(names | _named_in_code())
 
 
 def _named_in_code() -> set[str]:
@@ -246,27 +243,6 @@ def _named_in_code() -> set[str]:
             and ENV_NAME.fullmatch(node.value)
         }
     return found
-
-
-class _RecordingEnv(dict[str, str]):
-    """An empty environment that remembers every name asked of it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.asked.add(key)
-        return default
-
-    def __getitem__(self, key: str) -> str:
-        self.asked.add(key)
-        raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str):
-            self.asked.add(key)
-        return False
 
 
 def check_httproute(route: Obj) -> list[str]:

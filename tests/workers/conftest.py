@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -36,15 +36,15 @@ from analyzer.sources.base import Series
 from canarist.demo.stack import ServiceProcess
 from workers.actions import Released
 from workers.celery_app import (
-    WorkerSettings,
+    Timings,
     enqueue_advance,
     make_celery,
     millisecond_clock,
-    settings_from_env,
     wake_outbox,
 )
 from workers.delivery import Delivery
 from workers.intake import Intake, RolloutJob
+from workers.settings import RedisSettings, WorkerSettings
 from workers.state import RolloutState
 from workers.store import AuditEvent, MemoryStateStore, RedisStateStore, StateStore
 from workers.tasks import Runtime, advance
@@ -370,16 +370,15 @@ def worker_env(
 
 def _worker_app() -> Any:
     """The test worker's app: the env's settings, with demo-scale timings."""
-    settings = replace(
-        settings_from_env(),
-        store_prefix=os.environ["CANARIST_TEST_STORE_PREFIX"],
+    timings = Timings(
         visibility_timeout=30,  # every countdown is at most 15 s
         reconcile_every=1.0,
         reconcile_grace=2.0,
         deliver_every=1.0,
         lease_seconds=10.0,
     )
-    return make_celery(settings.store_url, settings=settings)
+    store_prefix = os.environ["CANARIST_TEST_STORE_PREFIX"]
+    return make_celery(WorkerSettings(), timings=timings, store_prefix=store_prefix)
 
 
 worker_app = _worker_app() if os.environ.get("CANARIST_TEST_WORKER") else None
@@ -401,7 +400,7 @@ def celery_stack(
     env = worker_env(redis_server, prometheus_server, alertmanager_server, policy_dir, prefix)
     broker = env["CANARIST_REDIS__URL"]
     store = RedisStateStore.from_url(broker, prefix)
-    client = make_celery(broker, settings=WorkerSettings(store_url=broker, store_prefix=prefix))
+    client = make_celery(WorkerSettings(redis=RedisSettings(url=broker)), store_prefix=prefix)
     intake = Intake(
         store,
         policy_dir,

@@ -26,6 +26,7 @@ import redis
 
 from tests.workers.conftest import CeleryStack, trail
 from workers.celery_app import NOTIFY_QUEUE, ROLLOUTS_QUEUE, make_celery
+from workers.settings import RedisSettings, WorkerSettings
 from workers.tasks import ADVANCE, DELIVER, RECONCILE, SUBMIT
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -51,7 +52,8 @@ def documented() -> dict[str, str]:
 
 
 def test_the_readme_names_the_task_queue_exchange_and_routing_key_the_worker_uses() -> None:
-    app = make_celery("redis://127.0.0.1:9/0")  # configured only: it never connects
+    # configured only: it never connects
+    app = make_celery(WorkerSettings(redis=RedisSettings(url="redis://127.0.0.1:9/0")))
     try:
         queue = app.amqp.queues[ROLLOUTS_QUEUE]
         routed = app.amqp.router.route({}, SUBMIT)["queue"]

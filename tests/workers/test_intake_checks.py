@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.errors import PolicyError
+from analyzer.policy import Policy, load_policy
 from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job, trail
+from workers import intake as intake_module
 from workers.actions import RecordEvent
-from workers.intake import Intake, InvalidJobError, RolloutNotFoundError, UnknownPolicyError
+from workers.intake import (
+    Intake,
+    InvalidJobError,
+    PolicyDir,
+    RolloutNotFoundError,
+    UnknownPolicyError,
+)
 from workers.store import IDEMPOTENCY_TTL_SECONDS, MemoryStateStore
 
 BARE_ARG_POLICY = """
@@ -108,6 +117,35 @@ def test_a_broken_policy_names_its_file_and_line_but_not_the_directory(
         intake.submit(job(policy="broken"), "alice")
     assert "\nbroken.yaml:3: analysis.interval" in str(refused.value)
     assert str(policy_dir) not in str(refused.value)
+
+
+def test_a_policy_file_is_read_once_per_version_and_a_broken_one_too(
+    policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+
+    def counted(path: Path) -> Policy:
+        reads.append(path)
+        return load_policy(path)
+
+    monkeypatch.setattr(intake_module, "load_policy", counted)
+    policies = PolicyDir(policy_dir)
+    broken = policy_dir / "demo.yaml"
+    broken.write_text("name: demo\nanalysis:\n  interval: soon\n")
+    for _ in range(3):
+        with pytest.raises(PolicyError, match=r"demo\.yaml:3: analysis\.interval"):
+            policies.load("demo")
+    assert len(reads) == 1
+    broken.write_text(DEMO_POLICY)  # another size: a new version, read again
+    assert policies.load("demo").name == policies.load("demo").name == "demo"
+    assert len(reads) == 2
+
+
+@pytest.mark.parametrize("name", ["../demo", "Demo", ".demo", "demo/", "demo\\x", "-demo"])
+def test_only_a_policy_name_is_looked_up(policy_dir: Path, name: str) -> None:
+    (policy_dir / f"{name.strip('./-')}.yaml").write_text(DEMO_POLICY)
+    with pytest.raises(UnknownPolicyError, match="is not a policy name"):
+        PolicyDir(policy_dir).load(name)
 
 
 # -- idempotency keys --------------------------------------------------------------------------

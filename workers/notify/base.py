@@ -13,9 +13,9 @@ post time), which is why the Notice carries the moment of the transition itself.
         ├── DeliveryError              post failed; .temporary, .retry_after, .status
         └── UnknownRouteTypeError      no implementation for a route's type (also a LookupError)
 
-A ``Route`` is where notices go, built by canarist from its settings (``AlertRoute``) with the
-secrets revealed, because workers must not import canarist. Its repr hides the URL's path and the
-header values, since a Slack webhook URL is itself a credential.
+A ``Route`` is where notices go, built from the settings' ``AlertRoute`` (workers/settings.py)
+with the secrets revealed. Its repr hides the URL's path and the header values, since a Slack
+webhook URL is itself a credential.
 """
 
 from __future__ import annotations

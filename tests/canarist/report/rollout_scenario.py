@@ -1,14 +1,13 @@
 """Realistic rollouts for the report tests: real traffic data, real analysis, real engine.
 
-``Rollout.drive`` moves one rollout the way the Celery task does (load, observe,
-``engine.step``, save with its events and outbox) under a fake clock set hours in the past.
-Before every wake-up it writes
-the traffic both versions served since the last one into the test Prometheus, split by the
-canary's current weight, as a scrape would have stored it (tests/workloads.py's counters and
-buckets, the histogram's ``_sum`` and ``_count``, and resident memory, which a leaking canary
-grows by ``memory_growth_per_hour``; every 15 s). A look is analysed by
-``workers.tasks.run_analysis`` over the real Prometheus, so the verdicts and events in the store
-are exactly what production would keep.
+``Rollout.drive`` moves one rollout the way the Celery task does (load, observe, then
+``stepping.step_and_save``: ``engine.step``, save with its events and outbox) under a fake clock
+set hours in the past. Before every wake-up it writes the traffic both versions served since the
+last one into the test Prometheus, split by the canary's current weight, as a scrape would have
+stored it (tests/workloads.py's counters and buckets, the histogram's ``_sum`` and ``_count``,
+and resident memory, which a leaking canary grows by ``memory_growth_per_hour``; every 15 s). A
+look is analysed by ``workers.observations.run_analysis`` over the real Prometheus, so the
+verdicts and events in the store are exactly what production would keep.
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ from analyzer.sources.prometheus import PrometheusSource
 from tests.promwrite import write_samples
 from tests.workloads import BUCKETS, Behaviour
 from workers.actions import AnalysisResult, Observation, PlatformReady, Tick
-from workers.engine import step
-from workers.intake import Intake, RolloutJob, split
+from workers.intake import Intake, RolloutJob
 from workers.metrics import rollout_log
+from workers.observations import run_analysis
 from workers.state import Phase, RolloutState
-from workers.store import StateStore
-from workers.tasks import run_analysis
+from workers.stepping import step_and_save
+from workers.store import StateStore, Stored
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED_POLICIES = ROOT / "policies"
@@ -228,9 +227,7 @@ class Rollout:
         elif request is not None:
             verdict = run_analysis(source, state, policy, request, rollout_log(self.rollout_id))
             observation = AnalysisResult(request, verdict)
-        new_state, actions = step(state, policy, observation, clock.now)
-        events, outbox = split(actions)
-        self.intake.store.save(new_state, revision, events=events, outbox=outbox)
+        step_and_save(self.intake.store, Stored(state, revision), policy, observation, clock.now)
 
 
 HOSTILE_REASON = '<img src=x onerror="alert(1)"> & </td></table><script>alert(2)</script>'

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from canarist.api.broker import worker_settings
+from canarist.api.broker import celery_from_settings
 from canarist.settings import Settings
-from workers.celery_app import WorkerSettings, settings_from_env
+from workers.celery_app import build_runtime
+from workers.settings import WorkerSettings
 
 SECRET = "0123456789abcdef-report"
 
@@ -28,24 +29,30 @@ def test_a_short_secret_is_refused_with_the_reason() -> None:
         Settings(report_secret="hunter2")
 
 
-def test_the_workers_read_the_secret_and_the_public_url_from_the_environment() -> None:
-    settings = settings_from_env(
-        {"CANARIST_REPORT_SECRET": SECRET, "CANARIST_PUBLIC_URL": "https://canarist.example"}
-    )
+def test_the_workers_read_the_secret_and_the_public_url_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CANARIST_SETTINGS_FILE", raising=False)
+    monkeypatch.setenv("CANARIST_REPORT_SECRET", SECRET)
+    monkeypatch.setenv("CANARIST_PUBLIC_URL", "https://canarist.example")
 
-    assert settings.report_secret == SECRET
-    assert settings.report_base_url == "https://canarist.example"
+    settings = WorkerSettings()
+
+    assert settings.report_secret is not None
+    assert settings.report_secret.get_secret_value() == SECRET
+    assert settings.public_url == "https://canarist.example"
     assert SECRET not in repr(settings)
-    assert settings_from_env({}).report_secret is None
+    monkeypatch.delenv("CANARIST_REPORT_SECRET")
     assert WorkerSettings().report_secret is None
+    assert WorkerSettings.model_construct().report_secret is None
 
 
 def test_the_service_settings_hand_the_report_secret_to_the_workers() -> None:
     settings = Settings(public_url="https://canarist.example", report_secret="0123456789abcdef-x")
 
-    workers = worker_settings(settings)
+    delivery = build_runtime(celery_from_settings(settings), settings).delivery
 
-    assert (workers.report_base_url, workers.report_secret) == (
+    assert (delivery.base_url, delivery.report_secret) == (
         "https://canarist.example",
         "0123456789abcdef-x",
     )
