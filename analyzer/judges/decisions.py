@@ -108,7 +108,12 @@ def since(decision: Decision, interval: int, note: str = "") -> Decision:
 
 
 def format_e(log_e: float) -> str:
-    value = math.exp(min(log_e, LOG_E_CAP))
+    """An e-value given as its log, for people: ``0.39``, ``1,892``, ``1.3e+10``."""
+    return format_evalue(math.exp(min(log_e, LOG_E_CAP)))
+
+
+def format_evalue(value: float) -> str:
+    """An e-value or its bar, for people, the same in every place that shows one."""
     if value < 10:
         return f"{value:.2g}"
     return f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"

@@ -20,6 +20,7 @@ from rich.table import Table
 from analyzer.analysis import analyze
 from analyzer.backtest import backtest, minutes
 from analyzer.errors import CanaristError
+from analyzer.judges.decisions import format_evalue
 from analyzer.verdict import Verdict
 from canarist.cli.exits import (
     ANALYZE_EXITS,
@@ -56,6 +57,10 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _threshold(value: float | None) -> str:
+    return "-" if value is None else format_evalue(value)
+
+
 def _against(source: WatchedSource, work: Callable[[WatchedSource], Result]) -> Result:
     """Run ``work``; a CanaristError (an arg the policy does not declare, say) exits 2."""
     try:
@@ -77,7 +82,7 @@ def verdict_table(verdict: Verdict) -> Table:
             low, high = judgement.effect_interval
             effect += f" [{low:+.1%}, {high:+.1%}]"
         evidence = (
-            f"e={_number(judgement.e_value)} (bar {_number(judgement.threshold)})"
+            f"e={format_evalue(judgement.e_value)} (bar {_threshold(judgement.threshold)})"
             if judgement.e_value is not None
             else f"p={_number(judgement.p_value)}"
             if judgement.p_value is not None

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from analyzer.judges.decisions import format_evalue
 from analyzer.verdict import MetricVerdict, Outcome, Verdict
 from workers.actions import Notify, NotifyKind
 
@@ -116,7 +117,8 @@ class MetricNote:
                 shown += f" ({low:+.1%}..{high:+.1%})"
             numbers.append(shown)
         if self.e_value is not None:
-            numbers.append(f"e-value {self.e_value:.3g}" + _bar(self.threshold))
+            bar = "" if self.threshold is None else f" (bar {format_evalue(self.threshold)})"
+            numbers.append(f"e-value {format_evalue(self.e_value)}{bar}")
         if self.p_value is not None:
             numbers.append(f"p-value {self.p_value:.3g}" + _bar(self.threshold))
         tail = f" [{', '.join(numbers)}]" if numbers else ""
