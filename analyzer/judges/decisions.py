@@ -199,3 +199,24 @@ def allowance(direction: str, tolerance: float) -> str:
     if direction == "increase_is_bad":
         return f"allowed {up}"
     return f"allowed down to {down}" if direction == "decrease_is_bad" else f"allowed {down}-{up}"
+
+
+def ratio_with_interval(ratio: float, lower: float, upper: float) -> str:
+    """``x1.42 [0.91-2.3]`` (with the multiplication sign): the estimate and its anytime-valid
+    interval."""
+    if not math.isfinite(ratio):
+        return "(the baseline had none)"
+
+    def end(value: float) -> str:
+        return "∞" if math.isinf(value) else figure(value, 2)
+
+    return f"{TIMES}{figure(ratio, 3)} [{end(lower)}-{end(upper)}]"
+
+
+def figure(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant figures, written out up to a million (``200``, not
+    ``2e+02``)."""
+    shown = f"{value:.{digits}g}"
+    if "e+" in shown and abs(value) < 1e6:
+        return f"{float(shown):,.0f}"
+    return shown

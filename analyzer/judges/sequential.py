@@ -66,6 +66,7 @@ from analyzer.judges.decisions import (
     no_data,
     percent,
     quiet,
+    ratio_with_interval,
     sequential_spec,
     since,
 )
@@ -201,18 +202,6 @@ def _rate_at(base: CleanCounts, can: CleanCounts, joint: BoolArray) -> float:
     weights = can.totals[joint]
     per_interval = base.errors[joint] / np.maximum(base.totals[joint], 1e-12)
     return float((weights * per_interval).sum() / weights.sum()) if weights.sum() > 0 else math.nan
-
-
-def ratio_with_interval(ratio: float, lower: float, upper: float) -> str:
-    """``x1.42 [0.91-2.3]`` (with the multiplication sign): the estimate and its anytime-valid
-    interval."""
-    if not math.isfinite(ratio):
-        return "(the baseline had none)"
-
-    def end(value: float) -> str:
-        return "∞" if math.isinf(value) else f"{value:.2g}"
-
-    return f"{TIMES}{ratio:.3g} [{end(lower)}-{end(upper)}]"
 
 
 # --- histograms -------------------------------------------------------------------------------
