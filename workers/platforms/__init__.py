@@ -2,7 +2,7 @@
 
 ``platform_for(name)`` is the registry a job's ``platform`` names: ``observe`` (analysis only,
 touches nothing), ``kubernetes`` (Deployments, Services and a traffic router; kubernetes/) and
-``local`` (processes behind NGINX on one machine; local.py). An unknown name raises
+``local`` (processes behind NGINX on one machine; local/). An unknown name raises
 ``UnknownPlatformError``: a rollout never silently runs on another platform. The in-memory
 platform (memory.py) is for tests and is not registered, as the in-memory notifier is not.
 

@@ -23,7 +23,7 @@ the controllers and the nodes act): ``readiness`` reports that, and the task pol
 
 ``apply`` raises ``workers.errors.TemporaryError`` when the platform is unreachable or busy (the
 task logs it and the next wake-up re-asserts) and ``PlatformError`` for anything permanent.
-Implementations are flat siblings (observe.py, memory.py, local.py, kubernetes/) and
+Implementations are siblings (observe.py, memory.py, local/, kubernetes/) and
 ``workers.platforms.platform_for(name)`` is the registry.
 """
 
