@@ -25,7 +25,7 @@ from analyzer.policy.strategy import (
     Strategy,
     TargetedStrategy,
 )
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.traffic import Router, Traffic
 
 
 def policy_problems(
@@ -160,7 +160,7 @@ def _traffic(strategy: Strategy, traffic: Traffic) -> Iterator[Problem]:
     # Only a router the policy names is refused here: without one, a targeted policy still runs
     # on the local platform (its own NGINX) and on observe; intake refuses it on Kubernetes.
     named = "router" in traffic.model_fields_set
-    if isinstance(strategy, TargetedStrategy) and named and traffic.router == "replicas":
+    if isinstance(strategy, TargetedStrategy) and named and traffic.router == Router.REPLICAS:
         yield Problem(
             ("traffic", "router"),
             "replicas cannot send a chosen audience to the canary; use gateway_api or "

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from analyzer.policy.strategy import StrategyType
 from workers.actions import (
     EnsureCanary,
     PlatformAction,
@@ -74,7 +75,7 @@ def claim(record: AppRecord, rollout: RolloutState, what: str) -> AppRecord:
 
 def transition(record: AppRecord, rollout: RolloutState, action: PlatformAction) -> AppRecord:
     """The desired state after ``action``; nothing is started or stopped here."""
-    replicas, rolling = record.replicas, rollout.spec.strategy == "rolling"
+    replicas, rolling = record.replicas, rollout.spec.strategy == StrategyType.ROLLING
     match action:
         case EnsureCanary():
             return _ensure_canary(record, rollout)
