@@ -8,6 +8,9 @@ and exceptions only where the caller must stop. Library errors are translated at
     ├── PolicyError            a policy file or object is invalid: carries every Problem found
     ├── TemplateError          a PromQL template or a value for it is unsafe or undefined
     ├── SelectorError          label matchers given by a job or a person do not parse
+    ├── UnknownNameError       a registry has nothing by that name (also a LookupError); each
+    │                          seam subclasses it in its own tree (UnknownJudgeError here,
+    │                          UnknownPlatformError a PlatformError in the workers', ...)
     └── SourceError            a metric source failed
         ├── QueryError         the query itself is wrong (Prometheus said 4xx): a policy error
         └── TemporarySourceError  timeout, 5xx, connection refused: try again later
@@ -15,6 +18,7 @@ and exceptions only where the caller must stop. Library errors are translated at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -66,6 +70,22 @@ class TemplateError(CanaristError):
 
 class SelectorError(CanaristError):
     """Label matchers such as ``app="checkout",version="v2"`` could not be parsed."""
+
+
+class UnknownNameError(CanaristError, LookupError):
+    """A name with nothing registered under it (analyzer/registry.py): never a fallback.
+
+    The message names the kind of thing, the name asked for and every known one:
+    ``unknown platform 'kubernetez'; known: kubernetes, local, observe``; with ``where``, the
+    place the name was written: ``alert route 'oncall' has unknown type 'pagerduty'; known: ...``.
+    """
+
+    def __init__(self, kind: str, name: str, known: Sequence[str], where: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.known = tuple(known)
+        unknown = f"{where} has unknown {kind}" if where else f"unknown {kind}"
+        super().__init__(f"{unknown} {name!r}; known: {', '.join(self.known)}")
 
 
 class SourceError(CanaristError):

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Outcome(StrEnum):
-    """Ordered from best to worst; ``worst`` of several is the one that counts."""
+    """Ordered from best to worst by ``severity`` (an alert lists its worst metrics first).
+
+    A verdict is not the worst of its metrics' outcomes: scoring weighs them (see scoring.py).
+    """
 
     PASS = "pass"
     INCONCLUSIVE = "inconclusive"
@@ -23,10 +26,6 @@ class Outcome(StrEnum):
     @property
     def severity(self) -> int:
         return _SEVERITY[self]
-
-    @staticmethod
-    def worst(outcomes: list[Outcome]) -> Outcome:
-        return max(outcomes, key=lambda outcome: outcome.severity, default=Outcome.INCONCLUSIVE)
 
 
 _SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2}

@@ -1,6 +1,6 @@
 """CPU of one analysis pass outside Prometheus (``python -m benchmarks.analysis_cost``).
 
-Target (issue 11): one analysis pass of the default policy stays under 20 ms of CPU outside
+Target: one analysis pass of the default policy stays under 20 ms of CPU outside
 Prometheus round trips.
 
 What a pass is: ``analyzer.analysis.analyze`` over the window a live rollout's look covers (from

@@ -1,6 +1,6 @@
 """How many concurrent rollouts one worker process sustains (``python -m benchmarks.scale``).
 
-Target (the issue): at least 1,000 rollouts in flight, analysed every 30 s, on ONE worker
+Target: at least 1,000 rollouts in flight, analysed every 30 s, on ONE worker
 process, with step lateness (execution time - due time, what ``canarist_step_lateness_seconds``
 observes) at p99 under 2 s.
 

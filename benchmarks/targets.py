@@ -8,8 +8,8 @@ detected (an infinite time), so a decider cannot look fast by detecting only the
 row that detects fewer than half its runs has an infinite median.
 
 The memory targets hold at every traffic level: the memory gauge does not depend on traffic. The
-former pooled "median time to detect >= 4x shorter than Kayenta-style" is replaced by the issue's
-per-row "at most half of Kayenta-style's".
+former pooled "median time to detect >= 4x shorter than Kayenta-style" is replaced by a per-row
+"at most half of Kayenta-style's".
 """
 
 from __future__ import annotations

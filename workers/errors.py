@@ -1,6 +1,6 @@
 """The one error tree of Canarist's workers, beside the analyzer's (analyzer/errors.py).
 
-Library errors (redis, and later kubernetes and HTTP clients) are translated at the edge with
+Library errors (redis, the kubernetes client, httpx) are translated at the edge with
 ``raise ... from exc``, so a task only ever catches these. ``TemporaryError`` says "try again
 later" and carries how long to wait; everything else is permanent for the operation that raised
 it::
@@ -57,11 +57,11 @@ class StoreError(WorkerError):
     """The state store refused or failed an operation."""
 
 
-class NotFound(StoreError):  # noqa: N818 - named for what happened, as in the issue
+class NotFound(StoreError):  # noqa: N818 - see the module docstring
     """No rollout (or outbox item) has that id."""
 
 
-class Conflict(StoreError):  # noqa: N818 - named for what happened, as in the issue
+class Conflict(StoreError):  # noqa: N818 - see the module docstring
     """A compare-and-set lost: the stored revision, or the app's latest rollout, moved on.
 
     Nothing was written. For a task this means "stale: do nothing"; for intake, "read the
@@ -69,11 +69,11 @@ class Conflict(StoreError):  # noqa: N818 - named for what happened, as in the i
     """
 
 
-class LeaseLost(StoreError):  # noqa: N818 - named for what happened, as in the issue
+class LeaseLost(StoreError):  # noqa: N818 - see the module docstring
     """The rollout's lease is held by another worker, or ours expired: nothing was written."""
 
 
-class CorruptRecord(StoreError):  # noqa: N818 - named for what happened, as in the issue
+class CorruptRecord(StoreError):  # noqa: N818 - see the module docstring
     """A stored record does not parse; the message names the key and the bad field."""
 
 
@@ -100,5 +100,5 @@ class UnsupportedFormat(CorruptRecord):
         self.kind, self.record_id, self.found, self.reads = kind, record_id, found, tuple(readable)
 
 
-class StoreUnavailable(StoreError, TemporaryError):  # noqa: N818 - named for what happened, as in the issue
+class StoreUnavailable(StoreError, TemporaryError):  # noqa: N818 - see the module docstring
     """Redis is unreachable, timed out, or is still loading its AOF: try again later."""

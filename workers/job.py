@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from analyzer.errors import SelectorError, TemplateError
 from analyzer.policy.promql import Selector, shown
+from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Traffic
 from workers.platforms import platform_names
 from workers.state import RolloutSpec, TrafficSpec
@@ -178,7 +179,10 @@ class RolloutJob(BaseModel):
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def spec(
-        self, args: dict[str, str], strategy: str = "canary", traffic: Traffic | None = None
+        self,
+        args: dict[str, str],
+        strategy: StrategyType = StrategyType.CANARY,
+        traffic: Traffic | None = None,
     ) -> RolloutSpec:
         """The rollout's spec, with the policy's strategy type and traffic section at submit."""
         return RolloutSpec(

@@ -19,6 +19,8 @@ from typing import Any
 
 from analyzer.analysis import Versions
 from analyzer.policy.promql import Selector
+from analyzer.policy.strategy import StrategyType
+from analyzer.policy.traffic import Router
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 
@@ -56,7 +58,7 @@ class TrafficSpec:
     submit have them empty): ``resolved(app)`` fills them in.
     """
 
-    router: str = "replicas"  # replicas | gateway_api | nginx_ingress
+    router: Router = Router.REPLICAS
     route: str = ""  # gateway_api: the HTTPRoute
     ingress: str = ""  # nginx_ingress: the stable Ingress
     stable_service: str = ""  # blue-green: the active Service
@@ -84,7 +86,7 @@ class RolloutSpec:
     baseline_selector: str  # Prometheus label matchers, e.g. app="checkout",version="v1"
     canary_selector: str
     args: tuple[tuple[str, str], ...] = ()
-    strategy: str = "canary"  # the policy's strategy type at submit: how the platform scales
+    strategy: StrategyType = StrategyType.CANARY  # the policy's at submit: how platforms scale
     images: tuple[tuple[str, str], ...] = ()  # (container, image), sorted: several containers
     traffic: TrafficSpec = field(default_factory=TrafficSpec)  # the policy's router at submit
 
@@ -266,8 +268,8 @@ def _dump(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     if isinstance(value, RolloutSpec):
-        spec = {f.name: getattr(value, f.name) for f in fields(value)}
-        traffic = {f.name: getattr(value.traffic, f.name) for f in fields(value.traffic)}
+        spec = {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
+        traffic = {f.name: _dump(getattr(value.traffic, f.name)) for f in fields(value.traffic)}
         return {**spec, "args": dict(value.args), "images": dict(value.images), "traffic": traffic}
     if isinstance(value, RunTally | VerdictSummary):
         return {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
@@ -301,7 +303,8 @@ def _load(name: str, value: Any) -> Any:
 
 
 def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
-    """The spec; ``images`` and ``traffic`` are absent from records written before they were."""
+    """The spec, its strategy and router as the policy's words (a word no policy has is a bad
+    record); ``images`` and ``traffic`` are absent from records written before they were."""
     pairs: dict[str, tuple[tuple[str, str], ...]] = {}
     for key in ("args", "images"):
         mapping = value.get(key, {})
@@ -313,7 +316,10 @@ def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
     traffic = value.get("traffic", {})
     if not isinstance(traffic, Mapping):
         raise ValueError("spec.traffic must be a mapping")
-    return RolloutSpec(**{**value, **pairs, "traffic": TrafficSpec(**traffic)})
+    strategy = StrategyType(value.get("strategy", StrategyType.CANARY))
+    router = Router(traffic.get("router", Router.REPLICAS))
+    routed = TrafficSpec(**{**traffic, "router": router})
+    return RolloutSpec(**{**value, **pairs, "strategy": strategy, "traffic": routed})
 
 
 _TIMES = frozenset(

@@ -12,36 +12,32 @@ is expected as class ``SequentialJudge`` in ``analyzer.judges.sequential``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
-from importlib import import_module
-from types import MappingProxyType
 
-from analyzer.errors import CanaristError
+from analyzer.errors import UnknownNameError
 from analyzer.judges.base import Judge
+from analyzer.registry import Registry, imported
 
-IMPLEMENTATIONS: Mapping[str, str] = MappingProxyType(
+
+class UnknownJudgeError(UnknownNameError):
+    """No implementation is registered for a judge type (a LookupError, like a missing key)."""
+
+
+IMPLEMENTATIONS: Registry[str, str] = Registry(
+    "judge type",
     {
         "sequential": "analyzer.judges.sequential:SequentialJudge",
         "mann_whitney": "analyzer.judges.mannwhitney:MannWhitneyJudge",
         "threshold": "analyzer.judges.threshold:ThresholdJudge",
         "trend": "analyzer.judges.trend:TrendJudge",
-    }
+    },
+    UnknownJudgeError,
 )
-
-
-class UnknownJudgeError(CanaristError, LookupError):
-    """No implementation is registered for a judge type (a LookupError, like a missing key)."""
-
-    def __init__(self, judge_type: str) -> None:
-        self.judge_type = judge_type
-        known = ", ".join(sorted(IMPLEMENTATIONS))
-        super().__init__(f"unknown judge type {judge_type!r}; known: {known}")
 
 
 def judge_types() -> tuple[str, ...]:
     """Every judge type this build can run, sorted."""
-    return tuple(sorted(IMPLEMENTATIONS))
+    return IMPLEMENTATIONS.names
 
 
 @cache
@@ -51,12 +47,8 @@ def judge_for(judge_type: str) -> Judge:
     Raises UnknownJudgeError for an unregistered type. An ImportError from a registered module is
     left alone: it is a broken build, not a bad policy, and must not read as one.
     """
-    target = IMPLEMENTATIONS.get(judge_type)
-    if target is None:
-        raise UnknownJudgeError(judge_type)
-    module_name, _, class_name = target.partition(":")
-    implementation = getattr(import_module(module_name), class_name)
-    judge: Judge = implementation()
+    target = IMPLEMENTATIONS[judge_type]
+    judge: Judge = imported(target)()
     if not callable(getattr(judge, "judge", None)):
         raise TypeError(f"{target} does not implement the Judge protocol (no judge method)")
     return judge

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -11,6 +12,15 @@ from analyzer.policy.promql import PromQLTemplate
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$")]
 """Lowercase names for metrics, groups, args and alert routes: they end up in labels and URLs."""
+
+
+class PolicyWord(StrEnum):
+    """A word of the policy language (a strategy type, a router): an enum member that is also the
+    string a policy writes, and that shows as that string (``'blue_green'``), in pydantic's
+    messages and in logs alike, never as ``<StrategyType.BLUE_GREEN: 'blue_green'>``."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
 
 class PolicyModel(BaseModel):

@@ -2,13 +2,15 @@
 
 Each check returns Problems located at the field to fix, so the loader can name file, line and
 field. They run inside ``Policy`` validation, so a policy built in code is held to them too.
+They take the policy's sections, not the ``Policy`` built from them, so models.py imports this
+module and never the other way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
+from datetime import timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 from analyzer.errors import Problem
 from analyzer.policy.durations import format_duration
@@ -20,21 +22,29 @@ from analyzer.policy.strategy import (
     RollingStrategy,
     SetWeightStep,
     Step,
+    Strategy,
     TargetedStrategy,
 )
-
-if TYPE_CHECKING:
-    from analyzer.policy.models import Policy
+from analyzer.policy.traffic import Router, Traffic
 
 
-def policy_problems(policy: Policy) -> list[Problem]:
+def policy_problems(
+    *,
+    arg_names: Set[str],
+    interval: timedelta,
+    metrics: Sequence[MetricBase],
+    strategy: Strategy,
+    traffic: Traffic,
+) -> list[Problem]:
+    """Every cross-field problem of a policy with these sections: its job arguments' names, its
+    ``analysis.interval``, its metrics, its strategy and its traffic section."""
     return [
-        *_duplicate_metric_names(policy.metrics),
-        *_undefined_template_variables(policy),
-        *_weights(policy.metrics),
-        *_nothing_counts(policy.metrics),
-        *_strategy(policy),
-        *_traffic(policy),
+        *_duplicate_metric_names(metrics),
+        *_undefined_template_variables(metrics, arg_names),
+        *_weights(metrics),
+        *_nothing_counts(metrics),
+        *_strategy(strategy, interval),
+        *_traffic(strategy, traffic),
     ]
 
 
@@ -50,10 +60,11 @@ def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
         seen.setdefault(metric.name, index)
 
 
-def _undefined_template_variables(policy: Policy) -> Iterator[Problem]:
-    declared = {arg.name for arg in policy.args}
-    known = BUILTIN_VARIABLES | declared
-    for index, metric in enumerate(policy.metrics):
+def _undefined_template_variables(
+    metrics: Sequence[MetricBase], arg_names: Set[str]
+) -> Iterator[Problem]:
+    known = BUILTIN_VARIABLES | arg_names
+    for index, metric in enumerate(metrics):
         for field, text in metric.templates().items():
             variables = PromQLTemplate.parse(text).variables
             for name in sorted(variables - known):
@@ -93,9 +104,7 @@ def _nothing_counts(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
         yield Problem(("metrics",), "every metric is dry_run, so no analysis could ever abort")
 
 
-def _strategy(policy: Policy) -> Iterator[Problem]:
-    strategy = policy.strategy
-    interval = policy.analysis.interval
+def _strategy(strategy: Strategy, interval: timedelta) -> Iterator[Problem]:
     if isinstance(strategy, CanaryStrategy | TargetedStrategy):
         yield from _weight_steps(strategy.steps)
         for index, step in enumerate(strategy.steps):
@@ -147,12 +156,11 @@ def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
                 )
 
 
-def _traffic(policy: Policy) -> Iterator[Problem]:
-    traffic = policy.traffic
+def _traffic(strategy: Strategy, traffic: Traffic) -> Iterator[Problem]:
     # Only a router the policy names is refused here: without one, a targeted policy still runs
     # on the local platform (its own NGINX) and on observe; intake refuses it on Kubernetes.
     named = "router" in traffic.model_fields_set
-    if isinstance(policy.strategy, TargetedStrategy) and named and traffic.router == "replicas":
+    if isinstance(strategy, TargetedStrategy) and named and traffic.router == Router.REPLICAS:
         yield Problem(
             ("traffic", "router"),
             "replicas cannot send a chosen audience to the canary; use gateway_api or "

@@ -113,7 +113,13 @@ class Policy(PolicyModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self, info: ValidationInfo) -> Policy:
-        problems = policy_problems(self)
+        problems = policy_problems(
+            arg_names={arg.name for arg in self.args},
+            interval=self.analysis.interval,
+            metrics=self.metrics,
+            strategy=self.strategy,
+            traffic=self.traffic,
+        )
         collector = (info.context or {}).get("problems")
         if problems and isinstance(collector, list):
             collector.extend(problems)  # the loader locates and reports them all

@@ -15,10 +15,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 
-from analyzer.policy.base import PolicyModel
+from analyzer.policy.base import PolicyModel, PolicyWord
 from analyzer.policy.durations import Duration
 
 STEP_KINDS = ("set_weight", "pause", "analyze")
+
+
+class StrategyType(PolicyWord):
+    """Every ``strategy.type`` a policy may name; each strategy below takes one as its tag.
+
+    A rollout keeps its policy's (``RolloutSpec.strategy``), so the platforms know how to scale."""
+
+    CANARY = "canary"
+    ROLLING = "rolling"
+    BLUE_GREEN = "blue_green"
+    TARGETED = "targeted"
 
 
 class Pause(PolicyModel):
@@ -67,7 +78,7 @@ Step = Annotated[
 
 
 class CanaryStrategy(PolicyModel):
-    type: Literal["canary"]
+    type: Literal[StrategyType.CANARY]
     steps: list[Step] = Field(min_length=1)
 
 
@@ -86,12 +97,12 @@ class Batch(PolicyModel):
 
 
 class RollingStrategy(PolicyModel):
-    type: Literal["rolling"]
+    type: Literal[StrategyType.ROLLING]
     batches: list[Batch] = Field(min_length=1)
 
 
 class BlueGreenStrategy(PolicyModel):
-    type: Literal["blue_green"]
+    type: Literal[StrategyType.BLUE_GREEN]
     preview_replicas: int | None = Field(
         default=None, ge=1, description="replicas of the preview; unset = as many as active"
     )
@@ -137,7 +148,7 @@ class MatchRule(PolicyModel):
 
 
 class TargetedStrategy(PolicyModel):
-    type: Literal["targeted"]
+    type: Literal[StrategyType.TARGETED]
     match: list[MatchRule] = Field(min_length=1)
     region_header: str = Field(
         default="x-region", description="the request header that carries the user's region"

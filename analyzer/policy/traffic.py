@@ -15,14 +15,29 @@ serves many apps; name them only where an app's objects are called otherwise.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, WithJsonSchema
 
-from analyzer.policy.base import PolicyModel
+from analyzer.policy.base import PolicyModel, PolicyWord
 
-Router = Literal["replicas", "gateway_api", "nginx_ingress"]
-ROUTERS: tuple[Router, ...] = ("replicas", "gateway_api", "nginx_ingress")
+
+class Router(PolicyWord):
+    """Every ``traffic.router`` a policy may name; the Kubernetes platform's router registry is
+    keyed on it (workers/platforms/kubernetes/router.py)."""
+
+    REPLICAS = "replicas"
+    GATEWAY_API = "gateway_api"
+    NGINX_INGRESS = "nginx_ingress"
+
+
+RouterName = Annotated[
+    Router,
+    WithJsonSchema(
+        {"enum": [router.value for router in Router], "title": "Router", "type": "string"}
+    ),
+]
+"""A router as the policy writes it; its schema lists the names inline, as editors show them."""
 
 ObjectName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", max_length=253)
@@ -44,8 +59,8 @@ LabelKey = Annotated[
 class Traffic(PolicyModel):
     """How traffic reaches each version; every name defaults from the app's name."""
 
-    router: Router = Field(
-        default="replicas",
+    router: RouterName = Field(
+        default=Router.REPLICAS,
         description="replicas (traffic follows replica counts), gateway_api or nginx_ingress",
     )
     route: ObjectName | None = Field(

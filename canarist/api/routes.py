@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,7 @@ from canarist.api.handlers import ApiError, error_response
 from canarist.api.models import StageLabel
 from canarist.api.telemetry import about_rollout, metrics_text
 from canarist.settings import Settings
+from workers.actions import CommandKind
 from workers.errors import StoreUnavailable
 from workers.intake import Intake, RolloutJob
 from workers.state import RolloutState
@@ -200,7 +201,6 @@ def get_rollout(rollout_id: str, request: Request, caller: Reader) -> models.Rol
         return models.detail(state, events, found.labels)
 
 
-CommandKind = Literal["abort", "promote", "pause", "resume", "retry"]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 

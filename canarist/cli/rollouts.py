@@ -25,6 +25,7 @@ from rich.text import Text
 
 from canarist.cli.analysis import parse_args
 from canarist.settings import Settings
+from workers.actions import CommandKind
 from workers.delivery import ALERT_UNDELIVERED
 
 REFUSED, ERROR = 2, 1
@@ -319,7 +320,7 @@ def status(
 
 
 ReasonOption = Annotated[str, typer.Option(help="why, recorded with the command")]
-_SUMMARIES = {
+_SUMMARIES: dict[CommandKind, str] = {  # promote has a command of its own (--full)
     "abort": "Roll back to the stable version.",
     "pause": "Hold at the current stage.",
     "resume": "Carry on after a pause.",
@@ -327,7 +328,7 @@ _SUMMARIES = {
 }
 
 
-def _command(kind: str) -> Callable[..., None]:
+def _command(kind: CommandKind) -> Callable[..., None]:
     def run(
         rollout_id: IdArgument,
         reason: ReasonOption = "",
@@ -354,7 +355,7 @@ def promote(
 
 
 def _send(
-    kind: str,
+    kind: CommandKind,
     rollout_id: str,
     body: dict[str, Any],
     api: str | None,

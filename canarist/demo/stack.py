@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import httpx
 
-from workers.platforms.local_process import free_port
+from workers.platforms.local.process import free_port
 
 __all__ = [
     "HOST",

@@ -4,7 +4,7 @@ acts; and a worker killed between any two platform actions of a rollout.
 
 The platform here is the in-memory one, which judges readiness as the real ones do: against
 everything the rollout requires. The same matrix runs on real processes behind NGINX
-(platforms/test_local_crashes.py) and on the Kubernetes emulator
+(platforms/local/test_local_crashes.py) and on the Kubernetes emulator
 (platforms/kubernetes/test_kube_crashes.py).
 """
 

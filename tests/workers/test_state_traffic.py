@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from analyzer.policy.strategy import StrategyType
+from analyzer.policy.traffic import Router
 from workers.state import RolloutSpec, RolloutState, TrafficSpec
 
 SPEC = RolloutSpec(
@@ -30,6 +32,16 @@ def test_traffic_and_images_read_back_equal() -> None:
     assert RolloutState.from_record(record) == state()
 
 
+def test_the_strategy_and_the_router_read_back_as_the_policys_words() -> None:
+    record = state().to_record()
+    assert (record["spec"]["strategy"], record["spec"]["traffic"]["router"]) == (
+        "targeted", "gateway_api"
+    )  # fmt: skip
+    assert type(record["spec"]["strategy"]) is str  # the record holds plain JSON
+    spec = RolloutState.from_record(record).spec
+    assert spec.strategy is StrategyType.TARGETED and spec.traffic.router is Router.GATEWAY_API
+
+
 def test_a_record_written_before_traffic_and_images_loads_with_their_defaults() -> None:
     record = state().to_record()
     del record["spec"]["traffic"], record["spec"]["images"]
@@ -43,6 +55,8 @@ def test_a_record_written_before_traffic_and_images_loads_with_their_defaults() 
     [
         ("traffic", {"router": "gateway_api", "colour": "blue"}, "bad rollout record"),
         ("traffic", ["gateway_api"], "spec.traffic must be a mapping"),
+        ("traffic", {"router": "istio"}, "'istio' is not a valid Router"),
+        ("strategy", "linear", "'linear' is not a valid StrategyType"),
         ("images", {"proxy": 3}, "spec.images must be a mapping of strings"),
     ],
 )

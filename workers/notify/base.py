@@ -11,7 +11,8 @@ post time), which is why the Notice carries the moment of the transition itself.
     CanaristError                      (analyzer.errors)
     └── NotifyError
         ├── DeliveryError              post failed; .temporary, .retry_after, .status
-        └── UnknownRouteTypeError      no implementation for a route's type (also a LookupError)
+        └── UnknownRouteTypeError      no implementation for a route's type (also an
+                                       UnknownNameError, so a LookupError)
 
 A ``Route`` is where notices go, built from the settings' ``AlertRoute`` (workers/settings.py)
 with the secrets revealed. Its repr hides the URL's path and the header values, since a Slack
@@ -22,12 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from analyzer.errors import CanaristError
+from analyzer.errors import CanaristError, UnknownNameError
+from analyzer.registry import Registry, imported
 from workers.notify.notice import (
     REPORT_URL_TEMPLATE,
     MetricNote,
@@ -124,30 +124,28 @@ class Notifier(Protocol):
         ...
 
 
-IMPLEMENTATIONS: Mapping[str, str] = MappingProxyType(
+class UnknownRouteTypeError(UnknownNameError, NotifyError):
+    """No notifier is registered for a route's type: never fall back to some other channel."""
+
+    @property
+    def route_type(self) -> str:
+        return self.name
+
+
+IMPLEMENTATIONS: Registry[str, str] = Registry(
+    "type",
     {
         "alertmanager": "workers.notify.alertmanager:AlertmanagerNotifier",
         "webhook": "workers.notify.webhook:WebhookNotifier",
         "slack": "workers.notify.slack:SlackNotifier",
-    }
+    },
+    UnknownRouteTypeError,
 )
-
-
-class UnknownRouteTypeError(NotifyError, LookupError):
-    """No notifier is registered for a route's type: never fall back to some other channel."""
-
-    def __init__(self, route: Route) -> None:
-        self.route_name = route.name
-        self.route_type = route.type
-        known = ", ".join(route_types())
-        super().__init__(
-            f"alert route {route.name!r} has unknown type {route.type!r}; known: {known}"
-        )
 
 
 def route_types() -> tuple[str, ...]:
     """Every route type this build can post to, sorted."""
-    return tuple(sorted(IMPLEMENTATIONS))
+    return IMPLEMENTATIONS.names
 
 
 def notifier_for(route: Route, *, client: httpx.Client | None = None) -> Notifier:
@@ -156,10 +154,6 @@ def notifier_for(route: Route, *, client: httpx.Client | None = None) -> Notifie
     Raises UnknownRouteTypeError for an unregistered type. Implementations are imported on first
     use, so importing this module does not import httpx.
     """
-    target = IMPLEMENTATIONS.get(route.type)
-    if target is None:
-        raise UnknownRouteTypeError(route)
-    module_name, _, class_name = target.partition(":")
-    implementation = getattr(import_module(module_name), class_name)
-    notifier: Notifier = implementation(route, client=client)
+    target = IMPLEMENTATIONS.lookup(route.type, where=f"alert route {route.name!r}")
+    notifier: Notifier = imported(target)(route, client=client)
     return notifier

@@ -2,7 +2,7 @@
 
 ``platform_for(name)`` is the registry a job's ``platform`` names: ``observe`` (analysis only,
 touches nothing), ``kubernetes`` (Deployments, Services and a traffic router; kubernetes/) and
-``local`` (processes behind NGINX on one machine; local.py). An unknown name raises
+``local`` (processes behind NGINX on one machine; local/). An unknown name raises
 ``UnknownPlatformError``: a rollout never silently runs on another platform. The in-memory
 platform (memory.py) is for tests and is not registered, as the in-memory notifier is not.
 
@@ -18,9 +18,9 @@ reconciler calls it (workers/tasks.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 
+from analyzer.registry import Registry
 from workers.platforms.base import (
     Failed,
     NotYet,
@@ -59,22 +59,21 @@ def _local() -> Platform:
     return LocalPlatform.from_env()
 
 
-IMPLEMENTATIONS: Mapping[str, Callable[[], Platform]] = MappingProxyType(
+IMPLEMENTATIONS: Registry[str, Callable[[], Platform]] = Registry(
+    "platform",
     {"observe": ObservePlatform, "kubernetes": _kubernetes, "local": _local},
+    UnknownPlatformError,
 )
 
 
 def platform_names() -> tuple[str, ...]:
     """Every platform a job may name, sorted."""
-    return tuple(sorted(IMPLEMENTATIONS))
+    return IMPLEMENTATIONS.names
 
 
 def platform_for(name: str) -> Platform:
     """A new platform of that name; UnknownPlatformError if none is registered."""
-    factory = IMPLEMENTATIONS.get(name)
-    if factory is None:
-        raise UnknownPlatformError(name, platform_names())
-    return factory()
+    return IMPLEMENTATIONS[name]()
 
 
 def heal_configured() -> list[str]:

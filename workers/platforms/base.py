@@ -23,7 +23,7 @@ the controllers and the nodes act): ``readiness`` reports that, and the task pol
 
 ``apply`` raises ``workers.errors.TemporaryError`` when the platform is unreachable or busy (the
 task logs it and the next wake-up re-asserts) and ``PlatformError`` for anything permanent.
-Implementations are flat siblings (observe.py, memory.py, local.py, kubernetes/) and
+Implementations are siblings (observe.py, memory.py, local/, kubernetes/) and
 ``workers.platforms.platform_for(name)`` is the registry.
 """
 
@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from analyzer.errors import UnknownNameError
 from workers.actions import PlatformAction
 from workers.errors import WorkerError
 from workers.state import RolloutState
@@ -64,12 +65,8 @@ class PlatformError(WorkerError):
     """A platform refused an action for good (forbidden, malformed object)."""
 
 
-class UnknownPlatformError(PlatformError, LookupError):
+class UnknownPlatformError(UnknownNameError, PlatformError):
     """No platform is registered under a name: never fall back to another platform."""
-
-    def __init__(self, name: str, known: tuple[str, ...]) -> None:
-        self.name = name
-        super().__init__(f"unknown platform {name!r}; known: {', '.join(known)}")
 
 
 class Platform(Protocol):

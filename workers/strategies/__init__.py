@@ -1,7 +1,8 @@
 """Strategies compile a policy's ``strategy:`` section into a flat plan of stages (see base.py).
 
-``plan_for`` is the registry: it maps a strategy's ``type`` to its planner and raises on a type
-it does not know, never falling back to another strategy.
+``PLANNERS`` is the registry, keyed on the policy's ``StrategyType``: ``plan_for`` maps a
+strategy's ``type`` to its planner and raises on a type it does not know, never falling back to
+another strategy.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from analyzer.policy.strategy import Strategy
+from analyzer.policy.strategy import Strategy, StrategyType
+from analyzer.registry import Registry
 from workers.strategies import bluegreen, canary, rolling, targeted
 from workers.strategies.base import (
     Analyze,
@@ -29,22 +31,21 @@ from workers.strategies.base import (
     required_after,
 )
 
-PLANNERS: dict[str, Callable[[Any], Plan]] = {
-    "canary": canary.plan,
-    "rolling": rolling.plan,
-    "blue_green": bluegreen.plan,
-    "targeted": targeted.plan,
-}
+PLANNERS: Registry[StrategyType, Callable[[Any], Plan]] = Registry(
+    "strategy type",
+    {
+        StrategyType.CANARY: canary.plan,
+        StrategyType.ROLLING: rolling.plan,
+        StrategyType.BLUE_GREEN: bluegreen.plan,
+        StrategyType.TARGETED: targeted.plan,
+    },
+    UnknownStrategyError,
+)
 
 
 def plan_for(strategy: Strategy) -> Plan:
     """The stages of a validated strategy; UnknownStrategyError for an unregistered type."""
-    planner = PLANNERS.get(strategy.type)
-    if planner is None:
-        raise UnknownStrategyError(
-            f"no planner for strategy type {strategy.type!r}; known: {', '.join(sorted(PLANNERS))}"
-        )
-    return planner(strategy)
+    return PLANNERS[strategy.type](strategy)
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from analyzer.errors import CanaristError
+from analyzer.errors import UnknownNameError
 from analyzer.policy.durations import format_duration
 from workers.actions import (
     EnsureCanary,
@@ -31,7 +31,7 @@ from workers.actions import (
 )
 
 
-class UnknownStrategyError(CanaristError):
+class UnknownStrategyError(UnknownNameError):
     """A policy names a strategy type no planner is registered for."""
 
 

@@ -16,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from canarist.demo.service import BUCKETS, Behaviour, DemoService
-from workers.platforms.local_process import free_port
+from workers.platforms.local.process import free_port
 
 
 @contextmanager

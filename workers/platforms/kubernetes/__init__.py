@@ -154,7 +154,7 @@ def _unapplied(
 
 def _check(router: TrafficRouter, target: Target, weight: int, match: tuple[Match, ...]) -> None:
     """The router can split as asked (blue-green switches Services and uses no router)."""
-    if target.strategy != "blue_green":
+    if not target.blue_green:
         router.check(target, weight, match)
 
 

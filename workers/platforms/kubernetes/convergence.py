@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analyzer.policy.traffic import Router
 from workers.platforms.base import Failed, NotYet, Readiness, Ready
 from workers.platforms.kubernetes import services, workloads
 from workers.platforms.kubernetes.api import DEPLOYMENTS, Kube, Obj
@@ -48,7 +49,7 @@ class World:
     @property
     def routed(self) -> bool:
         """A request router splits traffic (not blue-green's Services, not replica counts)."""
-        return self.target.strategy != "blue_green" and self.router.name != "replicas"
+        return not self.target.blue_green and self.router.name != Router.REPLICAS
 
     def reread(self) -> None:
         target = self.target
@@ -192,7 +193,7 @@ def _none(world: World) -> int:
 
 
 def _blue_green(world: World) -> bool:
-    return world.target.strategy == "blue_green"
+    return world.target.blue_green
 
 
 def _services(world: World) -> bool:

@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from analyzer.policy.strategy import StrategyType
+from analyzer.policy.traffic import Router
 from workers.actions import (
     EnsureCanary,
     Match,
@@ -47,7 +49,7 @@ Mode = Literal["progress", "promote", "rollback"]
 class Sizing(Protocol):
     """The part of a TrafficRouter that sizes the canary for a split (router.py)."""
 
-    name: str
+    name: Router
 
     def canary_replicas(self, stable: int, weight: int, match: tuple[Match, ...]) -> int: ...
 
@@ -77,7 +79,7 @@ class Desired:
     stable_touched: bool = False  # the rollout scaled or re-templated the stable Deployment
 
     def folded(
-        self, action: PlatformAction, baseline: Baseline, strategy: str, router: Sizing
+        self, action: PlatformAction, baseline: Baseline, strategy: StrategyType, router: Sizing
     ) -> Desired:
         """This wish after ``action``: declarative, so folding one twice changes nothing."""
         size = baseline.replicas
@@ -87,7 +89,7 @@ class Desired:
                 return replace(self, weight=weight, match=rules, canary_replicas=canary)
             case ScaleNew(percent, count):
                 canary = math.ceil(size * percent / 100) if percent is not None else count or 0
-                if strategy != "rolling":
+                if strategy != StrategyType.ROLLING:
                     return replace(self, canary_replicas=canary)
                 canary = min(canary, size)
                 weight = round(100 * canary / size) if size else 100
@@ -95,7 +97,7 @@ class Desired:
                     self,
                     canary_replicas=canary,
                     stable_replicas=size - canary,
-                    weight=weight if router.name != "replicas" else self.weight,
+                    weight=weight if router.name != Router.REPLICAS else self.weight,
                     stable_touched=True,
                 )
             case SwitchActive():

@@ -25,6 +25,7 @@ import copy
 import re
 from typing import Any
 
+from analyzer.policy.traffic import Router
 from workers.actions import Match
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
 from workers.platforms.kubernetes.api import HTTPROUTES, Kube, Obj
@@ -35,7 +36,7 @@ Rule = dict[str, Any]
 
 
 class GatewayApiRouter:
-    name = "gateway_api"
+    name = Router.GATEWAY_API
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube

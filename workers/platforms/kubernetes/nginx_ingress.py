@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from analyzer.policy.traffic import Router
 from workers.actions import Match
 from workers.platforms.base import NotYet, PlatformError, Readiness, Ready
 from workers.platforms.kubernetes.api import INGRESSES, AlreadyExists, Kube, Obj
@@ -31,7 +32,7 @@ PREFIX = "nginx.ingress.kubernetes.io/canary"
 
 
 class NginxIngressRouter:
-    name = "nginx_ingress"
+    name = Router.NGINX_INGRESS
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube

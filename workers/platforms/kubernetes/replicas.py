@@ -10,6 +10,7 @@ to the canary; the policy check refuses ``targeted`` with this router, and so do
 
 from __future__ import annotations
 
+from analyzer.policy.traffic import Router
 from workers.actions import Match
 from workers.platforms.base import PlatformError, Readiness, Ready
 from workers.platforms.kubernetes.api import SERVICES, Kube
@@ -19,7 +20,7 @@ from workers.platforms.kubernetes.target import Target
 
 
 class ReplicasRouter:
-    name = "replicas"
+    name = Router.REPLICAS
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube

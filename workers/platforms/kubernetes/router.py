@@ -13,16 +13,21 @@ A router writes one declarative wish into the object it owns or shares and reads
     canary_replicas(stable, weight, match)   how many canary pods that split needs
 
 Routers take the call's ``Target`` rather than the rollout (the resolved names they need). Each
-implementation is a flat sibling (gateway_api.py, nginx_ingress.py, replicas.py) and
-``router_for`` is the registry, raising on an unknown name: a rollout never silently falls back to
-another router. No gateway or ingress controller needs to run: Canarist writes the objects and
+implementation is a flat sibling (gateway_api.py, nginx_ingress.py, replicas.py), named by the
+policy's word for it (``analyzer.policy.traffic.Router``), and ``ROUTERS`` is the registry keyed on
+those words: an unknown name raises ``UnknownRouterError``, so a rollout never silently falls back
+to another router. No gateway or ingress controller needs to run: Canarist writes the objects and
 verifies what they say; when a controller reports a route as not accepted, verify says Failed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+from analyzer.errors import UnknownNameError
+from analyzer.policy.traffic import Router
+from analyzer.registry import Registry
 from workers.actions import Match
 from workers.platforms.base import PlatformError, Readiness
 from workers.platforms.kubernetes.api import Kube
@@ -33,7 +38,7 @@ from workers.platforms.kubernetes.target import Target
 
 
 class TrafficRouter(Protocol):
-    name: str
+    name: Router
 
     def check(self, target: Target, weight: int, match: tuple[Match, ...]) -> None: ...
 
@@ -46,14 +51,20 @@ class TrafficRouter(Protocol):
     def canary_replicas(self, stable: int, weight: int, match: tuple[Match, ...]) -> int: ...
 
 
+class UnknownRouterError(UnknownNameError, PlatformError):
+    """No router is registered under a name (a permanent PlatformError, as any refusal)."""
+
+
+_IMPLEMENTATIONS: tuple[type[TrafficRouter], ...] = (
+    GatewayApiRouter,
+    NginxIngressRouter,
+    ReplicasRouter,
+)
+ROUTERS: Registry[Router, Callable[[Kube], TrafficRouter]] = Registry(
+    "traffic router", {router.name: router for router in _IMPLEMENTATIONS}, UnknownRouterError
+)
+
+
 def router_for(name: str, kube: Kube) -> TrafficRouter:
-    """The router a rollout's ``traffic.router`` names; PlatformError for an unknown one."""
-    routers: dict[str, type[GatewayApiRouter | NginxIngressRouter | ReplicasRouter]] = {
-        "gateway_api": GatewayApiRouter,
-        "nginx_ingress": NginxIngressRouter,
-        "replicas": ReplicasRouter,
-    }
-    router = routers.get(name)
-    if router is None:
-        raise PlatformError(f"unknown traffic router {name!r}; known: {', '.join(sorted(routers))}")
-    return router(kube)
+    """The router a rollout's ``traffic.router`` names; UnknownRouterError for an unknown one."""
+    return ROUTERS[name](kube)

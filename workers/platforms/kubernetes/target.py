@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from analyzer.policy.strategy import StrategyType
+from analyzer.policy.traffic import Router
 from workers.platforms.kubernetes import desired as marks
 from workers.state import RolloutState, TrafficSpec
 
@@ -23,7 +25,7 @@ class Target:
     namespace: str
     app: str  # the stable Deployment
     version: str  # the new version: the canary pods' version label value
-    strategy: str  # canary | rolling | blue_green | targeted
+    strategy: StrategyType
     traffic: TrafficSpec  # names resolved for the app
     image: str  # the default container's new image ("" = unchanged)
     images: tuple[tuple[str, str], ...]  # (container, new image)
@@ -55,9 +57,14 @@ class Target:
         return self.traffic.version_label
 
     @property
+    def blue_green(self) -> bool:
+        """Blue-green switches the active Service between versions and uses no router."""
+        return self.strategy == StrategyType.BLUE_GREEN
+
+    @property
     def needs_services(self) -> bool:
         """Blue-green and the request routers need a Service per version; replicas do not."""
-        return self.strategy == "blue_green" or self.traffic.router != "replicas"
+        return self.blue_green or self.traffic.router != Router.REPLICAS
 
     def stamp(self, desired: Any, owned: bool) -> dict[str, Any]:
         """Metadata marking an object as written by this attempt, with its desired state."""

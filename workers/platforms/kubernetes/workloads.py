@@ -97,7 +97,7 @@ def baseline_of(stable: Obj, target: Target) -> Baseline:
     """The stable as found; refuse what the rollout cannot tell apart from it."""
     version = pod_labels(stable).get(target.label, "")
     if target.needs_services and not version:
-        how = "blue_green" if target.strategy == "blue_green" else target.traffic.router
+        how = target.strategy if target.blue_green else target.traffic.router
         raise PlatformError(
             f"the pod template of Deployment {target.namespace}/{target.app} has no label "
             f"{target.label!r}: {how} needs it to select only stable pods (add it, or set "

@@ -1,8 +1,8 @@
 """What the local platform wants for one app, and the pure decisions that get it there.
 
-An app's record (local_record.py) holds the desired state and what runs. Actions change
+An app's record (record.py) holds the desired state and what runs. Actions change
 only the desired part (``transition``); convergence (``settle``, ``missing``, ``route``) is
-decided here from what was observed, and local.py carries it out. Keeping the decisions pure
+decided here from what was observed, and platform.py carries it out. Keeping the decisions pure
 keeps the order that matters testable without processes:
 
 - traffic reaches an instance only once it answered /healthz, and a pool a switch points at
@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from analyzer.policy.strategy import StrategyType
 from workers.actions import (
     EnsureCanary,
     PlatformAction,
@@ -35,8 +36,8 @@ from workers.actions import (
     SwitchActive,
 )
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
-from workers.platforms.local_nginx import Route
-from workers.platforms.local_record import SIDES, AppRecord, Instance, Owner, Release, Traffic
+from workers.platforms.local.nginx import Route
+from workers.platforms.local.record import SIDES, AppRecord, Instance, Owner, Release, Traffic
 from workers.state import Phase, RolloutState
 
 
@@ -74,7 +75,7 @@ def claim(record: AppRecord, rollout: RolloutState, what: str) -> AppRecord:
 
 def transition(record: AppRecord, rollout: RolloutState, action: PlatformAction) -> AppRecord:
     """The desired state after ``action``; nothing is started or stopped here."""
-    replicas, rolling = record.replicas, rollout.spec.strategy == "rolling"
+    replicas, rolling = record.replicas, rollout.spec.strategy == StrategyType.ROLLING
     match action:
         case EnsureCanary():
             return _ensure_canary(record, rollout)

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.workers.platforms.conftest import LocalApps, gone
+from tests.workers.platforms.local.conftest import LocalApps, gone
 from workers.actions import EnsureCanary, SetTraffic
 from workers.platforms import PlatformError
 from workers.platforms.local import LocalPlatform
-from workers.platforms.local_process import free_port
+from workers.platforms.local.process import free_port
 
 
 def test_shutdown_leaves_no_process_behind(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from workers.actions import (
     SwitchActive,
 )
 from workers.platforms import Failed, NotYet, PlatformError, Ready
-from workers.platforms.local_model import (
+from workers.platforms.local.model import (
     StaleRolloutError,
     assess,
     claim,
@@ -29,8 +29,8 @@ from workers.platforms.local_model import (
     settle,
     transition,
 )
-from workers.platforms.local_nginx import Route, Router, render
-from workers.platforms.local_record import AppRecord, Instance, Release
+from workers.platforms.local.nginx import Route, Router, render
+from workers.platforms.local.record import AppRecord, Instance, Release
 from workers.state import RolloutSpec, RolloutState
 
 PORTS = iter(range(20000, 30000))

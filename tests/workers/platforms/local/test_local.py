@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import pytest
 
-from tests.workers.platforms.conftest import NAMESPACE, LocalApps, gone
+from tests.workers.platforms.local.conftest import NAMESPACE, LocalApps, gone
 from workers.actions import EnsureCanary, Match, Promote, Rollback, SetTraffic
 from workers.errors import TemporaryError
 from workers.platforms import Failed, NotYet, PlatformError, Ready, platform_for
 from workers.platforms.local import LocalPlatform
-from workers.platforms.local_model import StaleRolloutError
-from workers.platforms.local_process import file_lock
+from workers.platforms.local.model import StaleRolloutError
+from workers.platforms.local.process import file_lock
 from workers.state import Phase
 
 APP = "checkout"

@@ -24,7 +24,7 @@ import pytest
 from workers.actions import PlatformAction, Rollback
 from workers.platforms import NotYet, Readiness, Ready
 from workers.platforms.local import LocalApp, LocalPlatform
-from workers.platforms.local_process import free_port, live_groups, start_time
+from workers.platforms.local.process import free_port, live_groups, start_time
 from workers.state import Phase, RolloutSpec, RolloutState
 
 NAMESPACE = "shop"

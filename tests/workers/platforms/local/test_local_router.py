@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.platforms.conftest import LocalApps, gone
+from tests.workers.platforms.local.conftest import LocalApps, gone
 from workers.actions import EnsureCanary, SetTraffic
 from workers.platforms import NotYet, Ready
 from workers.platforms.local import LocalPlatform
-from workers.platforms.local_nginx import Router
-from workers.platforms.local_process import children
+from workers.platforms.local.nginx import Router
+from workers.platforms.local.process import children
 
 
 def master(platform: LocalPlatform) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.platforms.conftest import NAMESPACE, LocalApps, service_command
+from tests.workers.platforms.local.conftest import NAMESPACE, LocalApps, service_command
 from tests.workers.rollout_harness import (
     STRATEGIES,
     Harness,

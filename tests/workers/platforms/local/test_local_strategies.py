@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.workers.platforms.conftest import LocalApps, gone
+from tests.workers.platforms.local.conftest import LocalApps, gone
 from workers.actions import EnsureCanary, Promote, Rollback, ScaleDownOld, ScaleNew, SwitchActive
 from workers.platforms import Ready
 from workers.state import Phase

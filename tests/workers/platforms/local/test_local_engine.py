@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.workers.platforms.conftest import NAMESPACE, LocalApps, service_command
+from tests.workers.platforms.local.conftest import NAMESPACE, LocalApps, service_command
 from tests.workers.rollout_driver import FAIL, Driver, Script, always, healthy, shipped
 from workers.actions import (
     AnalysisResult,

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from workers.actions import Match
-from workers.platforms import local_process as proc
 from workers.platforms.base import PlatformError
+from workers.platforms.local import process as proc
 
 INSTALL_HINT = "install it with `sudo scripts/install-system-packages.sh nginx`"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
