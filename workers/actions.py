@@ -10,9 +10,12 @@ engine re-assert the actions it is waiting on at every wake-up instead of needin
 them. Platform actions name no version or selector: the task applies them to the rollout whose
 new state it just saved (``RolloutState.spec``).
 
-``Notify`` and ``RecordEvent`` are self-contained so the store's outbox can deliver them later,
-once, with retries; ``Schedule`` says when the engine next wants to be woken; ``Release`` hands
-the app's single rollout lane to the rollout that superseded this one.
+``RecordEvent`` is a line of the audit trail: the compare-and-set save that writes the step's new
+state appends its events to the rollout's event stream in the store (stepping.py), so a step is
+saved with its events or not at all; events never go through the outbox. ``Notify`` and
+``Release`` are self-contained so the store's outbox can deliver them later, once, with retries
+(delivery.py); ``Release`` hands the app's single rollout lane to the rollout that superseded
+this one. ``Schedule`` says when the engine next wants to be woken.
 """
 
 from __future__ import annotations
@@ -178,7 +181,8 @@ class Notify:
 
 @dataclass(frozen=True)
 class RecordEvent:
-    """One line of the audit trail: what happened, who did it, and the evidence."""
+    """One line of the audit trail: what happened, who did it, and the evidence; saved with the
+    state it led to, in the store's event stream."""
 
     kind: str
     message: str

@@ -6,7 +6,7 @@ by the caller; nothing here reads a clock. The store's revision number is not pa
 store owns that, and compares-and-sets on it.
 
 ``analysis_due(now)`` tells the task whether to gather an analysis before calling ``step``: the
-engine never asks for one through an action (see engine.py for why).
+engine never asks for one through an action (workers/engine's docstring says why).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Celery tasks, thin and idempotent, over plain functions that take a ``Runtime``.
 
-``canarist.advance(rollout_id, revision)`` walks one rollout one step (engine.py's docstring)::
+``canarist.advance(rollout_id, revision)`` walks one rollout one step (see workers/engine)::
 
     take the rollout's lease (held elsewhere: try again once it would have expired; a thread
     renews it while the task works) -> load; revision moved on: stop (stale)
