@@ -17,7 +17,7 @@ from functools import cache
 from importlib import import_module
 from types import MappingProxyType
 
-from analyzer.errors import CanaristError
+from analyzer.errors import PermanentError
 from analyzer.judges.base import Judge
 
 IMPLEMENTATIONS: Mapping[str, str] = MappingProxyType(
@@ -30,7 +30,7 @@ IMPLEMENTATIONS: Mapping[str, str] = MappingProxyType(
 )
 
 
-class UnknownJudgeError(CanaristError, LookupError):
+class UnknownJudgeError(PermanentError, LookupError):
     """No implementation is registered for a judge type (a LookupError, like a missing key)."""
 
     def __init__(self, judge_type: str) -> None:
