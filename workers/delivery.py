@@ -14,7 +14,7 @@ in the store's outbox; this module claims due items and settles each:
   error log line.
 - ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path;
   retried until it is (the successor's lane depends on it), given up only when the successor
-  does not exist.
+  does not exist (``hand_over``).
 - An item in a format this release does not read (a newer release's, during an upgrade) is
   retried with backoff and never given up: a worker of a release that reads it delivers it.
 
@@ -34,8 +34,17 @@ from dataclasses import dataclass
 from typing import get_args
 
 from workers.actions import Notify, NotifyKind, RecordEvent, Release
-from workers.errors import CorruptRecord, NotFound, TemporaryError, WorkerError
-from workers.intake import IntakeError, RolloutNotFoundError
+from workers.errors import (
+    CanaristError,
+    CorruptRecord,
+    DeliveryError,
+    IntakeError,
+    NotFound,
+    PermanentDeliveryError,
+    PermanentError,
+    TemporaryDeliveryError,
+    TemporaryError,
+)
 from workers.metrics import (
     ALERT_DELIVERIES,
     ALERT_FAILURES,
@@ -43,7 +52,7 @@ from workers.metrics import (
     RolloutLog,
     rollout_log,
 )
-from workers.notify.base import DeliveryError, Notice, Notifier
+from workers.notify.base import Notice, Notifier
 from workers.store import OutboxItem, StateStore
 
 ALERT_UNDELIVERED = "alert_undelivered"
@@ -114,12 +123,10 @@ class Delivery:
             if isinstance(action, Notify):
                 self.notify(action)
             elif isinstance(action, Release):
-                self.release(action.successor_id, item.rollout_id)
+                self.hand_over(action.successor_id, item.rollout_id)
             else:
-                raise DeliveryError(
-                    f"{type(action).__name__} is not an outbox action", temporary=False
-                )
-        except (DeliveryError, WorkerError, ValueError) as exc:
+                raise PermanentDeliveryError(f"{type(action).__name__} is not an outbox action")
+        except (CanaristError, ValueError) as exc:
             return self._failed(item, exc, log)
         except Exception as exc:  # one broken item must not hold back the others' alerts
             log.exception("delivering outbox item %s failed unexpectedly", item.id)
@@ -147,7 +154,7 @@ class Delivery:
             notifier = self.notifiers.get(route)
             try:
                 if notifier is None:
-                    raise DeliveryError(f"alert route {route!r} is not configured", temporary=False)
+                    raise PermanentDeliveryError(f"alert route {route!r} is not configured")
                 notifier.post(notice)
             except DeliveryError as exc:
                 ALERT_FAILURES.labels(route, str(exc.temporary).lower()).inc()
@@ -159,12 +166,22 @@ class Delivery:
             worst = temporary[0] if temporary else failures[0]
             waits = [failure.retry_after for failure in temporary if failure.retry_after]
             message = "; ".join(str(failure) for failure in failures)
-            raise DeliveryError(
-                message,
-                temporary=bool(temporary),
-                retry_after=max(waits, default=None),
-                status=worst.status,
-            )
+            if temporary:
+                wait = max(waits, default=None)
+                raise TemporaryDeliveryError(message, retry_after=wait, status=worst.status)
+            raise PermanentDeliveryError(message, status=worst.status)
+
+    def hand_over(self, successor_id: str, predecessor_id: str) -> None:
+        """Tell the successor that its lane is free, until it is told: its lane depends on it.
+
+        Given up only when the successor does not exist (``NotFound``, permanent). A refusal of
+        intake is permanent for a person's request but not here: the successor's policy file is
+        broken, say, which a person can fix, so it is retried like any temporary failure."""
+        try:
+            self.release(successor_id, predecessor_id)
+        except IntakeError as exc:
+            message = f"the hand-over to {successor_id} waits for a person: {exc}"
+            raise TemporaryError(message, retry_after=None) from exc
 
     def occurred_at(self, action: Notify) -> float:
         """When the engine decided: the transition's event time, stable across retries."""
@@ -193,7 +210,8 @@ class Delivery:
 
     def _failed(self, item: OutboxItem, exc: Exception, log: RolloutLog) -> Settled:
         now, error = self.clock(), f"{type(exc).__name__}: {exc}"
-        temporary, retry_after = _retryable(exc)
+        temporary = _retryable(exc)
+        retry_after = exc.retry_after if isinstance(exc, TemporaryError) else None
         notice = _notice_of(item)
         exhausted = notice is not None and item.attempts >= self.backoff.give_up_after
         if temporary and not exhausted:
@@ -228,7 +246,7 @@ class Delivery:
         )
         try:
             self.record(item.rollout_id, event)
-        except (RolloutNotFoundError, NotFound):
+        except NotFound:
             rollout_log(item.rollout_id).error("rollout gone: %s", event.message)
         except TemporaryError:
             raise
@@ -239,17 +257,13 @@ class Delivery:
             ALERTS_UNDELIVERED.labels(route, notice.kind).inc()
 
 
-def _retryable(exc: Exception) -> tuple[bool, float | None]:
-    """Whether retrying can help, and after how long the other side asked us to wait."""
-    if isinstance(exc, DeliveryError):
-        return exc.temporary, exc.retry_after
-    if isinstance(exc, TemporaryError):
-        return True, exc.retry_after
-    if isinstance(exc, RolloutNotFoundError):
-        return False, None  # a successor that does not exist will not appear
-    if isinstance(exc, IntakeError):
-        return True, None  # e.g. the successor's policy file is broken: a person can fix it
-    return not isinstance(exc, ValueError), None  # a malformed payload stays malformed
+def _retryable(exc: Exception) -> bool:
+    """Whether retrying can help: not when the error's class says it will not (a
+    ``PermanentError``: a receiver's 4xx, a successor that does not exist), nor for a malformed
+    payload (a ``ValueError`` stays malformed). Anything else is retried: a ``TemporaryError``
+    says so, a record this release cannot read may be read by a worker of another release, and
+    an unexpected error may be an outage."""
+    return not isinstance(exc, PermanentError | ValueError)
 
 
 def _notice_of(item: OutboxItem) -> Notify | None:

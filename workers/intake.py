@@ -19,15 +19,10 @@ changes a rollout through this module, so they cannot disagree.
   what its state awaits), so the API process needs no platform credentials.
 - ``record(id, event)``: an audit event that is no step (an alert given up), saved the same way.
 
-Errors, for the doors to translate (the API: 404, 422, 404, 503)::
-
-    WorkerError (workers/errors.py)
-    └── IntakeError
-        ├── UnknownPolicyError      no policy of that name in the policy directory
-        ├── InvalidJobError         args refused, alert route undefined, policy file invalid,
-        │                           idempotency key used for another job
-        └── RolloutNotFoundError    no rollout with that id
-    TemporaryError / StoreUnavailable   the store is busy or down: retry later
+Errors (drawn in workers/errors.py), for the doors to translate (the API: 404, 422, 404, 503):
+``UnknownPolicyError``, ``InvalidJobError`` (args refused, alert route undefined, policy file
+invalid, idempotency key used for another job), the store's ``NotFound`` (no rollout with that
+id) and ``TemporaryError`` / ``StoreUnavailable`` (the store is busy or down: retry later).
 """
 
 from __future__ import annotations
@@ -53,7 +48,13 @@ from workers.actions import (
     RecordEvent,
     Superseded,
 )
-from workers.errors import Conflict, NotFound, TemporaryError, WorkerError
+from workers.errors import (
+    Conflict,
+    InvalidJobError,
+    NotFound,
+    TemporaryError,
+    UnknownPolicyError,
+)
 from workers.job import POLICY_NAME, RolloutJob, traffic_spec
 from workers.state import RolloutState
 from workers.stepping import Stepped, split, step_and_save
@@ -65,32 +66,12 @@ Enqueue = Callable[[str, int], None]
 
 __all__ = [
     "Intake",
-    "IntakeError",
-    "InvalidJobError",
     "PolicyDir",
     "RolloutJob",
-    "RolloutNotFoundError",
     "Submitted",
-    "UnknownPolicyError",
     "split",
     "traffic_spec",
 ]
-
-
-class IntakeError(WorkerError):
-    """Base of what intake refuses."""
-
-
-class UnknownPolicyError(IntakeError, LookupError):
-    """The job names a policy the policy directory does not hold."""
-
-
-class InvalidJobError(IntakeError, ValueError):
-    """The job cannot run as given; the message says why, naming the field or file."""
-
-
-class RolloutNotFoundError(IntakeError, LookupError):
-    """No rollout has that id."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +250,7 @@ class Intake:
 
     def _stand_down(self, predecessor: str, successor: str) -> None:
         # A predecessor that is gone has nothing to stand down.
-        with contextlib.suppress(RolloutNotFoundError):
+        with contextlib.suppress(NotFound):
             self.tell(predecessor, Superseded(successor))
 
     # -- commands and observations --------------------------------------------------------------
@@ -323,10 +304,7 @@ class Intake:
         """Load, ``change`` and save until a save wins its compare-and-set; then enqueue
         ``advance`` for the saved revision if the rollout is due at all."""
         for _ in range(CAS_ATTEMPTS):
-            try:
-                loaded = self.store.load(rollout_id)
-            except NotFound as exc:
-                raise RolloutNotFoundError(f"no rollout {rollout_id}") from exc
+            loaded = self.store.load(rollout_id)  # NotFound: "no rollout <id>", the doors' 404
             try:
                 saved = change(loaded)
             except Conflict:
@@ -339,13 +317,10 @@ class Intake:
     # -- reading --------------------------------------------------------------------------------
     def get(self, rollout_id: str) -> tuple[RolloutState, builtins.list[AuditEvent]]:
         """The rollout and its whole audit trail, oldest first."""
-        try:
-            state = self.store.load(rollout_id).state
-            trail: builtins.list[AuditEvent] = []
-            while page := self.store.events(rollout_id, trail[-1].id if trail else None, 500):
-                trail.extend(page)
-        except NotFound as exc:
-            raise RolloutNotFoundError(f"no rollout {rollout_id}") from exc
+        state = self.store.load(rollout_id).state  # NotFound: "no rollout <id>"
+        trail: builtins.list[AuditEvent] = []
+        while page := self.store.events(rollout_id, trail[-1].id if trail else None, 500):
+            trail.extend(page)
         return state, trail
 
     def list(self, namespace: str | None = None) -> builtins.list[RolloutState]:

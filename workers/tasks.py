@@ -71,12 +71,14 @@ from workers.engine import platform_wants
 from workers.errors import (
     Conflict,
     CorruptRecord,
+    IntakeError,
+    InvalidJobError,
     LeaseLost,
     NotFound,
     TemporaryError,
     WorkerError,
 )
-from workers.intake import Intake, IntakeError, InvalidJobError, RolloutJob
+from workers.intake import Intake, RolloutJob
 from workers.metrics import RolloutLog, rollout_log
 from workers.observations import observe
 from workers.platforms import Failed, Platform, Ready
@@ -126,8 +128,8 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
             with contextlib.suppress(WorkerError):
                 runtime.store.leases.release(rollout_id, owner)
     except TemporaryError as exc:
-        log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.retry_after)
-        _requeue(runtime, rollout_id, revision, exc.retry_after, log)
+        log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.wait_seconds())
+        _requeue(runtime, rollout_id, revision, exc.wait_seconds(), log)
         return "retry"
 
 
@@ -230,7 +232,7 @@ def apply_platform(
             return False
         answer = platform.readiness(state, platform_wants(state, policy))
         return isinstance(answer, Ready | Failed)
-    except WorkerError as exc:  # the engine re-asserts what it awaits at the next wake-up
+    except (WorkerError, TemporaryError) as exc:  # the engine re-asserts at the next wake-up
         log.warning("platform %s: %s; asked again at the next wake-up", state.spec.platform, exc)
         return False
 
@@ -281,7 +283,7 @@ def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -
     try:
         for repair in runtime.heal():
             log.warning("healed: %s", repair)
-    except WorkerError as exc:
+    except (WorkerError, TemporaryError) as exc:
         log.error("could not heal the platform: %s", exc)
     overdue = runtime.store.due(runtime.clock() - runtime.reconcile_grace, limit)
     for rollout_id in overdue:
@@ -363,7 +365,7 @@ def register(app: Any, runtime: Callable[[], Runtime]) -> None:
         try:
             return submit(runtime(), payload, actor)
         except TemporaryError as exc:  # the store is down: try the submission again later
-            raise task.retry(exc=exc, countdown=exc.retry_after, max_retries=30) from exc
+            raise task.retry(exc=exc, countdown=exc.wait_seconds(), max_retries=30) from exc
 
     # shared=False: Celery would otherwise attach these closures, and so this runtime, to every
     # app created later in the process.

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.errors import JudgeError
 from analyzer.judges.base import (
     CountsData,
     HistogramData,
@@ -95,7 +96,7 @@ class CleanCounts:
         totals = np.asarray(data.totals, dtype=float)
         errors = np.asarray(data.errors, dtype=float)
         if totals.ndim != 1 or errors.shape != totals.shape:
-            raise ValueError("counts need one error and one total per interval")
+            raise JudgeError("counts need one error and one total per interval")
         has_data = np.isfinite(totals) & (totals > 0)
         served = np.where(has_data, totals, 0.0)
         # No error series where requests were served means no errors (Prometheus returns nothing
@@ -123,7 +124,7 @@ class SequentialCountsJudge:
             raise TypeError("the sequential counts judge needs CountsData for both versions")
         base, can = CleanCounts.of(baseline), CleanCounts.of(canary)
         if base.totals.shape != can.totals.shape:
-            raise ValueError("baseline and canary counts are not on the same intervals")
+            raise JudgeError("baseline and canary counts are not on the same intervals")
         sides = (base.summary(), can.summary())
         missing = no_data(metric.name, sides)
         if missing is not None:
@@ -225,7 +226,7 @@ class SequentialHistogramJudge:
             return quiet(Outcome.INCONCLUSIVE, Reason.NO_DATA, reason, ({}, {}))
         base, can = CleanHistogram.of(baseline), CleanHistogram.of(canary)
         if base.counts.shape != can.counts.shape:
-            raise ValueError("baseline and canary histograms are not on the same intervals")
+            raise JudgeError("baseline and canary histograms are not on the same intervals")
         sides = (base.summary(bounds), can.summary(bounds))
         missing = no_data(metric.name, sides)
         if missing is not None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.errors import JudgeError
 from analyzer.judges.base import HistogramData
 from analyzer.judges.evalues import BoolArray, IntArray, RateRatioFit
 from analyzer.judges.onset import log_e_values_any_start
@@ -72,7 +73,7 @@ class CleanHistogram:
     def of(data: HistogramData) -> CleanHistogram:
         counts = np.asarray(data.counts, dtype=float)
         if counts.ndim != 2 or counts.shape[1] != np.asarray(data.upper_bounds).size:
-            raise ValueError("histogram counts must be (intervals, buckets) with one bound each")
+            raise JudgeError("histogram counts must be (intervals, buckets) with one bound each")
         complete = np.isfinite(counts).all(axis=1)
         clean = np.where(complete[:, None], np.maximum(np.nan_to_num(counts), 0.0), 0.0)
         return CleanHistogram(clean, complete & (clean.sum(axis=1) > 0))

@@ -29,7 +29,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from canarist.api.handlers import ApiError
 from canarist.settings import ApiToken, Role, Settings
-from workers.intake import Intake, RolloutNotFoundError
+from workers.errors import NotFound
+from workers.intake import Intake
 from workers.state import RolloutState
 from workers.store import AuditEvent
 
@@ -132,7 +133,7 @@ def visible_rollout(
     exclude it."""
     state, events = intake.get(rollout_id)
     if not caller.token.allows(state.namespace):
-        raise RolloutNotFoundError(f"no rollout {rollout_id}")
+        raise NotFound(f"no rollout {rollout_id}")
     return state, events
 
 

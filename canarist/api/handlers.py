@@ -1,7 +1,7 @@
 """Every failure leaves the API as ``{"error": code, "detail": sentence}`` with its status.
 
 Errors are translated here, at the edge: intake's and the store's errors keep their own types
-(workers/errors.py, workers/intake.py) and the routes let them through. A 422 also lists each
+(the tree in workers/errors.py) and the routes let them through. A 422 also lists each
 bad field as ``problems: [{field, message}]`` and names them in ``detail``, so a person reading
 only ``detail`` knows what to fix. A body that is not JSON at all is a 400. A rollout whose
 stored record this release cannot read (a newer release's, mid-upgrade) is a 500
@@ -26,17 +26,27 @@ from starlette.exceptions import HTTPException
 
 from analyzer.errors import CanaristError
 from canarist.api.models import ErrorBody, Problem
-from workers.errors import Conflict, CorruptRecord, NotFound, StoreUnavailable, TemporaryError
-from workers.intake import InvalidJobError, RolloutNotFoundError, UnknownPolicyError
+from workers.errors import (
+    Conflict,
+    CorruptRecord,
+    IntakeError,
+    NotFound,
+    StoreUnavailable,
+    TemporaryError,
+    UnknownPolicyError,
+)
 
 log = logging.getLogger("canarist.api")
 
-# Most specific first: the first class an error is an instance of decides its answer.
+# Most specific first: the first class an error is an instance of decides its answer. The
+# classes are those of the trees in analyzer/errors.py and workers/errors.py, bases where one
+# answer fits all their subclasses: every intake refusal but an unknown policy is a 422, and
+# anything temporary a 503 with Retry-After. The only NotFound a route lets through is a
+# rollout's (an outbox item's never reaches the API).
 _TRANSLATIONS: list[tuple[type[Exception], int, str]] = [
     (UnknownPolicyError, 404, "unknown_policy"),
-    (RolloutNotFoundError, 404, "rollout_not_found"),
-    (NotFound, 404, "not_found"),
-    (InvalidJobError, 422, "invalid_job"),
+    (NotFound, 404, "rollout_not_found"),
+    (IntakeError, 422, "invalid_job"),
     (Conflict, 409, "conflict"),
     (CorruptRecord, 500, "unreadable_record"),
     (StoreUnavailable, 503, "store_unavailable"),
@@ -156,7 +166,7 @@ def install(app: FastAPI) -> None:
             if isinstance(exc, kind):
                 headers = None
                 if isinstance(exc, TemporaryError):
-                    headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+                    headers = {"Retry-After": str(max(1, round(exc.wait_seconds())))}
                 elif status >= 500:
                     log.error("%s: %s", code, exc)
                 return error_response(status, code, str(exc), headers=headers)

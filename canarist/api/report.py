@@ -42,7 +42,8 @@ from canarist.api.routes import ROLLOUTS, services
 from canarist.api.telemetry import about_rollout
 from canarist.report import render_report
 from canarist.settings import Settings
-from workers.intake import Intake, IntakeError
+from workers.errors import IntakeError
+from workers.intake import Intake
 from workers.notify.notice import REPORT_SIGNATURE_CHARS, report_signature
 
 REPORT_TIMEOUT_SECONDS = 5.0  # per Prometheus query: a page should come back while someone waits

@@ -12,7 +12,8 @@ import logging
 import threading
 
 from analyzer.errors import CanaristError
-from workers.intake import PolicyDir, UnknownPolicyError
+from workers.errors import UnknownPolicyError
+from workers.intake import PolicyDir
 from workers.state import RolloutState
 from workers.strategies import Plan, plan_for
 

@@ -21,8 +21,8 @@ from analyzer.policy import Policy
 from analyzer.sources.prometheus import PrometheusSource
 from canarist.report import render_report, write_report
 from canarist.settings import Settings
-from workers.errors import CorruptRecord, NotFound, StoreError
-from workers.intake import IntakeError, PolicyDir
+from workers.errors import CorruptRecord, IntakeError, NotFound, StoreError
+from workers.intake import PolicyDir
 from workers.store import store_from_url
 
 INVALID, FAILED = 2, 1

@@ -13,14 +13,14 @@ from pydantic import ValidationError
 from tests.workers.conftest import T0, FakeClock, Queued, job, trail
 from workers.actions import Notify, Released, Tick
 from workers.delivery import Delivery
-from workers.errors import Conflict, TemporaryError
-from workers.intake import (
-    Intake,
+from workers.errors import (
+    Conflict,
     InvalidJobError,
-    RolloutJob,
-    RolloutNotFoundError,
+    NotFound,
+    TemporaryError,
     UnknownPolicyError,
 )
+from workers.intake import Intake, RolloutJob
 from workers.state import Phase
 from workers.store import MemoryStateStore
 
@@ -227,9 +227,9 @@ def test_a_command_that_does_not_apply_is_recorded_as_ignored(
 
 
 def test_commands_on_unknown_rollouts_are_not_found(intake: Intake) -> None:
-    with pytest.raises(RolloutNotFoundError):
+    with pytest.raises(NotFound, match="no rollout nope"):
         intake.command("nope", "abort", "carol")
-    with pytest.raises(RolloutNotFoundError):
+    with pytest.raises(NotFound, match="no rollout nope"):
         intake.get("nope")
     with pytest.raises(InvalidJobError, match="unknown command"):
         intake.command("nope", "explode", "carol")  # type: ignore[arg-type]

@@ -13,13 +13,8 @@ from analyzer.policy import Policy, load_policy
 from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job, trail
 from workers import intake as intake_module
 from workers.actions import RecordEvent
-from workers.intake import (
-    Intake,
-    InvalidJobError,
-    PolicyDir,
-    RolloutNotFoundError,
-    UnknownPolicyError,
-)
+from workers.errors import InvalidJobError, NotFound, UnknownPolicyError
+from workers.intake import Intake, PolicyDir
 from workers.store import IDEMPOTENCY_TTL_SECONDS, MemoryStateStore
 
 BARE_ARG_POLICY = """
@@ -218,5 +213,5 @@ def test_record_adds_an_event_stamped_now_and_enqueues_the_new_revision(
     assert queued.advance[-1] == (rollout_id, 2, 0.0)  # the task queued at revision 1 is stale
     last = trail(memory_store, rollout_id)[-1]
     assert (last.kind, last.message, last.at) == ("alert_undelivered", "pager is down", clock())
-    with pytest.raises(RolloutNotFoundError):
+    with pytest.raises(NotFound, match="no rollout nope"):
         intake.record("nope", RecordEvent("alert_undelivered", "x"))

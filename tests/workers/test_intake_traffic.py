@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.workers.conftest import DEMO_POLICY, job
-from workers.intake import Intake, InvalidJobError
+from workers.errors import InvalidJobError
+from workers.intake import Intake
 from workers.state import TrafficSpec
 from workers.store import MemoryStateStore
 

@@ -5,14 +5,11 @@ a ``Notice`` and calls ``post`` on every route the policy names, until each says
 ``post`` must be safe to repeat: the same Notice must produce the same request (no clock read at
 post time), which is why the Notice carries the moment of the transition itself.
 
-``post`` raises ``DeliveryError``: ``temporary`` says whether retrying can help (timeouts, 5xx,
-408/429, connection refused) or not (other 4xx, a malformed URL). Errors of this seam::
-
-    CanaristError                      (analyzer.errors)
-    └── NotifyError
-        ├── DeliveryError              post failed; .temporary, .retry_after, .status
-        └── UnknownRouteTypeError      no implementation for a route's type (also an
-                                       UnknownNameError, so a LookupError)
+``post`` raises a ``DeliveryError``, whose class says whether retrying can help:
+``TemporaryDeliveryError`` (timeouts, 5xx, 408/429, connection refused) or
+``PermanentDeliveryError`` (other 4xx, a malformed URL). The seam's errors are drawn with the
+workers' others in workers/errors.py; ``UnknownRouteTypeError`` is defined here, beside the
+registry that raises it.
 
 A ``Route`` is where notices go, built from the settings' ``AlertRoute`` (workers/settings.py)
 with the secrets revealed. Its repr hides the URL's path and the header values, since a Slack
@@ -26,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from analyzer.errors import CanaristError, UnknownNameError
+from analyzer.errors import UnknownNameError
 from analyzer.registry import Registry, imported
+from workers.errors import NotifyError
 from workers.notify.notice import (
     REPORT_URL_TEMPLATE,
     MetricNote,
@@ -41,11 +39,9 @@ if TYPE_CHECKING:
 __all__ = [
     "IMPLEMENTATIONS",
     "REPORT_URL_TEMPLATE",
-    "DeliveryError",
     "MetricNote",
     "Notice",
     "Notifier",
-    "NotifyError",
     "Route",
     "UnknownRouteTypeError",
     "notifier_for",
@@ -53,33 +49,6 @@ __all__ = [
     "report_url",
     "route_types",
 ]
-
-
-class NotifyError(CanaristError):
-    """Base of the errors of the notify seam."""
-
-
-class DeliveryError(NotifyError):
-    """A notice could not be delivered to one route.
-
-    ``temporary`` is True when the same post may succeed later (timeout, connection refused, 5xx,
-    408, 429) and False when it never will as configured (other 4xx, a bad URL): the outbox keeps
-    retrying the first kind and parks the second for a person. ``retry_after`` is the receiver's
-    ``Retry-After`` in seconds when it sent one; ``status`` the HTTP status when there was one.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        temporary: bool,
-        retry_after: float | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.temporary = temporary
-        self.retry_after = retry_after
-        self.status = status
 
 
 @dataclass(frozen=True, repr=False)
@@ -124,7 +93,7 @@ class Notifier(Protocol):
         ...
 
 
-class UnknownRouteTypeError(UnknownNameError, NotifyError):
+class UnknownRouteTypeError(NotifyError, UnknownNameError):
     """No notifier is registered for a route's type: never fall back to some other channel."""
 
     @property

@@ -7,7 +7,8 @@ A failed post is not recorded in ``notices``; every attempt is counted in ``atte
 
 from __future__ import annotations
 
-from workers.notify.base import DeliveryError, Notice, Route
+from workers.errors import PermanentDeliveryError, TemporaryDeliveryError
+from workers.notify.base import Notice, Route
 
 MEMORY_ROUTE = Route(name="memory", type="memory", url="memory://")
 
@@ -26,7 +27,8 @@ class MemoryNotifier:
     def fail_next(
         self, count: int = 1, *, temporary: bool = True, retry_after: float | None = None
     ) -> None:
-        """The next ``count`` posts raise DeliveryError(temporary=temporary)."""
+        """The next ``count`` posts raise TemporaryDeliveryError, or PermanentDeliveryError if not
+        ``temporary``."""
         if count < 0:
             raise ValueError("count must not be negative")
         self._failures_left = count
@@ -37,9 +39,9 @@ class MemoryNotifier:
         if self._failures_left > 0:
             self._failures_left -= 1
             kind = "temporary" if self._temporary else "permanent"
-            raise DeliveryError(
+            failure = TemporaryDeliveryError if self._temporary else PermanentDeliveryError
+            raise failure(
                 f"alert route {self.route.name!r}: scripted {kind} failure",
-                temporary=self._temporary,
                 retry_after=self._retry_after,
             )
         self.notices.append(notice)

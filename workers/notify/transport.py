@@ -25,7 +25,8 @@ from typing import Any, Self
 
 import httpx
 
-from workers.notify.base import DeliveryError, Notice, Route, redacted
+from workers.errors import PermanentDeliveryError, TemporaryDeliveryError
+from workers.notify.base import Notice, Route, redacted
 
 USER_AGENT = "canarist-notify/0.1"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -90,27 +91,24 @@ def post_json(
     try:
         body = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
-        raise DeliveryError(f"{where}: the payload is not JSON: {exc}", temporary=False) from exc
+        raise PermanentDeliveryError(f"{where}: the payload is not JSON: {exc}") from exc
     sent = {"User-Agent": USER_AGENT, **headers, "Content-Type": "application/json"}
     try:
         response = client.post(url, content=body, headers=sent)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
-        raise DeliveryError(f"{where}: cannot send: {exc}", temporary=False) from exc
+        raise PermanentDeliveryError(f"{where}: cannot send: {exc}") from exc
     except httpx.TimeoutException as exc:
-        raise DeliveryError(f"{where}: timed out ({type(exc).__name__})", temporary=True) from exc
+        raise TemporaryDeliveryError(f"{where}: timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
-        raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}", temporary=True) from exc
+        raise TemporaryDeliveryError(f"{where}: {type(exc).__name__}: {exc}") from exc
     status = response.status_code
     if 200 <= status < 300:
         return
-    temporary = status >= 500 or status in (408, 429)
     excerpt = " ".join(response.text[:_BODY_EXCERPT].split())
-    raise DeliveryError(
-        f"{where}: HTTP {status}" + (f": {excerpt}" if excerpt else ""),
-        temporary=temporary,
-        retry_after=retry_after(response) if temporary else None,
-        status=status,
-    )
+    message = f"{where}: HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    if status >= 500 or status in (408, 429):
+        raise TemporaryDeliveryError(message, retry_after=retry_after(response), status=status)
+    raise PermanentDeliveryError(message, status=status)
 
 
 def retry_after(response: httpx.Response) -> float | None:

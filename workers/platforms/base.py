@@ -65,7 +65,7 @@ class PlatformError(WorkerError):
     """A platform refused an action for good (forbidden, malformed object)."""
 
 
-class UnknownPlatformError(UnknownNameError, PlatformError):
+class UnknownPlatformError(PlatformError, UnknownNameError):
     """No platform is registered under a name: never fall back to another platform."""
 
 

@@ -29,9 +29,10 @@ from workers.actions import (
     SetTraffic,
     SwitchActive,
 )
+from workers.errors import WorkerError
 
 
-class UnknownStrategyError(UnknownNameError):
+class UnknownStrategyError(WorkerError, UnknownNameError):
     """A policy names a strategy type no planner is registered for."""
 
 

@@ -14,8 +14,9 @@ import pytest
 from canarist.demo.stack import ServiceProcess, free_port, list_alerts, start_alertmanager
 from tests.workers.notify.capture import CaptureServer
 from tests.workers.notify.samples import fresh_notice, notice
+from workers.errors import DeliveryError
 from workers.notify.alertmanager import AlertmanagerNotifier, alerts_for
-from workers.notify.base import DeliveryError, Notice, Route, notifier_for
+from workers.notify.base import Notice, Route, notifier_for
 
 
 def route_to(url: str, severity: str = "critical") -> Route:

@@ -8,7 +8,8 @@ import pytest
 from canarist.demo.stack import free_port
 from tests.workers.notify.capture import CaptureServer, Reply
 from tests.workers.notify.samples import notice
-from workers.notify.base import DeliveryError, Route, notifier_for
+from workers.errors import DeliveryError
+from workers.notify.base import Route, notifier_for
 from workers.notify.transport import TIMEOUT, new_client
 
 ROUTE_TYPES = ["alertmanager", "webhook", "slack"]

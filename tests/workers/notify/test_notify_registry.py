@@ -7,9 +7,9 @@ import pytest
 
 from analyzer.errors import CanaristError
 from tests.workers.notify.samples import notice
+from workers.errors import DeliveryError
 from workers.notify.alertmanager import AlertmanagerNotifier
 from workers.notify.base import (
-    DeliveryError,
     Route,
     UnknownRouteTypeError,
     notifier_for,

@@ -26,7 +26,7 @@ from workers.actions import (
     SetTraffic,
     SwitchActive,
 )
-from workers.errors import WorkerError
+from workers.errors import TemporaryError, WorkerError
 from workers.platforms.kubernetes.api import EVENTS, AlreadyExists, Kube, Obj
 from workers.platforms.kubernetes.desired import Desired
 from workers.platforms.kubernetes.target import Target
@@ -107,5 +107,5 @@ def emit(kube: Kube, target: Target, stable: Obj, action: PlatformAction, desire
     }
     try:
         kube.create(EVENTS, target.namespace, body)
-    except (WorkerError, AlreadyExists) as exc:
+    except (WorkerError, TemporaryError, AlreadyExists) as exc:
         log.warning("could not record Event %s for %s: %s", reason, target.describe(), exc)

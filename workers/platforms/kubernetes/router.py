@@ -51,7 +51,7 @@ class TrafficRouter(Protocol):
     def canary_replicas(self, stable: int, weight: int, match: tuple[Match, ...]) -> int: ...
 
 
-class UnknownRouterError(UnknownNameError, PlatformError):
+class UnknownRouterError(PlatformError, UnknownNameError):
     """No router is registered under a name (a permanent PlatformError, as any refusal)."""
 
 
