@@ -116,7 +116,14 @@ class FakeClock:
 
 @dataclass
 class FakeSource:
-    """A MetricSource with constant counts per interval: ``canary_errors`` x the baseline's."""
+    """A MetricSource with constant counts per interval: ``canary_errors`` x the baseline's.
+
+    Not analyzer.sources.MemorySource, which answers only the exact PromQL registered with it:
+    this answers whatever a policy renders, told apart by shape (5xx or total, canary or
+    baseline). The harness (rollout_harness.py) learns the policy, selectors and args of its
+    rollouts only as they are submitted through the API, on local and Kubernetes platforms
+    alike, so it could not register them beforehand. ``failing`` fails every query until it is
+    cleared."""
 
     requests: float = 1000.0
     error_ratio: float = 0.01
