@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +21,7 @@ from canarist.api.handlers import MAX_ERROR_BYTES, MAX_PROBLEMS
 from canarist.demo.stack import HOST, free_port
 from canarist.settings import ApiSettings
 from tests.canarist.test_api import JOB, NOW, POLICIES, api_settings, bearer
+from tests.waiting import wait_until
 from workers.intake import Intake
 from workers.store import MemoryStateStore
 
@@ -43,10 +43,8 @@ def served(app: FastAPI) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_until("uvicorn to start", lambda: server.started or not thread.is_alive())
+    assert server.started, "uvicorn exited while starting"
     try:
         yield f"http://{HOST}:{port}"
     finally:

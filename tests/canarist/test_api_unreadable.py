@@ -28,6 +28,7 @@ from canarist.api import create_app
 from canarist.cli import app
 from canarist.demo.stack import HOST, ServiceProcess, free_port
 from tests.canarist.test_api import POLICIES, SECRETS, api_settings, bearer
+from tests.waiting import wait_until
 from tests.workers.stored_records import STORED, restore, rewrite_state
 from tests.workers.test_store import wipe
 from workers.intake import Intake
@@ -113,10 +114,8 @@ def test_the_cli_says_why_and_exits_1(stack: Stack) -> None:
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
+        wait_until("uvicorn to start", lambda: server.started or not thread.is_alive())
+        assert server.started, "uvicorn exited while starting"
         env = {"CANARIST_API_URL": f"http://{HOST}:{port}", "CANARIST_TOKEN": SECRETS["ops"]}
         result = CliRunner().invoke(app, ["status", BAD], env=env)
     finally:

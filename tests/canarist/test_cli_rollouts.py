@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from rich.console import Console
+from starlette.types import ASGIApp, Receive, Scope, Send
 from typer.testing import CliRunner
 
 from analyzer.verdict import Outcome
@@ -29,6 +30,7 @@ from canarist.cli import app, processes
 from canarist.cli.rollouts import status_view
 from canarist.demo.stack import HOST, free_port
 from tests.canarist.test_api import POLICIES, SECRETS, Api, Clock, Worker, api_settings, bearer
+from tests.waiting import wait_until
 from workers.intake import Intake
 from workers.store import MemoryStateStore
 
@@ -56,9 +58,28 @@ class Served:
     url: str
     store: MemoryStateStore
     enqueued: list[tuple[str, int]]
+    requests: list[str]  # "GET /v1/rollouts/<id>", in the order the server received them
 
     def env(self, who: str = "alice") -> dict[str, str]:
         return {"CANARIST_API_URL": self.url, "CANARIST_TOKEN": SECRETS[who]}
+
+    def reads_of(self, rollout_id: str) -> int:
+        return self.requests.count(f"GET /v1/rollouts/{rollout_id}")
+
+    def wait_for_watching(self, rollout_id: str) -> None:
+        """Until a ``--watch`` has read the rollout twice: it is following it, not just started."""
+        wait_until(f"a watcher to read {rollout_id} twice", lambda: self.reads_of(rollout_id) >= 2)
+
+
+def recording(app: ASGIApp, requests: list[str]) -> ASGIApp:
+    """``app``, noting each HTTP request's method and path in ``requests`` as it arrives."""
+
+    async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            requests.append(f"{scope['method']} {scope['path']}")
+        await app(scope, receive, send)
+
+    return recorded
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +88,15 @@ def served() -> Iterator[Served]:
     intake = Intake(
         store, POLICIES, time.time, lambda *task: enqueued.append(task), alert_routes={"oncall"}
     )
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(api_settings(), intake), host=HOST, port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
+    port, requests = free_port(), list[str]()
+    api = recording(create_app(api_settings(), intake), requests)
+    server = uvicorn.Server(uvicorn.Config(api, host=HOST, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_until("uvicorn to start", lambda: server.started or not thread.is_alive())
+    assert server.started, "uvicorn exited while starting"
     try:
-        yield Served(f"http://{HOST}:{port}", store, enqueued)
+        yield Served(f"http://{HOST}:{port}", store, enqueued, requests)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -164,18 +181,17 @@ def test_submit_names_an_image_per_container(served: Served) -> None:
 def test_status_watch_follows_until_the_rollout_finishes(served: Served) -> None:
     rollout_id = cli(served, *SUBMIT, "--app", "cart").stdout.strip()
 
-    def abort_soon() -> None:
-        time.sleep(0.5)
+    def abort_once_watched() -> None:
+        served.wait_for_watching(rollout_id)
         headers = {"Authorization": f"Bearer {SECRETS['ops']}"}
         httpx.post(f"{served.url}/v1/rollouts/{rollout_id}/abort", headers=headers)
 
-    aborter = threading.Thread(target=abort_soon)
+    aborter = threading.Thread(target=abort_once_watched)
     aborter.start()
-    started = time.monotonic()
     watched = cli(served, "status", rollout_id, "--watch", "--interval", "0.1")
     aborter.join()
     assert watched.exit_code == 3, watched.output
-    assert time.monotonic() - started >= 0.5
+    assert served.reads_of(rollout_id) >= 3  # it kept reading until it saw the abort
     assert "aborted (final)" in watched.stdout
     assert "abort by ops" in watched.stdout
 
@@ -280,8 +296,8 @@ def test_status_watch_exits_with_how_the_rollout_ended(
 ) -> None:
     rollout_id = cli(served, *SUBMIT, "--app", f"watched-{ending}").stdout.strip()
     watcher = canarist(served, "status", rollout_id, "--watch", "--interval", "0.1")
-    time.sleep(1.0)  # it is watching a pending rollout
-    assert watcher.poll() is None, watcher.communicate()
+    served.wait_for_watching(rollout_id)
+    assert watcher.poll() is None, watcher.communicate()  # it is watching a pending rollout
     _end(served, rollout_id, ending)
     output, errors = watcher.communicate(timeout=30)
     assert watcher.returncode == code, errors

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from canarist.api import app_from_settings
 from canarist.demo.stack import HOST, ServiceProcess, free_port, http_probe
 from canarist.settings import Settings
 from tests.canarist.test_api import JOB, POLICIES, SECRETS, token_entry
+from tests.waiting import wait_until
 
 CANARIST = Path(sys.executable).with_name("canarist")
 DATABASE = 7  # a Redis database of these tests' own: keys and Celery queues
@@ -76,13 +76,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for(what: str, check: Callable[[], Any], log: Path) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {WAIT_SECONDS} s; log:\n{log.read_text()[-3000:]}")
+    return wait_until(
+        what, check, WAIT_SECONDS, every=0.2, detail=lambda: f"log:\n{log.read_text()[-3000:]}"
+    )
 
 
 def test_the_worker_walks_a_submitted_rollout_and_applies_an_abort(

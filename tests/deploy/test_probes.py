@@ -27,6 +27,7 @@ import yaml
 
 from canarist.demo.stack import HOST, ServiceProcess, free_port
 from tests.deploy.manifests import DEPLOY, ROOT, container_env, pod_specs, render
+from tests.waiting import wait_until
 
 CANARIST = Path(sys.executable).with_name("canarist")
 DATABASE = 11  # these tests' own Redis database: keys and Celery queues
@@ -79,12 +80,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for(what: str, check: Callable[[], bool], log: Path) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not within {WAIT_SECONDS} s; log:\n{log.read_text()[-3000:]}")
+    wait_until(
+        what, check, WAIT_SECONDS, every=0.3, detail=lambda: f"log:\n{log.read_text()[-3000:]}"
+    )
 
 
 def exec_probe(probe: dict[str, Any], env: dict[str, str], replace: dict[str, str]) -> int:

@@ -34,6 +34,7 @@ import redis
 from analyzer.errors import TemporarySourceError
 from analyzer.sources.base import Series
 from canarist.demo.stack import ServiceProcess
+from tests.waiting import wait_until
 from workers.actions import Released
 from workers.celery_app import (
     Timings,
@@ -115,7 +116,14 @@ class FakeClock:
 
 @dataclass
 class FakeSource:
-    """A MetricSource with constant counts per interval: ``canary_errors`` x the baseline's."""
+    """A MetricSource with constant counts per interval: ``canary_errors`` x the baseline's.
+
+    Not analyzer.sources.MemorySource, which answers only the exact PromQL registered with it:
+    this answers whatever a policy renders, told apart by shape (5xx or total, canary or
+    baseline). The harness (rollout_harness.py) learns the policy, selectors and args of its
+    rollouts only as they are submitted through the API, on local and Kubernetes platforms
+    alike, so it could not register them beforehand. ``failing`` fails every query until it is
+    cleared."""
 
     requests: float = 1000.0
     error_ratio: float = 0.01
@@ -136,6 +144,27 @@ class FakeSource:
             value *= self.canary_errors
         stamps = np.arange(start.timestamp(), end.timestamp() + 1e-6, step.total_seconds())
         return [Series(labels={}, timestamps=stamps, values=np.full(stamps.size, value))]
+
+
+@pytest.fixture
+def wait_out_on_redis(redis_server: ServiceProcess) -> Iterator[Callable[[float], None]]:
+    """``wait_out(seconds)``: until Redis's own clock (TIME) is ``seconds`` past the call, so
+    what Redis expires (leases, locks, idempotency keys: SET PX, PEXPIRE) and was set to last at
+    most ``seconds`` before it has run out. A Redis store keeps no clock a test could move."""
+    client = redis.Redis.from_url(redis_server.url)
+
+    def redis_now() -> float:
+        seconds, micros = client.time()
+        return float(seconds) + micros / 1e6
+
+    def wait_out(seconds: float) -> None:
+        until = redis_now() + seconds + 0.002  # a key expires once Redis's time is past it
+        wait_until(f"Redis's clock to move {seconds:g} s on", lambda: redis_now() > until)
+
+    try:
+        yield wait_out
+    finally:
+        client.close()
 
 
 def job(**overrides: Any) -> RolloutJob:
@@ -325,23 +354,38 @@ class CeleryStack:
     def wait_for(
         self, rollout_id: str, done: Callable[[RolloutState], bool], timeout: float, what: str
     ) -> RolloutState:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached() -> RolloutState | None:
             try:
                 state = self.state(rollout_id)
             except Exception:  # Redis restarting: the test stack's own client reconnects
-                time.sleep(0.2)
-                continue
-            if done(state):
-                return state
-            time.sleep(0.2)
-        self.fail(rollout_id, f"timed out after {timeout:g} s waiting for {what}")
-        raise AssertionError  # unreachable
+                return None
+            return state if done(state) else None
 
-    def fail(self, rollout_id: str, message: str) -> None:
+        return wait_until(what, reached, timeout, every=0.2, detail=lambda: self.story(rollout_id))
+
+    def ran_after_now(self, task: str) -> None:
+        """Send ``task`` (no arguments) and wait until the worker has run it: what was queued
+        on its queue before it has been taken, and what that queued is in Redis."""
+        task_id = f"marker-{uuid.uuid4().hex[:8]}"
+        worker = self.worker
+        assert worker is not None
+        self.client.send_task(task, task_id=task_id)
+        wait_until(
+            f"the worker to run the marker {task}[{task_id}]",
+            lambda: f"[{task_id}] succeeded" in worker.log_path.read_text(errors="replace"),
+            30,
+            every=0.05,
+            detail=worker.tail,
+        )
+
+    def story(self, rollout_id: str) -> str:
+        """The rollout's audit trail and the processes' logs, for a failure message."""
         lines = [f"{e.kind}: {e.message}" for e in trail(self.store, rollout_id)]
         logs = "\n\n".join(f"== {p.name}\n{p.tail(40)}" for p in self.processes)
-        pytest.fail(f"{message}\nevents:\n  " + "\n  ".join(lines) + f"\n\n{logs}")
+        return "events:\n  " + "\n  ".join(lines) + f"\n\n{logs}"
+
+    def fail(self, rollout_id: str, message: str) -> None:
+        pytest.fail(f"{message}\n{self.story(rollout_id)}")
 
 
 def worker_env(

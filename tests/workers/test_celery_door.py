@@ -16,14 +16,13 @@ import base64
 import json
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
+from tests.waiting import wait_until
 from tests.workers.conftest import CeleryStack, trail
 from workers.celery_app import NOTIFY_QUEUE, ROLLOUTS_QUEUE, make_celery
 from workers.settings import RedisSettings, WorkerSettings
@@ -129,28 +128,32 @@ def push(stack: CeleryStack, queue: str, message: str) -> None:
 
 
 def created(stack: CeleryStack, app: str, timeout: float = CREATION_TIMEOUT) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rollout_id = stack.store.latest_for(app, "shop")
-        if rollout_id:
-            return rollout_id
-        time.sleep(0.1)
-    assert stack.worker is not None
-    pytest.fail(f"no rollout for {app} after {timeout:g} s\n{stack.worker.tail(40)}")
+    worker = stack.worker
+    assert worker is not None
+    rollout_id: str = wait_until(
+        f"a rollout for {app}",
+        lambda: stack.store.latest_for(app, "shop"),
+        timeout,
+        every=0.1,
+        detail=lambda: worker.tail(40),
+    )
+    return rollout_id
 
 
 def task_result(stack: CeleryStack, task_id: str, timeout: float = 10.0) -> dict[str, Any]:
     """What the task returned, as the worker logged it (the stock worker keeps no results)."""
-    assert stack.worker is not None
+    worker = stack.worker
+    assert worker is not None
     pattern = re.compile(rf"\[{re.escape(task_id)}\] succeeded in [0-9.]+s: (\{{.*\}})")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = pattern.search(stack.worker.tail(400))
-        if found:
-            result: dict[str, Any] = ast.literal_eval(found.group(1))
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"task {task_id} did not succeed\n{stack.worker.tail(40)}")
+    found = wait_until(
+        f"task {task_id} to succeed",
+        lambda: pattern.search(worker.tail(400)),
+        timeout,
+        every=0.1,
+        detail=lambda: worker.tail(40),
+    )
+    result: dict[str, Any] = ast.literal_eval(found.group(1))
+    return result
 
 
 def assert_submitted(stack: CeleryStack, app: str, task_id: str, actor: str) -> None:

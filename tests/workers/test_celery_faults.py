@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from canarist.demo.stack import ServiceProcess
+from tests.waiting import wait_until
 from tests.workers.conftest import CeleryStack, trail
 from tests.workers.test_celery_worker import (
     DECISION_TIMEOUT,
@@ -33,10 +34,12 @@ def test_a_lease_left_by_a_dead_worker_holds_its_rollout_only_until_it_runs_out(
     try:
         rollout_id = submit(celery_stack, workload(prometheus_server, unique("leased"), HEALTHY))
         celery_stack.wait_for(rollout_id, analysing, 15, "the analysis step")
-        deadline = time.monotonic() + 5
-        while not celery_stack.store.leases.acquire(rollout_id, "died-holding-it", WORKER_LEASE):
-            assert time.monotonic() < deadline, "the worker never let the lease go"
-            time.sleep(0.01)
+        wait_until(
+            "the worker to let the lease go (taken then by a worker that dies holding it)",
+            lambda: celery_stack.store.leases.acquire(rollout_id, "died-holding-it", WORKER_LEASE),
+            5,
+            every=0.01,
+        )
         held_from = time.monotonic()
         state = celery_stack.wait_for(rollout_id, decided, DECISION_TIMEOUT, "a decision")
         if state.phase is not Phase.PROMOTED:

@@ -20,11 +20,12 @@ import redis
 
 from canarist.demo.stack import ServiceProcess, list_alerts, pid_exists
 from tests.promwrite import write_samples
+from tests.waiting import wait_until
 from tests.workers.conftest import CeleryStack, trail
 from tests.workloads import Behaviour, http_service
 from workers.intake import RolloutJob
 from workers.state import Phase, RolloutState
-from workers.tasks import SUBMIT
+from workers.tasks import DELIVER, RECONCILE, SUBMIT
 
 HEALTHY = Behaviour(requests_per_second=200.0, error_ratio=0.01)
 ERRORS_5X = Behaviour(requests_per_second=200.0, error_ratio=0.05)
@@ -82,10 +83,18 @@ def alerts(alertmanager: ServiceProcess, rollout_id: str) -> list[dict[str, Any]
     return list_alerts(alertmanager.url, [f'rollout_id="{rollout_id}"'])
 
 
-def wait_for_alerts(alertmanager: ServiceProcess, rollout_id: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not alerts(alertmanager, rollout_id):
-        time.sleep(0.2)
+def wait_for_alerts(alertmanager: ServiceProcess, rollout_id: str) -> None:
+    wait_until(f"an alert for {rollout_id}", lambda: alerts(alertmanager, rollout_id), 15)
+
+
+def past_any_duplicate(stack: CeleryStack) -> None:
+    """Until a duplicate alert would have been sent. It would come from a second step (an
+    advance on the rollouts queue, which queues a second notify item) or a second delivery (the
+    notify queue): once the worker has run a reconcile, then an outbox delivery, both sent
+    after the decision, either would be in Alertmanager and the outbox. (An advance held for
+    its countdown finds the rollout decided and does nothing.)"""
+    stack.ran_after_now(RECONCILE)
+    stack.ran_after_now(DELIVER)
 
 
 def notify_items(stack: CeleryStack, rollout_id: str) -> list[dict[str, str]]:
@@ -129,12 +138,10 @@ def test_b_a_canary_with_5x_errors_is_aborted_with_exactly_one_alert(
 ) -> None:
     payload = workload(prometheus_server, unique("errors"), ERRORS_5X)
     celery_stack.client.send_task(SUBMIT, args=[payload], kwargs={"actor": "ci"})  # Celery door
-    rollout_id = ""
-    deadline = time.monotonic() + 10
-    while not rollout_id and time.monotonic() < deadline:
-        rollout_id = celery_stack.store.latest_for(payload["app"], "shop") or ""
-        time.sleep(0.1)
-    assert rollout_id, "the submit_rollout task did not create the rollout"
+    rollout_id = wait_until(
+        "the submit_rollout task to create the rollout",
+        lambda: celery_stack.store.latest_for(payload["app"], "shop"),
+    )
 
     state = celery_stack.wait_for(rollout_id, decided, DECISION_TIMEOUT, "a decision")
 
@@ -142,7 +149,7 @@ def test_b_a_canary_with_5x_errors_is_aborted_with_exactly_one_alert(
         celery_stack.fail(rollout_id, f"expected aborted, got {state.phase}")
     assert "error-ratio" in (state.abort_reason or "")
     wait_for_alerts(alertmanager_server, rollout_id)
-    time.sleep(2.0)  # a duplicate would come from a retry or a second step: give it time
+    past_any_duplicate(celery_stack)
     fired = alerts(alertmanager_server, rollout_id)
     assert len(fired) == 1, fired
     assert fired[0]["labels"]["alertname"] == "RolloutAborted"
@@ -175,7 +182,7 @@ def test_c_a_worker_killed_mid_rollout_is_replaced_and_nothing_happens_twice(
         celery_stack.fail(rollout_id, f"expected aborted, got {state.phase}")
     assert_no_step_twice(celery_stack, rollout_id)
     wait_for_alerts(alertmanager_server, rollout_id)
-    time.sleep(2.0)
+    past_any_duplicate(celery_stack)
     assert len(alerts(alertmanager_server, rollout_id)) == 1
     assert len(notify_items(celery_stack, rollout_id)) == 1
 

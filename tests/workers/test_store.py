@@ -8,7 +8,6 @@ listing and leases. The outbox has its own file (test_store_outbox.py); what onl
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.workers.conftest import FakeClock
 from tests.workers.rollout_driver import SPEC
 from workers.actions import Notify, RecordEvent
 from workers.errors import Conflict, LeaseLost, NotFound
@@ -63,9 +63,10 @@ def wipe(url: str, prefix: str) -> None:
 
 
 def each_store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    """An empty store of the kind ``request.param`` names: Redis ones under their own prefix."""
+    """An empty store of the kind ``request.param`` names: the memory one on the test's fake
+    ``clock`` (tests/workers/conftest.py), Redis ones under their own prefix."""
     if request.param == "memory":
-        yield MemoryStateStore()
+        yield MemoryStateStore(request.getfixturevalue("clock"))
         return
     server = request.getfixturevalue("redis_server")
     prefix = f"test:{uuid.uuid4().hex}:"
@@ -80,6 +81,17 @@ def each_store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
 @pytest.fixture(params=["memory", "redis"])
 def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
     yield from each_store(request)
+
+
+@pytest.fixture
+def elapse(store: StateStore, request: pytest.FixtureRequest) -> Callable[[float], None]:
+    """Let ``seconds`` pass on the clock the store's keys expire on: the memory store's injected
+    clock is moved on; Redis keeps its own, so this waits until it has moved on."""
+    if isinstance(store, MemoryStateStore):
+        clock: FakeClock = request.getfixturevalue("clock")
+        return clock.advance
+    wait_out: Callable[[float], None] = request.getfixturevalue("wait_out_on_redis")
+    return wait_out
 
 
 def race(count: int, work: Callable[[int], Any]) -> list[Any]:
@@ -219,10 +231,10 @@ def test_idempotency_keys_belong_to_a_namespace(store: StateStore) -> None:
     assert store.create(rollout("r3", namespace="other", supersedes="r2"), key()).rollout_id == "r2"
 
 
-def test_an_idempotency_key_expires(store: StateStore) -> None:
+def test_an_idempotency_key_expires(store: StateStore, elapse: Callable[[float], None]) -> None:
     assert store.create(rollout("r1"), key(ttl=0.2)).created
     assert not store.create(rollout("r2", supersedes="r1"), key(ttl=0.2)).created
-    time.sleep(0.35)
+    elapse(0.2)
     assert store.create(rollout("r2", supersedes="r1"), key(ttl=0.2)) == Created("r2", 1, True)
     assert not store.create(rollout("r3", supersedes="r2"), key(ttl=0.2)).created
     with pytest.raises(ValueError, match="positive"):
@@ -347,10 +359,10 @@ def test_one_worker_holds_a_lease_at_a_time(store: StateStore) -> None:
         leases.acquire("r1", "worker-b", 0)
 
 
-def test_a_lease_expires(store: StateStore) -> None:
+def test_a_lease_expires(store: StateStore, elapse: Callable[[float], None]) -> None:
     assert store.leases.acquire("r1", "crashed", 0.2)
     assert not store.leases.acquire("r1", "worker-b", 30)
-    time.sleep(0.35)
+    elapse(0.2)
     assert store.leases.acquire("r1", "worker-b", 30)
     assert not store.leases.release("r1", "crashed")
 

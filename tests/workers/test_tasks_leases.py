@@ -5,10 +5,9 @@ beats send it."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from analyzer.sources.base import Series
 from canarist.demo.stack import ServiceProcess
+from tests.waiting import wait_until
 from tests.workers.conftest import FakeClock, FakeSource, Queued, job, task_runtime
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
@@ -26,14 +26,19 @@ from workers.tasks import RECONCILE, Runtime, advance, first_of_period, reconcil
 
 @dataclass
 class SlowSource(FakeSource):
-    """Prometheus at its timeout: every query takes ``delay`` seconds of real time."""
+    """Prometheus at its timeout: while ``hanging``, a query answers only once ``let_go`` is
+    set, and ``asked`` says one is waiting."""
 
-    delay: float = 0.0
+    hanging: bool = False
+    asked: threading.Event = field(default_factory=threading.Event)
+    let_go: threading.Event = field(default_factory=threading.Event)
 
     def query_range(
         self, promql: str, start: datetime, end: datetime, step: timedelta
     ) -> list[Series]:
-        time.sleep(self.delay)
+        if self.hanging:
+            self.asked.set()
+            assert self.let_go.wait(30), "the test never let the query answer"
         return super().query_range(promql, start, end, step)
 
 
@@ -56,7 +61,7 @@ def runtime(store: RedisStateStore, policy_dir: Path, clock: FakeClock, queued: 
 
 
 def test_a_task_slower_than_its_lease_keeps_it_by_renewing_it(
-    runtime: Runtime, queued: Queued, clock: FakeClock
+    runtime: Runtime, queued: Queued, clock: FakeClock, wait_out_on_redis: Callable[[float], None]
 ) -> None:
     rollout_id = runtime.intake.submit(job(), "ci").rollout_id
     advance(runtime, *queued.advance.pop()[:2])  # started: the weight is set and ready
@@ -64,13 +69,18 @@ def test_a_task_slower_than_its_lease_keeps_it_by_renewing_it(
     state, revision = runtime.store.load(rollout_id)
     assert state.window_start is not None
     clock.advance(5.0)  # the first look is due
-    assert isinstance(runtime.source, SlowSource)
-    runtime.source.delay = 0.5  # two queries: 1 s in all, well past the 0.6 s lease
+    source = runtime.source
+    assert isinstance(source, SlowSource)
+    source.hanging = True  # the look's queries answer when the intruder has tried
     taken: list[bool] = []
 
     def another_worker() -> None:
-        time.sleep(0.8)  # the lease would have run out by now without renewal
-        taken.append(runtime.store.leases.acquire(rollout_id, "intruder", 5.0))
+        try:
+            wait_until("the look's first query", source.asked.is_set)
+            wait_out_on_redis(runtime.lease_seconds)  # the lease, taken before it, would be out
+            taken.append(runtime.store.leases.acquire(rollout_id, "intruder", 5.0))
+        finally:
+            source.let_go.set()
 
     intruder = threading.Thread(target=another_worker)
     intruder.start()
@@ -81,19 +91,19 @@ def test_a_task_slower_than_its_lease_keeps_it_by_renewing_it(
 
 
 def test_a_task_that_finds_the_lease_held_comes_back_when_it_would_have_run_out(
-    runtime: Runtime, queued: Queued
+    runtime: Runtime, queued: Queued, wait_out_on_redis: Callable[[float], None]
 ) -> None:
     rollout_id = runtime.intake.submit(job(), "ci").rollout_id
     queued.advance.clear()
     runtime.store.leases.acquire(rollout_id, "a-worker-that-died", runtime.lease_seconds)
     assert advance(runtime, rollout_id, 1) == "busy"
     assert queued.advance == [(rollout_id, 1, runtime.lease_seconds / 2)]
-    time.sleep(runtime.lease_seconds + 0.1)  # the dead worker's lease runs out
+    wait_out_on_redis(runtime.lease_seconds)  # the dead worker's lease runs out
     assert advance(runtime, rollout_id, 1) == "stepped"
 
 
 def test_one_run_of_a_periodic_task_a_period_however_many_beats_send_it(
-    runtime: Runtime, queued: Queued, clock: FakeClock
+    runtime: Runtime, queued: Queued, clock: FakeClock, wait_out_on_redis: Callable[[float], None]
 ) -> None:
     healed: list[str] = []
     runtime = replace(runtime, heal=lambda: healed.append("router") or ["router restarted"])
@@ -104,7 +114,7 @@ def test_one_run_of_a_periodic_task_a_period_however_many_beats_send_it(
     assert reconcile(runtime, period=0.5) == []  # the other beat's message of this period
     assert healed == ["router"]
     assert queued.advance == [(rollout_id, 1, 0.0)]
-    time.sleep(0.5)
+    wait_out_on_redis(0.5)  # the period's lock (Redis keeps it for 0.9 of it) runs out
     assert reconcile(runtime, period=0.5) == [rollout_id]  # the next period
     assert reconcile(runtime) == [rollout_id]  # a run not sent by beat always runs
     assert first_of_period(runtime, RECONCILE, None)
