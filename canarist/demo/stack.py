@@ -1,7 +1,7 @@
 """Real service processes for the demo and the test stack: redis-server, prometheus, alertmanager.
 
 `canarist demo` and Canarist's tests run against the real services Canarist talks to in
-production, on free loopback ports, rather than against mocks (ARCHITECTURE.md, "Test stack"), so
+production, on free loopback ports, rather than against mocks (docs/architecture.md, "Tests"), so
 both start them the same way, from here. This module owns the process
 plumbing: find the binary (or say which Debian package provides it), start it in its own
 directory with its output in a log file, wait until it really serves, and stop it by its own

@@ -1,9 +1,7 @@
 """The StateStore over Redis: the only module that imports redis.
 
-Every write is one Lua script, so it is atomic: Redis runs nothing else meanwhile, and each
-script makes all its checks before its first write, so a refused call writes nothing. Scripts
-carry a ``#!lua`` shebang, which makes Redis refuse them up front (not half-way) when out of
-memory. Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apart::
+Every write is one Lua script (scripts.py), so it is atomic and a refused call writes nothing.
+Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apart::
 
     rollout:{id}             hash    state (JSON of RolloutState.to_record), revision
     events:{id}              stream  event (JSON: revision, at, kind, message, actor, data),
@@ -37,6 +35,7 @@ from redis.retry import Retry
 from workers.actions import Action, RecordEvent
 from workers.errors import Conflict, LeaseLost, NotFound, StoreError, StoreUnavailable
 from workers.state import RolloutState
+from workers.store import scripts
 from workers.store.base import Created, IdempotencyKey, Stored
 from workers.store.records import (
     EVENT_FORMAT,
@@ -56,101 +55,6 @@ from workers.store.records import (
 
 DEFAULT_PREFIX = "canarist:"
 _TEMPORARY_REPLIES = ("LOADING", "MISCONF", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "BUSY")
-
-_CREATE = """#!lua
-if KEYS[7] then
-  local existing = redis.call('HMGET', KEYS[7], 'rollout', 'digest')
-  if existing[1] then
-    local same = existing[2] == ARGV[6] and 1 or 0
-    return {'existing', existing[1], same}
-  end
-end
-local record = redis.call('HMGET', KEYS[1], 'state', 'revision')
-if record[2] then
-  if record[2] == '1' and record[1] == ARGV[2] then return {'replayed'} end
-  return {'taken'}
-end
-local latest = redis.call('GET', KEYS[3]) or ''
-if latest ~= ARGV[3] then return {'lane', latest} end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'revision', 1)
-redis.call('SET', KEYS[3], ARGV[1])
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
-redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
-redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
-if KEYS[7] then
-  redis.call('HSET', KEYS[7], 'rollout', ARGV[1], 'digest', ARGV[6])
-  redis.call('PEXPIRE', KEYS[7], ARGV[7])
-end
-for i = 9, #ARGV do redis.call('XADD', KEYS[2], '*', 'event', ARGV[i], 'format', ARGV[8]) end
-return {'created'}
-"""
-
-_SAVE = """#!lua
-local record = redis.call('HMGET', KEYS[1], 'state', 'revision')
-if not record[2] then return {'missing'} end
-local expected, revision = tonumber(ARGV[2]), tonumber(record[2])
-if revision == expected + 1 and record[1] == ARGV[3] then return {'saved', revision} end
-if revision ~= expected then return {'stale', revision} end
-if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then return {'lease'} end
-revision = revision + 1
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'revision', revision)
-if ARGV[4] == '' then redis.call('ZREM', KEYS[3], ARGV[1])
-else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
-local events = tonumber(ARGV[7])
-for i = 10, 9 + events do
-  redis.call('XADD', KEYS[2], '*', 'event', ARGV[i], 'format', ARGV[8])
-end
-for i = 6, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local at = 10 + events + (i - 6) * 2
-    redis.call('HSET', KEYS[i], 'id', ARGV[at], 'rollout_id', ARGV[1],
-      'payload', ARGV[at + 1], 'format', ARGV[9], 'attempts', 0)
-    redis.call('ZADD', KEYS[5], ARGV[6], ARGV[at])
-  end
-end
-return {'saved', revision}
-"""
-
-_CLAIM = """#!lua
-local claimed = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
-  local key = ARGV[5] .. id
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-  redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('HSET', key, 'claimed_by', ARGV[4])
-  claimed[#claimed + 1] = redis.call('HGETALL', key)
-end
-return claimed
-"""
-
-_SETTLE = """#!lua
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[2], 'delivered') == 1 then return 1 end
-if redis.call('HEXISTS', KEYS[2], 'given_up') == 1 then return 1 end
-redis.call('HDEL', KEYS[2], 'claimed_by')
-if ARGV[2] == 'ack' then
-  redis.call('HSET', KEYS[2], 'delivered', 1)
-  redis.call('ZREM', KEYS[1], ARGV[1])
-elseif ARGV[2] == 'give_up' then
-  redis.call('HSET', KEYS[2], 'given_up', 1, 'last_error', ARGV[3])
-  redis.call('ZREM', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[2], 'last_error', ARGV[3])
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-end
-return 1
-"""
-
-_ACQUIRE = """#!lua
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-
-_RELEASE = """#!lua
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @contextmanager
@@ -183,7 +87,7 @@ class RedisStateStore:
     def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self._client, self._prefix = client, prefix
         script = client.register_script
-        self._create, self._save = script(_CREATE), script(_SAVE)
+        self._create, self._save = script(scripts.CREATE), script(scripts.SAVE)
         self._leases = RedisLeases(client, prefix)
         self._outbox = RedisOutbox(client, prefix)
 
@@ -361,8 +265,8 @@ class RedisLeases:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._prefix = prefix
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(scripts.ACQUIRE)
+        self._release = client.register_script(scripts.RELEASE)
 
     def acquire(self, rollout_id: str, owner: str, ttl_seconds: float) -> bool:
         if ttl_seconds <= 0:
@@ -381,8 +285,8 @@ class RedisOutbox:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._queue, self._items = f"{prefix}outbox:queue", f"{prefix}outbox:item:"
-        self._claim = client.register_script(_CLAIM)
-        self._settle = client.register_script(_SETTLE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._settle = client.register_script(scripts.SETTLE)
 
     def claim(
         self, worker: str, now: float, lease_seconds: float, limit: int = 10
