@@ -108,15 +108,30 @@ def since(decision: Decision, interval: int, note: str = "") -> Decision:
 
 
 def format_e(log_e: float) -> str:
-    """An e-value given as its log, for people: ``0.39``, ``1,892``, ``1.3e+10``."""
+    """An e-value given as its log, for people: ``0.39``, ``1,892``, ``1.3e10``."""
     return format_evalue(math.exp(min(log_e, LOG_E_CAP)))
 
 
 def format_evalue(value: float) -> str:
-    """An e-value or its bar, for people, the same in every place that shows one."""
-    if value < 10:
+    """An e-value or its bar, for people, the same in every place that shows one (the judges'
+    sentences, the alert, the CLI, the demo's view, the report): ``0.39``, ``1,892``, ``1.3e10``;
+    never Python's ``1.3e+10``."""
+    magnitude = abs(value)
+    if not math.isfinite(value):
+        return "∞" if value > 0 else "-∞" if value < 0 else "n/a"
+    if 0 < magnitude < 1e-3:
+        return plain_scientific(value)
+    if magnitude < 10:
         return f"{value:.2g}"
-    return f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"
+    return f"{value:,.0f}" if magnitude < 999_999.5 else plain_scientific(value)
+
+
+def plain_scientific(value: float, digits: int = 2) -> str:
+    """``1e6``, ``2.5e7``, ``-3.2e-5``: a mantissa and a plain exponent."""
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def percent(ratio: float) -> str:
@@ -215,8 +230,10 @@ def ratio_with_interval(ratio: float, lower: float, upper: float) -> str:
 
 def figure(value: float, digits: int) -> str:
     """``value`` to ``digits`` significant figures, written out up to a million (``200``, not
-    ``2e+02``)."""
+    ``2e+02``), and beyond it with a plain exponent (``3.4e6``)."""
     shown = f"{value:.{digits}g}"
-    if "e+" in shown and abs(value) < 1e6:
+    if "e" not in shown:
+        return shown
+    if 1 <= abs(value) < 1e6:
         return f"{float(shown):,.0f}"
-    return shown
+    return plain_scientific(value, digits)

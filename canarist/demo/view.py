@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.judges.decisions import format_evalue
 from canarist.demo.load import NO_ANSWER, NO_VERSION
 from canarist.demo.run import Result
 
@@ -138,8 +139,8 @@ def _effect(judgement: Mapping[str, Any]) -> str:
 def _evidence(judgement: Mapping[str, Any]) -> str:
     if judgement.get("e_value") is not None:
         threshold = judgement.get("threshold")
-        bar = f" / {threshold:.3g}" if threshold else ""
-        return f"e={judgement['e_value']:.3g}{bar}"
+        bar = f" / {format_evalue(threshold)}" if threshold else ""
+        return f"e={format_evalue(judgement['e_value'])}{bar}"
     if judgement.get("p_value") is not None:
         return f"p={judgement['p_value']:.3g}"
     return "-"

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from analyzer.judges.decisions import format_evalue
+from analyzer.judges.decisions import plain_scientific as scientific
+
 _LARGE = ((1e12, "T"), (1e9, "B"), (1e6, "M"))  # above a million; below it, 999,999
 _BYTES = ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
 MISSING = "—"
@@ -89,17 +92,13 @@ def number(value: float | None) -> str:
 
 
 def e_value(value: float | None) -> str:
-    """An e-value or its bar: ``0.5``, ``1``, ``10``, ``1,000``, ``999,999``, ``1e6``, ``2.5e7``."""
+    """An e-value or its bar: ``0.5``, ``1``, ``10``, ``1,000``, ``999,999``, ``1e6``, ``2.5e7``,
+    written as the judges' sentences write it (analyzer.judges.decisions.format_evalue)."""
     special = _special(value)
     if special is not None:
         return special
     assert value is not None
-    magnitude = abs(value)
-    if 0 < magnitude < 1e-3:
-        return scientific(value)
-    if magnitude < 9.5:
-        return significant(value, 2)
-    return f"{value:,.0f}" if magnitude < 999_999.5 else scientific(value)
+    return format_evalue(value)
 
 
 def p_value(value: float | None) -> str:
@@ -169,14 +168,6 @@ def significant(value: float, digits: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
-
-
-def scientific(value: float, digits: int = 2) -> str:
-    """``1e6``, ``2.5e7``, ``-3.2e-5``: a mantissa and a plain exponent."""
-    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def _special(value: float | None) -> str | None:

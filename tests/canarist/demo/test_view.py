@@ -57,7 +57,7 @@ def rendered(renderable: Any) -> str:
 def test_the_panel_shows_stage_weight_and_each_metrics_evidence() -> None:
     text = rendered(rollout_panel(DETAIL))
     assert "stage 2/7: analyze 45s" in text
-    assert "+1.03 [+0.4, …]" in text and "e=5.6e+08 / 200" in text
+    assert "+1.03 [+0.4, …]" in text and "e=5.6e8 / 200" in text
     assert "p=0.3" in text and "decision: latency failed" in text
 
 

@@ -17,7 +17,7 @@ def failing_verdict() -> Verdict:
     still undecided, a passing metric, and a dry-run metric that failed but does not count."""
     error_ratio = Judgement(
         outcome=Outcome.FAIL,
-        reason="canary error-ratio ratio 2.1% vs baseline 0.4% (e-value 1.2e+03 ≥ 20)",
+        reason="canary error-ratio ratio 2.1% vs baseline 0.4% (e-value 1,200 ≥ 20)",
         direction="high",
         baseline={"requests": 48_000.0, "errors": 192.0, "intervals": 10.0},
         canary={"requests": 12_000.0, "errors": 252.0, "intervals": 10.0},

@@ -57,7 +57,7 @@ def test_each_metric_reads_as_one_line_with_its_key_numbers() -> None:
 
     assert lines == [
         "error-ratio FAIL (critical): canary error-ratio ratio 2.1% vs baseline 0.4% "
-        "(e-value 1.2e+03 ≥ 20) [effect +425.0% (+210.0%..+700.0%), e-value 1,200 (bar 20)]",
+        "(e-value 1,200 ≥ 20) [effect +425.0% (+210.0%..+700.0%), e-value 1,200 (bar 20)]",
         "latency-p99 INCONCLUSIVE: latency-p99: interval includes 0, 8 of 10 samples "
         "[effect +14.0% (-5.0%..+31.0%), p-value 0.09 (bar 0.02)]",
     ]
