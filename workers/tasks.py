@@ -56,6 +56,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
@@ -92,6 +93,20 @@ POLICY_RETRY_SECONDS = 60.0  # a rollout whose policy cannot be read waits this 
 PERIODIC_LOCK = "periodic:{task}"  # the lease a beat-sent run of ``task`` takes for its period
 
 
+class AdvanceResult(StrEnum):
+    """What one ``advance`` did; the values are what logs and tests have always seen."""
+
+    STEPPED = "stepped"  # observed, stepped and saved; the platform actions applied
+    STALE = "stale"  # the revision moved on (or another task won the save): nothing to do
+    IDLE = "idle"  # the revision is current but nothing is due (a finished rollout)
+    BUSY = "busy"  # another task holds the lease: requeued for when it would have expired
+    RETRY = "retry"  # a temporary failure (the store, a lease): requeued after its wait
+    GONE = "gone"  # the rollout does not exist
+    UNREADABLE = "unreadable"  # a record this release cannot read: left as it is
+    NO_POLICY = "no-policy"  # its policy cannot be read: requeued after POLICY_RETRY_SECONDS
+    BLOCKED = "blocked"  # the rollout it supersedes cannot be told: requeued likewise
+
+
 @dataclass
 class Runtime:
     """What the tasks work with, built once per worker process (celery_app.py)."""
@@ -111,8 +126,8 @@ class Runtime:
     worker_id: str = "worker"
 
 
-def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
-    """One step of one rollout; returns what happened (stepped, stale, busy, idle, retry...)."""
+def advance(runtime: Runtime, rollout_id: str, revision: int) -> AdvanceResult:
+    """One step of one rollout; returns what happened."""
     log, owner = rollout_log(rollout_id), f"{runtime.worker_id}/{uuid.uuid4().hex[:8]}"
     try:
         if not runtime.store.leases.acquire(rollout_id, owner, runtime.lease_seconds):
@@ -120,7 +135,7 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
             # stale; a dead one's lease runs out within lease_seconds, and this one carries on.
             metrics.STALE_TASKS.labels("leased").inc()
             _requeue(runtime, rollout_id, revision, runtime.lease_seconds / 2, log)
-            return "busy"
+            return AdvanceResult.BUSY
         try:
             with _renewed(runtime, rollout_id, owner, log):
                 return _advance_leased(runtime, rollout_id, revision, owner, log)
@@ -130,7 +145,7 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> str:
     except TemporaryError as exc:
         log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.wait_seconds())
         _requeue(runtime, rollout_id, revision, exc.wait_seconds(), log)
-        return "retry"
+        return AdvanceResult.RETRY
 
 
 @contextlib.contextmanager
@@ -162,31 +177,32 @@ def _renewed(runtime: Runtime, rollout_id: str, owner: str, log: RolloutLog) -> 
 
 def _advance_leased(
     runtime: Runtime, rollout_id: str, revision: int, owner: str, log: RolloutLog
-) -> str:
+) -> AdvanceResult:
     try:
         loaded = runtime.store.load(rollout_id)
     except NotFound:
-        return "gone"
+        return AdvanceResult.GONE
     except CorruptRecord as exc:
         log.error("revision %d cannot be read, so it is left as it is: %s", revision, exc)
-        return "unreadable"
+        return AdvanceResult.UNREADABLE
     state, stored = loaded
     if stored != revision or state.next_due_at is None:
-        metrics.STALE_TASKS.labels("stale" if stored != revision else "idle").inc()
-        return "stale" if stored != revision else "idle"
+        result = AdvanceResult.STALE if stored != revision else AdvanceResult.IDLE
+        metrics.STALE_TASKS.labels(result).inc()
+        return result
     try:
         policy = runtime.intake.policy(state.policy)
     except IntakeError as exc:
         log.error("policy %s: %s; again in %.0f s", state.policy, exc, POLICY_RETRY_SECONDS)
         _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
-        return "no-policy"
+        return AdvanceResult.NO_POLICY
     if state.phase is Phase.PENDING and state.supersedes is not None:
         try:  # heals a submission that crashed between creating this and telling its predecessor
             runtime.intake.ensure_superseded(state)
         except (IntakeError, CorruptRecord) as exc:
             log.error("cannot supersede %s: %s", state.supersedes, exc)
             _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
-            return "blocked"
+            return AdvanceResult.BLOCKED
     now = runtime.clock()
     metrics.record_lateness(state.next_due_at, now)
     observation = observe(runtime.platforms, runtime.source, state, policy, now, log)
@@ -203,13 +219,13 @@ def _advance_leased(
     except (Conflict, LeaseLost) as exc:
         log.info("revision %d lost the race (%s): another task carries on", revision, exc)
         metrics.STALE_TASKS.labels("conflict").inc()
-        return "stale"
+        return AdvanceResult.STALE
     metrics.record_step(stepped.actions)
     for event in stepped.events:
         log.info("%s: %s", event.kind, event.message)
     settled = apply_platform(runtime, stepped.state, policy, stepped.actions, log)
     _schedule(runtime, stepped.state, stepped.revision, stepped.actions, settled, log)
-    return "stepped"
+    return AdvanceResult.STEPPED
 
 
 def apply_platform(
@@ -350,7 +366,7 @@ def _refusal(exc: ValidationError | CanaristError) -> str:
 def register(app: Any, runtime: Callable[[], Runtime]) -> None:
     """Register the four tasks on a Celery ``app``; ``runtime()`` is built lazily per process."""
 
-    def advance_task(rollout_id: str, revision: int) -> str:
+    def advance_task(rollout_id: str, revision: int) -> AdvanceResult:
         return advance(runtime(), rollout_id, revision)
 
     def deliver_task(period: float | None = None) -> int:

@@ -39,7 +39,7 @@ from workers.platforms import Failed, NotYet, Ready
 from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase, RolloutState
 from workers.store import MemoryStateStore
-from workers.tasks import Runtime, advance, reconcile, submit
+from workers.tasks import AdvanceResult, Runtime, advance, reconcile, submit
 
 
 @pytest.fixture
@@ -114,12 +114,18 @@ def test_a_stale_or_leased_task_does_nothing(
     runtime: Runtime, queued: Queued, platform: MemoryPlatform
 ) -> None:
     rollout_id = started(runtime, queued)
-    assert advance(runtime, rollout_id, 7) == "stale"
+    assert advance(runtime, rollout_id, 7) is AdvanceResult.STALE
     runtime.store.leases.acquire(rollout_id, "another-worker", 30)
-    assert advance(runtime, rollout_id, 1) == "busy"
+    assert advance(runtime, rollout_id, 1) is AdvanceResult.BUSY
     assert runtime.store.load(rollout_id).revision == 1
     assert applied(platform, rollout_id) == []
-    assert advance(runtime, "nope", 1) == "gone"
+    assert advance(runtime, "nope", 1) is AdvanceResult.GONE
+
+
+def test_the_advance_results_keep_the_words_logs_and_metrics_use() -> None:
+    assert [str(result) for result in AdvanceResult] == [
+        "stepped", "stale", "idle", "busy", "retry", "gone", "unreadable", "no-policy", "blocked"
+    ]  # fmt: skip
 
 
 def test_a_task_that_loses_the_compare_and_set_applies_nothing(
