@@ -46,6 +46,7 @@ from canarist.demo import scenario
 from canarist.demo.load import NO_ANSWER, VERSION_HEADER
 from canarist.demo.run import Demo, DemoOptions
 from canarist.demo.stack import HOST, ServiceProcess
+from workers.actions import EventKind
 
 POLICY = "default-canary"
 HEALTHY = ("--latency", "0.02", "--error-rate", "0.005")
@@ -172,7 +173,7 @@ class Bench:
 
 def analysing(detail: dict[str, Any]) -> bool:
     """At 5%, the stage applied, the analysis under way."""
-    ready = any(e["kind"] == "platform_ready" for e in detail["events"])
+    ready = any(e["kind"] == EventKind.PLATFORM_READY for e in detail["events"])
     return (
         detail["phase"] == "progressing"
         and detail["canary_weight"] == 5
@@ -182,7 +183,7 @@ def analysing(detail: dict[str, Any]) -> bool:
 
 
 def drifted(detail: dict[str, Any]) -> bool:
-    return any(e["kind"] == "platform_drift" for e in detail["events"])
+    return any(e["kind"] == EventKind.PLATFORM_DRIFT for e in detail["events"])
 
 
 def summarise(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:

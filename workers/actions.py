@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from analyzer.verdict import Verdict
@@ -30,6 +31,42 @@ from workers.state import AnalysisRequest
 
 NotifyKind = Literal["aborted", "promoted", "paused", "failed"]
 CommandKind = Literal["abort", "promote", "pause", "resume", "retry"]
+
+
+class EventKind(StrEnum):
+    """Every kind of audit event Canarist writes: the one list, which the engine emits and every
+    reader (metrics, delivery, the API, the report, the CLI) branches on.
+
+    The values are stored in the audit trail and shown to people: never change one. A stored
+    kind this release does not know (a newer release's, mid-upgrade) is read as its plain
+    string (``event_kind``): it is shown as written and matches no member here.
+    """
+
+    SUBMITTED = "submitted"  # intake: a door created the rollout
+    PHASE = "phase"  # the phase changed (data: from, to)
+    STAGE = "stage"  # the stage cursor moved (data: label)
+    PLATFORM_READY = "platform_ready"  # a stage's platform change is live
+    PLATFORM_DRIFT = "platform_drift"  # the platform no longer matches: re-applied
+    ANALYSIS = "analysis"  # a look (data: outcome, score, window, verdict)
+    EXTENDED = "extended"  # an analyze stage's last look did not pass: one more window
+    LOOKS_STOPPED = "looks_stopped"  # paused with queries failing: no looks until resumed
+    ROLLBACK_RETRY = "rollback_retry"  # the rollback is not done: asked again
+    ROLLED_BACK = "rolled_back"  # the rollback after a platform failure is complete
+    COMMAND_IGNORED = "command_ignored"  # a person's command that does not apply, and why
+    SUPERSEDED = "superseded"  # a newer revision waits for this one to stand down
+    SUPERSEDE_IGNORED = "supersede_ignored"  # a second successor: the first one keeps the lane
+    RELEASE = "release"  # the lane is handed to the successor
+    ALERT_UNDELIVERED = "alert_undelivered"  # delivery: a notice given up on a route
+    UNREADABLE_EVENT = "unreadable_event"  # the store: an event this release cannot read
+
+
+def event_kind(stored: str) -> EventKind | str:
+    """A stored event's kind: its member, or the plain string when this release does not know
+    it (never an error: one newer event must not hide a rollout's trail)."""
+    try:
+        return EventKind(stored)
+    except ValueError:
+        return stored
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import get_args
 
-from workers.actions import Notify, NotifyKind, RecordEvent, Release
+from workers.actions import EventKind, Notify, NotifyKind, RecordEvent, Release
 from workers.errors import (
     CanaristError,
     CorruptRecord,
@@ -55,8 +55,6 @@ from workers.metrics import (
 from workers.notify.base import Notice, Notifier
 from workers.store import OutboxItem, StateStore
 
-ALERT_UNDELIVERED = "alert_undelivered"
-"""The audit event kind of a notice given up on a route (``canarist status`` lists them)."""
 _KINDS: tuple[str, ...] = get_args(NotifyKind)
 _PHASES_OF = {"aborted": ("aborting", "aborted"), "failed": ("failed",), "promoted": ("promoted",)}
 _ERROR_CHARS = 300  # of a receiver's error kept in the audit event
@@ -194,7 +192,7 @@ class Delivery:
                 for event in page:
                     to, at = event.data.get("to"), event.data.get("attempt")
                     if (
-                        event.kind == "phase"
+                        event.kind == EventKind.PHASE
                         and to in phases
                         and (attempt is None or at == attempt)
                     ):
@@ -239,8 +237,8 @@ class Delivery:
         """Say that people were not told: an audit event on the rollout, then the counter."""
         routes = ", ".join(repr(route) for route in notice.routes) or "(none)"
         error = error if len(error) <= _ERROR_CHARS else error[:_ERROR_CHARS] + "..."
-        event = RecordEvent(
-            ALERT_UNDELIVERED,
+        event = RecordEvent(  # ``canarist status`` lists them
+            EventKind.ALERT_UNDELIVERED,
             f"{notice.kind} alert not delivered to route {routes}: {error}",
             {"routes": list(notice.routes), "kind": notice.kind, "error": error},
         )

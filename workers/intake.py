@@ -43,6 +43,7 @@ from analyzer.policy import Policy, load_policy
 from analyzer.policy.promql import shown
 from workers.actions import (
     CommandKind,
+    EventKind,
     ManualCommand,
     Observation,
     RecordEvent,
@@ -188,7 +189,7 @@ class Intake:
         now, spec = self.clock(), job.spec(args, policy.strategy.type, policy.traffic)
         summary = f"{job.app} {job.version} in {job.namespace} with policy {job.policy}"
         event = RecordEvent(
-            "submitted",
+            EventKind.SUBMITTED,
             f"submitted by {actor}: {summary} on {job.platform}",
             job.model_dump(mode="json", exclude={"idempotency_key"}),
             actor,

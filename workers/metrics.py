@@ -34,7 +34,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-from workers.actions import Action, RecordEvent
+from workers.actions import Action, EventKind, RecordEvent
 
 LOGGER_NAME = "canarist.workers"
 _DECISIONS = {"promoted", "aborted", "paused", "failed"}
@@ -80,12 +80,12 @@ def record_step(actions: Iterable[Action]) -> None:
         if not isinstance(action, RecordEvent):
             continue
         data = action.data
-        if action.kind == "phase":
+        if action.kind == EventKind.PHASE:
             before, after = str(data.get("from", "")), str(data.get("to", ""))
             PHASE_TRANSITIONS.labels(before, after).inc()
             if after in _DECISIONS:
                 DECISIONS.labels(after).inc()
-        elif action.kind == "analysis":
+        elif action.kind == EventKind.ANALYSIS:
             ANALYSIS_LOOKS.labels(str(data.get("outcome", "unknown"))).inc()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workers.actions import EventKind
 from workers.state import RolloutState, VerdictSummary
 from workers.store import AuditEvent
 
@@ -158,7 +159,7 @@ def latest_evidence(events: Sequence[AuditEvent]) -> dict[str, Any] | None:
     rollout, puts the whole verdict in that event's ``data.verdict``. Evidence is taken only
     from the latest look's step, so a passing look never shows an older look's evidence.
     """
-    looks = [event for event in events if event.kind == "analysis" or _verdict_of(event)]
+    looks = [event for event in events if event.kind == EventKind.ANALYSIS or _verdict_of(event)]
     if not looks:
         return None
     revision = looks[-1].revision

@@ -35,13 +35,13 @@ from canarist.api.handlers import ApiError, error_response
 from canarist.api.models import StageLabel
 from canarist.api.telemetry import about_rollout, metrics_text
 from canarist.settings import Settings
-from workers.actions import CommandKind
+from workers.actions import CommandKind, EventKind
 from workers.errors import StoreUnavailable
 from workers.intake import Intake, RolloutJob
 from workers.state import RolloutState
 
 ROLLOUTS = "/v1/rollouts"
-IGNORED = "command_ignored"  # the engine's event for a command the rollout's phase refuses
+
 KEY_HEADER = "Idempotency-Key"
 IdempotencyHeader = Annotated[
     str | None,
@@ -223,7 +223,7 @@ def _command(
         )
         seen = events[-1].id if events else None
         for event in found.intake.store.events(rollout_id, after=seen):
-            if event.kind == IGNORED and event.actor == caller.name:
+            if event.kind == EventKind.COMMAND_IGNORED and event.actor == caller.name:
                 raise ApiError(409, "not_applicable", event.message)
         return models.summary(after, found.labels)
 

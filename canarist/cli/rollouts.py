@@ -25,8 +25,7 @@ from rich.text import Text
 
 from canarist.cli.analysis import parse_args
 from canarist.settings import Settings
-from workers.actions import CommandKind
-from workers.delivery import ALERT_UNDELIVERED
+from workers.actions import CommandKind, EventKind
 
 REFUSED, ERROR = 2, 1
 TIMEOUT_SECONDS = 30.0
@@ -178,7 +177,7 @@ def status_view(rollout: dict[str, Any]) -> Group:
         "NOT ALERTED": "\n".join(
             event["message"]
             for event in rollout.get("events", [])
-            if event["kind"] == ALERT_UNDELIVERED
+            if event["kind"] == EventKind.ALERT_UNDELIVERED
         ),
     }
     for name, value in rows.items():

@@ -23,6 +23,7 @@ from rich.text import Text
 from analyzer.judges.decisions import format_evalue
 from canarist.demo.load import NO_ANSWER, NO_VERSION
 from canarist.demo.run import Result
+from workers.actions import EventKind
 
 PHASE_STYLE = {
     "pending": "dim",
@@ -78,11 +79,11 @@ def event_line(detail: Mapping[str, Any], event: Mapping[str, Any]) -> Text:
 
 
 def _kind_style(kind: str) -> str:
-    if kind == "analysis":
+    if kind == EventKind.ANALYSIS:
         return "magenta"
-    if kind in ("phase", "rolled_back"):
+    if kind in (EventKind.PHASE, EventKind.ROLLED_BACK):
         return "bold"
-    return "cyan" if kind == "stage" else "dim"
+    return "cyan" if kind == EventKind.STAGE else "dim"
 
 
 def rollout_panel(detail: Mapping[str, Any]) -> Panel:

@@ -25,7 +25,8 @@ from canarist.report.page import document
 from canarist.report.sections import metric_card
 from canarist.report.series import MetricSeries, metric_series
 from canarist.report.svg import Band, Mark
-from workers.store import UNREADABLE_EVENT, AuditEvent, StateStore
+from workers.actions import EventKind
+from workers.store import AuditEvent, StateStore
 
 EVENTS_PAGE = 500
 DEFAULT_INTERVAL_SECONDS = 60.0
@@ -68,11 +69,11 @@ def build_report(
         problems.append(
             f"{history.unreadable_looks} look(s) have a verdict this version cannot read"
         )
-    unreadable_events = sum(event.kind == UNREADABLE_EVENT for event in events)
+    unreadable_events = sum(event.kind == EventKind.UNREADABLE_EVENT for event in events)
     if unreadable_events:
         problems.append(
             f"{unreadable_events} event(s) of the audit trail this version cannot read "
-            f"({UNREADABLE_EVENT} in the timeline says why)"
+            f"({EventKind.UNREADABLE_EVENT} in the timeline says why)"
         )
     interval = policy.analysis.interval.total_seconds() if policy else DEFAULT_INTERVAL_SECONDS
     start = state.created_at - 2 * interval

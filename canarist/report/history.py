@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from analyzer.policy import Policy
 from analyzer.verdict import Outcome, Verdict
+from workers.actions import EventKind
 from workers.state import Phase, RolloutState
 from workers.store import AuditEvent
 from workers.strategies import Plan, exposure_after, plan_for
@@ -111,7 +112,7 @@ def _looks(events: Sequence[AuditEvent]) -> tuple[list[Look], int]:
     looks, unreadable = [], 0
     for event in events:
         evidence = event.data.get("verdict")
-        if event.kind not in ("analysis", "phase") or not evidence:
+        if event.kind not in (EventKind.ANALYSIS, EventKind.PHASE) or not evidence:
             continue
         try:
             verdict = Verdict.model_validate(evidence)
@@ -120,7 +121,7 @@ def _looks(events: Sequence[AuditEvent]) -> tuple[list[Look], int]:
             continue
         window = event.data.get("window") or (verdict.window_start, verdict.window_end)
         start, end = window if len(window) == 2 else (None, None)
-        if event.kind == "analysis":
+        if event.kind == EventKind.ANALYSIS:
             outcome = _outcome(event.data.get("outcome"), verdict.outcome)
             final, decisive = event.message.startswith("final look"), False
         else:
@@ -166,7 +167,11 @@ def _decision(
     state: RolloutState, events: Sequence[AuditEvent], looks: Sequence[Look], plan: Plan | None
 ) -> Decision:
     finished = next(
-        (e.at for e in reversed(events) if e.kind == "phase" and e.data.get("to") == state.phase),
+        (
+            e.at
+            for e in reversed(events)
+            if e.kind == EventKind.PHASE and e.data.get("to") == state.phase
+        ),
         None,
     )
     finished = finished if state.phase.terminal else None
@@ -178,7 +183,7 @@ def _decision(
             found
             for phase in phases  # the first phase named is the decision, the next its completion
             for found in reversed(events)
-            if found.kind == "phase" and found.data.get("to") == phase
+            if found.kind == EventKind.PHASE and found.data.get("to") == phase
         ),
         None,
     )
@@ -232,14 +237,14 @@ def _traffic(events: Sequence[AuditEvent], plan: Plan | None) -> list[TrafficCha
     weight = 0
     for event in events:
         kind, target = event.kind, event.data.get("to")
-        if kind == "phase" and target in (Phase.ABORTING, Phase.FAILED) and weight:
+        if kind == EventKind.PHASE and target in (Phase.ABORTING, Phase.FAILED) and weight:
             changes.append(TrafficChange(event.at, "rollback"))
             weight = 0
-        elif kind == "phase" and target == Phase.PROMOTING and weight < 100:
+        elif kind == EventKind.PHASE and target == Phase.PROMOTING and weight < 100:
             changes.append(TrafficChange(event.at, "100%"))
             weight = 100
         elif (
-            kind == "phase"
+            kind == EventKind.PHASE
             and target == Phase.PROGRESSING
             and event.data.get("from")
             in (
@@ -248,7 +253,7 @@ def _traffic(events: Sequence[AuditEvent], plan: Plan | None) -> list[TrafficCha
             )
         ):
             weight = 0  # a retry starts from the first stage again
-        elif kind == "stage" and plan is not None:
+        elif kind == EventKind.STAGE and plan is not None:
             index = _int(event.data.get("stage"))
             if index is None or index >= len(plan):
                 continue

@@ -16,6 +16,7 @@ from canarist.report.evidence import ChartContext, badge, evidence_chart, looks_
 from canarist.report.formatting import Unit, duration, esc, number, utc
 from canarist.report.history import History, decisive_verdict
 from canarist.report.sections import slug
+from workers.actions import EventKind
 from workers.state import Phase
 from workers.store import AuditEvent
 
@@ -113,7 +114,7 @@ def document(
 def header(history: History, policy_name: str | None) -> str:
     state, decision = history.state, history.decision
     tone = _PHASE_TONE.get(state.phase, "")
-    submitted = next((e for e in history.events if e.kind == "submitted"), None)
+    submitted = next((e for e in history.events if e.kind == EventKind.SUBMITTED), None)
     decided = decision.at
     verdict = decisive_verdict(history)
     facts = [

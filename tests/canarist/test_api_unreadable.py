@@ -31,8 +31,9 @@ from tests.canarist.test_api import POLICIES, SECRETS, api_settings, bearer
 from tests.waiting import wait_until
 from tests.workers.stored_records import STORED, restore, rewrite_state
 from tests.workers.test_store import wipe
+from workers.actions import EventKind
 from workers.intake import Intake
-from workers.store import FORMATS, UNREADABLE_EVENT, RedisStateStore
+from workers.store import FORMATS, RedisStateStore
 
 NEWER = 1 + max(max(found.reads) for found in FORMATS.values())
 BAD, GOOD = "checkout-in-analysis", "checkout-paused"
@@ -102,7 +103,7 @@ def test_an_unreadable_event_shows_in_its_rollouts_trail(stack: Stack) -> None:
     answer = stack.client.get(f"/v1/rollouts/{GOOD}", headers=bearer("ops"))
     assert answer.status_code == 200, answer.text
     shown = next(event for event in answer.json()["events"] if event["id"] == event_id)
-    assert shown["kind"] == UNREADABLE_EVENT
+    assert shown["kind"] == EventKind.UNREADABLE_EVENT
     assert f"is stored in format {NEWER}" in shown["message"]
 
 

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.workers.conftest import T0, FakeClock, Queued, job, trail
-from workers.actions import Notify, RecordEvent, Released
-from workers.delivery import ALERT_UNDELIVERED, Backoff, Delivery
+from workers.actions import EventKind, Notify, RecordEvent, Released
+from workers.delivery import Backoff, Delivery
 from workers.errors import StoreUnavailable
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
@@ -125,7 +125,7 @@ def test_a_permanent_failure_is_given_up_and_said_on_the_rollout_and_in_a_metric
     (settled,) = delivery.run()
     assert settled.outcome == "given_up" and "permanent" in (settled.error or "")
 
-    (event,) = [e for e in trail(memory_store, aborted) if e.kind == ALERT_UNDELIVERED]
+    (event,) = [e for e in trail(memory_store, aborted) if e.kind == EventKind.ALERT_UNDELIVERED]
     assert event.message.startswith("aborted alert not delivered to route 'oncall': refused")
     assert "scripted permanent failure" in event.message and event.at == clock()
     assert (event.data["routes"], event.data["kind"]) == (["oncall"], "aborted")
@@ -143,7 +143,7 @@ def test_a_route_the_service_does_not_configure_is_given_up_at_once(
     (settled,) = unknown.run()
     assert settled.outcome == "given_up"
     assert "alert route 'oncall' is not configured" in (settled.error or "")
-    (event,) = [e for e in trail(memory_store, aborted) if e.kind == ALERT_UNDELIVERED]
+    (event,) = [e for e in trail(memory_store, aborted) if e.kind == EventKind.ALERT_UNDELIVERED]
     assert "not configured" in event.message
 
 
@@ -166,7 +166,7 @@ def test_a_route_that_keeps_failing_is_given_up_after_its_attempts(
         outcomes += [settled.outcome for settled in patient.run()]
         clock.advance(300)
     assert outcomes == ["retry", "retry", "given_up"] and oncall.attempts == 3
-    (event,) = [e for e in trail(memory_store, rollout_id) if e.kind == ALERT_UNDELIVERED]
+    (event,) = [e for e in trail(memory_store, rollout_id) if e.kind == EventKind.ALERT_UNDELIVERED]
     assert "3 attempts failed" in event.message
 
 
@@ -201,7 +201,7 @@ def test_an_alert_is_not_given_up_before_its_loss_is_recorded(
     store.down = False
     clock.advance(Backoff().base)
     assert [s.outcome for s in delivery.run()] == ["given_up"]
-    assert [event.kind for event in recorded] == [ALERT_UNDELIVERED]
+    assert [event.kind for event in recorded] == [EventKind.ALERT_UNDELIVERED]
 
 
 def test_one_notice_per_dedupe_key_however_often_a_step_saves_it(

@@ -14,7 +14,8 @@ import pytest
 
 from canarist.demo.stack import ServiceProcess, free_port, list_alerts
 from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job, trail
-from workers.delivery import ALERT_UNDELIVERED, Backoff, Delivery
+from workers.actions import EventKind
+from workers.delivery import Backoff, Delivery
 from workers.intake import Intake
 from workers.notify.base import Route, notifier_for
 from workers.store import MemoryStateStore
@@ -84,7 +85,9 @@ def test_the_good_route_gets_one_alert_while_the_unreachable_one_is_retried(
     (alert,) = list_alerts(alertmanager_server.url, [f'rollout_id="{rollout_id}"'])
     assert alert["labels"]["alertname"] == "RolloutAborted"
     (lost,) = [
-        event for event in trail(memory_store, rollout_id) if event.kind == ALERT_UNDELIVERED
+        event
+        for event in trail(memory_store, rollout_id)
+        if event.kind == EventKind.ALERT_UNDELIVERED
     ]
     assert lost.data["routes"] == ["backup"]
     assert "aborted alert not delivered to route 'backup': 3 attempts failed" in lost.message

@@ -38,6 +38,7 @@ from tests.workers.stored_records import (
 from tests.workers.test_store import wipe
 from workers.actions import (
     AnalysisResult,
+    EventKind,
     ManualCommand,
     Observation,
     PlatformReady,
@@ -52,7 +53,7 @@ from workers.metrics import LOGGER_NAME
 from workers.notify.memory import MemoryNotifier
 from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase, RolloutState
-from workers.store import FORMATS, UNREADABLE_EVENT, AuditEvent, RecordKind, RedisStateStore
+from workers.store import FORMATS, AuditEvent, RecordKind, RedisStateStore
 from workers.tasks import Runtime, advance, reconcile
 
 RELEASES = sorted(folder.name for folder in STORED.iterdir() if folder.is_dir())
@@ -129,7 +130,7 @@ def test_a_rollout_left_by_a_release_is_read_stepped_saved_and_its_alert_deliver
     assert [stored.state for stored in found.store.list_rollouts()] == [state]
     trail = found.trail()
     assert trail[0].kind == "submitted"
-    assert UNREADABLE_EVENT not in {event.kind for event in trail}
+    assert EventKind.UNREADABLE_EVENT not in {event.kind for event in trail}
     assert found.store.latest_for(state.app, state.namespace) == state.id
 
     now = max(state.updated_at, state.next_due_at or state.updated_at)
@@ -147,7 +148,7 @@ def test_a_rollout_left_by_a_release_is_read_stepped_saved_and_its_alert_deliver
     assert saved["format"] == FORMATS[RecordKind.ROLLOUT].writes
     after = found.trail()
     assert len(after) == len(trail) + len(events)
-    assert UNREADABLE_EVENT not in {event.kind for event in after}
+    assert EventKind.UNREADABLE_EVENT not in {event.kind for event in after}
 
     oncall = MemoryNotifier()
     settled = delivery_to(found, oncall).run(limit=50)
@@ -181,6 +182,8 @@ def test_what_this_release_writes_says_its_format(left: Any) -> None:
     written = [fields for _, fields in stream][-len(events) :]
     event_format = str(FORMATS[RecordKind.EVENT].writes)
     assert events and all(fields["format"] == event_format for fields in written)
+    kinds = [json.loads(fields["event"])["kind"] for fields in written]
+    assert kinds == [event.kind.value for event in events] and "phase" in kinds
     item_keys = list(found.raw.scan_iter(match=f"{found.prefix}outbox:item:*"))
     item_format = str(FORMATS[RecordKind.OUTBOX_ITEM].writes)
     assert item_keys and all(found.raw.hget(key, "format") == item_format for key in item_keys)
@@ -268,16 +271,38 @@ def test_an_event_of_a_newer_format_reads_as_unreadable_and_the_report_still_bui
     event_id = found.raw.xadd(key, future)
     found.raw.xadd(key, {"event": "{not json"})
     *readable, newer, broken = found.trail()
-    assert UNREADABLE_EVENT not in {event.kind for event in readable}
-    assert (newer.id, newer.kind, newer.data) == (event_id, UNREADABLE_EVENT, {"format": NEWER})
+    assert EventKind.UNREADABLE_EVENT not in {event.kind for event in readable}
+    assert (newer.id, newer.kind, newer.data) == (
+        event_id,
+        EventKind.UNREADABLE_EVENT,
+        {"format": NEWER},
+    )
     assert newer.message.startswith(
         f"audit event {event_id} of rollout {found.rollout_id} is stored in format {NEWER}"
     )
     assert abs(newer.at - int(event_id.split("-")[0]) / 1000) < 1e-6
-    assert broken.kind == UNREADABLE_EVENT and "does not parse" in broken.message
+    assert broken.kind == EventKind.UNREADABLE_EVENT and "does not parse" in broken.message
     report = build_report(found.store, None, found.policy, found.rollout_id, now=time.time())
     assert report.history.decision.headline == "Aborted"
     assert any("2 event(s) of the audit trail" in problem for problem in report.problems)
+
+
+def test_an_event_kind_this_release_does_not_know_is_kept_as_the_string_stored(
+    left: Any,
+) -> None:
+    found: Left = left("v1", "aborted")
+    key = f"{found.prefix}events:{found.rollout_id}"
+    (last,) = found.raw.xrevrange(key, count=1)
+    written = {**json.loads(last[1]["event"]), "kind": "canary_rewound", "message": "a newer kind"}
+    event_id = found.raw.xadd(key, {"event": json.dumps(written), "format": "1"})
+    *known, newer = found.trail()
+    assert all(isinstance(event.kind, EventKind) for event in known)
+    assert (newer.id, newer.kind, newer.message) == (event_id, "canary_rewound", "a newer kind")
+    assert not isinstance(newer.kind, EventKind)
+    report = build_report(found.store, None, found.policy, found.rollout_id, now=time.time())
+    assert report.history.decision.headline == "Aborted"
+    assert not any("audit trail" in problem for problem in report.problems)
+    assert newer in report.history.events
 
 
 def test_an_outbox_item_of_a_newer_format_waits_for_a_worker_that_reads_it(left: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from analyzer.run import RunTally
-from workers.actions import CommandKind, ManualCommand
+from workers.actions import CommandKind, EventKind, ManualCommand
 from workers.engine.phases import abort, pause, promote
 from workers.engine.plan_walk import advance, arm, complete, start
 from workers.engine.run import Run
@@ -27,7 +27,7 @@ def on_command(run: Run, command: ManualCommand) -> None:
     handler = COMMANDS.get(kind)
     why_not = _phase(run) if handler is None else handler(run, command, said)
     if why_not is not None:
-        run.event("command_ignored", f"{said} does not apply: {why_not}", actor)
+        run.event(EventKind.COMMAND_IGNORED, f"{said} does not apply: {why_not}", actor)
 
 
 def _phase(run: Run) -> str:

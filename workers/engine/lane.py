@@ -8,6 +8,7 @@ successor waits in PENDING until then.
 
 from __future__ import annotations
 
+from workers.actions import EventKind
 from workers.engine.phases import release, roll_back
 from workers.engine.plan_walk import start
 from workers.engine.run import Run
@@ -17,7 +18,7 @@ from workers.state import Phase
 def on_superseded(run: Run, successor: str) -> None:
     state, reason = run.state, f"superseded by {successor}"
     if state.superseded_by not in (None, successor):
-        run.event("supersede_ignored", f"{reason} ignored: {state.superseded_by} was first")
+        run.event(EventKind.SUPERSEDE_IGNORED, f"{reason} ignored: {state.superseded_by} was first")
         return
     run.update(superseded_by=successor)
     if state.phase is Phase.PENDING:
@@ -26,7 +27,7 @@ def on_superseded(run: Run, successor: str) -> None:
     elif state.phase.active:  # a replacement, not an incident: no alert
         roll_back(run, Phase.ABORTING, reason, None)
     elif state.superseded_by is None and state.awaiting is not None:
-        run.event("superseded", f"{reason}; it starts once this rollout stands down")
+        run.event(EventKind.SUPERSEDED, f"{reason}; it starts once this rollout stands down")
     waiting = state.phase is Phase.PENDING and state.supersedes is not None
     if run.state.phase.terminal and run.state.awaiting is None and not waiting:
         release(run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Reason, Verdict
+from workers.actions import EventKind
 from workers.engine.phases import abort, pause
 from workers.engine.plan_walk import advance, complete
 from workers.engine.run import Evidence, Run
@@ -47,11 +48,11 @@ def on_analysis(run: Run, request: AnalysisRequest, verdict: Verdict) -> None:
     run.update(stage_failures=state.stage_failures + (verdict.outcome is Outcome.FAIL))
     if blind(run) and state.tally.consecutive_errors < run.analysis.consecutive_error_limit:
         errors = f"{tally.consecutive_errors} failed queries in a row"
-        run.event("looks_stopped", f"paused, and {errors}: no more looks until resumed")
+        run.event(EventKind.LOOKS_STOPPED, f"paused, and {errors}: no more looks until resumed")
     look = "final look" if request.final else "look"
     message = f"{look}: {outcome.value}: {why}"
     run.event(
-        "analysis",
+        EventKind.ANALYSIS,
         message,
         outcome=outcome.value,
         score=verdict.score,
@@ -89,7 +90,9 @@ def undecided(run: Run, stage: Stage, why: str, evidence: Evidence) -> None:
     if state.extensions < limit:
         final_look_at = (state.final_look_at or run.now) + (stage.seconds or 0.0)
         run.update(extensions=state.extensions + 1, final_look_at=final_look_at)
-        run.event("extended", f"{stage.label} extended ({state.extensions + 1}/{limit}): {why}")
+        run.event(
+            EventKind.EXTENDED, f"{stage.label} extended ({state.extensions + 1}/{limit}): {why}"
+        )
         return
     reason = f"{stage.label} undecided after {limit} extension(s): {why}"
     if run.analysis.on_inconclusive == "abort":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.actions import Promote, Release, Rollback
+from workers.actions import EventKind, Promote, Release, Rollback
 from workers.engine.run import Evidence, Run
 from workers.state import Phase
 
@@ -46,4 +46,4 @@ def release(run: Run) -> None:
     successor = run.state.superseded_by
     if successor is not None:
         run.actions.append(Release(successor))
-        run.event("release", f"{successor} may start: this rollout has stood down")
+        run.event(EventKind.RELEASE, f"{successor} may start: this rollout has stood down")

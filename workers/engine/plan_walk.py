@@ -10,7 +10,7 @@ what ends it: ``READY`` once its platform change is applied, ``TIMER`` when its 
 from __future__ import annotations
 
 from analyzer.policy.models import Policy
-from workers.actions import EnsureCanary, PlatformAction, Promote, Rollback
+from workers.actions import EnsureCanary, EventKind, PlatformAction, Promote, Rollback
 from workers.engine.phases import pause, promote
 from workers.engine.run import Run
 from workers.state import Phase, RolloutState
@@ -74,7 +74,7 @@ def enter(
         run.update(awaiting=run.token("stage"))
     label = stage.label
     message = f"stage {index + 1}/{len(run.plan)}: {label} ({because})"
-    run.event("stage", message, actor, label=label)
+    run.event(EventKind.STAGE, message, actor, label=label)
     arm(run)
     if stage.gate is Gate.PERSON:
         pause(run, f"{label}: waiting for a person", notify=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from workers.actions import EventKind
 from workers.engine.phases import release, roll_back
 from workers.engine.plan_walk import advance, arm, reassert, start
 from workers.engine.run import Run
@@ -36,7 +37,7 @@ def on_ready(run: Run, token: str) -> None:
 
 def _stage_applied(run: Run) -> None:
     """The stage's change is live: the analysis window opens after the warm-up."""
-    run.event("platform_ready", f"the platform is ready: {run.stage.label}")
+    run.event(EventKind.PLATFORM_READY, f"the platform is ready: {run.stage.label}")
     if run.state.window_start is None:
         warm_up = run.analysis.begin_after.total_seconds()
         run.update(window_start=run.now + warm_up)
@@ -58,7 +59,7 @@ def _rolled_back(run: Run) -> None:
 
 
 def _rolled_back_after_failure(run: Run) -> None:
-    run.event("rolled_back", "the rollback after the failure is complete")
+    run.event(EventKind.ROLLED_BACK, "the rollback after the failure is complete")
     release(run)
 
 
@@ -88,7 +89,7 @@ def _fail(run: Run, reason: str) -> None:
 
 def _rollback_failed(run: Run, reason: str) -> None:
     if run.state.awaiting is not None:
-        run.event("rollback_retry", f"the rollback is not done ({reason}); asking again")
+        run.event(EventKind.ROLLBACK_RETRY, f"the rollback is not done ({reason}); asking again")
         reassert(run)
 
 
@@ -112,7 +113,7 @@ def on_drifted(run: Run, detail: str) -> None:
     arm(run)
     index, total = state.stage_index + 1, len(run.plan)
     run.event(
-        "platform_drift",
+        EventKind.PLATFORM_DRIFT,
         f"the platform no longer matches stage {index}/{total} ({detail}): re-applying it; "
         "the analysis window starts again once it matches",
         detail=detail,

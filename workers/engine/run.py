@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from analyzer.policy.models import Policy
-from workers.actions import Action, Notify, NotifyKind, RecordEvent
+from workers.actions import Action, EventKind, Notify, NotifyKind, RecordEvent
 from workers.state import Phase, RolloutState
 from workers.strategies import Exposure, Pause, Stage, exposure_after, plan_for
 
@@ -50,7 +50,7 @@ class Run:
     def update(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)
 
-    def event(self, kind: str, message: str, actor: str | None = None, **data: Any) -> None:
+    def event(self, kind: EventKind, message: str, actor: str | None = None, **data: Any) -> None:
         state = self.state
         context = {"phase": state.phase.value, "stage": state.stage_index, "attempt": state.attempt}
         self.actions.append(RecordEvent(kind, message, {**context, **data}, actor))
@@ -58,7 +58,7 @@ class Run:
     def to_phase(self, phase: Phase, message: str, actor: str | None = None, **data: Any) -> None:
         moved = {"from": self.state.phase.value, "to": phase.value}
         self.update(phase=phase)
-        self.event("phase", message, actor, **moved, **data)
+        self.event(EventKind.PHASE, message, actor, **moved, **data)
 
     def notify(self, kind: NotifyKind, reason: str, evidence: Evidence = None) -> None:
         state = self.state

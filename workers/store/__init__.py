@@ -20,14 +20,13 @@ from workers.store.base import (
     Stored,
 )
 from workers.store.memory import MemoryStateStore
-from workers.store.records import FORMATS, UNREADABLE_EVENT, RecordKind
+from workers.store.records import FORMATS, RecordKind
 from workers.store.redis import DEFAULT_PREFIX, RedisStateStore
 
 __all__ = [
     "DEFAULT_PREFIX",
     "FORMATS",
     "IDEMPOTENCY_TTL_SECONDS",
-    "UNREADABLE_EVENT",
     "AuditEvent",
     "Created",
     "IdempotencyKey",

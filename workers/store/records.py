@@ -24,7 +24,9 @@ What becomes of a record this release cannot read: a rollout's ``load`` raises (
 report it; nothing writes over it, since every save follows a load), and a listing leaves it out
 with a log line; an event reads as an ``unreadable_event`` that says why, so the trail and the
 report of its rollout still show; an outbox item's ``action`` raises, and delivery retries it
-later (a worker of the release that wrote it delivers it).
+later (a worker of the release that wrote it delivers it). An event in a format read here whose
+kind this release does not know is no unreadable record: it is read, its kind kept as the plain
+string stored (``workers.actions.event_kind``), shown as written and matched by no reader.
 """
 
 from __future__ import annotations
@@ -35,13 +37,18 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from workers.actions import Action, Notify, RecordEvent, action_from_record, action_record
+from workers.actions import (
+    Action,
+    EventKind,
+    Notify,
+    RecordEvent,
+    action_from_record,
+    action_record,
+    event_kind,
+)
 from workers.errors import CorruptRecord, UnsupportedFormat
 from workers.metrics import rollout_log
 from workers.state import RECORD_FORMAT, RolloutState
-
-UNREADABLE_EVENT = "unreadable_event"
-"""The kind of an audit event this release cannot read; its message says why."""
 
 
 class RecordKind(StrEnum):
@@ -93,7 +100,7 @@ class AuditEvent:
     rollout_id: str
     revision: int  # the revision the event's step saved
     at: float  # the step's time: the state's updated_at
-    kind: str
+    kind: EventKind | str  # a plain string: a kind this release does not know (event_kind)
     message: str
     actor: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -175,13 +182,17 @@ def decode_event(event_id: str, fields: Mapping[str, str], rollout_id: str) -> A
     where = f"{event_id} of rollout {rollout_id}"
     try:
         check_format(RecordKind.EVENT, where, fields.get("format"))
-        return AuditEvent(event_id, **json.loads(fields["event"]))
+        stored = json.loads(fields["event"])
+        if not isinstance(stored.get("kind"), str):
+            raise TypeError(f"its kind {stored.get('kind')!r} is no string")
+        return AuditEvent(event_id, **{**stored, "kind": event_kind(stored["kind"])})
     except UnsupportedFormat as exc:
         problem, data = str(exc), {"format": exc.found}
     except (CorruptRecord, KeyError, ValueError, TypeError) as exc:
         problem, data = f"{RecordKind.EVENT} {where} does not parse: {exc}", {}
     appended_at = event_position(event_id)[0] / 1000
-    return AuditEvent(event_id, rollout_id, 0, appended_at, UNREADABLE_EVENT, problem, None, data)
+    unreadable = EventKind.UNREADABLE_EVENT
+    return AuditEvent(event_id, rollout_id, 0, appended_at, unreadable, problem, None, data)
 
 
 def outbox_entries(
