@@ -10,7 +10,8 @@ changes a rollout through this module, so they cannot disagree.
   key belongs to the job's namespace and is bound to the digest of the whole job for a day
   (``idempotency_ttl``): the same job again returns the rollout it created (``created=False``),
   a different job under the key is refused without a word about the other job.
-- ``command(id, kind, actor)``: a person's abort/promote/pause/resume/retry.
+- ``command(id, kind, actor)``: a person's abort/promote/pause/resume/retry; a
+  ``CommandResult``: applied, or ignored and why (the engine's reason, as recorded).
 - ``get(id)``, ``list(namespace)``: read-only.
 - ``tell(id, observation)``: the load -> step -> compare-and-set save -> enqueue path that
   commands, ``Superseded`` and ``Released`` share (retried on Conflict), through the same
@@ -49,6 +50,7 @@ from workers.actions import (
     RecordEvent,
     Superseded,
 )
+from workers.engine import refusal
 from workers.errors import (
     Conflict,
     InvalidJobError,
@@ -66,6 +68,7 @@ COMMANDS: tuple[str, ...] = get_args(CommandKind)
 Enqueue = Callable[[str, int], None]
 
 __all__ = [
+    "CommandResult",
     "Intake",
     "PolicyDir",
     "RolloutJob",
@@ -73,6 +76,19 @@ __all__ = [
     "split",
     "traffic_spec",
 ]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a person's command did: the rollout after it and, when the command does not apply
+    to the rollout as it is, why (the engine's words, as the audit trail records them)."""
+
+    state: RolloutState
+    ignored: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.ignored is None
 
 
 @dataclass(frozen=True)
@@ -262,11 +278,12 @@ class Intake:
         actor: str,
         full: bool = False,
         reason: str = "",
-    ) -> RolloutState:
-        """Apply a person's command; a command that does not apply is recorded as ignored."""
+    ) -> CommandResult:
+        """Apply a person's command: applied, or ignored and why (recorded as ignored too)."""
         if kind not in COMMANDS:
             raise InvalidJobError(f"unknown command {kind!r}; known: {', '.join(COMMANDS)}")
-        return self.tell(rollout_id, ManualCommand(kind, actor, full, reason))
+        saved = self._stepped(rollout_id, ManualCommand(kind, actor, full, reason))
+        return CommandResult(saved.state, refusal(saved.actions))
 
     def tell(
         self, rollout_id: str, observation: Observation, events: Sequence[RecordEvent] = ()
@@ -274,6 +291,11 @@ class Intake:
         """load -> step -> save (compare-and-set, retried on Conflict) -> enqueue advance.
 
         Without the rollout's lease, on purpose: ``stepping.step_and_save`` says why."""
+        return self._stepped(rollout_id, observation, events).state
+
+    def _stepped(
+        self, rollout_id: str, observation: Observation, events: Sequence[RecordEvent] = ()
+    ) -> Stepped:
 
         def stepped(loaded: Stored) -> Stepped:
             policy, now = self.policy(loaded.state.policy), self.clock()
@@ -301,7 +323,7 @@ class Intake:
 
         self._until_saved(rollout_id, stamped)
 
-    def _until_saved(self, rollout_id: str, change: Callable[[Stored], Stepped]) -> RolloutState:
+    def _until_saved(self, rollout_id: str, change: Callable[[Stored], Stepped]) -> Stepped:
         """Load, ``change`` and save until a save wins its compare-and-set; then enqueue
         ``advance`` for the saved revision if the rollout is due at all."""
         for _ in range(CAS_ATTEMPTS):
@@ -312,7 +334,7 @@ class Intake:
                 continue
             if saved.state.next_due_at is not None:
                 self._enqueue(rollout_id, saved.revision)
-            return saved.state
+            return saved
         raise TemporaryError(f"rollout {rollout_id} keeps changing under us; try again", 1.0)
 
     # -- reading --------------------------------------------------------------------------------

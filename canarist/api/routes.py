@@ -35,10 +35,9 @@ from canarist.api.handlers import ApiError, error_response
 from canarist.api.models import StageLabel
 from canarist.api.telemetry import about_rollout, metrics_text
 from canarist.settings import Settings
-from workers.actions import CommandKind, EventKind
+from workers.actions import CommandKind
 from workers.errors import StoreUnavailable
 from workers.intake import Intake, RolloutJob
-from workers.state import RolloutState
 
 ROLLOUTS = "/v1/rollouts"
 
@@ -217,15 +216,11 @@ def _command(
 ) -> models.RolloutSummary:
     found, reason = services(request), body.reason if body is not None else ""
     with about_rollout(rollout_id, caller.name):
-        _, events = visible_rollout(found.intake, caller, rollout_id)
-        after: RolloutState = found.intake.command(
-            rollout_id, kind, caller.name, full=full, reason=reason
-        )
-        seen = events[-1].id if events else None
-        for event in found.intake.store.events(rollout_id, after=seen):
-            if event.kind == EventKind.COMMAND_IGNORED and event.actor == caller.name:
-                raise ApiError(409, "not_applicable", event.message)
-        return models.summary(after, found.labels)
+        visible_rollout(found.intake, caller, rollout_id)
+        result = found.intake.command(rollout_id, kind, caller.name, full=full, reason=reason)
+        if result.ignored is not None:
+            raise ApiError(409, "not_applicable", result.ignored)
+        return models.summary(result.state, found.labels)
 
 
 def _command_route(kind: CommandKind, summary: str) -> Callable[[Endpoint], Endpoint]:

@@ -413,7 +413,15 @@ def test_a_command_that_does_not_apply_is_409_and_still_recorded(api: Api) -> No
     assert response.json()["detail"].startswith("resume by alice: try it does not apply")
     last = api.store.events(rollout_id)[-1]
     assert (last.kind, last.actor) == ("command_ignored", "alice")
+    assert response.json() == {
+        "error": "not_applicable",
+        "detail": "resume by alice: try it does not apply: the rollout is pending",
+        "problems": [],
+    }
+    assert response.json()["detail"] == last.message
     assert api.store.load(rollout_id).state.phase.value == "pending"
+    applied = api.command(rollout_id, "abort")  # the refusal before is not this command's
+    assert (applied.status_code, applied.json()["phase"]) == (202, "aborted")
 
 
 # -- answers ----------------------------------------------------------------------------------

@@ -206,8 +206,10 @@ def test_abort_of_a_pending_rollout_aborts_it_with_an_alert(
     intake: Intake, memory_store: MemoryStateStore, queued: Queued, clock: FakeClock
 ) -> None:
     submitted = intake.submit(job(), "alice")
-    state = intake.command(submitted.rollout_id, "abort", "carol", reason="wrong build")
+    result = intake.command(submitted.rollout_id, "abort", "carol", reason="wrong build")
+    state = result.state
 
+    assert result.applied and result.ignored is None
     assert state.phase is Phase.ABORTED
     assert "abort by carol: wrong build" in (state.abort_reason or "")
     assert queued.outbox_wakes == 1
@@ -220,10 +222,21 @@ def test_a_command_that_does_not_apply_is_recorded_as_ignored(
     intake: Intake, memory_store: MemoryStateStore
 ) -> None:
     submitted = intake.submit(job(), "alice")
-    intake.command(submitted.rollout_id, "resume", "carol")
+    result = intake.command(submitted.rollout_id, "resume", "carol", reason="try it")
     state, events = intake.get(submitted.rollout_id)
-    assert state.phase is Phase.PENDING
+    assert state.phase is Phase.PENDING and result.state == state
     assert events[-1].kind == "command_ignored" and events[-1].actor == "carol"
+    assert not result.applied
+    assert result.ignored == events[-1].message
+    assert result.ignored == "resume by carol: try it does not apply: the rollout is pending"
+
+
+def test_a_command_is_ignored_for_its_own_step_not_for_an_earlier_refusal(
+    intake: Intake,
+) -> None:
+    rollout_id = intake.submit(job(), "alice").rollout_id
+    assert not intake.command(rollout_id, "pause", "carol").applied  # pending: no pause
+    assert intake.command(rollout_id, "abort", "carol").applied
 
 
 def test_commands_on_unknown_rollouts_are_not_found(intake: Intake) -> None:
@@ -257,7 +270,7 @@ def test_commands_retry_on_conflict_and_give_up_after_a_while(
     rollout_id = intake.submit(job(), "alice").rollout_id
 
     store.conflicts = 2
-    assert intake.command(rollout_id, "abort", "carol").phase is Phase.ABORTED
+    assert intake.command(rollout_id, "abort", "carol").state.phase is Phase.ABORTED
 
     other = intake.submit(job(app="cart"), "alice").rollout_id
     store.conflicts = 100

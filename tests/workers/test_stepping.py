@@ -88,7 +88,7 @@ def test_a_command_does_not_wait_for_a_task_holding_the_lease_and_the_task_stand
     task_loaded = memory_store.load(rollout_id)  # a task is working on this revision
     memory_store.leases.acquire(rollout_id, "task", 60)
 
-    assert intake.command(rollout_id, "abort", "carol").phase is Phase.ABORTED
+    assert intake.command(rollout_id, "abort", "carol").state.phase is Phase.ABORTED
 
     with pytest.raises(Conflict):  # the task's save, lease and all, finds the revision moved on
         step_and_save(

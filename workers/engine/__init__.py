@@ -60,7 +60,7 @@ from workers.actions import (
     Superseded,
     Tick,
 )
-from workers.engine.commands import on_command
+from workers.engine.commands import on_command, refusal
 from workers.engine.lane import on_released, on_superseded
 from workers.engine.looks import blind, no_data, on_analysis
 from workers.engine.phases import pause
@@ -70,7 +70,7 @@ from workers.engine.run import Run
 from workers.state import Phase, RolloutState
 from workers.strategies import Gate
 
-__all__ = ["POLL_SECONDS", "no_data", "platform_wants", "step"]
+__all__ = ["POLL_SECONDS", "no_data", "platform_wants", "refusal", "step"]
 
 POLL_SECONDS = 10.0
 """How soon to look again at a platform change in flight (and re-assert it)."""

@@ -7,10 +7,10 @@ with that reason, so a command is never dropped in silence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from analyzer.run import RunTally
-from workers.actions import CommandKind, EventKind, ManualCommand
+from workers.actions import Action, CommandKind, EventKind, ManualCommand, RecordEvent
 from workers.engine.phases import abort, pause, promote
 from workers.engine.plan_walk import advance, arm, complete, start
 from workers.engine.run import Run
@@ -28,6 +28,14 @@ def on_command(run: Run, command: ManualCommand) -> None:
     why_not = _phase(run) if handler is None else handler(run, command, said)
     if why_not is not None:
         run.event(EventKind.COMMAND_IGNORED, f"{said} does not apply: {why_not}", actor)
+
+
+def refusal(actions: Iterable[Action]) -> str | None:
+    """Why the command of a step did not apply, as the audit trail says it; None if it did."""
+    for action in actions:
+        if isinstance(action, RecordEvent) and action.kind is EventKind.COMMAND_IGNORED:
+            return action.message
+    return None
 
 
 def _phase(run: Run) -> str:
