@@ -203,7 +203,9 @@ class Rollback:
 
 @dataclass(frozen=True)
 class Notify:
-    """An alert for people, delivered once per transition (``dedupe_key``) by the outbox."""
+    """An alert for people, delivered once per transition (``dedupe_key``) by the outbox;
+    ``occurred_at`` is when the engine decided (None only in an outbox item written before
+    format 2, whose time delivery recovers from its dedupe key and the audit trail)."""
 
     kind: NotifyKind
     rollout_id: str
@@ -214,6 +216,7 @@ class Notify:
     routes: tuple[str, ...] = ()
     evidence: Mapping[str, Any] = field(default_factory=dict)
     dedupe_key: str = ""
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True)

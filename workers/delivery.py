@@ -5,13 +5,13 @@ in the store's outbox; this module claims due items and settles each:
 
 - ``Notify``: the store keeps one item per (notice, route), so each route is settled on its own
   and a retry never posts again where delivery succeeded. The item is built into a ``Notice``
-  (``occurred_at`` is the transition's time from the audit trail, so every retry renders the
-  same alert) and posted. A temporary failure: retried after exponential backoff, or after the
-  receiver's ``Retry-After`` when that is longer. A permanent failure (a 4xx, a route the
-  service does not configure), or ``Backoff.give_up_after`` failed attempts (about a day): the
-  item is given up, and that is never silent: an ``alert_undelivered`` event on the rollout's
-  audit trail (``canarist status`` shows it), ``canarist_alerts_undelivered_total`` and an
-  error log line.
+  (``occurred_at`` is the transition's time, which the engine put on the ``Notify``, so every
+  retry renders the same alert) and posted. A temporary failure: retried after exponential
+  backoff, or after the receiver's ``Retry-After`` when that is longer. A permanent failure (a
+  4xx, a route the service does not configure), or ``Backoff.give_up_after`` failed attempts
+  (about a day): the item is given up, and that is never silent: an ``alert_undelivered`` event
+  on the rollout's audit trail (``canarist status`` shows it), ``canarist_alerts_undelivered_total``
+  and an error log line.
 - ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path;
   retried until it is (the successor's lane depends on it), given up only when the successor
   does not exist (``hand_over``).
@@ -182,7 +182,17 @@ class Delivery:
             raise TemporaryError(message, retry_after=None) from exc
 
     def occurred_at(self, action: Notify) -> float:
-        """When the engine decided: the transition's event time, stable across retries."""
+        """When the engine decided, stable across retries: the notice says it (outbox format
+        2), or an item written before says it in its dedupe key and the audit trail."""
+        if action.occurred_at is not None:
+            return action.occurred_at
+        return self.legacy_occurred_at(action)
+
+    def legacy_occurred_at(self, action: Notify) -> float:
+        """The transition's time for a notice of an outbox item of format 0 or 1 (no
+        ``occurred_at``): a pause's is in its dedupe key, the others' is the time of the phase
+        change of the key's attempt in the audit trail; else the delivery's time, logged.
+        Remove with the support for those formats (workers/store/records.py)."""
         rollout_id, attempt, kind, rest = _parse_key(action.dedupe_key)
         if kind == "paused" and "@" in rest:
             return float(rest.rpartition("@")[2])

@@ -226,12 +226,29 @@ def test_one_notice_per_dedupe_key_however_often_a_step_saves_it(
     assert len(oncall.delivered("k/1")) == 1
 
 
-def test_a_paused_notice_carries_the_time_in_its_key(
+def test_a_notice_carries_when_the_engine_decided_and_delivery_uses_it(
+    memory_store: MemoryStateStore, delivery: Delivery, oncall: MemoryNotifier, aborted: str
+) -> None:
+    (item,) = memory_store.outbox.claim("peek", delivery.clock(), 0.0)
+    assert item.format == 2 and item.payload["occurred_at"] == ABORTED_AT
+    assert isinstance(item.action, Notify) and item.action.occurred_at == ABORTED_AT
+    # whatever its key says and whatever the trail holds, the notice's own time is used
+    notice = Notify("aborted", aborted, "checkout", "shop", "v2", "bad", ("oncall",))
+    stamped = replace(notice, dedupe_key="not/a/key", occurred_at=T0 + 7)
+    state, revision = memory_store.load(aborted)
+    memory_store.save(state, revision, outbox=[stamped])
+    delivery.clock.advance(60)  # type: ignore[attr-defined]
+    delivery.run()
+    assert sorted(n.occurred_at for n in oncall.notices) == [T0 + 7, ABORTED_AT]
+
+
+def test_a_paused_notice_of_an_item_before_format_2_carries_the_time_in_its_key(
     memory_store: MemoryStateStore, delivery: Delivery, oncall: MemoryNotifier, intake: Intake
 ) -> None:
     rollout_id = intake.submit(job(), "alice").rollout_id
     key = f"{rollout_id}/1/paused/1@{T0 + 42:.0f}"
     notice = Notify("paused", rollout_id, "checkout", "shop", "v2", "look", ("oncall",))
+    assert notice.occurred_at is None  # as items of formats 0 and 1 read
     state, revision = memory_store.load(rollout_id)
     memory_store.save(state, revision, outbox=[replace(notice, dedupe_key=key)])
     delivery.run()

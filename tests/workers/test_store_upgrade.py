@@ -156,6 +156,9 @@ def test_a_rollout_left_by_a_release_is_read_stepped_saved_and_its_alert_deliver
     waiting = [name for name in found.keys if name.startswith("outbox:item:")]
     assert len(settled) >= len(waiting)
     if scenario == "aborted":
+        payloads = [found.keys[name]["hash"]["payload"] for name in waiting]
+        stamped = int(release.removeprefix("v")) >= 2  # before outbox format 2: the old way
+        assert all(("occurred_at" in payload) is stamped for payload in payloads)
         assert waiting and [notice.kind for notice in oncall.notices] == ["aborted"]
         aborted_at = next(e.at for e in trail if e.kind == "phase" and e.data["to"] == "aborting")
         assert oncall.notices[0].occurred_at == aborted_at

@@ -3,7 +3,8 @@ handler writes with.
 
 A handler never builds a ``RecordEvent`` or a ``Notify`` itself: ``event`` stamps each with the
 phase, stage and attempt it happened in, ``to_phase`` is the only way a phase changes (and it
-records the change), and ``notify`` gives each notice its dedupe key. The rest of the engine is
+records the change), and ``notify`` gives each notice its dedupe key and its time (the step's
+``now``, which the step's events carry too). The rest of the engine is
 plain functions of a ``Run``, grouped by what they react to.
 """
 
@@ -66,4 +67,5 @@ class Run:
         key += f"/{state.stage_index}@{self.now:.0f}" if kind == "paused" else ""
         version, routes = state.spec.version, tuple(self.policy.alerts)
         notice = Notify(kind, state.id, state.app, state.namespace, version, reason, routes)
-        self.actions.append(replace(notice, evidence=evidence or {}, dedupe_key=key))
+        stamped = replace(notice, evidence=evidence or {}, dedupe_key=key, occurred_at=self.now)
+        self.actions.append(stamped)

@@ -12,13 +12,19 @@ release reads the formats it knows and refuses the others by name (``Unsupported
     record        its format                                  writes  reads
     rollout       "format" in the state's JSON                  1       1
     audit event   "format" beside "event" in the stream entry   1       0, 1
-    outbox item   "format" field of the item's hash              1       0, 1
+    outbox item   "format" field of the item's hash              2       0, 1, 2
 
 Format 0 is a record without the field: the events and outbox items of releases before
 formats, read as they always were. Rollouts have said format 1 since the first release. The
 event's and the item's formats sit beside their JSON, not in it, because the release before
 formats reads an unknown key in an event or an action as corrupt, and ignores a field beside:
-it still reads what this release writes.
+it still reads what this release writes, but for outbox items of format 2.
+
+Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
+release that reads formats 0 and 1 only would read that key as a malformed action and give the
+alert up; with the format bumped it retries the item, unread, until a worker of this release
+delivers it. Items of formats 0 and 1 carry no ``occurred_at``: delivery recovers it from the
+dedupe key and the audit trail, as those releases did (``delivery.legacy_occurred_at``).
 
 What becomes of a record this release cannot read: a rollout's ``load`` raises (the task and the API
 report it; nothing writes over it, since every save follows a load), and a listing leaves it out
@@ -70,7 +76,7 @@ class Format:
 FORMATS = {
     RecordKind.ROLLOUT: Format(RECORD_FORMAT, frozenset({RECORD_FORMAT})),
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
-    RecordKind.OUTBOX_ITEM: Format(1, frozenset({0, 1})),
+    RecordKind.OUTBOX_ITEM: Format(2, frozenset({0, 1, 2})),
 }
 EVENT_FORMAT = FORMATS[RecordKind.EVENT].writes
 OUTBOX_FORMAT = FORMATS[RecordKind.OUTBOX_ITEM].writes
