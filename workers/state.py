@@ -27,6 +27,43 @@ from analyzer.verdict import Outcome, Verdict
 RECORD_FORMAT = 1
 
 
+class Awaited(StrEnum):
+    """What kind of platform change a rollout waits for."""
+
+    STAGE = "stage"  # a stage's asks: a weight, an audience, a size, a switch
+    PROMOTE = "promote"  # the new version becoming the stable one
+    ROLLBACK = "rollback"  # the stable version restored (an abort, a failure, a supersession)
+    REPAIR = "repair"  # a stage re-applied after the platform drifted from it
+
+
+@dataclass(frozen=True)
+class AwaitToken:
+    """The platform change in flight: the attempt and stage that asked for it, and what it is.
+
+    ``RolloutState.awaiting`` keeps it as ``format()`` writes it (``"2:3:rollback"``), the
+    string stored, compared by the platform's answers and kept in the Kubernetes annotation;
+    ``parse`` reads it back, so no module splits the string itself.
+    """
+
+    attempt: int
+    stage_index: int
+    awaited: Awaited
+
+    def format(self) -> str:
+        return f"{self.attempt}:{self.stage_index}:{self.awaited.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> AwaitToken:
+        """The token ``format`` wrote as ``text``; ValueError if it is not one."""
+        parts = text.split(":")
+        known = [item.value for item in Awaited]
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+            raise ValueError(f"{text!r} is no awaiting token like '1:0:stage'")
+        if parts[2] not in known:
+            raise ValueError(f"{text!r} awaits {parts[2]!r}, not one of {', '.join(known)}")
+        return cls(int(parts[0]), int(parts[1]), Awaited(parts[2]))
+
+
 class Phase(StrEnum):
     PENDING = "pending"  # accepted; waits to start (or for the rollout it supersedes)
     PROGRESSING = "progressing"  # walking its stages on its own
@@ -166,7 +203,7 @@ class RolloutState:
     extensions: int = 0  # inconclusive extensions used in this stage
     stage_failures: int = 0  # FAIL looks tolerated by failure_limit in this stage
     tally: RunTally = field(default_factory=RunTally)
-    awaiting: str | None = None  # token of the platform change the stage waits for
+    awaiting: str | None = None  # the platform change in flight: an AwaitToken, formatted
     pause_reason: str | None = None
     abort_reason: str | None = None  # why it is aborting, aborted or failed
     last_verdict: VerdictSummary | None = None
@@ -240,6 +277,11 @@ class RolloutState:
             stage_ends_at=ends,
             next_due_at=next_due,
         )
+
+    @property
+    def awaited(self) -> AwaitToken | None:
+        """``awaiting`` read as its type: which attempt and stage asked for what."""
+        return None if self.awaiting is None else AwaitToken.parse(self.awaiting)
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-safe dict; ``from_record`` reads it back to an equal state."""

@@ -41,7 +41,7 @@ from workers.actions import (
     SwitchActive,
 )
 from workers.engine import POLL_SECONDS, step
-from workers.state import Phase
+from workers.state import Awaited, AwaitToken, Phase
 
 T0 = 1_000_000.0
 CANARY = shipped("default-canary")
@@ -399,6 +399,17 @@ def retried() -> tuple[Driver, str]:
     driver.command("retry", "max")
     assert driver.state.attempt == 2 and driver.state.awaiting not in (None, first)
     return driver, first
+
+
+def test_the_awaiting_token_says_which_attempt_and_stage_asked_for_what() -> None:
+    driver = started()
+    assert driver.state.awaited == AwaitToken(1, 0, Awaited.STAGE)
+    driver.command("abort", "max")
+    assert driver.state.awaited == AwaitToken(1, 0, Awaited.ROLLBACK)
+    driver.ready()
+    assert driver.state.awaited is None
+    driver.command("retry", "max")
+    assert driver.state.awaited == AwaitToken(2, 0, Awaited.STAGE)
 
 
 def test_stale_and_duplicate_readiness_is_harmless() -> None:

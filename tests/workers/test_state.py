@@ -15,6 +15,8 @@ from analyzer.verdict import Outcome
 from tests.workers.rollout_driver import SPEC
 from workers.state import (
     AnalysisRequest,
+    Awaited,
+    AwaitToken,
     Phase,
     RolloutSpec,
     RolloutState,
@@ -194,3 +196,33 @@ def test_wake_up_times_are_derived_from_the_stage_and_the_window() -> None:
     assert paused.next_due_at == 110.0  # no look, but the platform is watched every interval
     done = replace(state, phase=Phase.PROMOTED, stage_ends_at=5.0).scheduled(50.0, 60.0, True, 10.0)
     assert (done.next_due_at, done.final_look_at, done.stage_ends_at) == (None, None, None)
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**3), st.sampled_from(Awaited))
+def test_an_awaiting_token_reads_back_from_the_string_stored(
+    attempt: int, stage: int, awaited: Awaited
+) -> None:
+    token = AwaitToken(attempt, stage, awaited)
+    assert AwaitToken.parse(token.format()) == token
+    assert replace(fresh(), awaiting=token.format()).awaited == token
+
+
+def test_the_awaiting_token_keeps_the_form_stored_by_earlier_releases() -> None:
+    assert AwaitToken(2, 3, Awaited.ROLLBACK).format() == "2:3:rollback"
+    assert AwaitToken.parse("1:0:stage") == AwaitToken(1, 0, Awaited.STAGE)
+    assert fresh().awaited is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1:0", "no awaiting token"),
+        ("1:0:stage:extra", "no awaiting token"),
+        ("one:0:stage", "no awaiting token"),
+        ("1:-1:stage", "no awaiting token"),
+        ("1:0:rollbacks", "awaits 'rollbacks', not one of stage, promote, rollback, repair"),
+    ],
+)
+def test_a_string_that_is_no_awaiting_token_is_refused(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AwaitToken.parse(text)

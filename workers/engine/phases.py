@@ -11,7 +11,7 @@ from typing import Any
 
 from workers.actions import EventKind, Promote, Release, Rollback
 from workers.engine.run import Evidence, Run
-from workers.state import Phase
+from workers.state import Awaited, Phase
 
 
 def pause(
@@ -24,7 +24,7 @@ def pause(
 
 
 def promote(run: Run, because: str, actor: str | None = None) -> None:
-    run.update(awaiting=run.token("promote"), pause_reason=None, canary_weight=100)
+    run.update(awaiting=run.token(Awaited.PROMOTE), pause_reason=None, canary_weight=100)
     run.actions.append(Promote())
     run.to_phase(Phase.PROMOTING, f"promoting: {because}", actor)
 
@@ -32,7 +32,7 @@ def promote(run: Run, because: str, actor: str | None = None) -> None:
 def roll_back(run: Run, phase: Phase, reason: str, actor: str | None, **data: Any) -> None:
     run.actions.append(Rollback(reason, run.exposure.active_is_new))
     run.update(abort_reason=reason, pause_reason=None, canary_weight=0)
-    run.update(awaiting=run.token("rollback"))
+    run.update(awaiting=run.token(Awaited.ROLLBACK))
     run.to_phase(phase, f"{phase.value}: {reason}", actor, **data)
 
 

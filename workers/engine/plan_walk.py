@@ -13,7 +13,7 @@ from analyzer.policy.models import Policy
 from workers.actions import EnsureCanary, EventKind, PlatformAction, Promote, Rollback
 from workers.engine.phases import pause, promote
 from workers.engine.run import Run
-from workers.state import Phase, RolloutState
+from workers.state import Awaited, Phase, RolloutState
 from workers.strategies import Gate, Plan, exposure_after, plan_for, required_after
 
 
@@ -71,7 +71,7 @@ def enter(
         run.actions.extend(asks)
         run.update(window_start=None, last_look_at=None)
     if asks or force_await:
-        run.update(awaiting=run.token("stage"))
+        run.update(awaiting=run.token(Awaited.STAGE))
     label = stage.label
     message = f"stage {index + 1}/{len(run.plan)}: {label} ({because})"
     run.event(EventKind.STAGE, message, actor, label=label)

@@ -14,7 +14,7 @@ from workers.actions import EventKind
 from workers.engine.phases import release, roll_back
 from workers.engine.plan_walk import advance, arm, reassert, start
 from workers.engine.run import Run
-from workers.state import Phase
+from workers.state import Awaited, Phase
 
 
 def on_tick(run: Run) -> None:
@@ -109,7 +109,7 @@ def on_drifted(run: Run, detail: str) -> None:
     state = run.state
     if not state.phase.active or state.awaiting is not None:
         return
-    run.update(awaiting=run.token("repair"), window_start=None, last_look_at=None)
+    run.update(awaiting=run.token(Awaited.REPAIR), window_start=None, last_look_at=None)
     arm(run)
     index, total = state.stage_index + 1, len(run.plan)
     run.event(

@@ -15,7 +15,7 @@ from typing import Any
 
 from analyzer.policy.models import Policy
 from workers.actions import Action, EventKind, Notify, NotifyKind, RecordEvent
-from workers.state import Phase, RolloutState
+from workers.state import Awaited, AwaitToken, Phase, RolloutState
 from workers.strategies import Exposure, Pause, Stage, exposure_after, plan_for
 
 WAIT_FOR_PERSON = Pause(None)
@@ -44,9 +44,9 @@ class Run:
         """Who sees the new version once the stages up to the cursor have begun."""
         return exposure_after(self.plan, self.state.stage_index)
 
-    def token(self, purpose: str) -> str:
+    def token(self, awaited: Awaited) -> str:
         """What ``state.awaiting`` holds while a platform change is in flight."""
-        return f"{self.state.attempt}:{self.state.stage_index}:{purpose}"
+        return AwaitToken(self.state.attempt, self.state.stage_index, awaited).format()
 
     def update(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)
