@@ -366,8 +366,9 @@ def _refusal(exc: ValidationError | CanaristError) -> str:
 def register(app: Any, runtime: Callable[[], Runtime]) -> None:
     """Register the four tasks on a Celery ``app``; ``runtime()`` is built lazily per process."""
 
-    def advance_task(rollout_id: str, revision: int) -> AdvanceResult:
-        return advance(runtime(), rollout_id, revision)
+    def advance_task(rollout_id: str, revision: int) -> str:
+        # the plain word: Celery logs the repr of what a task returns
+        return advance(runtime(), rollout_id, revision).value
 
     def deliver_task(period: float | None = None) -> int:
         if not first_of_period(runtime(), DELIVER, period):
