@@ -107,6 +107,19 @@ def test_an_unreadable_event_shows_in_its_rollouts_trail(stack: Stack) -> None:
     assert f"is stored in format {NEWER}" in shown["message"]
 
 
+def test_an_event_kind_this_release_does_not_know_shows_as_written(stack: Stack) -> None:
+    key = f"{stack.prefix}events:{GOOD}"
+    (last,) = stack.raw.xrevrange(key, count=1)
+    written = {**json.loads(last[1]["event"]), "kind": "canary_rewound", "message": "newer"}
+    event_id = stack.raw.xadd(key, {"event": json.dumps(written), "format": "1"})
+    answer = stack.client.get(f"/v1/rollouts/{GOOD}", headers=bearer("ops"))
+    assert answer.status_code == 200, answer.text
+    shown = answer.json()["events"][-1]
+    assert (shown["id"], shown["kind"], shown["message"]) == (event_id, "canary_rewound", "newer")
+    report = stack.client.get(f"/v1/rollouts/{GOOD}/report", headers=bearer("ops"))
+    assert report.status_code == 200 and "canary_rewound" in report.text
+
+
 def test_the_cli_says_why_and_exits_1(stack: Stack) -> None:
     port = free_port()
     server = uvicorn.Server(
