@@ -32,7 +32,7 @@ import numpy as np
 
 from analyzer.judges.base import JudgeContext, SeriesData
 from analyzer.judges.mannwhitney import MannWhitneyJudge
-from analyzer.policy.judges import MannWhitneyJudge as MannWhitneySpec
+from analyzer.policy.judges import MannWhitneySpec
 from analyzer.policy.metrics import SeriesMetric
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Outcome, Reason

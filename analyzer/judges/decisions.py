@@ -26,7 +26,7 @@ import numpy as np
 
 from analyzer.judges.base import JudgeContext
 from analyzer.judges.evalues import LOG_E_CAP
-from analyzer.policy.judges import SequentialJudge as SequentialSpec
+from analyzer.policy.judges import SequentialSpec
 from analyzer.policy.metrics import MetricBase
 from analyzer.verdict import Judgement, Outcome, Reason
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from analyzer.errors import PolicyError, Problem
+from analyzer.policy.base import policy_name
 from analyzer.policy.models import Policy
 from analyzer.policy.reading import MAX_METRICS, MAX_STEPS, PathKey, compose, read_policy_file
 
@@ -184,6 +185,9 @@ def _message(error: ErrorDetails, path: PathKey) -> str:
         expected = context.get("expected")
         return f"judge {error['input']!r} cannot judge this kind of metric; use {expected}"
     message = error["msg"]
+    class_name = str(context.get("class_name", ""))
+    if kind == "model_type" and class_name:  # pydantic names the class; say the policy's name
+        message = message.replace(class_name, policy_name(class_name))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     shown = error.get("input")
