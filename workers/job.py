@@ -34,7 +34,7 @@ from analyzer.policy.promql import Selector, shown
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Traffic
 from workers.platforms import platform_names
-from workers.state import RolloutSpec, TrafficSpec
+from workers.state import RolloutSpec, RolloutTraffic
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
@@ -203,9 +203,9 @@ def _at_most(count: int, limit: int, what: str) -> None:
         raise ValueError(f"at most {limit} {what}, not {count}")
 
 
-def traffic_spec(traffic: Traffic, app: str) -> TrafficSpec:
+def traffic_spec(traffic: Traffic, app: str) -> RolloutTraffic:
     """The policy's traffic section as the rollout keeps it, every name resolved for ``app``."""
-    return TrafficSpec(
+    return RolloutTraffic(
         router=traffic.router,
         route=traffic.route or "",
         ingress=traffic.ingress or "",
