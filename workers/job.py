@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from analyzer.errors import SelectorError, TemplateError
 from analyzer.policy.promql import Selector, shown
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.traffic import TrafficSpec
 from workers.platforms import platform_names
 from workers.state import RolloutSpec, RolloutTraffic
 
@@ -182,7 +182,7 @@ class RolloutJob(BaseModel):
         self,
         args: dict[str, str],
         strategy: StrategyType = StrategyType.CANARY,
-        traffic: Traffic | None = None,
+        traffic: TrafficSpec | None = None,
     ) -> RolloutSpec:
         """The rollout's spec, with the policy's strategy type and traffic section at submit."""
         return RolloutSpec(
@@ -194,7 +194,7 @@ class RolloutJob(BaseModel):
             args=tuple(sorted(args.items())),
             strategy=strategy,
             images=tuple(sorted(self.images.items())),
-            traffic=traffic_spec(traffic or Traffic(), self.app),
+            traffic=rollout_traffic(traffic or TrafficSpec(), self.app),
         )
 
 
@@ -203,7 +203,7 @@ def _at_most(count: int, limit: int, what: str) -> None:
         raise ValueError(f"at most {limit} {what}, not {count}")
 
 
-def traffic_spec(traffic: Traffic, app: str) -> RolloutTraffic:
+def rollout_traffic(traffic: TrafficSpec, app: str) -> RolloutTraffic:
     """The policy's traffic section as the rollout keeps it, every name resolved for ``app``."""
     return RolloutTraffic(
         router=traffic.router,

@@ -25,7 +25,7 @@ from analyzer.policy.strategy import (
     Strategy,
     TargetedStrategy,
 )
-from analyzer.policy.traffic import Router, Traffic
+from analyzer.policy.traffic import Router, TrafficSpec
 
 
 def policy_problems(
@@ -34,7 +34,7 @@ def policy_problems(
     interval: timedelta,
     metrics: Sequence[MetricBase],
     strategy: Strategy,
-    traffic: Traffic,
+    traffic: TrafficSpec,
 ) -> list[Problem]:
     """Every cross-field problem of a policy with these sections: its job arguments' names, its
     ``analysis.interval``, its metrics, its strategy and its traffic section."""
@@ -156,7 +156,7 @@ def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
                 )
 
 
-def _traffic(strategy: Strategy, traffic: Traffic) -> Iterator[Problem]:
+def _traffic(strategy: Strategy, traffic: TrafficSpec) -> Iterator[Problem]:
     # Only a router the policy names is refused here: without one, a targeted policy still runs
     # on the local platform (its own NGINX) and on observe; intake refuses it on Kubernetes.
     named = "router" in traffic.model_fields_set

@@ -24,7 +24,7 @@ from analyzer.policy.checks import policy_problems
 from analyzer.policy.durations import Duration
 from analyzer.policy.metrics import Metric
 from analyzer.policy.strategy import Strategy
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.traffic import TrafficSpec
 
 DEFAULT_ALPHA = 0.01
 
@@ -108,7 +108,7 @@ class Policy(PolicyModel):
     analysis: Analysis = Field(default_factory=Analysis)
     metrics: list[Metric] = Field(min_length=1)
     strategy: Strategy
-    traffic: Traffic = Field(default_factory=Traffic)
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     alerts: list[Name] = Field(default_factory=list, description="alert route names")
 
     @model_validator(mode="after")
