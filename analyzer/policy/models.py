@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from analyzer.errors import Problem
+from analyzer.errors import PolicyProblem
 from analyzer.policy.base import Name, PolicyModel
 from analyzer.policy.checks import policy_problems
 from analyzer.policy.durations import Duration
@@ -128,8 +128,8 @@ class Policy(PolicyModel):
         return self
 
     @classmethod
-    def checked(cls, data: object) -> tuple[Policy, list[Problem]]:
+    def checked(cls, data: object) -> tuple[Policy, list[PolicyProblem]]:
         """Validate ``data`` collecting cross-field problems instead of stopping at the first."""
-        problems: list[Problem] = []
+        problems: list[PolicyProblem] = []
         policy = cls.model_validate(data, context={"problems": problems})
         return policy, problems
