@@ -36,7 +36,7 @@ from workers.actions import (
     SwitchActive,
 )
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
-from workers.platforms.local.nginx import Route
+from workers.platforms.local.nginx import AppRoute
 from workers.platforms.local.record import SIDES, AppRecord, Instance, Owner, Release, Traffic
 from workers.state import Phase, RolloutState
 
@@ -236,7 +236,7 @@ def settle(record: AppRecord) -> AppRecord:
     return replace(record, instances=tuple(i for i in kept if not (i.retiring and i.exited)))
 
 
-def route(record: AppRecord) -> Route:
+def route(record: AppRecord) -> AppRoute:
     """What NGINX should do now: the desired split over the instances that may take traffic."""
 
     def pool(side: str) -> tuple[int, ...]:
@@ -248,12 +248,12 @@ def route(record: AppRecord) -> Route:
 
     stable, canary, traffic = pool("stable"), pool("canary"), record.traffic
     if traffic.mode == "pooled":
-        return Route(record.key, record.listen_port, stable + canary)
+        return AppRoute(record.key, record.listen_port, stable + canary)
     if traffic.mode == "switched":
         if canary and (side_complete(record, "canary") or not stable):
-            return Route(record.key, record.listen_port, (), canary, 100)
-        return Route(record.key, record.listen_port, stable)
-    return Route(record.key, record.listen_port, stable, canary, traffic.weight, traffic.match)
+            return AppRoute(record.key, record.listen_port, (), canary, 100)
+        return AppRoute(record.key, record.listen_port, stable)
+    return AppRoute(record.key, record.listen_port, stable, canary, traffic.weight, traffic.match)
 
 
 def assess(

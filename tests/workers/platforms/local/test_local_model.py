@@ -29,7 +29,7 @@ from workers.platforms.local.model import (
     settle,
     transition,
 )
-from workers.platforms.local.nginx import Route, Router, render
+from workers.platforms.local.nginx import AppRoute, Router, render
 from workers.platforms.local.record import AppRecord, Instance, Release
 from workers.state import RolloutSpec, RolloutState
 
@@ -155,7 +155,7 @@ def test_the_record_survives_json() -> None:
 def test_no_healthy_instance_answers_503_rather_than_an_invalid_configuration(
     tmp_path: Path,
 ) -> None:
-    routes = [Route("ns_web_8080", 8080, ())]
+    routes = [AppRoute("ns_web_8080", 8080, ())]
     text = render(routes, generation=1, control_port=9, home=tmp_path)
     assert 'return 503 "no healthy instance\\n";' in text and "upstream ns_web" not in text
     Router(tmp_path, "nginx").check(routes)  # nginx -t accepts it
