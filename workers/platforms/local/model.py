@@ -37,7 +37,7 @@ from workers.actions import (
 )
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
 from workers.platforms.local.nginx import AppRoute
-from workers.platforms.local.record import SIDES, AppRecord, Instance, Owner, Release, Traffic
+from workers.platforms.local.record import SIDES, AppRecord, Instance, LocalRelease, Owner, Traffic
 from workers.state import Phase, RolloutState
 
 
@@ -110,7 +110,7 @@ def _ensure_canary(record: AppRecord, rollout: RolloutState) -> AppRecord:
     canary = record.canary
     if canary is not None and (canary.version, canary.command) == (spec.version, spec.image):
         return record
-    return replace(record, canary=Release(spec.version, spec.image, 1, rollout.id))
+    return replace(record, canary=LocalRelease(spec.version, spec.image, 1, rollout.id))
 
 
 def _with_canary_count(record: AppRecord, count: int) -> AppRecord:
@@ -168,7 +168,7 @@ def unapplied(
     return "the app record has " + "; ".join(differences) if differences else None
 
 
-def _release(release: Release | None) -> str:
+def _release(release: LocalRelease | None) -> str:
     return "none" if release is None else f"{release.version} x{release.count}"
 
 
@@ -209,9 +209,9 @@ def complete(record: AppRecord) -> bool:
     return all(side_complete(record, side) for side in SIDES)
 
 
-def missing(record: AppRecord) -> list[tuple[str, Release]]:
+def missing(record: AppRecord) -> list[tuple[str, LocalRelease]]:
     """The instances to start: each side up to its count (dead members count: not replaced)."""
-    starts: list[tuple[str, Release]] = []
+    starts: list[tuple[str, LocalRelease]] = []
     for side in SIDES:
         release = record.release(side)
         if release is not None:

@@ -36,7 +36,7 @@ from workers.platforms.local.nginx import Router
 from workers.platforms.local.record import (
     AppRecord,
     Instance,
-    Release,
+    LocalRelease,
     check_command,
     check_name,
     redeclared,
@@ -122,7 +122,7 @@ class LocalPlatform:
             record = self._find(namespace, app)
             self._check_port(namespace, app, listen_port, record)
             if record is None:
-                stable = Release(version, command, replicas)
+                stable = LocalRelease(version, command, replicas)
                 record = AppRecord(namespace, app, listen_port, replicas, region_header, stable)
             else:
                 record = redeclared(record, listen_port, version, command, replicas)

@@ -30,7 +30,7 @@ from workers.platforms.local.model import (
     transition,
 )
 from workers.platforms.local.nginx import AppRoute, Router, render
-from workers.platforms.local.record import AppRecord, Instance, Release
+from workers.platforms.local.record import AppRecord, Instance, LocalRelease
 from workers.state import RolloutSpec, RolloutState
 
 PORTS = iter(range(20000, 30000))
@@ -43,7 +43,7 @@ def rollout(version: str = "v2", strategy: str = "canary", created: float = 100.
 
 
 def app(replicas: int = 2) -> AppRecord:
-    stable = Release("v1", "serve v1 {port}", replicas)
+    stable = LocalRelease("v1", "serve v1 {port}", replicas)
     record = AppRecord("ns", "web", 8080, replicas, "x-region", stable)
     return started(record, routable=True)
 
