@@ -57,7 +57,9 @@ class Instance:
 
 
 @dataclass(frozen=True)
-class Traffic:
+class LocalTraffic:
+    """How the app's NGINX splits requests now (the policy's ``traffic:`` is its TrafficSpec)."""
+
     mode: str = "split"  # split (weight + match) | pooled (rolling) | switched (blue-green)
     weight: int = 0
     match: tuple[Match, ...] = ()
@@ -80,7 +82,7 @@ class AppRecord:
     region_header: str
     stable: LocalRelease
     canary: LocalRelease | None = None
-    traffic: Traffic = field(default_factory=Traffic)
+    traffic: LocalTraffic = field(default_factory=LocalTraffic)
     instances: tuple[Instance, ...] = ()
     owner: Owner | None = None
     promoting: bool = False
@@ -109,7 +111,9 @@ class AppRecord:
                 "stable": LocalRelease(**data["stable"]),
                 "canary": LocalRelease(**data["canary"]) if data.get("canary") else None,
                 "previous": LocalRelease(**data["previous"]) if data.get("previous") else None,
-                "traffic": Traffic(traffic.get("mode", "split"), traffic.get("weight", 0), rules),
+                "traffic": LocalTraffic(
+                    traffic.get("mode", "split"), traffic.get("weight", 0), rules
+                ),
                 "instances": tuple(Instance(**item) for item in data.get("instances", ())),
                 "owner": Owner(**data["owner"]) if data.get("owner") else None,
             }
