@@ -6,7 +6,7 @@ A weighted split is ``split_clients`` on ``$request_id``; a header or cookie mat
 that sends a matching request to the canary whatever the weight. Exact values are matched as
 anchored, escaped regular expressions because NGINX compares map strings case-insensitively.
 
-``Router.publish`` applies a rendering: it checks the candidate with ``nginx -t`` first (a bad
+``NginxRouter.publish`` applies a rendering: it checks the candidate with ``nginx -t`` first (a bad
 rendering never replaces a working one: the error is a ``PlatformError`` with NGINX's message),
 then starts NGINX or reloads it with SIGHUP to the recorded master, and waits until a control
 server on a private port answers with the new generation number: only then is the reload done,
@@ -150,7 +150,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Router:
+class NginxRouter:
     """Starts, reloads and stops the NGINX master of one state directory."""
 
     def __init__(self, home: Path, nginx: str) -> None:

@@ -32,7 +32,7 @@ from workers.platforms.local.model import (
     transition,
     unapplied,
 )
-from workers.platforms.local.nginx import Router
+from workers.platforms.local.nginx import NginxRouter
 from workers.platforms.local.record import (
     AppRecord,
     Instance,
@@ -88,7 +88,7 @@ class LocalPlatform:
 
     def __init__(self, state_dir: Path, *, nginx: str = "nginx") -> None:
         self.state_dir = Path(state_dir).expanduser().absolute()
-        self._router = Router(self.state_dir / "nginx", nginx)
+        self._router = NginxRouter(self.state_dir / "nginx", nginx)
 
     @classmethod
     def from_env(cls) -> LocalPlatform:

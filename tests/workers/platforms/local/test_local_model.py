@@ -29,7 +29,7 @@ from workers.platforms.local.model import (
     settle,
     transition,
 )
-from workers.platforms.local.nginx import AppRoute, Router, render
+from workers.platforms.local.nginx import AppRoute, NginxRouter, render
 from workers.platforms.local.record import AppRecord, Instance, LocalRelease
 from workers.state import RolloutSpec, RolloutState
 
@@ -158,4 +158,4 @@ def test_no_healthy_instance_answers_503_rather_than_an_invalid_configuration(
     routes = [AppRoute("ns_web_8080", 8080, ())]
     text = render(routes, generation=1, control_port=9, home=tmp_path)
     assert 'return 503 "no healthy instance\\n";' in text and "upstream ns_web" not in text
-    Router(tmp_path, "nginx").check(routes)  # nginx -t accepts it
+    NginxRouter(tmp_path, "nginx").check(routes)  # nginx -t accepts it
