@@ -28,13 +28,13 @@ from analyzer.run import RunTally
 from analyzer.sources.base import MetricSource
 from analyzer.verdict import Outcome, Verdict
 
-Decision = Literal["abort", "promote", "inconclusive"]
+BacktestDecision = Literal["abort", "promote", "inconclusive"]
 _RELATIVE = re.compile(r"^now(?:-(.+))?$")
 
 
 @dataclass(frozen=True)
 class BacktestResult:
-    decision: Decision
+    decision: BacktestDecision
     decided_at_seconds: float | None  # since the canary's start; None when nothing was looked at
     looks: int
     verdict: Verdict | None  # the verdict that decided
@@ -130,7 +130,7 @@ class SuiteCase(BaseModel):
     baseline: str
     canary: str
     args: dict[str, str] = Field(default_factory=dict)
-    expect: Decision | None = None
+    expect: BacktestDecision | None = None
     policy: str | None = Field(
         default=None, description="this case's policy, relative to the suite file"
     )

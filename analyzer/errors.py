@@ -14,7 +14,7 @@ also has::
     │                             caller's own backoff decides)
     ├── PermanentError            retrying will not help until a person changes something
     ├── PolicyError               permanent: a policy file or object is invalid; carries every
-    │                             Problem found
+    │                             PolicyProblem found
     ├── TemplateError             permanent: a PromQL template or a value for it is unsafe or
     │                             undefined
     ├── SelectorError             permanent: label matchers given by a job or a person do not parse
@@ -64,8 +64,10 @@ class PermanentError(CanaristError):
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a policy, located as precisely as we can.
+class PolicyProblem:
+    """One thing wrong with a policy (or another YAML file a person wrote: the CLI's suite),
+    located as precisely as we can. The API's answer for a bad field is canarist/api/models.py's
+    ``Problem``.
 
     ``path`` is the field's path inside the document (``("metrics", 2, "tolerance")``); ``line`` is
     the 1-based line in the file when the policy came from YAML, else None.
@@ -95,7 +97,7 @@ class Problem:
 class PolicyError(PermanentError):
     """A policy is invalid. ``problems`` lists every problem found, not just the first."""
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
+    def __init__(self, source: str, problems: list[PolicyProblem]) -> None:
         self.source = source
         self.problems = problems
         super().__init__("\n".join(problem.render(source) for problem in problems))

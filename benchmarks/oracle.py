@@ -58,7 +58,7 @@ from scipy.special import log_expit, log_ndtr, logsumexp, ndtr, ndtri
 
 from analyzer.sources.base import FloatArray
 from benchmarks.latency import BUCKET_BOUNDS, Z90, Z99, LatencyShape
-from benchmarks.references import Decision
+from benchmarks.references import ReferenceDecision
 from benchmarks.simulator import (
     CANARY_PODS,
     ERROR_JITTER_SD,
@@ -103,7 +103,7 @@ _WARM_ERRORS = 1.0 + WARMUP_ERRORS * warmup_profile()  # the canary's error fact
 _WARM_LATENCY = np.log1p(WARMUP_LATENCY * warmup_profile())  # its log latency shift
 
 
-def oracle(run: SimulatedRun, truth: Regression | None) -> Decision:
+def oracle(run: SimulatedRun, truth: Regression | None) -> ReferenceDecision:
     """Abort or promote ``run``; ``truth`` is the scenario's regression, None for healthy and
     tolerable scenarios (then every kind of ``WATCHED`` is tested at alpha / 4)."""
     watched = (truth,) if truth is not None else WATCHED
@@ -117,9 +117,9 @@ def oracle(run: SimulatedRun, truth: Regression | None) -> Decision:
             shown = f"{describe(regression)}: log LR {evidence[minute]:.2f} >= {bound:.2f}"
             first = (minute, shown)
     if first is None:
-        return Decision("promote", float(MINUTES), "no test reached 1/alpha")
+        return ReferenceDecision("promote", float(MINUTES), "no test reached 1/alpha")
     minute, reason = first
-    return Decision("abort", float(minute + 1), f"{reason} after minute {minute}")
+    return ReferenceDecision("abort", float(minute + 1), f"{reason} after minute {minute}")
 
 
 def describe(regression: Regression) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from analyzer.judges.base import JudgeContext, SeriesData
 from analyzer.judges.mannwhitney import MannWhitneyJudge
-from analyzer.policy.judges import MannWhitneyJudge as MannWhitneySpec
+from analyzer.policy.judges import MannWhitneySpec
 from analyzer.policy.metrics import SeriesMetric
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Outcome, Reason
@@ -41,7 +41,7 @@ from benchmarks.simulator import MINUTES, SimulatedRun, VersionStream
 
 
 @dataclass(frozen=True)
-class Decision:
+class ReferenceDecision:
     """A reference decider's answer for one run: abort or promote, when, and why."""
 
     decision: str  # "abort" or "promote"
@@ -56,7 +56,7 @@ ARGO_CONSECUTIVE_ERROR_LIMIT = 4
 ARGO_INITIAL_DELAY_MINUTES = 1
 
 
-def argo_style(run: SimulatedRun) -> Decision:
+def argo_style(run: SimulatedRun) -> ReferenceDecision:
     """Per-minute absolute thresholds on the canary, with failureLimit and consecutiveErrorLimit."""
     canary = run.canary
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -76,15 +76,17 @@ def argo_style(run: SimulatedRun) -> Decision:
             if canary.missing[minute] or canary.nan[minute]:  # empty: result[0] does not exist
                 errors_in_a_row[name] += 1
                 if errors_in_a_row[name] > ARGO_CONSECUTIVE_ERROR_LIMIT:
-                    return Decision("abort", at, f"{name}: more than 4 consecutive errors")
+                    return ReferenceDecision("abort", at, f"{name}: more than 4 consecutive errors")
                 continue
             errors_in_a_row[name] = 0
             value = float(values[minute])
             if not value <= bound:  # NaN fails the condition, as govaluate compares it
                 failed[name] += 1
                 if failed[name] > ARGO_FAILURE_LIMIT:
-                    return Decision("abort", at, f"{name}: {failed[name]} failed measurements")
-    return Decision("promote", float(MINUTES), "no metric exceeded its failureLimit")
+                    return ReferenceDecision(
+                        "abort", at, f"{name}: {failed[name]} failed measurements"
+                    )
+    return ReferenceDecision("promote", float(MINUTES), "no metric exceeded its failureLimit")
 
 
 KAYENTA_INTERVAL_MINUTES = 10
@@ -119,7 +121,7 @@ _JUDGE = MannWhitneyJudge()
 _CONTEXT = JudgeContext(alpha=1.0 - KAYENTA_CONFIDENCE, min_samples=3)
 
 
-def kayenta_style(run: SimulatedRun) -> Decision:
+def kayenta_style(run: SimulatedRun) -> ReferenceDecision:
     """Fixed-interval Mann-Whitney on per-minute values, Kayenta's scoring, abort on a bad score."""
     baseline, canary = _kayenta_values(run.baseline), _kayenta_values(run.canary)
     score, reason = 100.0, "no analysis ran"
@@ -128,8 +130,10 @@ def kayenta_style(run: SimulatedRun) -> Decision:
         score, reason = _kayenta_score(baseline, canary, window)
         final = end == MINUTES
         if score < (KAYENTA_PASS if final else KAYENTA_MARGINAL):
-            return Decision("abort", float(end), f"score {score:g} at minute {end}: {reason}")
-    return Decision("promote", float(MINUTES), f"score {score:g}: {reason}")
+            return ReferenceDecision(
+                "abort", float(end), f"score {score:g} at minute {end}: {reason}"
+            )
+    return ReferenceDecision("promote", float(MINUTES), f"score {score:g}: {reason}")
 
 
 def _kayenta_values(stream: VersionStream) -> dict[str, FloatArray]:

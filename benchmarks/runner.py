@@ -23,7 +23,7 @@ from analyzer.policy.models import Policy
 from analyzer.verdict import Outcome
 from benchmarks.feed import run_canarist
 from benchmarks.oracle import oracle
-from benchmarks.references import Decision, argo_style, kayenta_style
+from benchmarks.references import ReferenceDecision, argo_style, kayenta_style
 from benchmarks.scenarios import SCENARIOS, RunCounts, Scenario, by_name
 from benchmarks.simulator import TRAFFIC, SimulatedRun, simulate
 
@@ -91,7 +91,7 @@ def run_task(task: Task, policy_path: str = str(DEFAULT_POLICY)) -> dict[str, An
     }
 
 
-def _decision_record(decision: Decision) -> dict[str, Any]:
+def _decision_record(decision: ReferenceDecision) -> dict[str, Any]:
     return {
         "decision": decision.decision,
         "minutes": decision.decided_at_minutes,

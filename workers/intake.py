@@ -58,7 +58,7 @@ from workers.errors import (
     TemporaryError,
     UnknownPolicyError,
 )
-from workers.job import POLICY_NAME, RolloutJob, traffic_spec
+from workers.job import POLICY_NAME, RolloutJob, rollout_traffic
 from workers.state import RolloutState
 from workers.stepping import Stepped, split, step_and_save
 from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, StateStore, Stored
@@ -73,8 +73,8 @@ __all__ = [
     "PolicyDir",
     "RolloutJob",
     "Submitted",
+    "rollout_traffic",
     "split",
-    "traffic_spec",
 ]
 
 

@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from analyzer.errors import SelectorError, TemplateError
 from analyzer.policy.promql import Selector, shown
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.traffic import TrafficSpec
 from workers.platforms import platform_names
-from workers.state import RolloutSpec, TrafficSpec
+from workers.state import RolloutSpec, RolloutTraffic
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
@@ -182,7 +182,7 @@ class RolloutJob(BaseModel):
         self,
         args: dict[str, str],
         strategy: StrategyType = StrategyType.CANARY,
-        traffic: Traffic | None = None,
+        traffic: TrafficSpec | None = None,
     ) -> RolloutSpec:
         """The rollout's spec, with the policy's strategy type and traffic section at submit."""
         return RolloutSpec(
@@ -194,7 +194,7 @@ class RolloutJob(BaseModel):
             args=tuple(sorted(args.items())),
             strategy=strategy,
             images=tuple(sorted(self.images.items())),
-            traffic=traffic_spec(traffic or Traffic(), self.app),
+            traffic=rollout_traffic(traffic or TrafficSpec(), self.app),
         )
 
 
@@ -203,9 +203,9 @@ def _at_most(count: int, limit: int, what: str) -> None:
         raise ValueError(f"at most {limit} {what}, not {count}")
 
 
-def traffic_spec(traffic: Traffic, app: str) -> TrafficSpec:
+def rollout_traffic(traffic: TrafficSpec, app: str) -> RolloutTraffic:
     """The policy's traffic section as the rollout keeps it, every name resolved for ``app``."""
-    return TrafficSpec(
+    return RolloutTraffic(
         router=traffic.router,
         route=traffic.route or "",
         ingress=traffic.ingress or "",

@@ -88,7 +88,7 @@ _TERMINAL = frozenset({Phase.PROMOTED, Phase.ABORTED, Phase.FAILED})
 
 
 @dataclass(frozen=True)
-class TrafficSpec:
+class RolloutTraffic:
     """The policy's ``traffic:`` section at submit, names resolved for the app.
 
     An empty name means "the app's default" (records written before names were resolved at
@@ -102,7 +102,7 @@ class TrafficSpec:
     canary_service: str = ""  # blue-green: the preview Service
     version_label: str = "version"
 
-    def resolved(self, app: str) -> TrafficSpec:
+    def resolved(self, app: str) -> RolloutTraffic:
         """Every name filled in: the app's name, and ``<app>-canary`` for the canary Service."""
         return replace(
             self,
@@ -125,7 +125,7 @@ class RolloutSpec:
     args: tuple[tuple[str, str], ...] = ()
     strategy: StrategyType = StrategyType.CANARY  # the policy's at submit: how platforms scale
     images: tuple[tuple[str, str], ...] = ()  # (container, image), sorted: several containers
-    traffic: TrafficSpec = field(default_factory=TrafficSpec)  # the policy's router at submit
+    traffic: RolloutTraffic = field(default_factory=RolloutTraffic)  # the policy's router at submit
 
     @property
     def args_map(self) -> dict[str, str]:
@@ -360,7 +360,7 @@ def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
         raise ValueError("spec.traffic must be a mapping")
     strategy = StrategyType(value.get("strategy", StrategyType.CANARY))
     router = Router(traffic.get("router", Router.REPLICAS))
-    routed = TrafficSpec(**{**traffic, "router": router})
+    routed = RolloutTraffic(**{**traffic, "router": router})
     return RolloutSpec(**{**value, **pairs, "strategy": strategy, "traffic": routed})
 
 

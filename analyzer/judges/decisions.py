@@ -26,7 +26,7 @@ import numpy as np
 
 from analyzer.judges.base import JudgeContext
 from analyzer.judges.evalues import LOG_E_CAP
-from analyzer.policy.judges import SequentialJudge as SequentialSpec
+from analyzer.policy.judges import SequentialSpec
 from analyzer.policy.metrics import MetricBase
 from analyzer.verdict import Judgement, Outcome, Reason
 
@@ -46,7 +46,9 @@ class Evidence:
 
 
 @dataclass(frozen=True)
-class Decision:
+class SequentialDecision:
+    """What the counts and histogram judges decided from their e-values, before the sentence."""
+
     outcome: Outcome
     reason_code: Reason
     direction: Literal["high", "low"]
@@ -58,7 +60,7 @@ class Decision:
 
 def decide(
     evidence: Evidence, direction: str, spec: SequentialSpec, context: JudgeContext
-) -> Decision:
+) -> SequentialDecision:
     """Apply the bar, the ``min_samples``/``min_events`` gates and early PASS to the e-values."""
     bar = math.log(1.0 / context.alpha)
     high, low = evidence.log_e_high, evidence.log_e_low
@@ -74,8 +76,10 @@ def decide(
     enough = evidence.samples >= context.min_samples
     shown, bar_shown = f"e-value {format_e(log_e)}", format_e(bar)
 
-    def decision(outcome: Outcome, code: Reason, tail: str, applied: float = bar) -> Decision:
-        return Decision(outcome, code, side, log_e, log_pass, tail, applied)
+    def decision(
+        outcome: Outcome, code: Reason, tail: str, applied: float = bar
+    ) -> SequentialDecision:
+        return SequentialDecision(outcome, code, side, log_e, log_pass, tail, applied)
 
     if log_e >= (bar if enough else 2 * bar) and evidence.events >= spec.min_events:
         if enough:
@@ -100,7 +104,7 @@ def decide(
     return decision(Outcome.INCONCLUSIVE, Reason.EVIDENCE, f"{shown} < {bar_shown}, no verdict yet")
 
 
-def since(decision: Decision, interval: int, note: str = "") -> Decision:
+def since(decision: SequentialDecision, interval: int, note: str = "") -> SequentialDecision:
     """A FAIL whose evidence weighs most from a later interval on says which (1-based)."""
     if decision.outcome is not Outcome.FAIL:
         return decision
@@ -153,7 +157,7 @@ def sequential_spec(metric: MetricBase) -> SequentialSpec:
 
 
 def judgement(
-    decision: Decision,
+    decision: SequentialDecision,
     *,
     subject: str,
     context: JudgeContext,

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import stats
 
 from analyzer.judges.base import CountsData, HistogramData, JudgeContext, JudgeData
-from analyzer.policy.judges import MannWhitneyJudge as MannWhitneySpec
+from analyzer.policy.judges import MannWhitneySpec
 from analyzer.policy.metrics import MetricBase
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Judgement, Outcome, Reason

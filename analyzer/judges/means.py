@@ -34,8 +34,8 @@ from scipy.special import ndtr
 
 from analyzer.judges.base import HistogramData, JudgeContext
 from analyzer.judges.decisions import (
-    Decision,
     Evidence,
+    SequentialDecision,
     allowance,
     judgement,
     milliseconds,
@@ -160,7 +160,7 @@ class MeanTest:
             log_pass_low=min(tails.log_pass_low, pass_low),
         )
 
-    def leads(self, decision: Decision, tails: Evidence) -> bool:
+    def leads(self, decision: SequentialDecision, tails: Evidence) -> bool:
         """Whether the mean, rather than a bucket tail, is what the judgement should report: a
         PASS (both passed; the mean reads plainest), else when it weighs more on the decided
         side."""
@@ -172,7 +172,7 @@ class MeanTest:
 
     def judgement(
         self,
-        decision: Decision,
+        decision: SequentialDecision,
         sides: tuple[dict[str, float], dict[str, float]],
         metric: MetricBase,
         context: JudgeContext,

@@ -58,8 +58,8 @@ from analyzer.judges.base import (
 )
 from analyzer.judges.decisions import (
     TIMES,
-    Decision,
     Evidence,
+    SequentialDecision,
     allowance,
     decide,
     judgement,
@@ -314,7 +314,7 @@ class SequentialHistogramJudge:
         curve: TailCurve,
         row: int,
         bounds: FloatArray,
-        decision: Decision,
+        decision: SequentialDecision,
         evidence: Evidence,
         sides: tuple[dict[str, float], dict[str, float]],
         metric: MetricBase,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from analyzer.judges.base import CountsData, HistogramData, JudgeContext, JudgeData
-from analyzer.policy.judges import ThresholdJudge as ThresholdSpec
+from analyzer.policy.judges import ThresholdSpec
 from analyzer.policy.metrics import MetricBase
 from analyzer.verdict import Judgement, Outcome, Reason
 

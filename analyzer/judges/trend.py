@@ -47,7 +47,7 @@ from scipy import stats
 
 from analyzer.judges.base import JudgeContext, JudgeData, SeriesData
 from analyzer.judges.decisions import no_data, quiet
-from analyzer.policy.judges import TrendJudge as TrendSpec
+from analyzer.policy.judges import TrendSpec
 from analyzer.policy.metrics import MetricBase
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Judgement, Outcome, Reason

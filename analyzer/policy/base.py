@@ -29,6 +29,18 @@ class PolicyModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def policy_name(class_name: str) -> str:
+    """The name the policy language gives a model: its title where it sets one (``PauseSpec`` is
+    ``Pause``), so a class renamed in Python changes neither the schema nor a message."""
+    pending: list[type[PolicyModel]] = [PolicyModel]
+    while pending:
+        model = pending.pop()
+        if model.__name__ == class_name:
+            return model.model_config.get("title") or class_name
+        pending.extend(model.__subclasses__())
+    return class_name
+
+
 def check_template(text: str) -> str:
     """Validate a PromQL template's syntax at load time; keep the text as written."""
     try:

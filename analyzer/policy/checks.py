@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence, Set
 from datetime import timedelta
 from itertools import pairwise
 
-from analyzer.errors import Problem
+from analyzer.errors import PolicyProblem
 from analyzer.policy.durations import format_duration
 from analyzer.policy.metrics import MetricBase
 from analyzer.policy.promql import BUILTIN_VARIABLES, PromQLTemplate
@@ -25,7 +25,7 @@ from analyzer.policy.strategy import (
     Strategy,
     TargetedStrategy,
 )
-from analyzer.policy.traffic import Router, Traffic
+from analyzer.policy.traffic import Router, TrafficSpec
 
 
 def policy_problems(
@@ -34,8 +34,8 @@ def policy_problems(
     interval: timedelta,
     metrics: Sequence[MetricBase],
     strategy: Strategy,
-    traffic: Traffic,
-) -> list[Problem]:
+    traffic: TrafficSpec,
+) -> list[PolicyProblem]:
     """Every cross-field problem of a policy with these sections: its job arguments' names, its
     ``analysis.interval``, its metrics, its strategy and its traffic section."""
     return [
@@ -48,11 +48,11 @@ def policy_problems(
     ]
 
 
-def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
+def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[PolicyProblem]:
     seen: dict[str, int] = {}
     for index, metric in enumerate(metrics):
         if metric.name in seen:
-            yield Problem(
+            yield PolicyProblem(
                 ("metrics", index, "name"),
                 f"duplicate metric name {metric.name!r} "
                 f"(first used by metrics[{seen[metric.name]}])",
@@ -62,54 +62,56 @@ def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
 
 def _undefined_template_variables(
     metrics: Sequence[MetricBase], arg_names: Set[str]
-) -> Iterator[Problem]:
+) -> Iterator[PolicyProblem]:
     known = BUILTIN_VARIABLES | arg_names
     for index, metric in enumerate(metrics):
         for field, text in metric.templates().items():
             variables = PromQLTemplate.parse(text).variables
             for name in sorted(variables - known):
-                yield Problem(
+                yield PolicyProblem(
                     ("metrics", index, field),
                     f"template uses undefined variable {{{{ {name} }}}}; known: "
                     f"{', '.join(sorted(known))} (declare job arguments under args:)",
                 )
             if "selector" not in variables:
-                yield Problem(
+                yield PolicyProblem(
                     ("metrics", index, field),
                     "template never uses {{ selector }}, so it cannot tell the versions apart",
                 )
 
 
-def _weights(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
+def _weights(metrics: Sequence[MetricBase]) -> Iterator[PolicyProblem]:
     counted = [(index, m) for index, m in enumerate(metrics) if not m.dry_run]
     weighted = [(index, m) for index, m in counted if m.weight is not None]
     if not weighted:
         return
     for index, metric in counted:
         if metric.weight is None:
-            yield Problem(
+            yield PolicyProblem(
                 ("metrics", index, "weight"),
                 f"metric {metric.name!r} has no weight while others do: give every metric one",
             )
     total = sum(m.weight or 0.0 for _, m in weighted)
     if len(weighted) == len(counted) and abs(total - 100.0) > 1e-6:
-        yield Problem(
+        yield PolicyProblem(
             ("metrics",),
             f"metric weights add up to {total:g}, not 100 (dry_run metrics do not count)",
         )
 
 
-def _nothing_counts(metrics: Sequence[MetricBase]) -> Iterator[Problem]:
+def _nothing_counts(metrics: Sequence[MetricBase]) -> Iterator[PolicyProblem]:
     if metrics and all(metric.dry_run for metric in metrics):
-        yield Problem(("metrics",), "every metric is dry_run, so no analysis could ever abort")
+        yield PolicyProblem(
+            ("metrics",), "every metric is dry_run, so no analysis could ever abort"
+        )
 
 
-def _strategy(strategy: Strategy, interval: timedelta) -> Iterator[Problem]:
+def _strategy(strategy: Strategy, interval: timedelta) -> Iterator[PolicyProblem]:
     if isinstance(strategy, CanaryStrategy | TargetedStrategy):
         yield from _weight_steps(strategy.steps)
         for index, step in enumerate(strategy.steps):
             if isinstance(step, AnalyzeStep) and step.analyze.duration < interval:
-                yield Problem(
+                yield PolicyProblem(
                     ("strategy", "steps", index, "analyze", "duration"),
                     f"{format_duration(step.analyze.duration)} is shorter than one "
                     f"analysis.interval ({format_duration(interval)}): nothing would be measured",
@@ -118,27 +120,27 @@ def _strategy(strategy: Strategy, interval: timedelta) -> Iterator[Problem]:
         yield from _batches(strategy)
 
 
-def _weight_steps(steps: Sequence[Step]) -> Iterator[Problem]:
+def _weight_steps(steps: Sequence[Step]) -> Iterator[PolicyProblem]:
     weights = [(i, s.set_weight) for i, s in enumerate(steps) if isinstance(s, SetWeightStep)]
     for (_, before), (index, weight) in pairwise(weights):
         if weight < before:
-            yield Problem(
+            yield PolicyProblem(
                 ("strategy", "steps", index, "set_weight"),
                 f"weight goes down from {before} to {weight}: steps only move forward "
                 "(an abort is what sends traffic back)",
             )
     if not weights or weights[-1][1] != 100:
         reached = weights[-1][1] if weights else 0
-        yield Problem(
+        yield PolicyProblem(
             ("strategy", "steps"),
             f"steps never reach 100% (the last set_weight is {reached}); end with set_weight: 100",
         )
 
 
-def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
+def _batches(strategy: RollingStrategy) -> Iterator[PolicyProblem]:
     last = strategy.batches[-1]
     if last.percent != 100:
-        yield Problem(
+        yield PolicyProblem(
             ("strategy", "batches", len(strategy.batches) - 1),
             "the last batch must be percent: 100, so every replica ends on the new version",
         )
@@ -150,25 +152,25 @@ def _batches(strategy: RollingStrategy) -> Iterator[Problem]:
         ]
         for (_, before), (index, size) in pairwise(sizes):
             if size <= before:
-                yield Problem(
+                yield PolicyProblem(
                     ("strategy", "batches", index, unit),
                     f"batches are cumulative: {unit} {size} does not grow from {before}",
                 )
 
 
-def _traffic(strategy: Strategy, traffic: Traffic) -> Iterator[Problem]:
+def _traffic(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
     # Only a router the policy names is refused here: without one, a targeted policy still runs
     # on the local platform (its own NGINX) and on observe; intake refuses it on Kubernetes.
     named = "router" in traffic.model_fields_set
     if isinstance(strategy, TargetedStrategy) and named and traffic.router == Router.REPLICAS:
-        yield Problem(
+        yield PolicyProblem(
             ("traffic", "router"),
             "replicas cannot send a chosen audience to the canary; use gateway_api or "
             "nginx_ingress",
         )
     services = (traffic.stable_service, traffic.canary_service)
     if services[0] is not None and services[0] == services[1]:
-        yield Problem(
+        yield PolicyProblem(
             ("traffic", "canary_service"),
             f"the canary Service is the stable one ({services[0]}): the versions need one each",
         )

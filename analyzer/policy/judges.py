@@ -1,5 +1,8 @@
 """Judge settings in a policy: which statistical test decides a metric, and its parameters.
 
+Each model is the policy's side of a judge (``SequentialSpec`` configures analyzer/judges/'s
+``SequentialJudge``); the schema and messages call it by its title, ``SequentialJudge``, as before.
+
 ``judge:`` may be written as a bare name (``judge: mann_whitney``) or as a mapping with ``type:``.
 An unknown type is an error, never a silent fallback to some default.
 """
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -18,13 +21,15 @@ from analyzer.policy.base import PolicyModel
 from analyzer.policy.durations import Duration
 
 
-class SequentialJudge(PolicyModel):
+class SequentialSpec(PolicyModel):
     """Anytime-valid test on counts (errors/requests) or histogram buckets.
 
     The false-abort rate stays at the policy's alpha however often the analysis looks, so it may
     run every interval. With ``early_pass`` it may also conclude PASS before the step ends once the
     evidence that the canary is within tolerance is as strong as the evidence needed to abort.
     """
+
+    model_config = ConfigDict(title="SequentialJudge")  # its name in the schema and messages
 
     type: Literal["sequential"] = "sequential"
     early_pass: bool = True
@@ -33,8 +38,10 @@ class SequentialJudge(PolicyModel):
     )
 
 
-class MannWhitneyJudge(PolicyModel):
+class MannWhitneySpec(PolicyModel):
     """Kayenta-compatible fixed-horizon test on series of per-interval values."""
+
+    model_config = ConfigDict(title="MannWhitneyJudge")  # its name in the schema and messages
 
     type: Literal["mann_whitney"] = "mann_whitney"
     confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
@@ -43,13 +50,15 @@ class MannWhitneyJudge(PolicyModel):
     iqr_factor: float = Field(default=3.0, gt=0)
 
 
-class TrendJudge(PolicyModel):
+class TrendSpec(PolicyModel):
     """Anytime-valid test of a gauge that grows in the canary and not in the baseline (a leak).
 
     FAIL when the canary-to-baseline ratio is growing faster than ``tolerance`` per ``horizon``
     and the canary is already above the baseline by more than half its ``tolerance``: a new
     version's warm-up, which climbs from below, is not a leak.
     """
+
+    model_config = ConfigDict(title="TrendJudge")  # its name in the schema and messages
 
     type: Literal["trend"] = "trend"
     horizon: Duration = Field(
@@ -58,14 +67,16 @@ class TrendJudge(PolicyModel):
     )
 
     @model_validator(mode="after")
-    def _positive(self) -> TrendJudge:
+    def _positive(self) -> TrendSpec:
         if self.horizon <= timedelta(0):
             raise ValueError("horizon must be longer than zero")
         return self
 
 
-class ThresholdJudge(PolicyModel):
+class ThresholdSpec(PolicyModel):
     """An absolute condition on the canary alone (Argo / Flagger style): ``min <= value <= max``."""
+
+    model_config = ConfigDict(title="ThresholdJudge")  # its name in the schema and messages
 
     type: Literal["threshold"] = "threshold"
     max: float | None = None
@@ -75,7 +86,7 @@ class ThresholdJudge(PolicyModel):
     )
 
     @model_validator(mode="after")
-    def _needs_a_bound(self) -> ThresholdJudge:
+    def _needs_a_bound(self) -> ThresholdSpec:
         if self.max is None and self.min is None:
             raise ValueError("a threshold judge needs max, min or both")
         if self.max is not None and self.min is not None and self.min > self.max:
@@ -102,7 +113,7 @@ class JudgeShorthand:
 JUDGE_TYPES = ("sequential", "mann_whitney", "threshold", "trend")
 
 AnyJudge = Annotated[
-    SequentialJudge | MannWhitneyJudge | ThresholdJudge,
+    SequentialSpec | MannWhitneySpec | ThresholdSpec,
     BeforeValidator(expand_judge_shorthand),
     JudgeShorthand(JUDGE_TYPES),
     Field(discriminator="type"),

@@ -18,7 +18,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from analyzer.errors import PolicyError, Problem
+from analyzer.errors import PolicyError, PolicyProblem
+from analyzer.policy.base import policy_name
 from analyzer.policy.models import Policy
 from analyzer.policy.reading import MAX_METRICS, MAX_STEPS, PathKey, compose, read_policy_file
 
@@ -39,7 +40,7 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
     if problems:
         raise PolicyError(source, problems)
     if not isinstance(data, dict):
-        raise PolicyError(source, [Problem((), "a policy is a YAML mapping of fields", 1)])
+        raise PolicyError(source, [PolicyProblem((), "a policy is a YAML mapping of fields", 1)])
     too_many = _too_many(data, lines)
     if too_many:
         raise PolicyError(source, too_many)
@@ -49,24 +50,24 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
         problems = [_problem_from_error(error, data, lines) for error in exc.errors()]
         raise PolicyError(source, problems) from None
     if semantic:
-        located = [Problem(p.path, p.message, _line_of(p.path, lines)) for p in semantic]
+        located = [PolicyProblem(p.path, p.message, _line_of(p.path, lines)) for p in semantic]
         raise PolicyError(source, located)
     return policy
 
 
-def _compose(text: str) -> tuple[Any, dict[PathKey, int], list[Problem]]:
+def _compose(text: str) -> tuple[Any, dict[PathKey, int], list[PolicyProblem]]:
     root, problems = compose(text)
     if problems:
         return None, {}, problems
     if root is None:
-        return None, {}, [Problem((), "the file is empty: a policy is a YAML mapping", 1)]
+        return None, {}, [PolicyProblem((), "the file is empty: a policy is a YAML mapping", 1)]
     lines: dict[PathKey, int] = {}
     data = _build(root, (), lines, problems)
     return data, lines, problems
 
 
 def _build(
-    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems: list[Problem]
+    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems: list[PolicyProblem]
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -74,12 +75,12 @@ def _build(
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
-                problems.append(Problem(path, _bad_key(key_node), key_line))
+                problems.append(PolicyProblem(path, _bad_key(key_node), key_line))
                 continue
             key = _scalar(key_node, path, problems)
             key_path = (*path, key)
             if key in result:
-                problems.append(Problem(key_path, f"duplicate key {key!r}", key_line))
+                problems.append(PolicyProblem(key_path, f"duplicate key {key!r}", key_line))
                 continue
             lines[key_path] = key_line
             result[key] = _build(value_node, key_path, lines, problems)
@@ -99,18 +100,18 @@ def _bad_key(key_node: yaml.Node) -> str:
     return "a key is a plain word, not a list or a mapping"
 
 
-def _scalar(node: yaml.Node, path: PathKey, problems: list[Problem]) -> Any:
+def _scalar(node: yaml.Node, path: PathKey, problems: list[PolicyProblem]) -> Any:
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad tag, date or base64
         reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
         problems.append(
-            Problem(path, f"cannot read this value: {reason}", node.start_mark.line + 1)
+            PolicyProblem(path, f"cannot read this value: {reason}", node.start_mark.line + 1)
         )
         return None
 
 
-def _too_many(data: dict[Any, Any], lines: dict[PathKey, int]) -> list[Problem]:
+def _too_many(data: dict[Any, Any], lines: dict[PathKey, int]) -> list[PolicyProblem]:
     """Lists the analysis and the engine walk at every look, bounded before validation."""
     strategy = data.get("strategy")
     bounded: list[tuple[PathKey, Any, int, str]] = [
@@ -124,7 +125,7 @@ def _too_many(data: dict[Any, Any], lines: dict[PathKey, int]) -> list[Problem]:
         if isinstance(value, list) and len(value) > limit:
             first_over = (*path, limit)
             message = f"a policy has at most {limit} {noun}; this is number {limit + 1}"
-            problems.append(Problem(first_over, message, _line_of(first_over, lines)))
+            problems.append(PolicyProblem(first_over, message, _line_of(first_over, lines)))
     return problems
 
 
@@ -158,13 +159,13 @@ def _value_at(path: PathKey, data: Any) -> Any:
     return data
 
 
-def _problem_from_error(error: ErrorDetails, data: Any, lines: dict[PathKey, int]) -> Problem:
+def _problem_from_error(error: ErrorDetails, data: Any, lines: dict[PathKey, int]) -> PolicyProblem:
     path = _document_path(tuple(error["loc"]), data)
     if error["type"] == "union_tag_invalid":
         tag_field = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
         if isinstance(_value_at(path, data), dict):
             path = (*path, tag_field)  # point at `kind:` / `type:` itself
-    return Problem(path, _message(error, path), _line_of(path, lines))
+    return PolicyProblem(path, _message(error, path), _line_of(path, lines))
 
 
 def _message(error: ErrorDetails, path: PathKey) -> str:
@@ -184,6 +185,9 @@ def _message(error: ErrorDetails, path: PathKey) -> str:
         expected = context.get("expected")
         return f"judge {error['input']!r} cannot judge this kind of metric; use {expected}"
     message = error["msg"]
+    class_name = str(context.get("class_name", ""))
+    if kind == "model_type" and class_name:  # pydantic names the class; say the policy's name
+        message = message.replace(class_name, policy_name(class_name))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     shown = error.get("input")

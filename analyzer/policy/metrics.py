@@ -23,10 +23,10 @@ from analyzer.policy.base import Name, PolicyModel, check_template
 from analyzer.policy.judges import (
     AnyJudge,
     JudgeShorthand,
-    MannWhitneyJudge,
-    SequentialJudge,
-    ThresholdJudge,
-    TrendJudge,
+    MannWhitneySpec,
+    SequentialSpec,
+    ThresholdSpec,
+    TrendSpec,
     expand_judge_shorthand,
 )
 
@@ -65,7 +65,7 @@ class CountsMetric(MetricBase):
     kind: Literal["counts"]
     errors: Template = Field(description="PromQL: bad events per interval, e.g. 5xx responses")
     total: Template = Field(description="PromQL: all events per interval, e.g. all responses")
-    judge: AnyJudge = Field(default_factory=SequentialJudge)
+    judge: AnyJudge = Field(default_factory=SequentialSpec)
 
     def templates(self) -> dict[str, str]:
         return {"errors": self.errors, "total": self.total}
@@ -83,8 +83,8 @@ class HistogramMetric(MetricBase):
         default=None, description="PromQL: the histogram's _count increase per interval"
     )
     judge: Annotated[
-        SequentialJudge, BeforeValidator(expand_judge_shorthand), JudgeShorthand(("sequential",))
-    ] = Field(default_factory=SequentialJudge)
+        SequentialSpec, BeforeValidator(expand_judge_shorthand), JudgeShorthand(("sequential",))
+    ] = Field(default_factory=SequentialSpec)
 
     @model_validator(mode="after")
     def _sum_with_count(self) -> HistogramMetric:
@@ -101,11 +101,11 @@ class SeriesMetric(MetricBase):
     kind: Literal["series"]
     query: Template = Field(description="PromQL: one value per interval for a version")
     judge: Annotated[
-        MannWhitneyJudge | ThresholdJudge | TrendJudge,
+        MannWhitneySpec | ThresholdSpec | TrendSpec,
         BeforeValidator(expand_judge_shorthand),
         JudgeShorthand(("mann_whitney", "trend")),
         Field(discriminator="type"),
-    ] = Field(default_factory=MannWhitneyJudge)
+    ] = Field(default_factory=MannWhitneySpec)
 
     def templates(self) -> dict[str, str]:
         return {"query": self.query}
@@ -114,7 +114,7 @@ class SeriesMetric(MetricBase):
 class ThresholdMetric(MetricBase):
     kind: Literal["threshold"]
     query: Template = Field(description="PromQL: the canary's value to hold within bounds")
-    judge: Annotated[ThresholdJudge, BeforeValidator(expand_judge_shorthand)]
+    judge: Annotated[ThresholdSpec, BeforeValidator(expand_judge_shorthand)]
 
     def templates(self) -> dict[str, str]:
         return {"query": self.query}

@@ -18,13 +18,13 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from analyzer.errors import Problem
+from analyzer.errors import PolicyProblem
 from analyzer.policy.base import Name, PolicyModel
 from analyzer.policy.checks import policy_problems
 from analyzer.policy.durations import Duration
 from analyzer.policy.metrics import Metric
 from analyzer.policy.strategy import Strategy
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.traffic import TrafficSpec
 
 DEFAULT_ALPHA = 0.01
 
@@ -108,7 +108,7 @@ class Policy(PolicyModel):
     analysis: Analysis = Field(default_factory=Analysis)
     metrics: list[Metric] = Field(min_length=1)
     strategy: Strategy
-    traffic: Traffic = Field(default_factory=Traffic)
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     alerts: list[Name] = Field(default_factory=list, description="alert route names")
 
     @model_validator(mode="after")
@@ -128,8 +128,8 @@ class Policy(PolicyModel):
         return self
 
     @classmethod
-    def checked(cls, data: object) -> tuple[Policy, list[Problem]]:
+    def checked(cls, data: object) -> tuple[Policy, list[PolicyProblem]]:
         """Validate ``data`` collecting cross-field problems instead of stopping at the first."""
-        problems: list[Problem] = []
+        problems: list[PolicyProblem] = []
         policy = cls.model_validate(data, context={"problems": problems})
         return policy, problems

@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from analyzer.errors import Problem
+from analyzer.errors import PolicyProblem
 
 MAX_POLICY_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -39,13 +39,13 @@ MAX_STEPS = 100
 PathKey = tuple[str | int, ...]
 
 
-def read_policy_file(path: Path) -> tuple[str, list[Problem]]:
+def read_policy_file(path: Path) -> tuple[str, list[PolicyProblem]]:
     """The file's text, or the problems that stop it being read (unreadable, too big, not UTF-8)."""
     try:
         with path.open("rb") as file:
             data = file.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
-        return "", [Problem((), f"cannot read file: {exc.strerror or exc}")]
+        return "", [PolicyProblem((), f"cannot read file: {exc.strerror or exc}")]
     if len(data) > MAX_POLICY_BYTES:
         return "", [_too_large(data[:MAX_POLICY_BYTES].count(b"\n") + 1)]
     try:
@@ -54,7 +54,7 @@ def read_policy_file(path: Path) -> tuple[str, list[Problem]]:
         return "", [_undecodable(data, exc.start)]
 
 
-def compose(text: str) -> tuple[yaml.Node | None, list[Problem]]:
+def compose(text: str) -> tuple[yaml.Node | None, list[PolicyProblem]]:
     """The document's node graph (None for an empty document), or why it cannot be had."""
     encoded = text.encode("utf-8", errors="surrogatepass")
     if len(encoded) > MAX_POLICY_BYTES:
@@ -70,42 +70,44 @@ def compose(text: str) -> tuple[yaml.Node | None, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        return None, [Problem((), f"YAML syntax: {exc.problem or exc}", line)]
+        return None, [PolicyProblem((), f"YAML syntax: {exc.problem or exc}", line)]
     except yaml.reader.ReaderError as exc:
         return None, [_unacceptable(text, exc)]
     finally:
         loader.dispose()
 
 
-def _too_large(line: int) -> Problem:
+def _too_large(line: int) -> PolicyProblem:
     limit = MAX_POLICY_BYTES // 1024
-    return Problem(
+    return PolicyProblem(
         (), f"the file is larger than {limit} KiB (it crosses the limit on this line)", line
     )
 
 
-def _undecodable(data: bytes, offset: int) -> Problem:
+def _undecodable(data: bytes, offset: int) -> PolicyProblem:
     line = data[:offset].count(b"\n") + 1
     hint = (
         " (this file is UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
     )
-    return Problem(
+    return PolicyProblem(
         (),
         f"byte 0x{data[offset]:02x} at offset {offset} is not UTF-8; policies are UTF-8 text{hint}",
         line,
     )
 
 
-def _unacceptable(text: str, exc: yaml.reader.ReaderError) -> Problem:
+def _unacceptable(text: str, exc: yaml.reader.ReaderError) -> PolicyProblem:
     line = text[: exc.position].count("\n") + 1
     character = exc.character if isinstance(exc.character, int) else ord(exc.character)
-    return Problem((), f"character U+{character:04X} is not allowed in YAML: {exc.reason}", line)
+    return PolicyProblem(
+        (), f"character U+{character:04X} is not allowed in YAML: {exc.reason}", line
+    )
 
 
 class _LimitExceeded(yaml.YAMLError):
     """Stops composition at once; never leaves this module (compose() returns the problem)."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: PolicyProblem) -> None:
         super().__init__(problem.message)
         self.problem = problem
 
@@ -160,7 +162,7 @@ class _GuardedLoader(yaml.SafeLoader):
             )
 
     def _refuse(self, message: str, line: int) -> NoReturn:
-        raise _LimitExceeded(Problem(tuple(self._path), message, line))
+        raise _LimitExceeded(PolicyProblem(tuple(self._path), message, line))
 
 
 def _path_part(index: Any) -> str | int | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from analyzer.policy.base import PolicyModel, PolicyWord
 from analyzer.policy.durations import Duration
@@ -32,13 +32,19 @@ class StrategyType(PolicyWord):
     TARGETED = "targeted"
 
 
-class Pause(PolicyModel):
+# A step's ``pause:`` and an ``analyze:`` block; the plan's stages they compile to are
+# workers/strategies' ``Pause`` and ``Analyze``. (No docstring: it would be the schema's text.)
+class PauseSpec(PolicyModel):
+    model_config = ConfigDict(title="Pause")  # its name in the schema and messages
+
     duration: Duration | None = Field(
         default=None, description="how long to hold; without it, hold until promoted by a person"
     )
 
 
-class Analyze(PolicyModel):
+class AnalyzeSpec(PolicyModel):
+    model_config = ConfigDict(title="Analyze")  # its name in the schema and messages
+
     duration: Duration = Field(description="how long to hold the weight while analysing")
 
 
@@ -51,11 +57,11 @@ class SetWeightStep(PolicyModel):
 
 
 class PauseStep(PolicyModel):
-    pause: Annotated[Pause, BeforeValidator(_empty_mapping_for_null)]
+    pause: Annotated[PauseSpec, BeforeValidator(_empty_mapping_for_null)]
 
 
 class AnalyzeStep(PolicyModel):
-    analyze: Analyze
+    analyze: AnalyzeSpec
 
 
 def _step_kind(value: Any) -> str | None:
@@ -106,10 +112,10 @@ class BlueGreenStrategy(PolicyModel):
     preview_replicas: int | None = Field(
         default=None, ge=1, description="replicas of the preview; unset = as many as active"
     )
-    analyze: Analyze | None = Field(default=None, description="analysis of the preview")
+    analyze: AnalyzeSpec | None = Field(default=None, description="analysis of the preview")
     auto_promote: bool = True
     auto_promote_after: Duration | None = None
-    post_promotion_analyze: Analyze | None = None
+    post_promotion_analyze: AnalyzeSpec | None = None
     scale_down_delay: Duration = Field(
         default=timedelta(seconds=30),
         description="keep the old side this long after the switch so an abort switches back",
@@ -153,7 +159,7 @@ class TargetedStrategy(PolicyModel):
     region_header: str = Field(
         default="x-region", description="the request header that carries the user's region"
     )
-    analyze: Analyze = Field(description="analysis of the targeted audience before weights")
+    analyze: AnalyzeSpec = Field(description="analysis of the targeted audience before weights")
     steps: list[Step] = Field(min_length=1)
 
 

@@ -2,7 +2,8 @@
 
 A policy says how a release moves (``strategy:``); this section says what carries the traffic
 while it does. It is snapshotted into each rollout at submit, so a rollout never changes router
-mid-flight when the policy file changes.
+mid-flight when the policy file changes (the rollout keeps it as workers/state.py's
+``RolloutTraffic``).
 
 - ``replicas`` (default)  no router: traffic follows replica counts behind one Service, so a
                           weight is approximated by the canary's share of the pods.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, WithJsonSchema
+from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from analyzer.policy.base import PolicyModel, PolicyWord
 
@@ -56,8 +57,10 @@ LabelKey = Annotated[
 """A label key, with an optional DNS prefix: ``version``, ``app.kubernetes.io/version``."""
 
 
-class Traffic(PolicyModel):
+class TrafficSpec(PolicyModel):
     """How traffic reaches each version; every name defaults from the app's name."""
+
+    model_config = ConfigDict(title="Traffic")  # its name in the schema and messages
 
     router: RouterName = Field(
         default=Router.REPLICAS,

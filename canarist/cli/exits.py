@@ -19,7 +19,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from analyzer.backtest import Decision
+from analyzer.backtest import BacktestDecision
 from analyzer.errors import SourceError, TemporarySourceError
 from analyzer.sources.base import Series
 from analyzer.sources.prometheus import PrometheusSource
@@ -61,7 +61,7 @@ VERDICT_EXITS = {
     Outcome.FAIL: AnalysisExit.FAIL,
     Outcome.INCONCLUSIVE: AnalysisExit.INCONCLUSIVE,
 }
-DECISION_EXITS: dict[Decision, AnalysisExit] = {
+DECISION_EXITS: dict[BacktestDecision, AnalysisExit] = {
     "promote": AnalysisExit.PASS,
     "abort": AnalysisExit.FAIL,
     "inconclusive": AnalysisExit.INCONCLUSIVE,

@@ -15,7 +15,7 @@ import typer
 
 from analyzer.analysis import Versions
 from analyzer.backtest import parse_moment
-from analyzer.errors import CanaristError, PolicyError, Problem
+from analyzer.errors import CanaristError, PolicyError, PolicyProblem
 from analyzer.policy import Policy, load_policy
 from analyzer.policy.promql import Selector
 from canarist.cli.exits import AnalysisExit, err
@@ -54,7 +54,7 @@ def policy_or_exit(path: Path) -> Policy:
         problems_exit(str(path), error.problems)
 
 
-def problems_exit(source: str, problems: list[Problem]) -> NoReturn:
+def problems_exit(source: str, problems: list[PolicyProblem]) -> NoReturn:
     """Print each problem of the file ``source`` on stderr and exit 2: the input is invalid."""
     for problem in problems:
         err.print(problem.render(source), markup=False)

@@ -25,7 +25,7 @@ from rich.table import Table
 from analyzer.analysis import Versions, check_args
 from analyzer.backtest import CaseResult, PlannedCase, Suite, SuiteCase, confusion, minutes
 from analyzer.backtest import run_cases as backtest_cases
-from analyzer.errors import CanaristError, Problem
+from analyzer.errors import CanaristError, PolicyProblem
 from analyzer.policy import Policy
 from analyzer.policy.promql import Selector
 from analyzer.policy.reading import PathKey, compose, read_policy_file
@@ -74,11 +74,11 @@ def load_suite(path: Path, now: datetime) -> tuple[Suite, Lines]:
     if composing:
         problems_exit(str(path), composing)
     if root is None:
-        problems_exit(str(path), [Problem((), f"the file is empty: {_SHAPE}", 1)])
+        problems_exit(str(path), [PolicyProblem((), f"the file is empty: {_SHAPE}", 1)])
     lines: Lines = {}
     data = _build(root, (), lines, problems)
     if not isinstance(data, dict):
-        problems_exit(str(path), [*problems, Problem((), _SHAPE, 1)])
+        problems_exit(str(path), [*problems, PolicyProblem((), _SHAPE, 1)])
     suite = None
     try:
         suite = Suite.model_validate(data, context={"now": now})
@@ -98,7 +98,7 @@ def _plan(path: Path, suite: Suite, lines: Lines) -> list[PlannedCase]:
         policy_path = (path.parent / (case.policy or suite.policy)).resolve()
         if not policy_path.is_file():
             message = f"no policy file at {policy_path}"
-            problems.append(Problem(location, message, _line_of(location, lines)))
+            problems.append(PolicyProblem(location, message, _line_of(location, lines)))
             continue
         if policy_path not in policies:
             policies[policy_path] = policy_or_exit(policy_path)
@@ -107,7 +107,7 @@ def _plan(path: Path, suite: Suite, lines: Lines) -> list[PlannedCase]:
             args = check_args(policy, case.args)
         except CanaristError as exc:
             at: PathKey = ("cases", index, "args")
-            problems.append(Problem(at, str(exc), _line_of(at, lines)))  # names the policy
+            problems.append(PolicyProblem(at, str(exc), _line_of(at, lines)))  # names the policy
             continue
         versions = Versions(Selector.parse(case.baseline), Selector.parse(case.canary), args)
         planned.append(PlannedCase(case, policy, versions))
@@ -116,7 +116,7 @@ def _plan(path: Path, suite: Suite, lines: Lines) -> list[PlannedCase]:
     return planned
 
 
-def _build(node: yaml.Node, path: PathKey, lines: Lines, problems: list[Problem]) -> Any:
+def _build(node: yaml.Node, path: PathKey, lines: Lines, problems: list[PolicyProblem]) -> Any:
     """Plain data from the node tree, noting each field's line; duplicate keys are problems."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -124,11 +124,13 @@ def _build(node: yaml.Node, path: PathKey, lines: Lines, problems: list[Problem]
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
-                problems.append(Problem(path, "a key is a plain word (no << merges)", key_line))
+                problems.append(
+                    PolicyProblem(path, "a key is a plain word (no << merges)", key_line)
+                )
                 continue
             key = str(key_node.value)
             if key in built:
-                problems.append(Problem((*path, key), f"duplicate key {key!r}", key_line))
+                problems.append(PolicyProblem((*path, key), f"duplicate key {key!r}", key_line))
                 continue
             lines[(*path, key)] = key_line
             built[key] = _build(value_node, (*path, key), lines, problems)
@@ -138,11 +140,11 @@ def _build(node: yaml.Node, path: PathKey, lines: Lines, problems: list[Problem]
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad tag, date or base64
-        problems.append(Problem(path, f"cannot read this value: {exc}", lines[path]))
+        problems.append(PolicyProblem(path, f"cannot read this value: {exc}", lines[path]))
         return None
 
 
-def _problem(error: ErrorDetails, lines: Lines) -> Problem:
+def _problem(error: ErrorDetails, lines: Lines) -> PolicyProblem:
     path: PathKey = tuple(error["loc"])
     shown = error.get("input")
     if error["type"] == "extra_forbidden":
@@ -155,7 +157,7 @@ def _problem(error: ErrorDetails, lines: Lines) -> Problem:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] != "value_error" and not isinstance(shown, dict | list | type(None)):
             message += f" (got {shown!r})"
-    return Problem(path, message, _line_of(path, lines))
+    return PolicyProblem(path, message, _line_of(path, lines))
 
 
 def _known_keys(parent: PathKey) -> list[str]:

@@ -78,7 +78,7 @@ class DemoOptions:
 class Result:
     """What Canarist decided about one release, and where to read why."""
 
-    release: scenario.Release
+    release: scenario.DemoRelease
     rollout_id: str
     phase: str
     reason: str
@@ -240,7 +240,7 @@ class Demo:
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.Client(base_url=self.api_url, headers=headers, trust_env=False, timeout=10)
 
-    def release(self, release: scenario.Release, stable: str, watch: Watcher) -> Result:
+    def release(self, release: scenario.DemoRelease, stable: str, watch: Watcher) -> Result:
         """Submit ``release`` through the API, follow it to a decision, fetch its report."""
         job = {
             "app": scenario.APP,
@@ -288,7 +288,7 @@ class Demo:
             time.sleep(0.5)
 
     def _save_report(
-        self, client: httpx.Client, rollout_id: str, release: scenario.Release
+        self, client: httpx.Client, rollout_id: str, release: scenario.DemoRelease
     ) -> tuple[Path | None, str | None]:
         answer = client.get(f"/v1/rollouts/{rollout_id}/report")
         if answer.status_code != 200:

@@ -42,7 +42,7 @@ MIN_SECONDS = {"interval": 3.0}
 
 
 @dataclass(frozen=True)
-class Release:
+class DemoRelease:
     """One release the demo submits, and what Canarist should decide about it."""
 
     version: str
@@ -58,14 +58,14 @@ class Release:
 
 STABLE_FLAGS = ("--latency", "0.02", "--error-rate", "0.005")
 RELEASES = (
-    Release(
+    DemoRelease(
         "v2",
         "default-canary",
         ("--latency", "0.019", "--error-rate", "0.005"),
         "promoted",
         "healthy: the same error rate, 1 ms faster",
     ),
-    Release(
+    DemoRelease(
         "v3",
         "targeted-canary",
         ("--latency", "0.02", "--extra-latency", "0.03", "--error-rate", "0.06"),

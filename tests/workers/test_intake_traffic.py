@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from tests.workers.conftest import DEMO_POLICY, job
 from workers.errors import InvalidJobError
 from workers.intake import Intake
-from workers.state import TrafficSpec
+from workers.state import RolloutTraffic
 from workers.store import MemoryStateStore
 
 ROUTED = DEMO_POLICY.replace("name: demo", "name: routed") + (
@@ -26,7 +26,7 @@ def test_the_policys_router_is_snapshotted_with_names_resolved_for_the_app(
     (policy_dir / "routed.yaml").write_text(ROUTED)
     submitted = intake.submit(job(policy="routed", platform="kubernetes"), "alice")
     spec = memory_store.load(submitted.rollout_id).state.spec
-    assert spec.traffic == TrafficSpec(
+    assert spec.traffic == RolloutTraffic(
         router="nginx_ingress",
         route="checkout",
         ingress="storefront",

@@ -6,7 +6,7 @@ import pytest
 
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Router
-from workers.state import RolloutSpec, RolloutState, TrafficSpec
+from workers.state import RolloutSpec, RolloutState, RolloutTraffic
 
 SPEC = RolloutSpec(
     version="v2",
@@ -16,7 +16,7 @@ SPEC = RolloutSpec(
     canary_selector='app="checkout",version="v2"',
     strategy="targeted",
     images=(("proxy", "r.example/envoy:1.30"),),
-    traffic=TrafficSpec(router="gateway_api", route="storefront").resolved("checkout"),
+    traffic=RolloutTraffic(router="gateway_api", route="storefront").resolved("checkout"),
 )
 
 
@@ -46,7 +46,7 @@ def test_a_record_written_before_traffic_and_images_loads_with_their_defaults() 
     record = state().to_record()
     del record["spec"]["traffic"], record["spec"]["images"]
     spec = RolloutState.from_record(record).spec
-    assert spec.images == () and spec.traffic == TrafficSpec()
+    assert spec.images == () and spec.traffic == RolloutTraffic()
     assert spec.traffic.resolved("checkout").canary_service == "checkout-canary"
 
 
@@ -68,7 +68,7 @@ def test_a_bad_traffic_or_images_field_is_refused(field: str, value: object, mes
 
 
 def test_resolving_keeps_names_the_policy_gave() -> None:
-    given = TrafficSpec(router="nginx_ingress", ingress="shop-front", canary_service="next")
+    given = RolloutTraffic(router="nginx_ingress", ingress="shop-front", canary_service="next")
     resolved = given.resolved("checkout")
     assert (resolved.ingress, resolved.canary_service) == ("shop-front", "next")
     assert (resolved.route, resolved.stable_service) == ("checkout", "checkout")

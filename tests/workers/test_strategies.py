@@ -17,8 +17,8 @@ from workers.strategies import (
     Pause,
     Preview,
     RetireOld,
-    Route,
     Scale,
+    Shift,
     Switch,
     UnknownStrategyError,
     exposure_after,
@@ -31,13 +31,13 @@ TESTERS = Match("cookie", "canary", "always")
 
 def test_default_canary_is_weights_and_analysis_windows() -> None:
     assert plan_for(shipped("default-canary").strategy) == (
-        Route(5),
+        Shift(5),
         Analyze(600.0),
-        Route(25),
+        Shift(25),
         Analyze(600.0),
-        Route(50),
+        Shift(50),
         Analyze(600.0),
-        Route(100),
+        Shift(100),
     )
 
 
@@ -47,7 +47,7 @@ def test_canary_pauses_are_timed_or_wait_for_a_person() -> None:
         " {pause: null}, {set_weight: 100}]}"
     )
     plan = plan_for(policy.strategy)
-    assert plan == (Route(20), Pause(None), Pause(90.0), Pause(None), Route(100))
+    assert plan == (Shift(20), Pause(None), Pause(90.0), Pause(None), Shift(100))
     assert [stage.gate for stage in plan] == [
         Gate.READY,
         Gate.PERSON,
@@ -60,13 +60,13 @@ def test_canary_pauses_are_timed_or_wait_for_a_person() -> None:
 
 def test_targeted_routes_its_audience_first_and_keeps_it_through_the_weights() -> None:
     assert plan_for(shipped("targeted-canary").strategy) == (
-        Route(0, (KR, TESTERS)),
+        Shift(0, (KR, TESTERS)),
         Analyze(900.0),
-        Route(10, (KR, TESTERS)),
+        Shift(10, (KR, TESTERS)),
         Analyze(600.0),
-        Route(50, (KR, TESTERS)),
+        Shift(50, (KR, TESTERS)),
         Analyze(600.0),
-        Route(100, (KR, TESTERS)),
+        Shift(100, (KR, TESTERS)),
     )
 
 
@@ -81,7 +81,7 @@ def test_targeted_header_rules_keep_exact_values_and_regexes() -> None:
         Match("header", "user-agent", ".*Firefox.*", regex=True),
         Match("header", "cf-ipcountry", "DE"),
     )
-    assert plan_for(policy.strategy) == (Route(0, audience), Analyze(300.0), Route(100, audience))
+    assert plan_for(policy.strategy) == (Shift(0, audience), Analyze(300.0), Shift(100, audience))
 
 
 def test_rolling_is_cumulative_batches_with_analysis_between_them() -> None:
@@ -123,7 +123,7 @@ def test_blue_green_auto_promotion_decides_the_pause_before_the_switch(
 
 
 def test_each_stage_asks_the_platform_for_declarative_changes() -> None:
-    assert Route(25, (KR,)).enter() == (SetTraffic(25, (KR,)),)
+    assert Shift(25, (KR,)).enter() == (SetTraffic(25, (KR,)),)
     assert Scale(percent=50).enter() == (ScaleNew(percent=50),)
     assert Scale(replicas=3).enter() == (ScaleNew(replicas=3),)
     assert Preview(None).enter() == (ScaleNew(percent=100),)

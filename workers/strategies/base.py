@@ -82,8 +82,9 @@ Plan = tuple[Stage, ...]
 
 
 @dataclass(frozen=True)
-class Route(Stage):
-    """Canary and targeted: ``weight`` percent of everyone, plus every request in ``match``."""
+class Shift(Stage):
+    """Canary and targeted: shift ``weight`` percent of everyone, plus every request in ``match``,
+    to the new version."""
 
     weight: int
     match: tuple[Match, ...] = ()

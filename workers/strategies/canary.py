@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from analyzer.policy.strategy import AnalyzeStep, CanaryStrategy, PauseStep, SetWeightStep, Step
 from workers.actions import Match
-from workers.strategies.base import Analyze, Pause, Plan, Route, Stage
+from workers.strategies.base import Analyze, Pause, Plan, Shift, Stage
 
 
 def plan(strategy: CanaryStrategy) -> Plan:
@@ -23,7 +23,7 @@ def steps_plan(steps: list[Step], match: tuple[Match, ...] = ()) -> Plan:
 
 def _stage(step: Step, match: tuple[Match, ...]) -> Stage:
     if isinstance(step, SetWeightStep):
-        return Route(step.set_weight, match)
+        return Shift(step.set_weight, match)
     if isinstance(step, PauseStep):
         duration = step.pause.duration
         return Pause(None if duration is None else duration.total_seconds())

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from analyzer.policy.strategy import MatchRule, TargetedStrategy
 from workers.actions import Match
-from workers.strategies.base import Analyze, Plan, Route
+from workers.strategies.base import Analyze, Plan, Shift
 from workers.strategies.canary import steps_plan
 
 
 def plan(strategy: TargetedStrategy) -> Plan:
     audience = tuple(match(rule, strategy.region_header) for rule in strategy.match)
-    first = (Route(0, audience), Analyze(strategy.analyze.duration.total_seconds()))
+    first = (Shift(0, audience), Analyze(strategy.analyze.duration.total_seconds()))
     return first + steps_plan(strategy.steps, audience)
 
 

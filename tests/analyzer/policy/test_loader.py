@@ -142,6 +142,17 @@ def test_valid_policy_loads_with_defaults_and_durations() -> None:
             "p.yaml:13: metrics[1].query: malformed placeholder",
         ),
         ("  interval: 1m\n", "  interval: [1m\n", "p.yaml:6: (document): YAML syntax"),
+        (  # the policy's name for a block (its title), not its class's (PauseSpec)
+            "    - pause: {duration: 2m}\n",
+            "    - pause: 3\n",
+            "p.yaml:18: strategy.steps[1].pause: Input should be a valid dictionary or instance of "
+            "Pause (got 3)",
+        ),
+        (
+            "strategy:\n",
+            "traffic: 3\nstrategy:\n",
+            "p.yaml:14: traffic: Input should be a valid dictionary or instance of Traffic (got 3)",
+        ),
     ],
 )
 def test_each_invalid_case_names_file_line_and_field(old: str, new: str, expected: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from analyzer.errors import PolicyError
 from analyzer.policy import load_policy_text
-from analyzer.policy.judges import TrendJudge
+from analyzer.policy.judges import TrendSpec
 from analyzer.policy.metrics import HistogramMetric, SeriesMetric
 
 HEAD = "name: p\nstrategy: {type: canary, steps: [{set_weight: 100}]}\n"
@@ -40,10 +40,10 @@ def test_the_trend_judge_has_a_horizon_and_is_a_series_judge() -> None:
     memory = "  - name: memory\n    kind: series\n    query: max by (pod) (m{ {{ selector }} })\n"
     loaded = load_policy_text(policy(memory + "    judge: {type: trend, horizon: 30m}\n"))
     metric = loaded.metrics[0]
-    assert isinstance(metric, SeriesMetric) and isinstance(metric.judge, TrendJudge)
+    assert isinstance(metric, SeriesMetric) and isinstance(metric.judge, TrendSpec)
     assert metric.judge.horizon.total_seconds() == 1800
     assert isinstance(load_policy_text(policy(memory + "    judge: trend\n")).metrics[0].judge,
-                      TrendJudge)  # fmt: skip
+                      TrendSpec)  # fmt: skip
     with pytest.raises(PolicyError, match="horizon"):
         load_policy_text(policy(memory + "    judge: {type: trend, horizon: 0s}\n"))
 

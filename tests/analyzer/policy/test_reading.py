@@ -14,7 +14,7 @@ import pytest
 
 from analyzer.errors import PolicyError
 from analyzer.policy import load_policy, load_policy_text
-from analyzer.policy.judges import MannWhitneyJudge
+from analyzer.policy.judges import MannWhitneySpec
 from tests.analyzer.policy.test_loader import VALID, problems_of
 
 SHARED_JUDGE = """\
@@ -123,7 +123,7 @@ def test_an_alias_inside_the_value_it_names_is_refused() -> None:
 
 def test_a_shared_anchor_loads_and_its_problems_are_located_where_they_are_written() -> None:
     latency, memory = load_policy_text(SHARED_JUDGE).metrics
-    assert latency.judge == memory.judge == MannWhitneyJudge(confidence=0.99)
+    assert latency.judge == memory.judge == MannWhitneySpec(confidence=0.99)
 
     found = problems_of(SHARED_JUDGE.replace("confidence: 0.99", "confidence: 2"))
     assert [line.split(": Input")[0] for line in found] == [

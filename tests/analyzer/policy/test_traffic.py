@@ -9,7 +9,7 @@ import pytest
 
 from analyzer.errors import PolicyError
 from analyzer.policy import load_policy, load_policy_text
-from analyzer.policy.traffic import Traffic
+from analyzer.policy.traffic import TrafficSpec
 
 POLICIES = Path(__file__).parents[3] / "policies"
 BASE = """\
@@ -40,7 +40,7 @@ def problems(text: str) -> list[str]:
 
 def test_without_a_section_traffic_follows_replica_counts() -> None:
     traffic = load_policy_text(BASE + CANARY).traffic
-    assert traffic == Traffic()
+    assert traffic == TrafficSpec()
     assert (traffic.router, traffic.version_label, traffic.route) == ("replicas", "version", None)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Router
 from workers.platforms.kubernetes import desired as marks
-from workers.state import RolloutState, TrafficSpec
+from workers.state import RolloutState, RolloutTraffic
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Target:
     app: str  # the stable Deployment
     version: str  # the new version: the canary pods' version label value
     strategy: StrategyType
-    traffic: TrafficSpec  # names resolved for the app
+    traffic: RolloutTraffic  # names resolved for the app
     image: str  # the default container's new image ("" = unchanged)
     images: tuple[tuple[str, str], ...]  # (container, new image)
 

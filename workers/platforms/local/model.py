@@ -36,8 +36,15 @@ from workers.actions import (
     SwitchActive,
 )
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
-from workers.platforms.local.nginx import Route
-from workers.platforms.local.record import SIDES, AppRecord, Instance, Owner, Release, Traffic
+from workers.platforms.local.nginx import AppRoute
+from workers.platforms.local.record import (
+    SIDES,
+    AppRecord,
+    Instance,
+    LocalRelease,
+    LocalTraffic,
+    Owner,
+)
 from workers.state import Phase, RolloutState
 
 
@@ -70,7 +77,7 @@ def claim(record: AppRecord, rollout: RolloutState, what: str) -> AppRecord:
     mine = Owner(rollout.id, rollout.attempt, rollout.created_at, rollout.spec.strategy)
     if owner is not None and owner.rollout_id == rollout.id:
         return replace(record, owner=mine)  # a retry: the earlier attempt has rolled back
-    return replace(record, owner=mine, traffic=Traffic(), promoting=False, previous=None)
+    return replace(record, owner=mine, traffic=LocalTraffic(), promoting=False, previous=None)
 
 
 def transition(record: AppRecord, rollout: RolloutState, action: PlatformAction) -> AppRecord:
@@ -80,7 +87,9 @@ def transition(record: AppRecord, rollout: RolloutState, action: PlatformAction)
         case EnsureCanary():
             return _ensure_canary(record, rollout)
         case SetTraffic(weight, rules):
-            return replace(_ensure_canary(record, rollout), traffic=Traffic("split", weight, rules))
+            return replace(
+                _ensure_canary(record, rollout), traffic=LocalTraffic("split", weight, rules)
+            )
         case ScaleNew(percent, count):
             wanted = count if count is not None else math.ceil((percent or 0) * replicas / 100)
             wanted = max(1, min(wanted, replicas) if rolling else wanted)
@@ -88,12 +97,12 @@ def transition(record: AppRecord, rollout: RolloutState, action: PlatformAction)
             if not rolling:
                 return record
             stable = replace(record.stable, count=replicas - wanted)
-            return replace(record, stable=stable, traffic=Traffic("pooled"))
+            return replace(record, stable=stable, traffic=LocalTraffic("pooled"))
         case SwitchActive():
             record = _ensure_canary(record, rollout)
             assert record.canary is not None
             record = _with_canary_count(record, max(record.canary.count, replicas))
-            return replace(record, traffic=Traffic("switched", 100))
+            return replace(record, traffic=LocalTraffic("switched", 100))
         case ScaleDownOld():
             if record.traffic.mode != "switched":
                 raise PlatformError("scale down the old side only after switching to the new one")
@@ -110,7 +119,7 @@ def _ensure_canary(record: AppRecord, rollout: RolloutState) -> AppRecord:
     canary = record.canary
     if canary is not None and (canary.version, canary.command) == (spec.version, spec.image):
         return record
-    return replace(record, canary=Release(spec.version, spec.image, 1, rollout.id))
+    return replace(record, canary=LocalRelease(spec.version, spec.image, 1, rollout.id))
 
 
 def _with_canary_count(record: AppRecord, count: int) -> AppRecord:
@@ -141,7 +150,7 @@ def _rollback(record: AppRecord, rollout: RolloutState) -> AppRecord:
     instances = tuple(i for i in instances if not (i.side == "stable" and i.exited))
     return replace(
         record, stable=replace(stable, count=record.replicas), canary=None, previous=None,
-        instances=instances, traffic=Traffic(), promoting=False,
+        instances=instances, traffic=LocalTraffic(), promoting=False,
     )  # fmt: skip
 
 
@@ -168,11 +177,11 @@ def unapplied(
     return "the app record has " + "; ".join(differences) if differences else None
 
 
-def _release(release: Release | None) -> str:
+def _release(release: LocalRelease | None) -> str:
     return "none" if release is None else f"{release.version} x{release.count}"
 
 
-def _traffic(traffic: Traffic) -> str:
+def _traffic(traffic: LocalTraffic) -> str:
     if traffic.mode != "split":
         return traffic.mode
     rules = " + ".join(f"{rule.kind} {rule.name}" for rule in traffic.match)
@@ -209,9 +218,9 @@ def complete(record: AppRecord) -> bool:
     return all(side_complete(record, side) for side in SIDES)
 
 
-def missing(record: AppRecord) -> list[tuple[str, Release]]:
+def missing(record: AppRecord) -> list[tuple[str, LocalRelease]]:
     """The instances to start: each side up to its count (dead members count: not replaced)."""
-    starts: list[tuple[str, Release]] = []
+    starts: list[tuple[str, LocalRelease]] = []
     for side in SIDES:
         release = record.release(side)
         if release is not None:
@@ -227,7 +236,7 @@ def settle(record: AppRecord) -> AppRecord:
         instances = tuple(replace(i, side=roles.get(i.side, i.side)) for i in record.instances)
         record = replace(
             record, previous=record.stable, stable=new, canary=None, instances=instances,
-            traffic=Traffic(), promoting=False,
+            traffic=LocalTraffic(), promoting=False,
         )  # fmt: skip
     if not complete(record):
         return record
@@ -236,7 +245,7 @@ def settle(record: AppRecord) -> AppRecord:
     return replace(record, instances=tuple(i for i in kept if not (i.retiring and i.exited)))
 
 
-def route(record: AppRecord) -> Route:
+def route(record: AppRecord) -> AppRoute:
     """What NGINX should do now: the desired split over the instances that may take traffic."""
 
     def pool(side: str) -> tuple[int, ...]:
@@ -248,12 +257,12 @@ def route(record: AppRecord) -> Route:
 
     stable, canary, traffic = pool("stable"), pool("canary"), record.traffic
     if traffic.mode == "pooled":
-        return Route(record.key, record.listen_port, stable + canary)
+        return AppRoute(record.key, record.listen_port, stable + canary)
     if traffic.mode == "switched":
         if canary and (side_complete(record, "canary") or not stable):
-            return Route(record.key, record.listen_port, (), canary, 100)
-        return Route(record.key, record.listen_port, stable)
-    return Route(record.key, record.listen_port, stable, canary, traffic.weight, traffic.match)
+            return AppRoute(record.key, record.listen_port, (), canary, 100)
+        return AppRoute(record.key, record.listen_port, stable)
+    return AppRoute(record.key, record.listen_port, stable, canary, traffic.weight, traffic.match)
 
 
 def assess(

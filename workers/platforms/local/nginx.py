@@ -1,12 +1,12 @@
 """The local platform's router: one NGINX master for every app of a state directory.
 
-``render`` turns each app's ``Route`` (which loopback ports serve the stable and the canary
+``render`` turns each app's ``AppRoute`` (which loopback ports serve the stable and the canary
 version, the canary's weight and the requests matched to it) into one nginx.conf; it is pure.
 A weighted split is ``split_clients`` on ``$request_id``; a header or cookie match is a ``map``
 that sends a matching request to the canary whatever the weight. Exact values are matched as
 anchored, escaped regular expressions because NGINX compares map strings case-insensitively.
 
-``Router.publish`` applies a rendering: it checks the candidate with ``nginx -t`` first (a bad
+``NginxRouter.publish`` applies a rendering: it checks the candidate with ``nginx -t`` first (a bad
 rendering never replaces a working one: the error is a ``PlatformError`` with NGINX's message),
 then starts NGINX or reloads it with SIGHUP to the recorded master, and waits until a control
 server on a private port answers with the new generation number: only then is the reload done,
@@ -45,7 +45,7 @@ CONFIRM_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
-class Route:
+class AppRoute:
     """How one app's listen port sends requests: the ports of each pool and the split."""
 
     key: str  # unique in the configuration: a prefix for its upstreams and variables
@@ -67,7 +67,7 @@ def check_match(rule: Match) -> None:
         raise PlatformError(f"{rule.kind} {rule.name}: control characters in {rule.value!r}")
 
 
-def render(routes: Sequence[Route], *, generation: int, control_port: int, home: Path) -> str:
+def render(routes: Sequence[AppRoute], *, generation: int, control_port: int, home: Path) -> str:
     """The whole nginx.conf; ``generation`` is what the control server answers."""
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
@@ -96,7 +96,7 @@ http {{
 """
 
 
-def _app_block(route: Route) -> str:
+def _app_block(route: AppRoute) -> str:
     key, lines = route.key, []
     for pool, ports in (("stable", route.stable), ("canary", route.canary)):
         if ports:
@@ -150,7 +150,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Router:
+class NginxRouter:
     """Starts, reloads and stops the NGINX master of one state directory."""
 
     def __init__(self, home: Path, nginx: str) -> None:
@@ -185,7 +185,7 @@ class Router:
         started = self.state().get("started_at")
         return float(started) if started is not None and self.master() else None
 
-    def check(self, routes: Sequence[Route]) -> None:
+    def check(self, routes: Sequence[AppRoute]) -> None:
         """``nginx -t`` on a rendering of ``routes``; PlatformError with NGINX's message."""
         state = self.state()
         port = state.get("control_port") or proc.free_port()
@@ -193,7 +193,7 @@ class Router:
             render(routes, generation=state["generation"], control_port=port, home=self.home)
         )
 
-    def publish(self, routes: Sequence[Route]) -> int:
+    def publish(self, routes: Sequence[AppRoute]) -> int:
         """Make the running NGINX serve ``routes``; returns the generation it serves."""
         state, master = self.state(), self.master()
         port = int(state["control_port"]) if master else proc.free_port()

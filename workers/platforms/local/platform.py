@@ -32,11 +32,11 @@ from workers.platforms.local.model import (
     transition,
     unapplied,
 )
-from workers.platforms.local.nginx import Router
+from workers.platforms.local.nginx import NginxRouter
 from workers.platforms.local.record import (
     AppRecord,
     Instance,
-    Release,
+    LocalRelease,
     check_command,
     check_name,
     redeclared,
@@ -88,7 +88,7 @@ class LocalPlatform:
 
     def __init__(self, state_dir: Path, *, nginx: str = "nginx") -> None:
         self.state_dir = Path(state_dir).expanduser().absolute()
-        self._router = Router(self.state_dir / "nginx", nginx)
+        self._router = NginxRouter(self.state_dir / "nginx", nginx)
 
     @classmethod
     def from_env(cls) -> LocalPlatform:
@@ -122,7 +122,7 @@ class LocalPlatform:
             record = self._find(namespace, app)
             self._check_port(namespace, app, listen_port, record)
             if record is None:
-                stable = Release(version, command, replicas)
+                stable = LocalRelease(version, command, replicas)
                 record = AppRecord(namespace, app, listen_port, replicas, region_header, stable)
             else:
                 record = redeclared(record, listen_port, version, command, replicas)

@@ -23,8 +23,9 @@ RECORD_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class Release:
-    """One side: ``count`` instances of ``version`` run by ``command``."""
+class LocalRelease:
+    """One side: ``count`` instances of ``version`` run by ``command`` (not the ``Release`` action,
+    which frees an app's lane)."""
 
     version: str
     command: str
@@ -56,7 +57,9 @@ class Instance:
 
 
 @dataclass(frozen=True)
-class Traffic:
+class LocalTraffic:
+    """How the app's NGINX splits requests now (the policy's ``traffic:`` is its TrafficSpec)."""
+
     mode: str = "split"  # split (weight + match) | pooled (rolling) | switched (blue-green)
     weight: int = 0
     match: tuple[Match, ...] = ()
@@ -77,19 +80,19 @@ class AppRecord:
     listen_port: int
     replicas: int
     region_header: str
-    stable: Release
-    canary: Release | None = None
-    traffic: Traffic = field(default_factory=Traffic)
+    stable: LocalRelease
+    canary: LocalRelease | None = None
+    traffic: LocalTraffic = field(default_factory=LocalTraffic)
     instances: tuple[Instance, ...] = ()
     owner: Owner | None = None
     promoting: bool = False
-    previous: Release | None = None  # the stable before a promotion, while it completes
+    previous: LocalRelease | None = None  # the stable before a promotion, while it completes
 
     @property
     def key(self) -> str:
         return re.sub(r"[^A-Za-z0-9]", "_", f"{self.namespace}_{self.app}_{self.listen_port}")
 
-    def release(self, side: str) -> Release | None:
+    def release(self, side: str) -> LocalRelease | None:
         return self.stable if side == "stable" else self.canary if side == "canary" else None
 
     def to_record(self) -> dict[str, Any]:
@@ -105,10 +108,12 @@ class AppRecord:
         return cls(
             **{
                 **data,
-                "stable": Release(**data["stable"]),
-                "canary": Release(**data["canary"]) if data.get("canary") else None,
-                "previous": Release(**data["previous"]) if data.get("previous") else None,
-                "traffic": Traffic(traffic.get("mode", "split"), traffic.get("weight", 0), rules),
+                "stable": LocalRelease(**data["stable"]),
+                "canary": LocalRelease(**data["canary"]) if data.get("canary") else None,
+                "previous": LocalRelease(**data["previous"]) if data.get("previous") else None,
+                "traffic": LocalTraffic(
+                    traffic.get("mode", "split"), traffic.get("weight", 0), rules
+                ),
                 "instances": tuple(Instance(**item) for item in data.get("instances", ())),
                 "owner": Owner(**data["owner"]) if data.get("owner") else None,
             }
@@ -145,7 +150,7 @@ def redeclared(
         count = max(0, replicas - record.canary.count)
     stable = record.stable
     if (stable.version, stable.command) != (version, command):
-        stable = Release(version, command, count)
+        stable = LocalRelease(version, command, count)
     alive = tuple(i for i in record.instances if not (i.side == "stable" and i.exited))
     return replace(
         record, listen_port=listen_port, replicas=replicas, instances=alive,

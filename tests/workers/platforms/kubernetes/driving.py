@@ -27,7 +27,7 @@ from workers.actions import (
 from workers.engine import platform_wants, step
 from workers.platforms.base import Failed, NotYet, Readiness, Ready
 from workers.platforms.kubernetes import KubernetesPlatform
-from workers.state import RolloutSpec, RolloutState, TrafficSpec
+from workers.state import RolloutSpec, RolloutState, RolloutTraffic
 
 NEW_IMAGE = PAUSE.replace(":3.9", ":3.10")
 
@@ -51,7 +51,7 @@ def rollout(
         canary_selector=f'app="{app}",version="{version}"',
         strategy=strategy,
         images=tuple(sorted((images or {}).items())),
-        traffic=TrafficSpec(router=router).resolved(app),
+        traffic=RolloutTraffic(router=router).resolved(app),
     )
     return RolloutState.new(
         rollout_id or f"{app}-0123456789ab",

@@ -16,7 +16,7 @@ from workers.platforms.kubernetes.desired import (
 )
 from workers.platforms.kubernetes.gateway_api import normalized, routed_rules
 from workers.platforms.kubernetes.target import Target
-from workers.state import TrafficSpec
+from workers.state import RolloutTraffic
 
 TARGET = Target(
     rollout="checkout-1",
@@ -26,7 +26,7 @@ TARGET = Target(
     app="checkout",
     version="v2",
     strategy="targeted",
-    traffic=TrafficSpec(router="gateway_api").resolved("checkout"),
+    traffic=RolloutTraffic(router="gateway_api").resolved("checkout"),
     image="r.example/checkout:2",
     images=(),
 )

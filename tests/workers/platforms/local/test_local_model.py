@@ -29,8 +29,8 @@ from workers.platforms.local.model import (
     settle,
     transition,
 )
-from workers.platforms.local.nginx import Route, Router, render
-from workers.platforms.local.record import AppRecord, Instance, Release
+from workers.platforms.local.nginx import AppRoute, NginxRouter, render
+from workers.platforms.local.record import AppRecord, Instance, LocalRelease
 from workers.state import RolloutSpec, RolloutState
 
 PORTS = iter(range(20000, 30000))
@@ -43,7 +43,7 @@ def rollout(version: str = "v2", strategy: str = "canary", created: float = 100.
 
 
 def app(replicas: int = 2) -> AppRecord:
-    stable = Release("v1", "serve v1 {port}", replicas)
+    stable = LocalRelease("v1", "serve v1 {port}", replicas)
     record = AppRecord("ns", "web", 8080, replicas, "x-region", stable)
     return started(record, routable=True)
 
@@ -155,7 +155,7 @@ def test_the_record_survives_json() -> None:
 def test_no_healthy_instance_answers_503_rather_than_an_invalid_configuration(
     tmp_path: Path,
 ) -> None:
-    routes = [Route("ns_web_8080", 8080, ())]
+    routes = [AppRoute("ns_web_8080", 8080, ())]
     text = render(routes, generation=1, control_port=9, home=tmp_path)
     assert 'return 503 "no healthy instance\\n";' in text and "upstream ns_web" not in text
-    Router(tmp_path, "nginx").check(routes)  # nginx -t accepts it
+    NginxRouter(tmp_path, "nginx").check(routes)  # nginx -t accepts it

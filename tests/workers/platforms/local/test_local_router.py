@@ -17,7 +17,7 @@ from tests.workers.platforms.local.conftest import LocalApps, gone
 from workers.actions import EnsureCanary, SetTraffic
 from workers.platforms import NotYet, Ready
 from workers.platforms.local import LocalPlatform
-from workers.platforms.local.nginx import Router
+from workers.platforms.local.nginx import NginxRouter
 from workers.platforms.local.process import children
 
 
@@ -79,9 +79,9 @@ def test_a_master_that_dies_just_before_its_reload_is_started_again(
 ) -> None:
     platform = local_apps.platform
     old = master(platform)
-    alive = Router.master
+    alive = NginxRouter.master
 
-    def dies_after_the_check(router: Router) -> dict[str, int] | None:
+    def dies_after_the_check(router: NginxRouter) -> dict[str, int] | None:
         found = alive(router)
         if found is not None:
             os.killpg(found["pid"], signal.SIGKILL)  # between the check and the SIGHUP
@@ -89,7 +89,7 @@ def test_a_master_that_dies_just_before_its_reload_is_started_again(
                 time.sleep(0.01)
         return found
 
-    monkeypatch.setattr(Router, "master", dies_after_the_check)
+    monkeypatch.setattr(NginxRouter, "master", dies_after_the_check)
     rollout = local_apps.rollout(app, "v3")
     platform.apply(rollout, EnsureCanary())  # a change: publish reloads, finds it gone, starts
     monkeypatch.undo()
