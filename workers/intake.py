@@ -36,12 +36,14 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from analyzer.analysis import check_args
 from analyzer.errors import PolicyError, TemplateError
 from analyzer.policy import Policy, load_policy
 from analyzer.policy.promql import shown
+from analyzer.policy.strategy import StrategyType
+from analyzer.policy.traffic import Router
 from workers.actions import (
     CommandKind,
     EventKind,
@@ -180,8 +182,8 @@ class Intake:
         """The job's policy and its resolved args, or the reason the job cannot run: a router
         the platform needs, an alert route the service lacks, an arg a query would refuse."""
         policy = self.policy(job.policy)
-        needs_router = job.platform == "kubernetes" and policy.strategy.type == "targeted"
-        if needs_router and policy.traffic.router == "replicas":
+        targeted = policy.strategy.type == StrategyType.TARGETED
+        if job.platform == "kubernetes" and targeted and policy.traffic.router == Router.REPLICAS:
             raise InvalidJobError(
                 f"policy {job.policy!r} targets an audience, which on Kubernetes needs a router "
                 "that matches requests: set traffic.router to gateway_api or nginx_ingress "
@@ -274,7 +276,7 @@ class Intake:
     def command(
         self,
         rollout_id: str,
-        kind: Literal["abort", "promote", "pause", "resume", "retry"],
+        kind: CommandKind,
         actor: str,
         full: bool = False,
         reason: str = "",
