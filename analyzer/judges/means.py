@@ -41,8 +41,8 @@ from analyzer.judges.decisions import (
     milliseconds,
     since,
 )
-from analyzer.judges.evalues import INTERVAL_CAP, BoolArray, IntArray, RateRatioFit, fit_rate_ratio
-from analyzer.judges.onset import log_e_values_any_start
+from analyzer.judges.evalues import BoolArray, IntArray, RateRatioFit, fit_rate_ratio
+from analyzer.judges.onset import tolerance_evidence
 from analyzer.policy.metrics import MetricBase
 from analyzer.sources.base import FloatArray
 from analyzer.verdict import Judgement, Outcome
@@ -230,15 +230,7 @@ def mean_test(
         burst_prior=MEAN_BURST_PRIOR,
         residual_cap=MEAN_RESIDUAL_CAP,
     )
-    margin = math.log1p(tolerance)
-    onset = log_e_values_any_start(
-        fit,
-        np.array([margin, -margin, margin, -margin]),
-        np.array([True, False, False, True]),
-        np.zeros(4, dtype=np.intp),
-        log_cap=INTERVAL_CAP * math.log(1 / context.alpha),
-        restart=np.array([True, True, False, False]),
-    )
+    onset = tolerance_evidence(fit, tolerance, context.alpha)
     return MeanTest(row, fit, onset.log_e, onset.start, joint)
 
 

@@ -56,6 +56,7 @@ import numpy as np
 from scipy.special import zeta
 
 from analyzer.judges.evalues import (
+    INTERVAL_CAP,
     LOG_E_CAP,
     LOG_RATIO_GRID,
     Bets,
@@ -126,6 +127,21 @@ class _Schedule:
 class OnsetEvidence:
     log_e: FloatArray  # (hypotheses,): log of the mixture over starts, or the window's e-value
     start: IntArray  # (hypotheses,): the interval (0-based) whose restart weighs most
+
+
+def tolerance_evidence(fit: RateRatioFit, tolerance: float, alpha: float) -> OnsetEvidence:
+    """The four hypotheses a one-row test decides on, in this order: the canary is above the
+    tolerance, below it (each from any start), not above it, not below it (the window's
+    e-values, for an early PASS). ``INTERVAL_CAP`` bounds each interval's bet at alpha."""
+    margin = math.log1p(tolerance)
+    return log_e_values_any_start(
+        fit,
+        np.array([margin, -margin, margin, -margin]),
+        np.array([True, False, False, True]),
+        np.zeros(4, dtype=np.intp),
+        log_cap=INTERVAL_CAP * math.log(1 / alpha),
+        restart=np.array([True, True, False, False]),
+    )
 
 
 def log_e_values_any_start(

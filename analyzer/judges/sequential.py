@@ -73,7 +73,7 @@ from analyzer.judges.decisions import (
 )
 from analyzer.judges.evalues import INTERVAL_CAP, BoolArray, RateRatioFit, fit_rate_ratio, logsumexp
 from analyzer.judges.means import MeanTest, mean_test
-from analyzer.judges.onset import log_e_values_any_start
+from analyzer.judges.onset import tolerance_evidence
 from analyzer.judges.tails import CleanHistogram, TailCurve, boundary_log_e_values, split_rows
 from analyzer.policy.metrics import MetricBase
 from analyzer.sources.base import FloatArray
@@ -143,17 +143,8 @@ class SequentialCountsJudge:
             can.totals[joint],
             base.totals[joint],
         )
-        margin = math.log1p(metric.tolerance)
         # against high and against low from any start; that it is not high, not low, throughout
-        failing = np.array([True, True, False, False])
-        onset = log_e_values_any_start(
-            fit,
-            np.array([margin, -margin, margin, -margin]),
-            np.array([True, False, False, True]),
-            np.zeros(4, dtype=np.intp),
-            log_cap=INTERVAL_CAP * math.log(1 / context.alpha),
-            restart=failing,
-        )
+        onset = tolerance_evidence(fit, metric.tolerance, context.alpha)
         log_e = onset.log_e
         evidence = Evidence(
             log_e_high=float(log_e[0]),
