@@ -14,16 +14,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from analyzer.errors import PolicyError, PolicyProblem
 from analyzer.policy.base import policy_name
 from analyzer.policy.models import Policy
-from analyzer.policy.reading import MAX_METRICS, MAX_STEPS, PathKey, compose, read_policy_file
-
-MERGE_TAG = "tag:yaml.org,2002:merge"
+from analyzer.policy.reading import (
+    MAX_METRICS,
+    MAX_STEPS,
+    PathKey,
+    build_data,
+    compose,
+    line_of,
+    read_policy_file,
+)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -50,7 +55,7 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
         problems = [_problem_from_error(error, data, lines) for error in exc.errors()]
         raise PolicyError(source, problems) from None
     if semantic:
-        located = [PolicyProblem(p.path, p.message, _line_of(p.path, lines)) for p in semantic]
+        located = [PolicyProblem(p.path, p.message, line_of(p.path, lines)) for p in semantic]
         raise PolicyError(source, located)
     return policy
 
@@ -61,54 +66,7 @@ def _compose(text: str) -> tuple[Any, dict[PathKey, int], list[PolicyProblem]]:
         return None, {}, problems
     if root is None:
         return None, {}, [PolicyProblem((), "the file is empty: a policy is a YAML mapping", 1)]
-    lines: dict[PathKey, int] = {}
-    data = _build(root, (), lines, problems)
-    return data, lines, problems
-
-
-def _build(
-    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems: list[PolicyProblem]
-) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key_line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
-                problems.append(PolicyProblem(path, _bad_key(key_node), key_line))
-                continue
-            key = _scalar(key_node, path, problems)
-            key_path = (*path, key)
-            if key in result:
-                problems.append(PolicyProblem(key_path, f"duplicate key {key!r}", key_line))
-                continue
-            lines[key_path] = key_line
-            result[key] = _build(value_node, key_path, lines, problems)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*path, index), lines, problems) for index, item in enumerate(node.value)
-        ]
-    return _scalar(node, path, problems)
-
-
-def _bad_key(key_node: yaml.Node) -> str:
-    if key_node.tag == MERGE_TAG:
-        return (
-            "YAML merge keys (<<) are not supported: write the fields out, or alias a whole value"
-        )
-    return "a key is a plain word, not a list or a mapping"
-
-
-def _scalar(node: yaml.Node, path: PathKey, problems: list[PolicyProblem]) -> Any:
-    try:
-        return yaml.SafeLoader("").construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad tag, date or base64
-        reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
-        problems.append(
-            PolicyProblem(path, f"cannot read this value: {reason}", node.start_mark.line + 1)
-        )
-        return None
+    return build_data(root)
 
 
 def _too_many(data: dict[Any, Any], lines: dict[PathKey, int]) -> list[PolicyProblem]:
@@ -125,16 +83,8 @@ def _too_many(data: dict[Any, Any], lines: dict[PathKey, int]) -> list[PolicyPro
         if isinstance(value, list) and len(value) > limit:
             first_over = (*path, limit)
             message = f"a policy has at most {limit} {noun}; this is number {limit + 1}"
-            problems.append(PolicyProblem(first_over, message, _line_of(first_over, lines)))
+            problems.append(PolicyProblem(first_over, message, line_of(first_over, lines)))
     return problems
-
-
-def _line_of(path: PathKey, lines: dict[PathKey, int]) -> int | None:
-    """The line of ``path``, or of its nearest ancestor written in the file (for missing fields)."""
-    for length in range(len(path), -1, -1):
-        if path[:length] in lines:
-            return lines[path[:length]]
-    return None
 
 
 def _document_path(loc: tuple[str | int, ...], data: Any) -> PathKey:
@@ -165,7 +115,7 @@ def _problem_from_error(error: ErrorDetails, data: Any, lines: dict[PathKey, int
         tag_field = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
         if isinstance(_value_at(path, data), dict):
             path = (*path, tag_field)  # point at `kind:` / `type:` itself
-    return PolicyProblem(path, _message(error, path), _line_of(path, lines))
+    return PolicyProblem(path, _message(error, path), line_of(path, lines))
 
 
 def _message(error: ErrorDetails, path: PathKey) -> str:

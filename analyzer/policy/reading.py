@@ -37,6 +37,7 @@ MAX_METRICS = 50
 MAX_STEPS = 100
 
 PathKey = tuple[str | int, ...]
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def read_policy_file(path: Path) -> tuple[str, list[PolicyProblem]]:
@@ -172,3 +173,65 @@ def _path_part(index: Any) -> str | int | None:
     if isinstance(index, yaml.ScalarNode):
         return str(index.value)
     return None
+
+
+def build_data(root: yaml.Node) -> tuple[Any, dict[PathKey, int], list[PolicyProblem]]:
+    """Plain data from a composed document, the line of each field written in it, and what
+    could not be read (a merge key, a duplicate key, a bad tag or date), each at its line."""
+    lines: dict[PathKey, int] = {}
+    problems: list[PolicyProblem] = []
+    data = _build(root, (), lines, problems)
+    return data, lines, problems
+
+
+def line_of(path: PathKey, lines: dict[PathKey, int]) -> int | None:
+    """The line of ``path``, or of its nearest ancestor written in the file (for missing fields)."""
+    for length in range(len(path), -1, -1):
+        if path[:length] in lines:
+            return lines[path[:length]]
+    return None
+
+
+def _build(
+    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems: list[PolicyProblem]
+) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                problems.append(PolicyProblem(path, _bad_key(key_node), key_line))
+                continue
+            key = _scalar(key_node, path, problems)
+            key_path = (*path, key)
+            if key in result:
+                problems.append(PolicyProblem(key_path, f"duplicate key {key!r}", key_line))
+                continue
+            lines[key_path] = key_line
+            result[key] = _build(value_node, key_path, lines, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(item, (*path, index), lines, problems) for index, item in enumerate(node.value)
+        ]
+    return _scalar(node, path, problems)
+
+
+def _bad_key(key_node: yaml.Node) -> str:
+    if key_node.tag == MERGE_TAG:
+        return (
+            "YAML merge keys (<<) are not supported: write the fields out, or alias a whole value"
+        )
+    return "a key is a plain word, not a list or a mapping"
+
+
+def _scalar(node: yaml.Node, path: PathKey, problems: list[PolicyProblem]) -> Any:
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad tag, date or base64
+        reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
+        problems.append(
+            PolicyProblem(path, f"cannot read this value: {reason}", node.start_mark.line + 1)
+        )
+        return None

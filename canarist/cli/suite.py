@@ -3,8 +3,8 @@
 A suite lives in the policy repo and runs in CI on every policy change, so it is read the way a
 policy is: within the same limits (reading.py), every problem at once as ``FILE:LINE: field:
 message``, unknown and duplicate keys included (``expcet:`` once dropped an expectation
-silently). Lines come from PyYAML's node tree, as in the policy loader, whose helpers are
-private to it. Relative times are read against one clock reading for the whole suite.
+silently). Data and lines come from the same reader as a policy's (reading.build_data). Relative
+times are read against one clock reading for the whole suite.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import difflib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import typer
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from rich.console import Console
@@ -28,13 +27,12 @@ from analyzer.backtest import run_cases as backtest_cases
 from analyzer.errors import CanaristError, PolicyProblem
 from analyzer.policy import Policy
 from analyzer.policy.promql import Selector
-from analyzer.policy.reading import PathKey, compose, read_policy_file
+from analyzer.policy.reading import PathKey, build_data, compose, line_of, read_policy_file
 from canarist.cli.exits import AnalysisExit, err, finish, prometheus
 from canarist.cli.inputs import policy_or_exit, problems_exit
 
 Lines = dict[PathKey, int]
 _SHAPE = "a suite is a mapping of policy: and cases:"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def run_suite(path: Path, url: str | None, as_json: bool, console: Console) -> NoReturn:
@@ -75,8 +73,8 @@ def load_suite(path: Path, now: datetime) -> tuple[Suite, Lines]:
         problems_exit(str(path), composing)
     if root is None:
         problems_exit(str(path), [PolicyProblem((), f"the file is empty: {_SHAPE}", 1)])
-    lines: Lines = {}
-    data = _build(root, (), lines, problems)
+    data, lines, unreadable = build_data(root)
+    problems += unreadable
     if not isinstance(data, dict):
         problems_exit(str(path), [*problems, PolicyProblem((), _SHAPE, 1)])
     suite = None
@@ -98,7 +96,7 @@ def _plan(path: Path, suite: Suite, lines: Lines) -> list[PlannedCase]:
         policy_path = (path.parent / (case.policy or suite.policy)).resolve()
         if not policy_path.is_file():
             message = f"no policy file at {policy_path}"
-            problems.append(PolicyProblem(location, message, _line_of(location, lines)))
+            problems.append(PolicyProblem(location, message, line_of(location, lines)))
             continue
         if policy_path not in policies:
             policies[policy_path] = policy_or_exit(policy_path)
@@ -107,41 +105,13 @@ def _plan(path: Path, suite: Suite, lines: Lines) -> list[PlannedCase]:
             args = check_args(policy, case.args)
         except CanaristError as exc:
             at: PathKey = ("cases", index, "args")
-            problems.append(PolicyProblem(at, str(exc), _line_of(at, lines)))  # names the policy
+            problems.append(PolicyProblem(at, str(exc), line_of(at, lines)))  # names the policy
             continue
         versions = Versions(Selector.parse(case.baseline), Selector.parse(case.canary), args)
         planned.append(PlannedCase(case, policy, versions))
     if problems:
         problems_exit(str(path), problems)
     return planned
-
-
-def _build(node: yaml.Node, path: PathKey, lines: Lines, problems: list[PolicyProblem]) -> Any:
-    """Plain data from the node tree, noting each field's line; duplicate keys are problems."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        built: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key_line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
-                problems.append(
-                    PolicyProblem(path, "a key is a plain word (no << merges)", key_line)
-                )
-                continue
-            key = str(key_node.value)
-            if key in built:
-                problems.append(PolicyProblem((*path, key), f"duplicate key {key!r}", key_line))
-                continue
-            lines[(*path, key)] = key_line
-            built[key] = _build(value_node, (*path, key), lines, problems)
-        return built
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, n), lines, problems) for n, item in enumerate(node.value)]
-    try:
-        return yaml.SafeLoader("").construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad tag, date or base64
-        problems.append(PolicyProblem(path, f"cannot read this value: {exc}", lines[path]))
-        return None
 
 
 def _problem(error: ErrorDetails, lines: Lines) -> PolicyProblem:
@@ -157,21 +127,13 @@ def _problem(error: ErrorDetails, lines: Lines) -> PolicyProblem:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] != "value_error" and not isinstance(shown, dict | list | type(None)):
             message += f" (got {shown!r})"
-    return PolicyProblem(path, message, _line_of(path, lines))
+    return PolicyProblem(path, message, line_of(path, lines))
 
 
 def _known_keys(parent: PathKey) -> list[str]:
     if parent == ():
         return list(Suite.model_fields)
     return list(SuiteCase.model_fields) if parent[:1] == ("cases",) else []
-
-
-def _line_of(path: PathKey, lines: Lines) -> int | None:
-    """The line of ``path``, or of its nearest ancestor written in the file (a missing key)."""
-    for length in range(len(path), -1, -1):
-        if path[:length] in lines:
-            return lines[path[:length]]
-    return None
 
 
 def _table(path: Path, results: list[CaseResult]) -> Table:
