@@ -223,8 +223,8 @@ def _advance_leased(
     metrics.record_step(stepped.actions)
     for event in stepped.events:
         log.info("%s: %s", event.kind, event.message)
-    settled = apply_platform(runtime, stepped.state, policy, stepped.actions, log)
-    _schedule(runtime, stepped.state, stepped.revision, stepped.actions, settled, log)
+    wake_in = apply_platform(runtime, stepped.state, policy, stepped.actions, log)
+    _schedule(runtime, stepped.state, stepped.revision, stepped.actions, wake_in, log)
     return AdvanceResult.STEPPED
 
 
@@ -234,23 +234,30 @@ def apply_platform(
     policy: Policy,
     actions: Sequence[Action],
     log: RolloutLog,
-) -> bool:
-    """Apply the platform actions in order; True if what the state awaits is already settled
-    (ready, or failed for good): then the next step should run now, not after a poll."""
+) -> float | None:
+    """Apply the platform actions in order; return how soon to wake the rollout instead of its
+    schedule: 0 when what the state awaits is already settled (ready, or failed for good: the
+    next step should run now, not after a poll), the platform's own wait on a temporary failure
+    (a busy apiserver: the task gives the worker back and comes again after it, never sleeping
+    inside), None to keep the schedule."""
     asks = [action for action in actions if isinstance(action, PlatformAction)]
     if not asks and state.awaiting is None:
-        return False
+        return None
     try:
         platform = runtime.platforms(state.spec.platform)
         for action in asks:
             platform.apply(state, action)
         if state.awaiting is None:
-            return False
+            return None
         answer = platform.readiness(state, platform_wants(state, policy))
-        return isinstance(answer, Ready | Failed)
-    except (WorkerError, TemporaryError) as exc:  # the engine re-asserts at the next wake-up
+        return 0.0 if isinstance(answer, Ready | Failed) else None
+    except TemporaryError as exc:
+        log.warning("platform %s: %s; again in %.0f s", state.spec.platform, exc,
+                    exc.wait_seconds())  # fmt: skip
+        return exc.wait_seconds()
+    except WorkerError as exc:  # the engine re-asserts at the next wake-up
         log.warning("platform %s: %s; asked again at the next wake-up", state.spec.platform, exc)
-        return False
+        return None
 
 
 def _schedule(
@@ -258,13 +265,14 @@ def _schedule(
     state: RolloutState,
     revision: int,
     actions: Sequence[Action],
-    settled: bool,
+    wake_in: float | None,
     log: RolloutLog,
 ) -> None:
     wake = [action.at for action in actions if isinstance(action, Schedule)]
     if not wake:
         return
-    delay = 0.0 if settled else max(0.0, min(wake) - runtime.clock())
+    scheduled = max(0.0, min(wake) - runtime.clock())
+    delay = scheduled if wake_in is None else min(scheduled, wake_in)
     _requeue(runtime, state.id, revision, delay, log)
 
 

@@ -40,7 +40,7 @@ from workers.actions import (
     Superseded,
     SwitchActive,
 )
-from workers.engine import POLL_SECONDS, step
+from workers.engine import FIRST_POLL_SECONDS, POLL_SECONDS, step
 from workers.state import Awaited, AwaitToken, Phase
 
 T0 = 1_000_000.0
@@ -69,7 +69,7 @@ def test_first_tick_deploys_the_canary_and_sets_the_first_weight() -> None:
     assert platform(actions) == [EnsureCanary(), SetTraffic(5)]
     state = driver.state
     assert state.phase is Phase.PROGRESSING and state.stage_index == 0 and state.awaiting
-    assert actions[-1] == Schedule(T0 + POLL_SECONDS)
+    assert actions[-1] == Schedule(T0 + FIRST_POLL_SECONDS)  # then backed off
     moved, entered = events(actions)
     assert (moved.kind, moved.data["from"], moved.data["to"]) == ("phase", "pending", "progressing")
     assert (entered.kind, entered.data["stage"]) == ("stage", 0)
@@ -103,7 +103,7 @@ def test_the_analysis_window_opens_after_the_warm_up_and_the_last_look_ends_the_
 def test_every_look_is_recorded_with_its_outcome() -> None:
     driver = at_weight(5)
     opened = driver.state.window_start or 0.0
-    assert opened == T0 + POLL_SECONDS + 60  # ready at the first poll, then a minute's warm-up
+    assert opened == T0 + FIRST_POLL_SECONDS + 60  # ready at the first poll, then the warm-up
     driver.wake(always(CANARY, UNDECIDED))
     (look,) = events(driver.history[-1][3], "analysis")
     assert look.data["outcome"] == "inconclusive" and look.data["window"] == [opened, opened + 60]

@@ -30,7 +30,7 @@ from workers.actions import (
     Rollback,
     SetTraffic,
 )
-from workers.engine import POLL_SECONDS
+from workers.engine import FIRST_POLL_SECONDS, POLL_SECONDS
 from workers.errors import Conflict, StoreUnavailable
 from workers.intake import Intake
 from workers.metrics import LOGGER_NAME
@@ -153,13 +153,34 @@ def test_a_change_not_ready_yet_is_polled_and_re_asserted(
     rollout_id = started(runtime, queued)
 
     advance(runtime, *queued.advance.pop()[:2])  # starts it: asks for 50%, not ready yet
-    assert queued.advance[-1][0::2] == (rollout_id, POLL_SECONDS)
+    assert queued.advance[-1][0::2] == (rollout_id, FIRST_POLL_SECONDS)
     state = drive(runtime, queued, clock, wakes=1)  # NotYet: re-asserts, polls again
     assert state.phase is Phase.PROGRESSING and state.stage_index == 0
 
     assert drive(runtime, queued, clock).phase is Phase.PROMOTED
     actions = applied(platform, rollout_id)
     assert actions[:4] == [EnsureCanary(), SetTraffic(50), EnsureCanary(), SetTraffic(50)]
+
+
+def test_a_slow_change_is_polled_ever_less_often_and_a_busy_platform_after_its_own_wait(
+    runtime: Runtime, queued: Queued, clock: FakeClock, platform: MemoryPlatform
+) -> None:
+    platform.script(*[NotYet("pods starting")] * 20, Ready())
+    started(runtime, queued)
+    countdowns = []
+    for _ in range(6):  # each wake re-asserts the change, asks again and schedules the next
+        rollout_id, revision, countdown = queued.advance.pop()
+        countdowns.append(countdown)
+        clock.advance(countdown)
+        advance(runtime, rollout_id, revision)
+    assert countdowns == [0.0, FIRST_POLL_SECONDS, 2.0, 4.0, 8.0, POLL_SECONDS]
+
+    platform.fail_next(1)  # the apiserver is busy at the next re-assert: 1 s, not a full poll
+    rollout_id, revision, countdown = queued.advance.pop()
+    clock.advance(countdown)
+    assert advance(runtime, rollout_id, revision) == "stepped"
+    assert queued.advance[-1][2] == 1.0
+    assert drive(runtime, queued, clock).phase is Phase.PROMOTED
 
 
 def test_a_platform_failure_rolls_back_and_alerts(
@@ -185,7 +206,7 @@ def test_an_apply_that_fails_is_asked_again_at_the_next_wake_up(
     platform.script(NotYet("nothing applied"), Ready())  # what a real platform would see
     rollout_id = started(runtime, queued)
     assert advance(runtime, *queued.advance.pop()[:2]) == "stepped"
-    assert queued.advance[-1][2] == POLL_SECONDS  # not ready: poll
+    assert queued.advance[-1][2] == 1.0  # the platform's own wait, not a full poll
     assert drive(runtime, queued, clock).phase is Phase.PROMOTED
     assert applied(platform, rollout_id)[0:2] == [EnsureCanary(), SetTraffic(50)]
 

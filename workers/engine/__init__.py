@@ -70,10 +70,22 @@ from workers.engine.run import Run
 from workers.state import Phase, RolloutState
 from workers.strategies import Gate
 
-__all__ = ["POLL_SECONDS", "no_data", "platform_wants", "refusal", "step"]
+__all__ = [
+    "FIRST_POLL_SECONDS",
+    "POLL_SECONDS",
+    "no_data",
+    "platform_wants",
+    "readiness_poll",
+    "refusal",
+    "step",
+]
 
 POLL_SECONDS = 10.0
-"""How soon to look again at a platform change in flight (and re-assert it)."""
+"""The longest wait before looking again at a platform change in flight (and re-asserting it)."""
+FIRST_POLL_SECONDS = 1.0
+"""The first look at a change just asked for: most settle in seconds (a weight on a route, a
+Service selector), so the polls back off from here, each twice the wait before it, up to
+POLL_SECONDS: 1, 2, 4, 8, 10, 10 ... (five questions in the first 15 s, then one per 10 s)."""
 
 
 def step(
@@ -107,9 +119,25 @@ def _finish(run: Run) -> tuple[RolloutState, list[Action]]:
     """Derive the wake-up times, stamp a change, and ask to be woken."""
     watching = (run.exposure.serving or run.stage.gate is Gate.ANALYSIS) and not blind(run)
     interval = run.analysis.interval.total_seconds()
-    run.state = run.state.scheduled(run.now, interval, watching, POLL_SECONDS)
+    poll = readiness_poll(run.before, run.state, run.now)
+    run.state = run.state.scheduled(run.now, interval, watching, poll)
     if run.state != run.before:
         run.update(updated_at=run.now)
     if run.state.next_due_at is not None:
         run.actions.append(Schedule(run.state.next_due_at))
     return run.state, run.actions
+
+
+def readiness_poll(before: RolloutState, after: RolloutState, now: float) -> float:
+    """Seconds until the next readiness question while ``after`` awaits a platform change.
+
+    A change asked in this step gets FIRST_POLL_SECONDS; a change still awaited waits twice as
+    long as the last wait did (``before.updated_at`` is when the last poll was scheduled: every
+    poll re-schedules, and so stamps the state), at most POLL_SECONDS. Derived from fields the
+    state already keeps, so the stored record is unchanged."""
+    if after.awaiting is None:
+        return POLL_SECONDS
+    if before.awaiting != after.awaiting:
+        return FIRST_POLL_SECONDS
+    waited = max(0.0, now - before.updated_at)
+    return min(POLL_SECONDS, max(FIRST_POLL_SECONDS, 2 * waited))

@@ -61,9 +61,10 @@ class KubernetesPlatform:
     name = "kubernetes"
 
     def __init__(
-        self, api_client: client.ApiClient, *, timeout: float = 10.0, budget: float = 8.0
+        self, api_client: client.ApiClient, *, timeout: float = 10.0, budget: float = 1.0
     ) -> None:
-        """``timeout``: seconds per request; ``budget``: seconds a call may spend retrying."""
+        """``timeout``: seconds per request; ``budget``: seconds a call may spend retrying
+        inline (api.py): past it the call is a TemporaryError and the task is requeued."""
         self.kube = Kube(api_client, timeout=timeout, budget=budget)
 
     @classmethod

@@ -6,8 +6,11 @@ Every request goes through ``Kube._call``, which translates the client's failure
     409 on a patch             ``Stale``: ``modify`` re-reads and retries with the fresh
                                resourceVersion (every patch it sends carries the one it read)
     409 on a create            ``AlreadyExists``: the caller adopts the object that is there
-    429, 5xx, timeouts,        retried with exponential backoff for at most ``budget`` seconds,
-    connection errors          then ``TemporaryError`` (the engine re-asserts at its next wake-up)
+    429, 5xx, timeouts,        retried inline with exponential backoff for at most ``budget``
+    connection errors          seconds (1 s: a blip), then ``TemporaryError`` carrying the next
+                               backoff (or Retry-After): the task gives the worker back and is
+                               requeued after that wait, so a slow apiserver never holds every
+                               other rollout of a worker while one call sleeps
     400, 401, 403, 422, ...    ``PlatformError`` carrying the API's own message
 
 Objects are read and written as JSON dicts (``_preload_content=False``): the platform works on
@@ -79,10 +82,11 @@ class Kube:
         api_client: client.ApiClient,
         *,
         timeout: float = 10.0,
-        budget: float = 8.0,
+        budget: float = 1.0,
         backoff: float = 0.2,
     ) -> None:
-        """``timeout``: seconds per request; ``budget``: seconds of retrying before giving up."""
+        """``timeout``: seconds per request; ``budget``: seconds a call may spend retrying
+        inline before it gives up with a ``TemporaryError`` the task requeues after."""
         api_client.user_agent = USER_AGENT
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)

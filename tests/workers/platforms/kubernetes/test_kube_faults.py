@@ -74,11 +74,14 @@ def test_an_api_that_stays_down_is_a_temporary_error_after_a_bounded_wait(
     cluster: Cluster, kube: client.ApiClient, faults: list[Fault], app: str
 ) -> None:
     user_app(cluster, app)
-    platform = KubernetesPlatform(kube, timeout=0.5, budget=1.0)
+    platform = KubernetesPlatform(kube, timeout=0.5)  # the worker's default budget
     faults.append(cluster.inject("get", "apps/v1/deployments", Fault(count=50, status=503)))
-    with pytest.raises(TemporaryError, match="503"):
+    with pytest.raises(TemporaryError, match="503") as raised:
         platform.apply(rollout(cluster, app), EnsureCanary())
-    assert 2 <= faults[0].hits <= 5  # retried with backoff, within the budget
+    # A blip is retried inline; an outage gives the worker back within about a second, and the
+    # task is requeued after the wait the error carries (workers/tasks.py), never sleeping on.
+    assert 2 <= faults[0].hits <= 4  # 0.2 + 0.4 s of backoff fit the 1 s budget, 0.8 more not
+    assert raised.value.wait_seconds() >= 1.0
 
 
 def test_a_forbidden_call_is_a_platform_error_with_the_api_message(
