@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.workers.platforms.kubernetes.driving import NEW_IMAGE, EngineRun, drive, policy, rollout
@@ -125,3 +127,32 @@ def test_the_engine_aborts_a_failing_canary_and_the_platform_rolls_it_back(
     assert canary is not None and canary["spec"]["replicas"] == 0
     after = cluster.get("deployment", app)
     assert after is not None and after["spec"] == before["spec"]
+
+
+def test_a_route_the_apiserver_defaulted_is_recognised_as_converged_and_not_patched_again(
+    cluster: Cluster, platform: KubernetesPlatform, app: str
+) -> None:
+    user_app(cluster, app)
+    state = rollout(cluster, app)
+    split = (EnsureCanary(), SetTraffic(25))
+    assert drive(platform, cluster, state, *split, token="1:0:stage") == Ready()
+    stored = cluster.get("httproute", app)
+    assert stored is not None  # weight, group and kind filled in by the apiserver
+    assert {ref["kind"] for ref in stored["spec"]["rules"][0]["backendRefs"]} == {"Service"}
+
+    for _ in range(3):  # the engine's re-asserts: the same wish, read back with defaults
+        for action in split:
+            platform.apply(replace(state, awaiting="1:0:stage"), action)
+    again = cluster.get("httproute", app)
+    assert again is not None
+    assert again["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+
+    rollback = (Rollback("no"),)
+    assert drive(platform, cluster, state, *rollback, token="1:1:rollback") == Ready()
+    reset = cluster.get("httproute", app)
+    assert reset is not None and cluster.route_weights(app) == [{app: 1}]
+    for _ in range(3):  # the stable alone again: its defaulted weight 1 is no difference
+        platform.apply(replace(state, awaiting="1:1:rollback"), rollback[0])
+    again = cluster.get("httproute", app)
+    assert again is not None
+    assert again["metadata"]["resourceVersion"] == reset["metadata"]["resourceVersion"]
