@@ -54,6 +54,7 @@ class Seen:
     plural: str
     name: str | None
     user_agent: str
+    spec_keys: tuple[str, ...] = ()  # the spec fields a write sent (a scale sends "replicas")
 
 
 def crd_schemas() -> dict[str, dict[str, Any]]:
@@ -88,9 +89,10 @@ class Emulator(kmock.KubernetesEmulator):
         if request.resource is not None:
             resource = request.resource
             agent = request.headers.get("User-Agent", "")
+            sent = request.data.get("spec") if isinstance(request.data, dict) else None
             self.seen.append(
                 Seen(request.method.value, resource.group or "", resource.plural or "",
-                     request.name, agent)
+                     request.name, agent, tuple(sorted(sent or {})))
             )  # fmt: skip
         key = _key(request)
         writes = (kmock.action.CREATE, kmock.action.UPDATE)
@@ -157,7 +159,8 @@ class Emulator(kmock.KubernetesEmulator):
         metadata = stored.setdefault("metadata", {})
         if present is not None:
             generation = present.get("metadata", {}).get("generation") or 0
-            changed = request.subresource is None and stored.get("spec") != present.get("spec")
+            via_spec = request.subresource in (None, "scale")  # /scale writes spec.replicas
+            changed = via_spec and stored.get("spec") != present.get("spec")
             metadata["generation"] = generation + 1 if changed or not generation else generation
         metadata["resourceVersion"] = str(next(self.revisions))
         return stored
