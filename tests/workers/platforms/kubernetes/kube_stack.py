@@ -151,42 +151,6 @@ class Cluster:
         }
         client.NetworkingV1Api(self.helper).create_namespaced_ingress(self.namespace, body)
 
-    def autoscale(self, app: str, replicas: int) -> None:
-        """A HorizontalPodAutoscaler on Deployment ``app`` holding it at ``replicas`` (min = max,
-        so a real HPA controller sets exactly that without any metrics), and the Deployment at
-        that size once the HPA has acted: on the emulator this plays the HPA controller."""
-        body = {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": f"{app}-hpa", "namespace": self.namespace},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
-                "minReplicas": replicas,
-                "maxReplicas": replicas,
-            },
-        }
-        autoscaling = client.AutoscalingV2Api(self.helper)
-        try:
-            autoscaling.create_namespaced_horizontal_pod_autoscaler(self.namespace, body)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-            autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                f"{app}-hpa", self.namespace, {"spec": body["spec"]},
-                _content_type="application/merge-patch+json",
-            )  # fmt: skip
-        if not self.real:
-            self.apps.patch_namespaced_deployment_scale(
-                app, self.namespace, {"spec": {"replicas": replicas}},
-                _content_type="application/merge-patch+json", _preload_content=False,
-            )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while (self.get("deployment", app) or {}).get("spec", {}).get("replicas") != replicas:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the HPA did not scale {app} to {replicas}")
-            time.sleep(1.0)
-        self.settle()
-
     # -- reading back ---------------------------------------------------------------------
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         """The object as JSON, or None."""

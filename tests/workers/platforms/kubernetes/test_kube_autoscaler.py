@@ -1,6 +1,6 @@
 """A HorizontalPodAutoscaler on the stable Deployment: Canarist sizes from it and never fights it.
 
-``Cluster.autoscale`` puts an HPA with minReplicas = maxReplicas on the stable, so a real HPA
+``autoscale`` puts an HPA with minReplicas = maxReplicas on the stable, so a real HPA
 controller sets exactly that size without metrics; on the emulator the helper plays the HPA.
 Whether the platform ever wrote the stable's ``spec.replicas`` is read from the requests the
 emulator recorded (a real cluster skips that one assertion).
@@ -8,9 +8,11 @@ emulator recorded (a real cluster skips that one assertion).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
+from kubernetes import client
 
 from tests.workers.platforms.kubernetes.driving import NEW_IMAGE, drive, rollout
 from tests.workers.platforms.kubernetes.kube_stack import Cluster
@@ -28,6 +30,43 @@ from workers.platforms.kubernetes import KubernetesPlatform
 from workers.platforms.kubernetes.api import USER_AGENT
 
 pytestmark = pytest.mark.kubernetes
+
+
+def autoscale(cluster: Cluster, app: str, replicas: int) -> None:
+    """A HorizontalPodAutoscaler on Deployment ``app`` holding it at ``replicas`` (min = max,
+    so a real HPA controller sets exactly that without any metrics), and the Deployment at
+    that size once the HPA has acted: on the emulator this plays the HPA controller."""
+    body = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": f"{app}-hpa", "namespace": cluster.namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
+            "minReplicas": replicas,
+            "maxReplicas": replicas,
+        },
+    }
+    autoscaling = client.AutoscalingV2Api(cluster.helper)
+    try:
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(cluster.namespace, body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+        autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            f"{app}-hpa", cluster.namespace, {"spec": body["spec"]},
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+    if not cluster.real:
+        cluster.apps.patch_namespaced_deployment_scale(
+            app, cluster.namespace, {"spec": {"replicas": replicas}},
+            _content_type="application/merge-patch+json", _preload_content=False,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while (cluster.get("deployment", app) or {}).get("spec", {}).get("replicas") != replicas:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the HPA did not scale {app} to {replicas}")
+        time.sleep(1.0)
+    cluster.settle()
 
 
 def size(cluster: Cluster, deployment: str) -> int:
@@ -52,7 +91,7 @@ def user_app(cluster: Cluster, app: str, replicas: int) -> None:
     cluster.deployment(app, replicas=2)
     cluster.service(app, app)
     cluster.http_route(app, app)
-    cluster.autoscale(app, replicas)
+    autoscale(cluster, app, replicas)
 
 
 def test_the_canary_follows_the_hpas_count_and_a_promotion_leaves_the_size_to_the_hpa(
@@ -66,7 +105,7 @@ def test_the_canary_follows_the_hpas_count_and_a_promotion_leaves_the_size_to_th
     )
     assert size(cluster, f"{app}-canary") == 1  # 25% of the HPA's 4, not of the 2 written
 
-    cluster.autoscale(app, 8)  # the load grew: the HPA doubles the stable
+    autoscale(cluster, app, 8)  # the load grew: the HPA doubles the stable
     assert drive(platform, cluster, state, SetTraffic(50), token="1:1:stage") == Ready()
     assert size(cluster, f"{app}-canary") == 4  # 50% of the stable's current 8
 
@@ -88,7 +127,7 @@ def test_a_rollback_never_restores_the_size_found_over_the_hpas(
     assert drive(platform, cluster, state, EnsureCanary(), SetTraffic(30), token="1:0:stage") == (
         Ready()
     )
-    cluster.autoscale(app, 5)
+    autoscale(cluster, app, 5)
     assert drive(platform, cluster, state, Rollback("bad"), token="1:1:rollback") == Ready()
     assert size(cluster, app) == 5
     assert size(cluster, f"{app}-canary") == 0
@@ -101,7 +140,7 @@ def test_a_rolling_strategy_is_refused_naming_the_hpa(
     cluster: Cluster, platform: KubernetesPlatform, app: str
 ) -> None:
     cluster.deployment(app, replicas=2)
-    cluster.autoscale(app, 4)
+    autoscale(cluster, app, 4)
     state = replace(rollout(cluster, app, strategy="rolling", router="replicas"), awaiting="1:0")
     hpa = f"HorizontalPodAutoscaler {cluster.namespace}/{app}-hpa"
     with pytest.raises(PlatformError, match=f"{hpa}: the rolling strategy"):
@@ -116,7 +155,7 @@ def test_blue_green_retires_the_old_side_without_scaling_it_and_promotes(
 ) -> None:
     cluster.deployment(app, replicas=2)
     cluster.service(app, app)
-    cluster.autoscale(app, 3)
+    autoscale(cluster, app, 3)
     mark = cluster.mark()
     state = rollout(cluster, app, strategy="blue_green", router="replicas")
     preview = (EnsureCanary(), ScaleNew(percent=100))
