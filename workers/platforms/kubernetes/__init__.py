@@ -35,7 +35,7 @@ from kubernetes import client, config
 
 from workers.actions import Match, PlatformAction, Promote, Rollback, SetTraffic
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
-from workers.platforms.kubernetes import events, workloads
+from workers.platforms.kubernetes import autoscaling, events, workloads
 from workers.platforms.kubernetes.api import Kube, Obj
 from workers.platforms.kubernetes.convergence import World, converge
 from workers.platforms.kubernetes.desired import (
@@ -86,7 +86,11 @@ class KubernetesPlatform:
                 return  # nothing of this rollout reached the cluster: nothing to undo
             raise PlatformError(f"no canary of rollout {target.rollout} to promote")
         stable = workloads.read_stable(self.kube, target)
-        baseline = self._baseline(canary, ours, stable, target)
+        autoscaler = autoscaling.autoscaler_of(self.kube, target)
+        if not isinstance(action, Rollback):  # an abort always completes
+            autoscaling.refuse_fighting(autoscaler, target)
+        found = self._baseline(canary, ours, stable, target)
+        baseline = autoscaling.sizing(found, stable, autoscaler)  # recorded: readiness sizes alike
         current = recorded if ours and recorded and recorded.attempt == target.attempt else None
         start = current or Desired(target.rollout, target.attempt, None, baseline.replicas)
         wish = replace(start.folded(action, baseline, target.strategy, router), token=target.token)
@@ -98,7 +102,8 @@ class KubernetesPlatform:
             canary = workloads.ensure_canary(self.kube, target, stable, canary, metadata)
         if not wish.same_wish(current):
             events.emit(self.kube, target, stable, action, wish)
-        converge(World(self.kube, target, router, stable, canary, wish, baseline), write=True)
+        world = World(self.kube, target, router, stable, canary, wish, baseline, autoscaler)
+        converge(world, write=True)
 
     def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
         target = Target.of(rollout)
@@ -111,6 +116,9 @@ class KubernetesPlatform:
             if not mine and rolling_back:
                 return Ready()  # nothing of this rollout reached the cluster
             stable = workloads.read_stable(self.kube, target)
+            autoscaler = autoscaling.autoscaler_of(self.kube, target)
+            if not rolling_back and not (mine and desired and desired.mode == "rollback"):
+                autoscaling.refuse_fighting(autoscaler, target)  # an abort always completes
             if canary is None or desired is None or not mine:
                 self._baseline(None, False, stable, target)  # a refusal shows as Failed
                 workloads.new_images(stable, target)
@@ -122,7 +130,7 @@ class KubernetesPlatform:
                 return NotYet(behind)
             if desired.mode == "progress":  # a refusal fails the rollout, a rollback goes on
                 _check(router, target, desired.weight, desired.match)
-            world = World(self.kube, target, router, stable, canary, desired, baseline)
+            world = World(self.kube, target, router, stable, canary, desired, baseline, autoscaler)
             return converge(world, write=False)
         except PlatformError as exc:
             return Failed(str(exc))

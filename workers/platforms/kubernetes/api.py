@@ -72,6 +72,7 @@ PODS = Kind("", "v1", "pods")
 EVENTS = Kind("", "v1", "events")
 INGRESSES = Kind("networking.k8s.io", "v1", "ingresses", MERGE)
 HTTPROUTES = Kind("gateway.networking.k8s.io", "v1", "httproutes", MERGE)
+AUTOSCALERS = Kind("autoscaling", "v2", "horizontalpodautoscalers")
 
 
 class Kube:
@@ -92,6 +93,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.networking = client.NetworkingV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.autoscaling = client.AutoscalingV2Api(api_client)
         self.timeout, self.budget, self.backoff = timeout, budget, backoff
 
     # -- reads --------------------------------------------------------------------------------
@@ -115,7 +117,10 @@ class Kube:
         query = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
         options = self._options()
         calls: dict[Kind, Callable[[], Any]] = {
-            PODS: lambda: self.core.list_namespaced_pod(namespace, label_selector=query, **options)
+            PODS: lambda: self.core.list_namespaced_pod(namespace, label_selector=query, **options),
+            AUTOSCALERS: lambda: self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+                namespace, label_selector=query, **options
+            ),
         }
         answer = self._call(kind, "list", f"{namespace}?{query}", calls) or {}
         items: list[Obj] = answer.get("items") or []

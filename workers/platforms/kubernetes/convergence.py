@@ -45,6 +45,7 @@ class World:
     canary: Obj
     desired: Desired
     baseline: Baseline
+    autoscaler: str | None = None  # an HPA scales the stable: its size is never written
 
     @property
     def routed(self) -> bool:
@@ -139,8 +140,8 @@ def stable_at(size: Callable[[World], int]) -> Step:
     """The stable's size, when the strategy moves it (a canary never touches the stable)."""
 
     def step(world: World, write: bool) -> Readiness | None:
-        if not world.desired.stable_touched:
-            return None
+        if not world.desired.stable_touched or world.autoscaler is not None:
+            return None  # with an HPA, retiring the old side leaves its size to the HPA
         replicas = size(world)
         if write and world.stable.get("spec", {}).get("replicas", 1) != replicas:
             workloads.scale(world.kube, world.target, world.target.app, replicas, owned=False)
@@ -158,16 +159,20 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
         images = _new_images(world) if promoting else baseline.images
         wanted = version(world)
         done = workloads.templated(world.stable, target, wanted, images)
-        size = world.stable.get("spec", {}).get("replicas", 1) == baseline.replicas
+        replicas = None if world.autoscaler else baseline.replicas  # None: the HPA's to set
+        size = replicas is None or world.stable.get("spec", {}).get("replicas", 1) == replicas
         if write and not (done and size):
-            workloads.retemplate_stable(world.kube, target, wanted, images, baseline.replicas)
+            workloads.retemplate_stable(world.kube, target, wanted, images, replicas)
             world.reread()
             done, size = workloads.templated(world.stable, target, wanted, images), True
         if not done:
             return NotYet(f"the stable Deployment does not run {wanted or 'the baseline'} yet")
         if not promoting and not world.desired.stable_touched:
             return None  # an abort never waits on a stable it did not change
-        return _waiting(workloads.rolled_out(world.stable, baseline.replicas, promoting))
+        wanted_size = (
+            world.stable.get("spec", {}).get("replicas", 1) if replicas is None else replicas
+        )
+        return _waiting(workloads.rolled_out(world.stable, wanted_size, promoting))
 
     return step
 

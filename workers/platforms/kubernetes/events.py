@@ -5,6 +5,12 @@ own events: CanaryStarted, CanaryWeightSet, CanaryScaled, ActiveSwitched, OldSca
 Promoting, RollingBack (a Warning). The platform emits one when an apply changes what the rollout
 wants (``Desired``), never on the re-asserts the engine sends at every wake-up.
 
+Events are named as client-go's recorder names them, ``<app>.<nanoseconds since the epoch in
+hex>`` (16 digits, zero-padded), so that names sort as the events were made: a real apiserver
+lists by name, and a reader that takes the list order (or ``kubectl get events`` sorted by name)
+sees the story in order. Two events in the same nanosecond (or an old one left with the name)
+get 409: the next try takes a later timestamp.
+
 Events are best effort: the audit trail in the store is the record, so a failed Event is logged
 and the rollout carries on.
 """
@@ -13,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import socket
-import uuid
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 from workers.actions import (
     EnsureCanary,
@@ -33,6 +40,7 @@ from workers.platforms.kubernetes.target import Target
 
 log = logging.getLogger(__name__)
 COMPONENT = "canarist"
+NAME_ATTEMPTS = 3
 
 
 def reason_of(action: PlatformAction) -> str:
@@ -85,14 +93,14 @@ def emit(kube: Kube, target: Target, stable: Obj, action: PlatformAction, desire
         "namespace": target.namespace,
         **({"uid": metadata["uid"]} if metadata.get("uid") else {}),
     }
+    event_metadata: dict[str, Any] = {
+        "namespace": target.namespace,
+        "labels": target.stamp("", owned=True)["labels"],
+    }
     body = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {
-            "name": f"{target.app}.{uuid.uuid4().hex[:16]}",
-            "namespace": target.namespace,
-            "labels": target.stamp("", owned=True)["labels"],
-        },
+        "metadata": event_metadata,
         "involvedObject": involved,
         "reason": reason,
         "message": describe(action, desired, target),
@@ -105,7 +113,20 @@ def emit(kube: Kube, target: Target, stable: Obj, action: PlatformAction, desire
         "lastTimestamp": now,
         "count": 1,
     }
-    try:
-        kube.create(EVENTS, target.namespace, body)
-    except (WorkerError, TemporaryError, AlreadyExists) as exc:
-        log.warning("could not record Event %s for %s: %s", reason, target.describe(), exc)
+    stamp = time.time_ns()
+    for _ in range(NAME_ATTEMPTS):
+        event_metadata["name"] = event_name(target.app, stamp)
+        try:
+            kube.create(EVENTS, target.namespace, body)
+            return
+        except AlreadyExists:
+            stamp = max(time.time_ns(), stamp + 1)  # taken: a later name still sorts after it
+        except (WorkerError, TemporaryError) as exc:
+            log.warning("could not record Event %s for %s: %s", reason, target.describe(), exc)
+            return
+    log.warning("could not record Event %s for %s: its names are taken", reason, target.describe())
+
+
+def event_name(involved: str, nanoseconds: int) -> str:
+    """``<involved>.<16 hex digits>``: lexical order is time order (see the module docstring)."""
+    return f"{involved}.{nanoseconds:016x}"

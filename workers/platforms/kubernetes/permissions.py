@@ -16,6 +16,8 @@ Why each verb is needed:
 - httproutes get/patch: the Gateway API router writes its own rules into the user's HTTPRoute.
 - ingresses get/create/patch/delete: the nginx router clones the stable Ingress into
   ``<ingress>-canary`` and removes that clone once the rollout is over.
+- horizontalpodautoscalers list: is the stable Deployment scaled by an HPA? Then its size is the
+  HPA's and never written (autoscaling.py). List, not get: the HPA's name is the user's choice.
 """
 
 from __future__ import annotations
@@ -43,4 +45,5 @@ PERMISSIONS: frozenset[Permission] = frozenset(
     | _rules("", "events", "create")
     | _rules("gateway.networking.k8s.io", "httproutes", "get", "patch")
     | _rules("networking.k8s.io", "ingresses", "get", "create", "patch", "delete")
+    | _rules("autoscaling", "horizontalpodautoscalers", "list")
 )

@@ -133,6 +133,15 @@ def _replacing(current: dict[str, str], wanted: dict[str, str]) -> dict[str, str
 
 
 def _ports(service: Obj) -> list[tuple[Any, ...]]:
+    """The ports as a real apiserver stores them (protocol TCP, targetPort the port, when not
+    given), so a Service read back is never taken for one that needs its ports patched."""
     ports = service.get("spec", {}).get("ports") or []
-    keys = ("name", "port", "targetPort", "protocol")
-    return sorted(tuple(str(port.get(key, "")) for key in keys) for port in ports)
+    return sorted(
+        (
+            str(port.get("name", "")),
+            str(port.get("port", "")),
+            str(port.get("targetPort", port.get("port", ""))),
+            str(port.get("protocol", "TCP")),
+        )
+        for port in ports
+    )

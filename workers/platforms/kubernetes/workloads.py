@@ -16,6 +16,12 @@ only, for three reasons:
 
 The Services tell the versions apart by ``<version_label>`` (services.py), which is why routers
 and blue-green need the stable pod template to carry that label.
+
+A HorizontalPodAutoscaler on the stable Deployment owns its size (autoscaling.py): the stable's
+``spec.replicas`` is then never written (``retemplate_stable`` with ``replicas=None``), the
+canary is sized from the stable's current ``spec.replicas``, and ``rolling``, which scales the
+stable down batch by batch, is refused naming the HPA. The HPA's selector is the stable's, which
+canary pods match as said above, so its count reflects both versions' load.
 """
 
 from __future__ import annotations
@@ -206,18 +212,19 @@ def scale(kube: Kube, target: Target, name: str, replicas: int, owned: bool) -> 
 
 
 def retemplate_stable(
-    kube: Kube, target: Target, version: str, images: dict[str, str], replicas: int
+    kube: Kube, target: Target, version: str, images: dict[str, str], replicas: int | None
 ) -> None:
     """Give the stable Deployment this version label, these images and this size (promotion, or
-    undoing a promotion that failed). Containers are sent whole with the images replaced: a
-    strategic merge matches them by name, and a stale read is refused (resourceVersion)."""
+    undoing a promotion that failed; ``replicas`` None: leave the size to its HPA). Containers
+    are sent whole with the images replaced: a strategic merge matches them by name, and a stale
+    read is refused (resourceVersion)."""
 
     def change(current: Obj) -> Obj | None:
         labels = pod_labels(current)
         same = labels.get(target.label) == (version or None) and all(
             images_of(current).get(name) == image for name, image in images.items()
         )
-        if same and current.get("spec", {}).get("replicas", 1) == replicas:
+        if same and replicas in (None, current.get("spec", {}).get("replicas", 1)):
             return None
         wanted = [
             {**container, "image": images.get(container["name"], container.get("image"))}
@@ -226,9 +233,10 @@ def retemplate_stable(
         desired = {"replicas": replicas, "version": version, "images": images}
         label = {target.label: version or None}  # "": the stable had no version label
         template = {"metadata": {"labels": label}, "spec": {"containers": wanted}}
+        size = {} if replicas is None else {"replicas": replicas}
         return {
             "metadata": target.stamp(desired, owned=False),
-            "spec": {"replicas": replicas, "template": template},
+            "spec": {**size, "template": template},
         }
 
     kube.modify(DEPLOYMENTS, target.namespace, target.app, change)

@@ -31,6 +31,7 @@ from tests.workers.platforms.kubernetes.emulator import Emulator, Fault, Seen, f
 PAUSE = "registry.k8s.io/pause:3.9"
 BROKEN = "invalid.example/"  # an image prefix no registry serves: pods wait in ErrImagePull
 CRDS = Path(__file__).parent / "crds"
+NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
 
 
 @dataclass
@@ -177,14 +178,34 @@ class Cluster:
         return found
 
     def events(self, app: str) -> list[dict[str, Any]]:
+        """Canarist's Events on ``app``, oldest first: by event time, then by name (a real
+        apiserver lists by name, and names sort by time only within one emitter's clock)."""
         answer = self.core.list_namespaced_event(self.namespace, _preload_content=False)
         items = json.loads(answer.data).get("items") or []
-        return [
+        ours = [
             event
             for event in items
             if event.get("involvedObject", {}).get("name") == app
             and event.get("reportingComponent") == "canarist"
         ]
+        return sorted(ours, key=lambda event: (
+            event.get("eventTime") or event.get("firstTimestamp") or "", event["metadata"]["name"]
+        ))  # fmt: skip
+
+    def route_weights(self, name: str) -> list[dict[str, int]]:
+        """What HTTPRoute ``name`` means, rule by rule: the weight each Service backend gets.
+        A missing weight is Gateway API's default 1, and the defaulted group ("") and kind
+        (Service) are not shown: the same route as a real apiserver or the emulator stores it."""
+        route = self.get("httproute", name)
+        assert route is not None, f"no HTTPRoute {name}"
+        return [service_weights(rule) for rule in route["spec"].get("rules") or []]
+
+    def canary_annotations(self, ingress: str) -> dict[str, str]:
+        """The ingress-nginx canary annotations of Ingress ``ingress`` (nothing else of it)."""
+        found = self.get("ingress", ingress)
+        assert found is not None, f"no Ingress {ingress}"
+        annotations = found["metadata"].get("annotations") or {}
+        return {key: value for key, value in annotations.items() if key.startswith(NGINX_CANARY)}
 
     # -- the Deployment controller ----------------------------------------------------------
     def settle(self, timeout: float = 180.0) -> None:
@@ -259,6 +280,15 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"Deployments not settled in {timeout:.0f} s: {pending}")
             time.sleep(1.0)
+
+
+def service_weights(rule: dict[str, Any]) -> dict[str, int]:
+    """A rule's Service backends and their weights (a missing weight is the default 1)."""
+    weights: dict[str, int] = {}
+    for ref in rule.get("backendRefs") or []:
+        if ref.get("group", "") == "" and ref.get("kind", "Service") == "Service":
+            weights[ref["name"]] = ref.get("weight", 1)
+    return weights
 
 
 def _settled(deployment: dict[str, Any]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.workers.platforms.kubernetes.driving import NEW_IMAGE, EngineRun, drive, policy, rollout
@@ -13,15 +15,6 @@ from workers.platforms.kubernetes import KubernetesPlatform
 from workers.state import Phase
 
 pytestmark = pytest.mark.kubernetes
-
-
-def backends(cluster: Cluster, route: str) -> list[list[tuple[str, int | None]]]:
-    found = cluster.get("httproute", route)
-    assert found is not None
-    return [
-        [(ref["name"], ref.get("weight")) for ref in rule["backendRefs"]]
-        for rule in found["spec"]["rules"]
-    ]
 
 
 def user_app(cluster: Cluster, app: str, replicas: int = 4) -> None:
@@ -39,7 +32,7 @@ def test_a_canary_walks_its_weights_and_is_promoted(
         drive(platform, cluster, state, EnsureCanary(), SetTraffic(25), token="1:0:stage")
         == Ready()
     )
-    assert backends(cluster, app) == [[(app, 75), (f"{app}-canary", 25)]]
+    assert cluster.route_weights(app) == [{app: 75, f"{app}-canary": 25}]
     canary = cluster.get("deployment", f"{app}-canary")
     assert canary is not None and canary["spec"]["replicas"] == 1
     container = canary["spec"]["template"]["spec"]["containers"][0]
@@ -49,10 +42,10 @@ def test_a_canary_walks_its_weights_and_is_promoted(
     assert service is not None and service["spec"]["selector"] == {"app": app, "version": "v1"}
 
     assert drive(platform, cluster, state, SetTraffic(100), token="1:2:stage") == Ready()
-    assert backends(cluster, app) == [[(app, 0), (f"{app}-canary", 100)]]
+    assert cluster.route_weights(app) == [{app: 0, f"{app}-canary": 100}]
 
     assert drive(platform, cluster, state, Promote(), token="1:3:promote") == Ready()
-    assert backends(cluster, app) == [[(app, None)]]
+    assert cluster.route_weights(app) == [{app: 1}]
     stable = cluster.get("deployment", app)
     assert stable is not None
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE
@@ -79,7 +72,7 @@ def test_an_abort_at_25_percent_restores_stable_traffic_and_leaves_the_stable_un
     )
 
     assert drive(platform, cluster, state, Rollback("errors up"), token="1:1:rollback") == Ready()
-    assert backends(cluster, app) == [[(app, None)]]  # the route as the user wrote it
+    assert cluster.route_weights(app) == [{app: 1}]  # the route as the user wrote it
     canary = cluster.get("deployment", f"{app}-canary")
     assert canary is not None and canary["spec"]["replicas"] == 0
     after = cluster.get("deployment", app)
@@ -109,7 +102,7 @@ def test_the_engine_promotes_a_healthy_canary_through_its_weights(
     assert (
         stable is not None and stable["spec"]["template"]["metadata"]["labels"]["version"] == "v2"
     )
-    assert backends(cluster, app) == [[(app, None)]]
+    assert cluster.route_weights(app) == [{app: 1}]
     canary = cluster.get("deployment", f"{app}-canary")
     assert canary is not None and canary["spec"]["replicas"] == 0
 
@@ -129,8 +122,37 @@ def test_the_engine_aborts_a_failing_canary_and_the_platform_rolls_it_back(
 
     assert run.state.phase is Phase.ABORTED
     assert any(isinstance(action, Rollback) for action in run.applied)
-    assert backends(cluster, app) == [[(app, None)]]
+    assert cluster.route_weights(app) == [{app: 1}]
     canary = cluster.get("deployment", f"{app}-canary")
     assert canary is not None and canary["spec"]["replicas"] == 0
     after = cluster.get("deployment", app)
     assert after is not None and after["spec"] == before["spec"]
+
+
+def test_a_route_the_apiserver_defaulted_is_recognised_as_converged_and_not_patched_again(
+    cluster: Cluster, platform: KubernetesPlatform, app: str
+) -> None:
+    user_app(cluster, app)
+    state = rollout(cluster, app)
+    split = (EnsureCanary(), SetTraffic(25))
+    assert drive(platform, cluster, state, *split, token="1:0:stage") == Ready()
+    stored = cluster.get("httproute", app)
+    assert stored is not None  # weight, group and kind filled in by the apiserver
+    assert {ref["kind"] for ref in stored["spec"]["rules"][0]["backendRefs"]} == {"Service"}
+
+    for _ in range(3):  # the engine's re-asserts: the same wish, read back with defaults
+        for action in split:
+            platform.apply(replace(state, awaiting="1:0:stage"), action)
+    again = cluster.get("httproute", app)
+    assert again is not None
+    assert again["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+
+    rollback = (Rollback("no"),)
+    assert drive(platform, cluster, state, *rollback, token="1:1:rollback") == Ready()
+    reset = cluster.get("httproute", app)
+    assert reset is not None and cluster.route_weights(app) == [{app: 1}]
+    for _ in range(3):  # the stable alone again: its defaulted weight 1 is no difference
+        platform.apply(replace(state, awaiting="1:1:rollback"), rollback[0])
+    again = cluster.get("httproute", app)
+    assert again is not None
+    assert again["metadata"]["resourceVersion"] == reset["metadata"]["resourceVersion"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.workers.platforms.kubernetes.kube_stack import PAUSE, Cluster
+from tests.workers.platforms.kubernetes.kube_stack import PAUSE, Cluster, service_weights
 from tests.workers.rollout_harness import (
     STRATEGIES,
     Harness,
@@ -49,7 +49,7 @@ def running(cluster: Cluster, app: str) -> tuple[str, str]:
 
 def shares(rule: dict[str, Any]) -> dict[str, float]:
     """Each backend's share of a rule's requests (a missing weight is Gateway API's 1)."""
-    weights = {ref["name"]: ref.get("weight", 1) for ref in rule.get("backendRefs") or []}
+    weights = service_weights(rule)
     total = sum(weights.values())
     return {name: weight / total for name, weight in weights.items() if weight}
 

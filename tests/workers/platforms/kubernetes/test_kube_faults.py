@@ -34,12 +34,6 @@ def user_app(cluster: Cluster, app: str) -> None:
     cluster.http_route(app, app)
 
 
-def weights(cluster: Cluster, app: str) -> list[int | None]:
-    route = cluster.get("httproute", app)
-    assert route is not None
-    return [ref.get("weight") for ref in route["spec"]["rules"][0]["backendRefs"]]
-
-
 @pytest.mark.parametrize(
     ("method", "resource", "fault"),
     [
@@ -67,7 +61,7 @@ def test_the_platform_survives_a_fault_and_gets_there(
     answer = drive(platform, cluster, state, EnsureCanary(), SetTraffic(30), token="1:0:stage")
     assert answer == Ready()
     assert faults[0].hits == fault.left  # every injected fault was met, and survived
-    assert weights(cluster, app) == [70, 30]
+    assert cluster.route_weights(app) == [{app: 70, f"{app}-canary": 30}]
 
 
 def test_an_api_that_stays_down_is_a_temporary_error_after_a_bounded_wait(

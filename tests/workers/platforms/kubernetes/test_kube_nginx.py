@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.workers.platforms.kubernetes.driving import drive, rollout
-from tests.workers.platforms.kubernetes.kube_stack import Cluster
+from tests.workers.platforms.kubernetes.kube_stack import NGINX_CANARY, Cluster
 from workers.actions import EnsureCanary, Match, Promote, Rollback, SetTraffic
 from workers.platforms.base import Failed, PlatformError, Ready
 from workers.platforms.kubernetes import KubernetesPlatform
 
 pytestmark = pytest.mark.kubernetes
-CANARY = "nginx.ingress.kubernetes.io/canary"
+CANARY = NGINX_CANARY
 
 
 def setup_app(cluster: Cluster, app: str) -> None:
@@ -21,10 +21,7 @@ def setup_app(cluster: Cluster, app: str) -> None:
 
 
 def canary_annotations(cluster: Cluster, app: str) -> dict[str, str]:
-    ingress = cluster.get("ingress", f"{app}-canary")
-    assert ingress is not None
-    annotations = ingress["metadata"]["annotations"]
-    return {key: value for key, value in annotations.items() if key.startswith(CANARY)}
+    return cluster.canary_annotations(f"{app}-canary")
 
 
 def test_weight_header_and_cookie_become_canary_annotations(

@@ -35,7 +35,11 @@ def test_a_new_instance_reads_the_desired_state_from_the_objects(
     canary = cluster.get("deployment", f"{app}-canary")
     route = cluster.get("httproute", app)
     events = len(cluster.events(app))
-    assert restarted.readiness(state, wants) == NotYet(f"HTTPRoute {app} does not send 40% yet")
+    # the first apply waited for the canary (created at 0 replicas, generation 1 not observed
+    # yet), so the Service was never pinned to the stable version: that is what is awaited
+    assert restarted.readiness(state, wants) == NotYet(
+        f"Service {app} selects {{'app': '{app}'}}, not version=v1"
+    )
     restarted.apply(state, EnsureCanary())  # the engine's re-assert, in the new worker
     restarted.apply(state, SetTraffic(40))
     assert restarted.readiness(state, wants) == Ready()

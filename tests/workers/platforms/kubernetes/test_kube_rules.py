@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
+from tests.workers.platforms.kubernetes import defaulting
+from tests.workers.platforms.kubernetes.emulator import crd_schemas
 from workers.actions import Match, Promote, Rollback, ScaleDownOld, ScaleNew, SetTraffic
 from workers.platforms.base import PlatformError
 from workers.platforms.kubernetes.api import merge_diff
@@ -98,6 +102,18 @@ def test_route_rules_computed_from_what_a_defaulting_server_stored_are_the_same(
     again = routed_rules(stored, TARGET, 25, AUDIENCE)
     assert normalized(again) == stored  # so a re-assert writes nothing
     assert normalized(routed_rules(stored, TARGET, None, ())) == normalized(RULES)
+
+
+def test_the_platforms_defaults_are_the_crds_so_what_it_writes_is_what_it_reads_back() -> None:
+    """``normalized`` against the HTTPRoute CRD's own ``default:`` values (crds/, the schema
+    the emulator and a cluster without Gateway API default from), not against itself."""
+    schema = crd_schemas()["gateway.networking.k8s.io/v1/httproutes"]
+    for weight, audience in [(25, AUDIENCE), (None, ()), (0, AUDIENCE[:1])]:
+        written = routed_rules(RULES, TARGET, weight, audience)
+        stored = defaulting.custom_resource({"spec": {"rules": copy.deepcopy(written)}}, schema)
+        assert normalized(written) == stored["spec"]["rules"]
+        again = routed_rules(stored["spec"]["rules"], TARGET, weight, audience)
+        assert normalized(again) == stored["spec"]["rules"]  # a re-assert writes nothing
 
 
 def test_a_rule_splitting_the_stable_service_with_others_is_refused() -> None:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.workers.platforms.kubernetes.driving import drive, rollout
-from tests.workers.platforms.kubernetes.kube_stack import Cluster
+from tests.workers.platforms.kubernetes.kube_stack import Cluster, service_weights
 from workers.actions import EnsureCanary, Match, Rollback, SetTraffic
 from workers.platforms.base import PlatformError, Ready
 from workers.platforms.kubernetes import KubernetesPlatform
@@ -41,14 +41,16 @@ def test_the_audience_reaches_the_canary_first_through_a_rule_placed_first(
     cluster: Cluster, platform: KubernetesPlatform, app: str
 ) -> None:
     setup_app(cluster, app)
+    written_other = rules(cluster, app)[1]  # as the apiserver stored it, defaults and all
     state = rollout(cluster, app, strategy="targeted")
     answer = drive(
         platform, cluster, state, EnsureCanary(), SetTraffic(0, AUDIENCE), token="1:0:stage"
     )
     assert answer == Ready()
 
-    first, weighted, other = rules(cluster, app)
-    assert first["backendRefs"] == [{"name": f"{app}-canary", "port": 80}]
+    first, _, other = rules(cluster, app)
+    assert service_weights(first) == {f"{app}-canary": 1}
+    assert [ref["port"] for ref in first["backendRefs"]] == [80]
     headers = [match["headers"][-1] for match in first["matches"]]
     assert [match["path"] for match in first["matches"]] == [
         {"type": "PathPrefix", "value": "/api"}
@@ -61,23 +63,25 @@ def test_the_audience_reaches_the_canary_first_through_a_rule_placed_first(
     assert re.fullmatch(cookie["value"], "canary=always")
     assert not re.fullmatch(cookie["value"], "notcanary=always")
     assert not re.fullmatch(cookie["value"], "canary=never")
-    assert [(r["name"], r["weight"]) for r in weighted["backendRefs"]] == [
-        (app, 100),
-        (f"{app}-canary", 0),
+    assert cluster.route_weights(app) == [
+        {f"{app}-canary": 1},
+        {app: 100, f"{app}-canary": 0},
+        {"cdn": 1},
     ]
-    assert other == OTHER_RULE  # the user's other rule, as written
+    assert other == written_other  # the user's other rule, untouched
     canary = cluster.get("deployment", f"{app}-canary")
     assert canary is not None and canary["spec"]["replicas"] == 1  # the audience needs a pod
 
     answer = drive(platform, cluster, state, SetTraffic(10, AUDIENCE), token="1:2:stage")
     assert answer == Ready()
-    first, weighted, other = rules(cluster, app)
-    assert first["backendRefs"][0]["name"] == f"{app}-canary" and len(first["matches"]) == 3
-    assert [(r["name"], r["weight"]) for r in weighted["backendRefs"]] == [
-        (app, 90),
-        (f"{app}-canary", 10),
+    first, _, other = rules(cluster, app)
+    assert len(first["matches"]) == 3
+    assert cluster.route_weights(app) == [
+        {f"{app}-canary": 1},
+        {app: 90, f"{app}-canary": 10},
+        {"cdn": 1},
     ]
-    assert other == OTHER_RULE
+    assert other == written_other
 
 
 def test_re_applying_the_same_split_leaves_the_route_as_it_is(
