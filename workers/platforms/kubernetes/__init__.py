@@ -15,6 +15,9 @@ the new template. Every call is declarative:
                                 awaited), Failed (crash-looping pods, progress deadline, a
                                 refusal) or Ready
 
+With ``analysis.baseline: fresh`` the rollout also runs ``<app>-baseline`` beside the canary,
+at its size and with its share of requests, and removes it at the end (fresh_baseline.py).
+
 Nothing is kept in memory between calls: a restarted worker (a new instance) adopts the objects
 it finds by name and by their ``app.kubernetes.io/managed-by: canarist`` label and carries on.
 An Event on the stable Deployment records each transition (events.py); api.py is the only module
@@ -35,7 +38,7 @@ from kubernetes import client, config
 
 from workers.actions import Match, PlatformAction, Promote, Rollback, SetTraffic
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
-from workers.platforms.kubernetes import events, workloads
+from workers.platforms.kubernetes import events, fresh_baseline, workloads
 from workers.platforms.kubernetes.api import Kube, Obj
 from workers.platforms.kubernetes.convergence import World, converge
 from workers.platforms.kubernetes.desired import (
@@ -88,16 +91,21 @@ class KubernetesPlatform:
         baseline = self._baseline(canary, ours, stable, target)
         current = recorded if ours and recorded and recorded.attempt == target.attempt else None
         start = current or Desired(target.rollout, target.attempt, None, baseline.replicas)
-        wish = replace(start.folded(action, baseline, target.strategy, router), token=target.token)
+        folded = start.folded(action, baseline, target.strategy, router, target.fresh_baseline)
+        wish = replace(folded, token=target.token)
         metadata = target.stamp(wish.to_json(), owned=True)
         metadata["annotations"][BASELINE] = baseline_json(baseline)
         if isinstance(action, Rollback):  # undo only: never re-template what is rolled back
             canary = workloads.restamp(self.kube, target, target.canary, metadata)
         else:
             canary = workloads.ensure_canary(self.kube, target, stable, canary, metadata)
+        fresh = fresh_baseline.read(self.kube, target) if target.fresh_baseline else None
+        if target.fresh_baseline and wish.mode == "progress":
+            fresh = fresh_baseline.ensure(self.kube, target, stable, fresh, metadata, baseline)
         if not wish.same_wish(current):
             events.emit(self.kube, target, stable, action, wish)
-        converge(World(self.kube, target, router, stable, canary, wish, baseline), write=True)
+        world = World(self.kube, target, router, stable, canary, wish, baseline, fresh)
+        converge(world, write=True)
 
     def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
         target = Target.of(rollout)
@@ -121,7 +129,8 @@ class KubernetesPlatform:
                 return NotYet(behind)
             if desired.mode == "progress":  # a refusal fails the rollout, a rollback goes on
                 _check(router, target, desired.weight, desired.match)
-            world = World(self.kube, target, router, stable, canary, desired, baseline)
+            fresh = fresh_baseline.read(self.kube, target) if target.fresh_baseline else None
+            world = World(self.kube, target, router, stable, canary, desired, baseline, fresh)
             return converge(world, write=False)
         except PlatformError as exc:
             return Failed(str(exc))
@@ -145,7 +154,7 @@ def _unapplied(
         return f"attempt {target.attempt} of {target.rollout} is not applied yet"
     expected = desired
     for action in wants:
-        expected = expected.folded(action, baseline, target.strategy, router)
+        expected = expected.folded(action, baseline, target.strategy, router, target.fresh_baseline)
     if expected.same_wish(desired):
         return None
     have, want = desired.describe(), expected.describe()
