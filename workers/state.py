@@ -139,11 +139,25 @@ class RolloutSpec:
         """The platform runs a fresh baseline beside the canary, and the analysis reads it."""
         return bool(self.fresh_baseline_selector)
 
+    @property
+    def compared_selector(self) -> str:
+        """The label matchers of the series the canary is compared with."""
+        return self.fresh_baseline_selector or self.baseline_selector
+
+    def compared_with(self) -> str:
+        """Which baseline the analysis reads, in words (status, the API, the report)."""
+        if self.fresh_baseline:
+            return (
+                "a fresh baseline: pods of the stable version started with the canary, with its "
+                "size and its share of requests"
+            )
+        return "the stable fleet"
+
     def versions(self, baseline_shift: timedelta = timedelta(0)) -> Versions:
         """Who the analysis compares, as the analyzer takes it; SelectorError if unparsable.
         With a fresh baseline only its series: never the stable fleet's."""
         return Versions(
-            Selector.parse(self.fresh_baseline_selector or self.baseline_selector),
+            Selector.parse(self.compared_selector),
             Selector.parse(self.canary_selector),
             self.args_map,
             baseline_shift=baseline_shift,
