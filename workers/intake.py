@@ -68,7 +68,7 @@ from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, S
 CAS_ATTEMPTS = 8
 # The platforms that start a fresh baseline beside the canary (analysis.baseline fresh); memory
 # is the tests' fake, which records actions and starts nothing.
-FRESH_BASELINE_PLATFORMS = frozenset({"kubernetes", "memory"})
+FRESH_BASELINE_PLATFORMS = frozenset({"kubernetes", "local", "memory"})
 COMMANDS: tuple[str, ...] = get_args(CommandKind)
 Enqueue = Callable[[str, int], None]
 

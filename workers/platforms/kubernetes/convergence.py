@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.policy.traffic import Router
-from workers.platforms.base import Failed, NotYet, Readiness, Ready
+from workers.platforms.base import Failed, NotYet, Readiness, Ready, baseline_share
 from workers.platforms.kubernetes import fresh_baseline, services, workloads
 from workers.platforms.kubernetes.api import DEPLOYMENTS, Kube, Obj
-from workers.platforms.kubernetes.desired import Baseline, Desired, baseline_share
+from workers.platforms.kubernetes.desired import Baseline, Desired
 from workers.platforms.kubernetes.router import TrafficRouter
 from workers.platforms.kubernetes.target import Target
 

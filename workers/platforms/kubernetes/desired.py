@@ -37,6 +37,7 @@ from workers.actions import (
     SetTraffic,
     SwitchActive,
 )
+from workers.platforms.base import baseline_share
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 ROLLOUT = "canarist.dev/rollout"
@@ -165,12 +166,6 @@ def replicas_for_weight(stable: int, weight: int, fresh: bool = False) -> int:
     if weight >= 50:
         return stable
     return min(stable, math.ceil(stable * weight / (100 - weight)))
-
-
-def baseline_share(weight: int, fresh: bool) -> int:
-    """The fresh baseline's percent of requests: the canary's, while the stable keeps the rest
-    (weights up to 50, where the policy allows analysis); 0 above, at promotion and after."""
-    return weight if fresh and 0 < weight <= FRESH_BASELINE_MAX_WEIGHT else 0
 
 
 def sized_for_router(stable: int, weight: int, match: tuple[Match, ...]) -> int:

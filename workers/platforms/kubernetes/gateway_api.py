@@ -28,9 +28,9 @@ from typing import Any
 
 from analyzer.policy.traffic import Router
 from workers.actions import Match
-from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
+from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready, baseline_share
 from workers.platforms.kubernetes.api import HTTPROUTES, Kube, Obj
-from workers.platforms.kubernetes.desired import baseline_share, sized_for_router, stamped
+from workers.platforms.kubernetes.desired import sized_for_router, stamped
 from workers.platforms.kubernetes.target import Target
 
 Rule = dict[str, Any]
