@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.workers.platforms.kubernetes.driving import drive, rollout
+from analyzer.policy import load_policy_text
+from tests.workers.platforms.kubernetes.driving import EngineRun, drive, rollout
 from tests.workers.platforms.kubernetes.kube_stack import PAUSE, Cluster
+from tests.workers.rollout_driver import METRICS, healthy
 from workers.actions import EnsureCanary, Promote, Rollback, SetTraffic
-from workers.platforms.base import Failed, PlatformError, Ready
+from workers.platforms.base import Failed, NotYet, PlatformError, Ready
 from workers.platforms.kubernetes import KubernetesPlatform
-from workers.state import RolloutState
+from workers.state import Phase, RolloutState
 
 pytestmark = pytest.mark.kubernetes
 
@@ -126,6 +128,44 @@ def test_a_baseline_lost_between_two_actions_is_awaited_and_re_asserted(
     assert platform.readiness(asked, (EnsureCanary(), SetTraffic(25))) != Ready()
     answer = drive(platform, cluster, state, EnsureCanary(), SetTraffic(25), token="1:0:stage")
     assert answer == Ready() and replicas(cluster, f"{app}-baseline") == 1
+
+
+def test_a_baseline_never_created_before_a_crash_is_created_by_the_re_assert(
+    cluster: Cluster, platform: KubernetesPlatform, app: str
+) -> None:
+    user_app(cluster, app)
+    state = fresh(rollout(cluster, app))
+    answer = drive(platform, cluster, state, EnsureCanary(), SetTraffic(25), token="1:0:stage")
+    assert answer == Ready()
+    cluster.apps.delete_namespaced_deployment(f"{app}-baseline", cluster.namespace)
+    asked = replace(state, awaiting="1:0:stage")
+    answer = platform.readiness(asked, (EnsureCanary(), SetTraffic(25)))
+    assert isinstance(answer, NotYet) and f"{app}-baseline" in (answer.detail or "")
+    answer = drive(platform, cluster, state, EnsureCanary(), SetTraffic(25), token="1:0:stage")
+    assert answer == Ready() and replicas(cluster, f"{app}-baseline") == 1
+
+
+def test_the_engine_walks_a_fresh_baseline_to_promotion(
+    cluster: Cluster, platform: KubernetesPlatform, app: str
+) -> None:
+    user_app(cluster, app, replicas=2)
+    steps = (
+        "{type: canary, steps: [{set_weight: 50}, {analyze: {duration: 2m}}, {set_weight: 100}]}"
+    )
+    chosen = load_policy_text(
+        f"name: small\nanalysis: {{interval: 1m, baseline: fresh}}\n{METRICS}\n"
+        f"strategy: {steps}\ntraffic: {{router: gateway_api}}\n"
+    )
+    run = EngineRun(platform, cluster, chosen, fresh(rollout(cluster, app)))
+    analysing = lambda state: state.analysis_due(run.now + 3600) is not None  # noqa: E731
+    run.run(healthy(chosen), until=analysing)
+    assert weights(cluster, app) == {app: 0, f"{app}-baseline": 50, f"{app}-canary": 50}
+    assert replicas(cluster, f"{app}-canary") == replicas(cluster, f"{app}-baseline") == 1
+
+    run.run(healthy(chosen), until=lambda state: state.phase.terminal)
+    assert run.state.phase is Phase.PROMOTED
+    assert weights(cluster, app) == {app: 100}
+    assert replicas(cluster, f"{app}-canary") == replicas(cluster, f"{app}-baseline") == 0
 
 
 def test_replica_counts_give_baseline_and_canary_the_same_share(
