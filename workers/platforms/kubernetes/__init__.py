@@ -93,15 +93,17 @@ class KubernetesPlatform:
         start = current or Desired(target.rollout, target.attempt, None, baseline.replicas)
         folded = start.folded(action, baseline, target.strategy, router, target.fresh_baseline)
         wish = replace(folded, token=target.token)
+        fresh, progressing = None, wish.mode == "progress"
+        if target.fresh_baseline:  # a name taken by someone else is refused before any write
+            fresh = fresh_baseline.read(self.kube, target, refuse_foreign=progressing)
         metadata = target.stamp(wish.to_json(), owned=True)
         metadata["annotations"][BASELINE] = baseline_json(baseline)
         if isinstance(action, Rollback):  # undo only: never re-template what is rolled back
             canary = workloads.restamp(self.kube, target, target.canary, metadata)
         else:
             canary = workloads.ensure_canary(self.kube, target, stable, canary, metadata)
-        fresh = fresh_baseline.read(self.kube, target) if target.fresh_baseline else None
-        if target.fresh_baseline and wish.mode == "progress":
-            fresh = fresh_baseline.ensure(self.kube, target, stable, fresh, metadata, baseline)
+        if target.fresh_baseline and progressing:
+            fresh = fresh_baseline.ensure(self.kube, target, stable, fresh, baseline)
         if not wish.same_wish(current):
             events.emit(self.kube, target, stable, action, wish)
         world = World(self.kube, target, router, stable, canary, wish, baseline, fresh)
@@ -122,6 +124,8 @@ class KubernetesPlatform:
                 self._baseline(None, False, stable, target)  # a refusal shows as Failed
                 workloads.new_images(stable, target)
                 _check(router, target, 0, ())
+                if target.fresh_baseline:
+                    fresh_baseline.read(self.kube, target, refuse_foreign=True)
                 return NotYet(f"{target.canary} is not created for {target.rollout} yet")
             baseline = self._baseline(canary, True, stable, target)
             behind = _unapplied(desired, wants, baseline, target, router)
@@ -129,7 +133,10 @@ class KubernetesPlatform:
                 return NotYet(behind)
             if desired.mode == "progress":  # a refusal fails the rollout, a rollback goes on
                 _check(router, target, desired.weight, desired.match)
-            fresh = fresh_baseline.read(self.kube, target) if target.fresh_baseline else None
+            fresh = None
+            if target.fresh_baseline:
+                progressing = desired.mode == "progress"
+                fresh = fresh_baseline.read(self.kube, target, refuse_foreign=progressing)
             world = World(self.kube, target, router, stable, canary, desired, baseline, fresh)
             return converge(world, write=False)
         except PlatformError as exc:

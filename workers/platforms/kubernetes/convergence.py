@@ -59,7 +59,7 @@ class World:
         target = self.target
         self.stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app) or self.stable
         self.canary = self.kube.get(DEPLOYMENTS, target.namespace, target.canary) or self.canary
-        if target.fresh_baseline:
+        if self.fresh is not None:  # only ever ours (fresh_baseline.read)
             self.fresh = self.kube.get(DEPLOYMENTS, target.namespace, target.baseline)
 
 

@@ -37,10 +37,14 @@ from workers.platforms.kubernetes.workloads import containers
 ROLE = "baseline"
 
 
-def read(kube: Kube, target: Target) -> Obj | None:
-    """The fresh baseline's Deployment, or None; refuse one Canarist did not create."""
+def read(kube: Kube, target: Target, refuse_foreign: bool) -> Obj | None:
+    """The fresh baseline's Deployment, or None. One Canarist did not create is refused while
+    the rollout progresses (``refuse_foreign``) and otherwise ignored: a promotion or rollback
+    never scales someone else's Deployment, and never fails on it."""
     found = kube.get(DEPLOYMENTS, target.namespace, target.baseline)
     if found is not None and not marks.owned_by_canarist(found):
+        if not refuse_foreign:
+            return None
         raise PlatformError(
             f"Deployment {target.namespace}/{target.baseline} exists and is not managed by "
             f"canarist (no {marks.MANAGED_BY}: canarist label): analysis.baseline fresh needs "
@@ -68,16 +72,9 @@ def pod_template(stable: Obj, target: Target, baseline: Baseline) -> dict[str, A
     return template
 
 
-def ensure(
-    kube: Kube,
-    target: Target,
-    stable: Obj,
-    current: Obj | None,
-    metadata: dict[str, Any],
-    baseline: Baseline,
-) -> Obj:
+def ensure(kube: Kube, target: Target, stable: Obj, current: Obj | None, baseline: Baseline) -> Obj:
     """Create the fresh baseline at 0 replicas, or re-template one left by another rollout or
-    attempt; it carries ``metadata`` (the rollout's labels) like the canary."""
+    attempt; it carries this attempt's labels and, as its desired state, what it runs."""
     spec = {
         "selector": pod_selector(stable, target),
         "template": pod_template(stable, target, baseline),
@@ -88,7 +85,7 @@ def ensure(
             if key in stable.get("spec", {})
         },
     }
-    stamp = {"labels": metadata["labels"], "annotations": {marks.DESIRED: "{}"}}
+    stamp = target.stamp({"version": baseline.version, "images": baseline.images}, owned=True)
     if current is None:
         body = {
             "apiVersion": "apps/v1",
@@ -105,7 +102,7 @@ def ensure(
         )
 
     def change(found: Obj) -> Obj | None:
-        if marks.stamped(found, {"labels": stamp["labels"], "annotations": {}}):
+        if marks.stamped(found, stamp):
             return None  # this attempt templated it already
         wanted = {**found.get("spec", {}), **spec}
         body = {"spec": merge_diff(found.get("spec", {}), wanted), "metadata": stamp}

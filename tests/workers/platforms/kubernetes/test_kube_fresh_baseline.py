@@ -201,6 +201,21 @@ def test_ingress_nginx_is_refused_rather_than_compared_with_the_stable_fleet(
     assert cluster.get("ingress", f"{app}-canary") is None
 
 
+def test_a_foreign_baseline_deployment_is_refused_and_a_rollback_leaves_it_alone(
+    cluster: Cluster, platform: KubernetesPlatform, app: str
+) -> None:
+    user_app(cluster, app)
+    cluster.deployment(f"{app}-baseline", replicas=1)  # a person's, not Canarist's
+    state = fresh(rollout(cluster, app))
+    with pytest.raises(PlatformError, match="is not managed by canarist"):
+        platform.apply(state, EnsureCanary())
+    assert cluster.get("deployment", f"{app}-canary") is None  # refused before any write
+    answer = platform.readiness(replace(state, awaiting="1:0:stage"), (EnsureCanary(),))
+    assert isinstance(answer, Failed) and "is not managed by canarist" in answer.reason
+    assert drive(platform, cluster, state, Rollback("refused"), token="1:1:rollback") == Ready()
+    assert replicas(cluster, f"{app}-baseline") == 1
+
+
 def test_without_a_fresh_baseline_nothing_else_runs(
     cluster: Cluster, platform: KubernetesPlatform, app: str
 ) -> None:
