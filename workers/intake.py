@@ -66,6 +66,9 @@ from workers.stepping import Stepped, split, step_and_save
 from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, StateStore, Stored
 
 CAS_ATTEMPTS = 8
+# The platforms that start a fresh baseline beside the canary (analysis.baseline fresh); memory
+# is the tests' fake, which records actions and starts nothing.
+FRESH_BASELINE_PLATFORMS = frozenset({"kubernetes", "local", "memory"})
 COMMANDS: tuple[str, ...] = get_args(CommandKind)
 Enqueue = Callable[[str, int], None]
 
@@ -189,6 +192,19 @@ class Intake:
                 "that matches requests: set traffic.router to gateway_api or nginx_ingress "
                 "(replica counts cannot send a chosen audience to the canary)"
             )
+        if policy.analysis.baseline == "fresh" and job.platform not in FRESH_BASELINE_PLATFORMS:
+            raise InvalidJobError(
+                f"policy {job.policy!r} compares the canary with a fresh baseline, which platform "
+                f"{job.platform} cannot start (it runs on "
+                f"{', '.join(sorted(FRESH_BASELINE_PLATFORMS))}): use one of those, or "
+                "analysis.baseline stable"
+            )
+        if job.fresh_baseline is not None and policy.analysis.baseline != "fresh":
+            raise InvalidJobError(
+                f"fresh_baseline is given, but policy {job.policy!r} compares the canary with the "
+                "stable fleet (analysis.baseline stable): drop it, or use a policy with "
+                "analysis.baseline fresh"
+            )
         undefined = [route for route in policy.alerts if route not in self.alert_routes]
         if undefined:
             defined = ", ".join(sorted(self.alert_routes)) or "none"
@@ -204,7 +220,15 @@ class Intake:
 
     def submit(self, job: RolloutJob, actor: str) -> Submitted:
         policy, args = self.check(job)
-        now, spec = self.clock(), job.spec(args, policy.strategy.type, policy.traffic)
+        fresh = policy.analysis.baseline == "fresh"
+        spec = job.spec(
+            args,
+            policy.strategy.type,
+            policy.traffic,
+            fresh_baseline=fresh,
+            pod_label=policy.analysis.pod_label,
+        )
+        now = self.clock()
         summary = f"{job.app} {job.version} in {job.namespace} with policy {job.policy}"
         event = RecordEvent(
             EventKind.SUBMITTED,

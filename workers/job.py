@@ -14,6 +14,7 @@ value back whole (a 10 MB selector gets a one-line answer). Bounds, and why:
     images          16 containers, DNS label -> image       a pod has a handful of containers
     args            32 entries, name (63) -> 1 KiB value    values land in every query
     baseline/canary 1 KiB, 16 label matchers                they land in every query's URL
+    fresh_baseline  the same (optional)                     likewise
     idempotency_key 200 printable ASCII characters          HTTP header material
 
 ``digest()`` fingerprints the normalised job (selectors re-rendered, maps sorted) so that an
@@ -30,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analyzer.errors import SelectorError, TemplateError
-from analyzer.policy.promql import Selector, shown
+from analyzer.policy.promql import Matcher, Selector, shown
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import TrafficSpec
 from workers.platforms import platform_names
@@ -90,6 +91,14 @@ class RolloutJob(BaseModel):
         max_length=MAX_SELECTOR_CHARS,
         description="label matchers of the new version's series",
     )
+    fresh_baseline: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SELECTOR_CHARS,
+        description="label matchers of the fresh baseline's series, for a policy with "
+        "analysis.baseline fresh (default: baseline's matchers narrowed to the pods Canarist "
+        "starts, see fresh_baseline_selector)",
+    )
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"
     )
@@ -138,9 +147,11 @@ class RolloutJob(BaseModel):
                     )
         return args
 
-    @field_validator("baseline", "canary")
+    @field_validator("baseline", "canary", "fresh_baseline")
     @classmethod
-    def _selector(cls, text: str) -> str:
+    def _selector(cls, text: str | None) -> str | None:
+        if text is None:
+            return None
         try:
             selector = Selector.parse(text)
             rendered = selector.render()
@@ -153,7 +164,7 @@ class RolloutJob(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_versions(self) -> RolloutJob:
-        if self.baseline == self.canary:
+        if self.canary in (self.baseline, self.fresh_baseline):
             raise ValueError("baseline and canary select the same series: nothing to compare")
         return self
 
@@ -174,7 +185,8 @@ class RolloutJob(BaseModel):
     def digest(self) -> str:
         """SHA-256 of the normalised job without its idempotency key: two jobs that would run
         the same rollout have the same digest, and any other difference changes it."""
-        record = self.model_dump(mode="json", exclude={"idempotency_key"})
+        unset = {"fresh_baseline"} if self.fresh_baseline is None else set()  # digests as before
+        record = self.model_dump(mode="json", exclude={"idempotency_key", *unset})
         canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -183,8 +195,19 @@ class RolloutJob(BaseModel):
         args: dict[str, str],
         strategy: StrategyType = StrategyType.CANARY,
         traffic: TrafficSpec | None = None,
+        *,
+        fresh_baseline: bool = False,
+        pod_label: str = "pod",
     ) -> RolloutSpec:
-        """The rollout's spec, with the policy's strategy type and traffic section at submit."""
+        """The rollout's spec, with the policy's strategy type and traffic section at submit;
+        ``fresh_baseline``: the policy's analysis.baseline is fresh (its pod_label: the label
+        that names pods)."""
+        routed = rollout_traffic(traffic or TrafficSpec(), self.app)
+        fresh = ""
+        if fresh_baseline:
+            fresh = self.fresh_baseline or fresh_baseline_selector(
+                self.baseline, self.platform, self.app, pod_label, routed.version_label
+            )
         return RolloutSpec(
             version=self.version,
             image=self.image or "",
@@ -194,13 +217,36 @@ class RolloutJob(BaseModel):
             args=tuple(sorted(args.items())),
             strategy=strategy,
             images=tuple(sorted(self.images.items())),
-            traffic=rollout_traffic(traffic or TrafficSpec(), self.app),
+            traffic=routed,
+            fresh_baseline_selector=fresh,
         )
 
 
 def _at_most(count: int, limit: int, what: str) -> None:
     if count > limit:
         raise ValueError(f"at most {limit} {what}, not {count}")
+
+
+def fresh_baseline_selector(
+    baseline: str, platform: str, app: str, pod_label: str, version_label: str
+) -> str:
+    """The fresh baseline's series by the convention of the pods or processes Canarist starts for
+    it: the job's baseline matchers, narrowed so that the stable fleet never matches.
+
+    local        processes are scraped with ``track="baseline"`` (the stable's: ``stable``)
+    otherwise    pods are named ``<app>-baseline-<hash>-<id>`` (the Deployment ``<app>-baseline``)
+                 and carry no ``<version_label>`` (the stable Service, pinned to it, must not
+                 select them), so matchers on that label are dropped and
+                 ``<pod_label>=~"<app>-baseline-.+"`` is added
+    """
+    matchers = Selector.parse(baseline).matchers
+    if platform == "local":
+        extra = Matcher("track", "=", "baseline")
+        kept = tuple(m for m in matchers if m.label != extra.label)
+    else:
+        extra = Matcher(pod_label, "=~", f"{app}-baseline-.+")  # app: a DNS label
+        kept = tuple(m for m in matchers if m.label not in (version_label, pod_label))
+    return Selector((*kept, extra)).render()
 
 
 def rollout_traffic(traffic: TrafficSpec, app: str) -> RolloutTraffic:

@@ -126,15 +126,38 @@ class RolloutSpec:
     strategy: StrategyType = StrategyType.CANARY  # the policy's at submit: how platforms scale
     images: tuple[tuple[str, str], ...] = ()  # (container, image), sorted: several containers
     traffic: RolloutTraffic = field(default_factory=RolloutTraffic)  # the policy's router at submit
+    # analysis.baseline fresh at submit: the selector of the fresh baseline's series only ("":
+    # the canary is compared with the stable fleet, ``baseline_selector``)
+    fresh_baseline_selector: str = ""
 
     @property
     def args_map(self) -> dict[str, str]:
         return dict(self.args)
 
+    @property
+    def fresh_baseline(self) -> bool:
+        """The platform runs a fresh baseline beside the canary, and the analysis reads it."""
+        return bool(self.fresh_baseline_selector)
+
+    @property
+    def compared_selector(self) -> str:
+        """The label matchers of the series the canary is compared with."""
+        return self.fresh_baseline_selector or self.baseline_selector
+
+    def compared_with(self) -> str:
+        """Which baseline the analysis reads, in words (status, the API, the report)."""
+        if self.fresh_baseline:
+            return (
+                "a fresh baseline: pods of the stable version started with the canary, with its "
+                "size and its share of requests"
+            )
+        return "the stable fleet"
+
     def versions(self, baseline_shift: timedelta = timedelta(0)) -> Versions:
-        """Who the analysis compares, as the analyzer takes it; SelectorError if unparsable."""
+        """Who the analysis compares, as the analyzer takes it; SelectorError if unparsable.
+        With a fresh baseline only its series: never the stable fleet's."""
         return Versions(
-            Selector.parse(self.baseline_selector),
+            Selector.parse(self.compared_selector),
             Selector.parse(self.canary_selector),
             self.args_map,
             baseline_shift=baseline_shift,

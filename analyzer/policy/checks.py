@@ -27,6 +27,8 @@ from analyzer.policy.strategy import (
 )
 from analyzer.policy.traffic import Router, TrafficSpec
 
+FRESH_BASELINE_MAX_WEIGHT = 50  # a fresh baseline's share equals the canary's: 2 x 50 = 100
+
 
 def policy_problems(
     *,
@@ -35,6 +37,7 @@ def policy_problems(
     metrics: Sequence[MetricBase],
     strategy: Strategy,
     traffic: TrafficSpec,
+    baseline: str = "stable",
 ) -> list[PolicyProblem]:
     """Every cross-field problem of a policy with these sections: its job arguments' names, its
     ``analysis.interval``, its metrics, its strategy and its traffic section."""
@@ -45,7 +48,43 @@ def policy_problems(
         *_nothing_counts(metrics),
         *_strategy(strategy, interval),
         *_traffic(strategy, traffic),
+        *(_fresh_baseline(strategy, traffic) if baseline == "fresh" else ()),
     ]
+
+
+def _fresh_baseline(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
+    """A fresh baseline takes the canary's share of random requests from the stable, so it needs
+    weight steps (a canary strategy), analysis at weights up to 50, and a router that can send
+    requests three ways (ingress-nginx allows one canary Ingress per host)."""
+    if not isinstance(strategy, CanaryStrategy):
+        why = (
+            "a targeted audience is not a random share of requests, so no baseline can get the "
+            "same one"
+            if isinstance(strategy, TargetedStrategy)
+            else "only weight steps give a fresh baseline the canary's share of requests"
+        )
+        yield PolicyProblem(
+            ("analysis", "baseline"),
+            f"fresh needs strategy type canary, not {strategy.type}: {why}; use baseline: stable",
+        )
+        return
+    if traffic.router == Router.NGINX_INGRESS:
+        yield PolicyProblem(
+            ("analysis", "baseline"),
+            "fresh needs a three-way split, and ingress-nginx allows only one canary Ingress per "
+            "host: use traffic.router gateway_api or replicas, or baseline: stable",
+        )
+    weight = 0
+    for index, step in enumerate(strategy.steps):
+        if isinstance(step, SetWeightStep):
+            weight = step.set_weight
+        elif isinstance(step, AnalyzeStep) and weight > FRESH_BASELINE_MAX_WEIGHT:
+            yield PolicyProblem(
+                ("strategy", "steps", index, "analyze"),
+                f"analysis at weight {weight} with a fresh baseline: the baseline takes as much "
+                f"traffic as the canary, so the two are compared at {FRESH_BASELINE_MAX_WEIGHT}% "
+                "at most; analyse before the weight passes 50",
+            )
 
 
 def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[PolicyProblem]:

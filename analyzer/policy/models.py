@@ -76,6 +76,12 @@ class Analysis(PolicyModel):
         pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
         description="the label that tells pods apart in queries written by (pod)",
     )
+    baseline: Literal["stable", "fresh"] = Field(
+        default="stable",
+        description="what the canary is compared with: stable, the running stable fleet; fresh, "
+        "new pods of the stable version started beside the canary with its size and its share "
+        "of traffic (Kayenta's baseline), so pod age, warm-up and cache state cancel out",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Analysis:
@@ -116,6 +122,7 @@ class Policy(PolicyModel):
         problems = policy_problems(
             arg_names={arg.name for arg in self.args},
             interval=self.analysis.interval,
+            baseline=self.analysis.baseline,
             metrics=self.metrics,
             strategy=self.strategy,
             traffic=self.traffic,

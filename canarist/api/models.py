@@ -101,7 +101,14 @@ class Event(Answer):
 
 
 class RolloutDetail(RolloutSummary):
-    baseline: str = Field(description="label matchers of the stable version")
+    baseline: str = Field(
+        description="label matchers of the series the canary is compared with: the stable "
+        "version's, or only the fresh baseline's (analysis.baseline fresh)"
+    )
+    compared_with: str = Field(
+        default="the stable fleet",
+        description="which baseline: the stable fleet, or a fresh baseline started with the canary",
+    )
     canary: str = Field(description="label matchers of the new version")
     args: dict[str, str]
     events: list[Event] = Field(description="the audit trail, oldest first")
@@ -134,7 +141,8 @@ def detail(state: RolloutState, events: Sequence[AuditEvent], label: StageLabel)
     spec = state.spec
     return RolloutDetail(
         **_summary_fields(state, label, latest_evidence(events)),
-        baseline=spec.baseline_selector,
+        baseline=spec.compared_selector,
+        compared_with=spec.compared_with(),
         canary=spec.canary_selector,
         args=spec.args_map,
         events=[

@@ -169,6 +169,7 @@ def status_view(rollout: dict[str, Any]) -> Group:
         f"in {rollout['namespace']} (policy {rollout['policy']})",
         "phase": rollout["phase"] + (" (final)" if rollout["terminal"] else ""),
         "stage": _stage(rollout),
+        "compared with": rollout.get("compared_with"),
         "weight": f"{rollout['canary_weight']}%",
         "verdict": _verdict(rollout),
         "pause reason": rollout.get("pause_reason"),
@@ -230,6 +231,10 @@ def submit(
         typer.Option(help="container=image, for pods with several containers (repeatable)"),
     ] = None,
     platform: Annotated[str, typer.Option(help="kubernetes, local or observe")] = "observe",
+    fresh_baseline: Annotated[
+        str | None,
+        typer.Option(help="the fresh baseline's matchers (policy analysis.baseline: fresh)"),
+    ] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="k=v for the policy")] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="the same key always returns the same rollout")
@@ -253,6 +258,8 @@ def submit(
         job["image"] = image
     if container_image:
         job["images"] = parse_args(container_image, "--container-image")
+    if fresh_baseline is not None:
+        job["fresh_baseline"] = fresh_baseline
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     with ApiClient(api, token) as client:
         answer = client.call("POST", "/v1/rollouts", job, headers)

@@ -128,7 +128,7 @@ def header(history: History, policy_name: str | None) -> str:
         ("Strategy", state.spec.strategy),
         ("Submitted by", (submitted.actor or "—") if submitted else "—"),
         ("Attempt", str(state.attempt)),
-        ("Baseline", state.spec.baseline_selector),
+        ("Baseline", f"{state.spec.compared_with()}: {state.spec.compared_selector}"),
         ("Canary", state.spec.canary_selector),
         ("Rollout", state.id),
         ("Image", state.spec.image or "—"),

@@ -178,6 +178,13 @@ def test_submit_names_an_image_per_container(served: Served) -> None:
     assert "--container-image 'sidecar': expected name=value" in refused.output
 
 
+def test_submit_passes_the_fresh_baseline_selector(served: Served) -> None:
+    argv = [*SUBMIT, "--app", "pantry", "--platform", "kubernetes"]
+    refused = cli(served, *argv, "--fresh-baseline", 'app="pantry",role="baseline"')
+    assert refused.exit_code == 2  # the API got it: this policy compares with the stable fleet
+    assert "fresh_baseline is given, but policy" in refused.output
+
+
 def test_status_watch_follows_until_the_rollout_finishes(served: Served) -> None:
     rollout_id = cli(served, *SUBMIT, "--app", "cart").stdout.strip()
 
@@ -263,6 +270,11 @@ def test_status_shows_the_last_verdict_per_metric_as_plain_text() -> None:
     for metric in ("error-ratio", "latency", "memory"):
         assert f"{metric}: fail" in shown
     assert "FAIL: scripted fail" in shown
+    assert "compared with  the stable fleet" in shown  # the policy's analysis.baseline: stable
+    detail["compared_with"] = "a fresh baseline: pods of the stable version started with it"
+    console = Console(record=True, width=160)
+    console.print(status_view(detail))
+    assert "compared with  a fresh baseline: pods of the stable version" in console.export_text()
 
 
 def canarist(served: Served, *argv: str, who: str = "viewer") -> subprocess.Popen[str]:

@@ -24,7 +24,8 @@ the controllers and the nodes act): ``readiness`` reports that, and the task pol
 ``apply`` raises ``workers.errors.TemporaryError`` when the platform is unreachable or busy (the
 task logs it and the next wake-up re-asserts) and ``PlatformError`` for anything permanent.
 Implementations are siblings (observe.py, memory.py, local/, kubernetes/) and
-``workers.platforms.platform_for(name)`` is the registry.
+``workers.platforms.platform_for(name)`` is the registry. A platform that runs a fresh baseline
+(kubernetes/, local/) gives it ``baseline_share`` of the requests.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from analyzer.errors import UnknownNameError
+from analyzer.policy.checks import FRESH_BASELINE_MAX_WEIGHT
 from workers.actions import PlatformAction
 from workers.errors import WorkerError
 from workers.state import RolloutState
@@ -81,3 +83,10 @@ class Platform(Protocol):
     def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
         """Whether the world is what ``wants`` (applied in order) makes it, for ``rollout``."""
         ...
+
+
+def baseline_share(weight: int, fresh: bool) -> int:
+    """A fresh baseline's percent of requests (analysis.baseline fresh): the canary's, while the
+    stable keeps the rest (weights up to 50, where a policy may analyse); 0 above it, at
+    promotion and after. Every platform that runs one splits by this."""
+    return weight if fresh and 0 < weight <= FRESH_BASELINE_MAX_WEIGHT else 0

@@ -69,6 +69,7 @@ def test_an_aborted_rollout_says_what_why_who_and_when_first(
     assert f"Took {duration(aborting.at - state.created_at)}" in header
     assert "Submitted by ci-pipeline" in header
     assert "Policy default-canary" in header
+    assert f"Baseline the stable fleet: {state.spec.baseline_selector}" in header
     # The metric behind the decision links to its card.
     driver = page.within("metrics", "article")[0]
     assert driver.attrs["id"] == "metric-error-ratio"

@@ -15,6 +15,9 @@ the new template. Every call is declarative:
                                 awaited), Failed (crash-looping pods, progress deadline, a
                                 refusal) or Ready
 
+With ``analysis.baseline: fresh`` the rollout also runs ``<app>-baseline`` beside the canary,
+at its size and with its share of requests, and removes it at the end (fresh_baseline.py).
+
 Nothing is kept in memory between calls: a restarted worker (a new instance) adopts the objects
 it finds by name and by their ``app.kubernetes.io/managed-by: canarist`` label and carries on.
 An Event on the stable Deployment records each transition (events.py); api.py is the only module
@@ -35,7 +38,7 @@ from kubernetes import client, config
 
 from workers.actions import Match, PlatformAction, Promote, Rollback, SetTraffic
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
-from workers.platforms.kubernetes import autoscaling, events, workloads
+from workers.platforms.kubernetes import autoscaling, events, fresh_baseline, workloads
 from workers.platforms.kubernetes.api import Kube, Obj
 from workers.platforms.kubernetes.convergence import World, converge
 from workers.platforms.kubernetes.desired import (
@@ -93,16 +96,24 @@ class KubernetesPlatform:
         baseline = autoscaling.sizing(found, stable, autoscaler)  # recorded: readiness sizes alike
         current = recorded if ours and recorded and recorded.attempt == target.attempt else None
         start = current or Desired(target.rollout, target.attempt, None, baseline.replicas)
-        wish = replace(start.folded(action, baseline, target.strategy, router), token=target.token)
+        folded = start.folded(action, baseline, target.strategy, router, target.fresh_baseline)
+        wish = replace(folded, token=target.token)
+        fresh, progressing = None, wish.mode == "progress"
+        if target.fresh_baseline:  # a name taken by someone else is refused before any write
+            fresh = fresh_baseline.read(self.kube, target, refuse_foreign=progressing)
         metadata = target.stamp(wish.to_json(), owned=True)
         metadata["annotations"][BASELINE] = baseline_json(baseline)
         if isinstance(action, Rollback):  # undo only: never re-template what is rolled back
             canary = workloads.restamp(self.kube, target, target.canary, metadata)
         else:
             canary = workloads.ensure_canary(self.kube, target, stable, canary, metadata)
+        if target.fresh_baseline and progressing:
+            fresh = fresh_baseline.ensure(self.kube, target, stable, fresh, baseline)
         if not wish.same_wish(current):
             events.emit(self.kube, target, stable, action, wish)
-        world = World(self.kube, target, router, stable, canary, wish, baseline, autoscaler)
+        world = World(
+            self.kube, target, router, stable, canary, wish, baseline, autoscaler, fresh=fresh
+        )
         converge(world, write=True)
 
     def readiness(self, rollout: RolloutState, wants: Sequence[PlatformAction]) -> Readiness:
@@ -123,6 +134,8 @@ class KubernetesPlatform:
                 self._baseline(None, False, stable, target)  # a refusal shows as Failed
                 workloads.new_images(stable, target)
                 _check(router, target, 0, ())
+                if target.fresh_baseline:
+                    fresh_baseline.read(self.kube, target, refuse_foreign=True)
                 return NotYet(f"{target.canary} is not created for {target.rollout} yet")
             baseline = self._baseline(canary, True, stable, target)
             behind = _unapplied(desired, wants, baseline, target, router)
@@ -130,7 +143,13 @@ class KubernetesPlatform:
                 return NotYet(behind)
             if desired.mode == "progress":  # a refusal fails the rollout, a rollback goes on
                 _check(router, target, desired.weight, desired.match)
-            world = World(self.kube, target, router, stable, canary, desired, baseline, autoscaler)
+            fresh = None
+            if target.fresh_baseline:
+                progressing = desired.mode == "progress"
+                fresh = fresh_baseline.read(self.kube, target, refuse_foreign=progressing)
+            world = World(
+                self.kube, target, router, stable, canary, desired, baseline, autoscaler, fresh
+            )
             return converge(world, write=False)
         except PlatformError as exc:
             return Failed(str(exc))
@@ -154,7 +173,7 @@ def _unapplied(
         return f"attempt {target.attempt} of {target.rollout} is not applied yet"
     expected = desired
     for action in wants:
-        expected = expected.folded(action, baseline, target.strategy, router)
+        expected = expected.folded(action, baseline, target.strategy, router, target.fresh_baseline)
     if expected.same_wish(desired):
         return None
     have, want = desired.describe(), expected.describe()

@@ -7,8 +7,10 @@ not: so ``apply`` (write=True) moves the cluster as far as it safely can, and ``
 it awaits at every wake-up, a step that must wait (pods becoming available) is simply taken
 further at the next apply: order is kept without any memory beyond the objects themselves.
 
-    progress   canary Service; canary at its size (crash-looping pods: Failed); blue-green's
-               active Service; the router's split; the stable's size (rolling, blue-green)
+    progress   canary Service (and the fresh baseline's); canary at its size (crash-looping
+               pods: Failed), the fresh baseline at the same size while it takes the canary's
+               share (fresh_baseline.py); blue-green's active Service; the router's split; the
+               stable's size (rolling, blue-green)
     promote    canary at full size; all traffic to it (blue-green: the switch); the stable
                Deployment takes the new template at full size and rolls out (past its deadline:
                Failed); the stable Service selects the new version; the router reset; the
@@ -18,6 +20,7 @@ further at the next apply: order is kept without any memory beyond the objects t
     rollback   the stable back as the baseline found it (only if the rollout changed it: a
                canary abort never touches it); Services back on the stable version; the router
                reset, verified; only then the canary at zero
+    both end with the fresh baseline at zero, once the router sends it nothing
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.policy.traffic import Router
-from workers.platforms.base import Failed, NotYet, Readiness, Ready
-from workers.platforms.kubernetes import services, workloads
+from workers.platforms.base import Failed, NotYet, Readiness, Ready, baseline_share
+from workers.platforms.kubernetes import fresh_baseline, services, workloads
 from workers.platforms.kubernetes.api import DEPLOYMENTS, Kube, Obj
 from workers.platforms.kubernetes.desired import Baseline, Desired
 from workers.platforms.kubernetes.router import TrafficRouter
@@ -46,6 +49,7 @@ class World:
     desired: Desired
     baseline: Baseline
     autoscaler: str | None = None  # an HPA scales the stable: its size is never written
+    fresh: Obj | None = None  # the fresh baseline's Deployment (fresh_baseline.py), when it runs
 
     @property
     def routed(self) -> bool:
@@ -56,6 +60,8 @@ class World:
         target = self.target
         self.stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app) or self.stable
         self.canary = self.kube.get(DEPLOYMENTS, target.namespace, target.canary) or self.canary
+        if self.fresh is not None:  # only ever ours (fresh_baseline.read)
+            self.fresh = self.kube.get(DEPLOYMENTS, target.namespace, target.baseline)
 
 
 Step = Callable[[World, bool], Readiness | None]
@@ -83,6 +89,37 @@ def canary_service(world: World, write: bool) -> Readiness | None:
     if write:
         services.ensure_canary_service(world.kube, target, stable_service)
     return services.selects(world.kube, target, stable_service)
+
+
+def fresh_service(world: World, write: bool) -> Readiness | None:
+    """A request router's Service for the fresh baseline (replica counts need none)."""
+    target = world.target
+    if not (target.fresh_baseline and target.needs_services):
+        return None
+    stable_service = services.read_stable_service(world.kube, target)
+    if write:
+        fresh_baseline.ensure_service(world.kube, target, stable_service)
+    return fresh_baseline.service_ready(world.kube, target, stable_service)
+
+
+def fresh_at(size: Callable[[World], int]) -> Step:
+    """The fresh baseline's Deployment at ``size`` (absent is fine at 0: nothing to remove)."""
+
+    def step(world: World, write: bool) -> Readiness | None:
+        target = world.target
+        if not target.fresh_baseline:
+            return None
+        replicas, found = size(world), world.fresh
+        if write and found is not None and found.get("spec", {}).get("replicas") != replicas:
+            workloads.scale(world.kube, target, target.baseline, replicas, owned=True)
+            world.reread()
+            found = world.fresh
+        if found is None:
+            why = f"Deployment {target.baseline} (the fresh baseline) is not created yet"
+            return None if replicas == 0 else NotYet(why)
+        return _waiting(workloads.rolled_out(found, replicas, deadline_fails=replicas > 0))
+
+    return step
 
 
 def canary_at(size: Callable[[World], int], healthy: bool = True) -> Step:
@@ -209,10 +246,18 @@ def _active_version(world: World) -> str:
     return _new(world) if world.desired.active == "canary" else _old(world)
 
 
+def _fresh_size(world: World) -> int:
+    """The fresh baseline runs the canary's size while it takes the canary's share."""
+    desired = world.desired
+    return desired.canary_replicas if baseline_share(desired.weight, True) else 0
+
+
 def _progress(world: World) -> list[Step]:
     return [
         canary_service,
+        fresh_service,
         canary_at(lambda w: w.desired.canary_replicas),
+        fresh_at(_fresh_size),
         pinned_to(_active_version, _blue_green),
         pinned_to(_old, lambda w: w.routed),
         routed(lambda w: w.desired.weight),
@@ -236,6 +281,7 @@ def _promote(world: World) -> list[Step]:
         pinned_to(_new, _services),
         routed(_none, with_match=False),
         canary_at(_none, healthy=False),
+        fresh_at(_none),
     ]
 
 
@@ -245,6 +291,7 @@ def _rollback(world: World) -> list[Step]:
         pinned_to(_old, _services, missing_ok=True),
         routed(_none, with_match=False),
         canary_at(_none, healthy=False),
+        fresh_at(_none),
     ]
 
 

@@ -23,6 +23,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from analyzer.policy.checks import FRESH_BASELINE_MAX_WEIGHT
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Router
 from workers.actions import (
@@ -36,13 +37,14 @@ from workers.actions import (
     SetTraffic,
     SwitchActive,
 )
+from workers.platforms.base import baseline_share
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 ROLLOUT = "canarist.dev/rollout"
 ATTEMPT = "canarist.dev/attempt"
 DESIRED = "canarist.dev/desired"
 BASELINE = "canarist.dev/baseline"
-ROLE = "canarist.dev/role"  # on canary pods only: see workloads.py
+ROLE = "canarist.dev/role"  # canary pods: see workloads.py; fresh baseline pods: fresh_baseline.py
 Mode = Literal["progress", "promote", "rollback"]
 
 
@@ -79,13 +81,21 @@ class Desired:
     stable_touched: bool = False  # the rollout scaled or re-templated the stable Deployment
 
     def folded(
-        self, action: PlatformAction, baseline: Baseline, strategy: StrategyType, router: Sizing
+        self,
+        action: PlatformAction,
+        baseline: Baseline,
+        strategy: StrategyType,
+        router: Sizing,
+        fresh: bool = False,
     ) -> Desired:
-        """This wish after ``action``: declarative, so folding one twice changes nothing."""
+        """This wish after ``action``: declarative, so folding one twice changes nothing.
+        ``fresh``: a fresh baseline of the canary's size takes requests too (replica counts)."""
         size = baseline.replicas
         match action:
             case SetTraffic(weight, rules):
                 canary = router.canary_replicas(size, weight, rules)
+                if fresh and router.name == Router.REPLICAS and baseline_share(weight, fresh):
+                    canary = replicas_for_weight(size, weight, fresh=True)
                 return replace(self, weight=weight, match=rules, canary_replicas=canary)
             case ScaleNew(percent, count):
                 canary = math.ceil(size * percent / 100) if percent is not None else count or 0
@@ -141,13 +151,18 @@ class Desired:
             return None
 
 
-def replicas_for_weight(stable: int, weight: int) -> int:
+def replicas_for_weight(stable: int, weight: int, fresh: bool = False) -> int:
     """The replicas router: canary pods beside an untouched stable so that they take ``weight``
     percent of the pods, ceil(stable * w / (100 - w)), at most the stable's size. Without touching
     the stable Deployment no more than an even split can be expressed: 50 and above run the canary
-    at the stable's size."""
+    at the stable's size. With a ``fresh`` baseline of the canary's size beside them (weights up
+    to 50): ceil(stable * w / (100 - 2w)), at most the stable's size (a third each)."""
     if weight <= 0:
         return 0
+    if fresh and weight < FRESH_BASELINE_MAX_WEIGHT:
+        return min(stable, math.ceil(stable * weight / (100 - 2 * weight)))
+    if fresh:
+        return stable
     if weight >= 50:
         return stable
     return min(stable, math.ceil(stable * weight / (100 - weight)))

@@ -3,8 +3,9 @@
 Canarist changes only what it owns in the user's HTTPRoute (``traffic.route``):
 
 - every rule whose only backend is the stable Service gets weighted backendRefs: the stable
-  Service at ``100 - w`` and the canary Service (same port) at ``w``; a reset leaves the stable
-  Service alone again;
+  Service at ``100 - w`` and the canary Service (same port) at ``w``; with a fresh baseline
+  (fresh_baseline.py) three ways: the stable at ``100 - 2w``, ``<app>-baseline`` and the canary
+  at ``w`` each (weights up to 50); a reset leaves the stable Service alone again;
 - for a matched audience, a copy of each such rule is placed first, its matches ANDed with a
   header match (``Exact`` or ``RegularExpression``) or, for a cookie, a ``RegularExpression``
   match on the ``Cookie`` header, and its only backend the canary Service. That is the mark of
@@ -27,7 +28,7 @@ from typing import Any
 
 from analyzer.policy.traffic import Router
 from workers.actions import Match
-from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
+from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready, baseline_share
 from workers.platforms.kubernetes.api import HTTPROUTES, Kube, Obj
 from workers.platforms.kubernetes.desired import sized_for_router, stamped
 from workers.platforms.kubernetes.target import Target
@@ -43,7 +44,13 @@ class GatewayApiRouter:
 
     def check(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:
         """Any audience fits (headers, regular expressions, a cookie as a Cookie header match):
-        only the route and its rule to the stable Service must exist."""
+        only the route and its rule to the stable Service must exist. A fresh baseline gets a
+        share of random requests, never a matched audience (the policy refuses it too)."""
+        if target.fresh_baseline and match:
+            raise PlatformError(
+                "a fresh baseline cannot get the same share of a matched audience: a targeted "
+                "rollout compares with the stable fleet (analysis.baseline stable)"
+            )
         route = self.kube.get(HTTPROUTES, target.namespace, target.traffic.route)
         if route is None:
             raise PlatformError(f"no HTTPRoute {target.namespace}/{target.traffic.route}")
@@ -92,6 +99,8 @@ def routed_rules(
 ) -> list[Rule]:
     """The route's rules with ``weight`` percent (None: reset) and ``match`` to the canary."""
     stable, canary = target.traffic.stable_service, target.traffic.canary_service
+    ours = {stable, canary, target.baseline} if target.fresh_baseline else {stable, canary}
+    fresh = baseline_share(weight or 0, target.fresh_baseline)
     inserted: list[Rule] = []
     kept: list[Rule] = []
     found = False
@@ -103,7 +112,7 @@ def routed_rules(
         if stable not in names:
             kept.append(copy.deepcopy(rule))
             continue
-        if not names <= {stable, canary}:
+        if not names <= ours:
             raise PlatformError(
                 f"rule {index} of HTTPRoute {target.traffic.route} splits Service {stable} with "
                 f"other backends ({', '.join(sorted(str(n) for n in names))}); canarist splits "
@@ -115,6 +124,9 @@ def routed_rules(
         split = [base]
         if weight is not None:
             split = [{**base, "weight": 100 - weight}, {**base, "name": canary, "weight": weight}]
+        if weight is not None and fresh:
+            split[0]["weight"] = 100 - weight - fresh
+            split.insert(1, {**base, "name": target.baseline, "weight": fresh})
         kept.append({**copy.deepcopy(rule), "backendRefs": split})
         if match and weight is not None:
             inserted.append(_match_rule(rule, {**base, "name": canary}, match))

@@ -38,6 +38,13 @@ class NginxIngressRouter:
         self.kube = kube
 
     def check(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:
+        if target.fresh_baseline:
+            raise PlatformError(
+                "traffic.router nginx_ingress cannot give a fresh baseline the canary's share: "
+                "ingress-nginx allows only one canary Ingress per host, so the requests split "
+                "two ways only; use gateway_api or replicas, or analysis.baseline stable "
+                "(the canary is never silently compared with the stable fleet instead)"
+            )
         canary_annotations(weight, match)
         self._cloned_spec(target)
 

@@ -46,8 +46,22 @@ def canary_selector(target: Target, stable_service: Obj) -> dict[str, str]:
 
 def ensure_canary_service(kube: Kube, target: Target, stable_service: Obj) -> None:
     """Create or correct ``<canary_service>``: the stable Service's ports, the canary pods."""
-    name, namespace = target.traffic.canary_service, target.namespace
-    selector = canary_selector(target, stable_service)
+    name, selector = target.traffic.canary_service, canary_selector(target, stable_service)
+    remedy = "set traffic.canary_service to a free name, or delete it"
+    ensure_owned(kube, target, stable_service, name, selector, remedy)
+
+
+def ensure_owned(
+    kube: Kube,
+    target: Target,
+    stable_service: Obj,
+    name: str,
+    selector: dict[str, str],
+    remedy: str,
+) -> None:
+    """Create or correct Canarist's Service ``name``: the stable Service's ports, ``selector``;
+    ``remedy``: what a person does when a Service Canarist does not manage has the name."""
+    namespace = target.namespace
     ports = [
         {key: port[key] for key in ("name", "port", "targetPort", "protocol") if key in port}
         for port in stable_service.get("spec", {}).get("ports") or []
@@ -69,8 +83,7 @@ def ensure_canary_service(kube: Kube, target: Target, stable_service: Obj) -> No
     def change(current: Obj) -> Obj | None:
         if not marks.owned_by_canarist(current):
             raise PlatformError(
-                f"Service {namespace}/{name} exists and is not managed by canarist: set "
-                "traffic.canary_service to a free name, or delete it"
+                f"Service {namespace}/{name} exists and is not managed by canarist: {remedy}"
             )
         same_ports = _ports(current) == _ports(body)
         if selector_of(current) == selector and same_ports and marks.stamped(current, metadata):

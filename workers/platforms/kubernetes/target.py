@@ -29,6 +29,7 @@ class Target:
     traffic: RolloutTraffic  # names resolved for the app
     image: str  # the default container's new image ("" = unchanged)
     images: tuple[tuple[str, str], ...]  # (container, new image)
+    fresh_baseline: bool = False  # analysis.baseline fresh: <app>-baseline runs beside the canary
 
     @classmethod
     def of(cls, rollout: RolloutState) -> Target:
@@ -44,12 +45,18 @@ class Target:
             traffic=spec.traffic.resolved(rollout.app),
             image=spec.image,
             images=spec.images,
+            fresh_baseline=spec.fresh_baseline,
         )
 
     @property
     def canary(self) -> str:
         """The canary Deployment's name."""
         return f"{self.app}-canary"
+
+    @property
+    def baseline(self) -> str:
+        """The fresh baseline's Deployment and Service (fresh_baseline.py)."""
+        return f"{self.app}-baseline"
 
     @property
     def label(self) -> str:

@@ -4,7 +4,9 @@ For ``canarist demo`` and for teams that deploy onto VMs behind NGINX. A version
 command line with a ``{port}`` placeholder (``python -m canarist.demo.service --port {port}
 --version v2``); each instance gets a free loopback port, runs in a session of its own (so it
 outlives the worker that started it) with its output in a log file, and is healthy once
-``GET /healthz`` answers 200. One NGINX master routes every app of the state directory.
+``GET /healthz`` answers 200. One NGINX master routes every app of the state directory. With
+``analysis.baseline: fresh`` instances of the stable version start with the canary's (a side
+``baseline``, scraped as ``track="baseline"``) and take the canary's share of requests.
 
 All state lives in the directory (``CANARIST_LOCAL_DIR``, default
 ``~/.local/state/canarist/local``), never in memory, so any worker process, or one restarted

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from analyzer.policy.checks import FRESH_BASELINE_MAX_WEIGHT
 from analyzer.policy.strategy import StrategyType
 from workers.actions import (
     EnsureCanary,
@@ -35,7 +36,14 @@ from workers.actions import (
     SetTraffic,
     SwitchActive,
 )
-from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
+from workers.platforms.base import (
+    Failed,
+    NotYet,
+    PlatformError,
+    Readiness,
+    Ready,
+    baseline_share,
+)
 from workers.platforms.local.nginx import AppRoute
 from workers.platforms.local.record import (
     SIDES,
@@ -82,6 +90,22 @@ def claim(record: AppRecord, rollout: RolloutState, what: str) -> AppRecord:
 
 def transition(record: AppRecord, rollout: RolloutState, action: PlatformAction) -> AppRecord:
     """The desired state after ``action``; nothing is started or stopped here."""
+    return _fresh_baseline(_transition(record, rollout, action), rollout)
+
+
+def _fresh_baseline(record: AppRecord, rollout: RolloutState) -> AppRecord:
+    """With analysis.baseline fresh: instances of the stable version beside the canary's, as many
+    and started with them, while the canary's weight leaves the stable a share (up to 50)."""
+    canary, traffic, stable = record.canary, record.traffic, record.stable
+    running = rollout.spec.fresh_baseline and canary is not None and not record.promoting
+    wanted = None
+    if running and traffic.mode == "split" and traffic.weight <= FRESH_BASELINE_MAX_WEIGHT:
+        assert canary is not None  # running says so
+        wanted = LocalRelease(stable.version, stable.command, canary.count, rollout.id)
+    return record if record.baseline == wanted else replace(record, baseline=wanted)
+
+
+def _transition(record: AppRecord, rollout: RolloutState, action: PlatformAction) -> AppRecord:
     replicas, rolling = record.replicas, rollout.spec.strategy == StrategyType.ROLLING
     match action:
         case EnsureCanary():
@@ -174,6 +198,9 @@ def unapplied(
         differences.append(f"traffic {_traffic(record.traffic)}, not {_traffic(expected.traffic)}")
     if record.promoting != expected.promoting:
         differences.append("the promotion is not under way")
+    if record.baseline != expected.baseline:
+        have, want = _release(record.baseline), _release(expected.baseline)
+        differences.append(f"fresh baseline {have}, not {want}")
     return "the app record has " + "; ".join(differences) if differences else None
 
 
@@ -256,13 +283,17 @@ def route(record: AppRecord) -> AppRoute:
         )
 
     stable, canary, traffic = pool("stable"), pool("canary"), record.traffic
+    fresh = pool("baseline") if record.baseline is not None else ()
     if traffic.mode == "pooled":
         return AppRoute(record.key, record.listen_port, stable + canary)
     if traffic.mode == "switched":
         if canary and (side_complete(record, "canary") or not stable):
             return AppRoute(record.key, record.listen_port, (), canary, 100)
         return AppRoute(record.key, record.listen_port, stable)
-    return AppRoute(record.key, record.listen_port, stable, canary, traffic.weight, traffic.match)
+    share = baseline_share(traffic.weight, bool(fresh))
+    return AppRoute(
+        record.key, record.listen_port, stable, canary, traffic.weight, traffic.match, fresh, share
+    )
 
 
 def assess(

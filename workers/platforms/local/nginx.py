@@ -2,7 +2,8 @@
 
 ``render`` turns each app's ``AppRoute`` (which loopback ports serve the stable and the canary
 version, the canary's weight and the requests matched to it) into one nginx.conf; it is pure.
-A weighted split is ``split_clients`` on ``$request_id``; a header or cookie match is a ``map``
+A weighted split is ``split_clients`` on ``$request_id`` (with a fresh baseline a second bucket,
+of the canary's size, goes to the baseline's pool); a header or cookie match is a ``map``
 that sends a matching request to the canary whatever the weight. Exact values are matched as
 anchored, escaped regular expressions because NGINX compares map strings case-insensitively.
 
@@ -54,6 +55,8 @@ class AppRoute:
     canary: tuple[int, ...] = ()
     weight: int = 0  # percent of requests to the canary pool
     match: tuple[Match, ...] = ()  # requests sent to the canary pool whatever the weight
+    baseline: tuple[int, ...] = ()  # a fresh baseline's pool...
+    baseline_weight: int = 0  # ...and its percent of requests, taken from the stable's
 
 
 def check_match(rule: Match) -> None:
@@ -98,7 +101,8 @@ http {{
 
 def _app_block(route: AppRoute) -> str:
     key, lines = route.key, []
-    for pool, ports in (("stable", route.stable), ("canary", route.canary)):
+    pools = (("stable", route.stable), ("canary", route.canary), ("baseline", route.baseline))
+    for pool, ports in pools:
         if ports:
             servers = " ".join(f"server {proc.HOST}:{port} max_fails=0;" for port in ports)
             lines.append(f"    upstream {key}_{pool} {{ {servers} keepalive 8; }}")
@@ -108,15 +112,19 @@ def _app_block(route: AppRoute) -> str:
         variable = f"${key}_match{index}"
         lines.append(f'    map {_source(rule)} {variable} {{ default ""; {_pattern(rule)} c; }}')
         selectors.append(variable)
+    fresh = route.baseline_weight if route.baseline and route.canary else 0
     if 0 < route.weight < 100:
-        variable = f"${key}_split"
+        variable, share = f"${key}_split", f" {fresh}% b;" if fresh else ""
         lines.append(
-            f'    split_clients "${{request_id}}" {variable} {{ {route.weight}% c; * ""; }}'
+            f'    split_clients "${{request_id}}" {variable} {{ {route.weight}% c;{share} * ""; }}'
         )
         selectors.append(variable)
     if route.stable and route.canary and route.weight < 100 and selectors:
         joined = "".join(selectors)
-        lines.append(f'    map "{joined}" ${key}_pool {{ "" {key}_stable; default {key}_canary; }}')
+        baseline = f" b {key}_baseline;" if fresh else ""  # only the split says b alone
+        lines.append(
+            f'    map "{joined}" ${key}_pool {{ "" {key}_stable;{baseline} default {key}_canary; }}'
+        )
         target = f"proxy_pass http://${key}_pool;"
     elif route.canary and (route.weight >= 100 or not route.stable):
         target = f"proxy_pass http://{key}_canary;"

@@ -49,7 +49,7 @@ DEFAULT_DIR = "~/.local/state/canarist/local"
 
 @dataclass(frozen=True)
 class LocalInstance:
-    track: str  # stable | canary | old (being replaced by a promotion)
+    track: str  # stable | canary | baseline (fresh) | old (being replaced by a promotion)
     version: str
     pid: int
     port: int

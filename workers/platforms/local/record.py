@@ -18,7 +18,7 @@ from typing import Any
 from workers.actions import Match
 from workers.platforms.base import PlatformError
 
-SIDES = ("stable", "canary")
+SIDES = ("stable", "canary", "baseline")  # baseline: a fresh baseline (analysis.baseline fresh)
 RECORD_FORMAT = 1
 
 
@@ -38,7 +38,7 @@ class LocalRelease:
 
 @dataclass(frozen=True)
 class Instance:
-    side: str  # stable | canary | old (the stable side a promotion replaced)
+    side: str  # stable | canary | baseline | old (the stable side a promotion replaced)
     version: str
     command: str
     port: int
@@ -87,13 +87,16 @@ class AppRecord:
     owner: Owner | None = None
     promoting: bool = False
     previous: LocalRelease | None = None  # the stable before a promotion, while it completes
+    # the fresh baseline: the stable's version and command, as many as the canary, started with it
+    baseline: LocalRelease | None = None
 
     @property
     def key(self) -> str:
         return re.sub(r"[^A-Za-z0-9]", "_", f"{self.namespace}_{self.app}_{self.listen_port}")
 
     def release(self, side: str) -> LocalRelease | None:
-        return self.stable if side == "stable" else self.canary if side == "canary" else None
+        sides = {"stable": self.stable, "canary": self.canary, "baseline": self.baseline}
+        return sides.get(side)
 
     def to_record(self) -> dict[str, Any]:
         return {"format": RECORD_FORMAT, **asdict(self)}
@@ -111,6 +114,7 @@ class AppRecord:
                 "stable": LocalRelease(**data["stable"]),
                 "canary": LocalRelease(**data["canary"]) if data.get("canary") else None,
                 "previous": LocalRelease(**data["previous"]) if data.get("previous") else None,
+                "baseline": LocalRelease(**data["baseline"]) if data.get("baseline") else None,
                 "traffic": LocalTraffic(
                     traffic.get("mode", "split"), traffic.get("weight", 0), rules
                 ),
@@ -160,7 +164,8 @@ def redeclared(
 
 def targets(records: Sequence[AppRecord], host: str) -> list[dict[str, Any]]:
     """Prometheus file_sd groups: one per serving instance, labelled app/namespace/version/track
-    and ``pod`` (its own name, so queries written ``by (pod)`` see each instance)."""
+    and ``pod`` (its own name, so queries written ``by (pod)`` see each instance). ``track`` is
+    the side: a fresh baseline's instances run the stable version with ``track="baseline"``."""
     return [
         {
             "targets": [f"{host}:{item.port}"],
