@@ -25,6 +25,11 @@ from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 
 RECORD_FORMAT = 1
+"""What a rollout record says when it compares with the stable fleet; every release reads it."""
+FRESH_BASELINE_FORMAT = 2
+"""A rollout record whose spec has ``fresh_baseline_selector``: a release that knows no fresh
+baseline would compare with the stable fleet, so it must refuse the record by name, not read it."""
+RECORD_FORMATS = frozenset({RECORD_FORMAT, FRESH_BASELINE_FORMAT})
 
 
 class Awaited(StrEnum):
@@ -308,17 +313,21 @@ class RolloutState:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-safe dict; ``from_record`` reads it back to an equal state."""
-        record: dict[str, Any] = {"format": RECORD_FORMAT}
+        fresh = self.spec.fresh_baseline
+        record: dict[str, Any] = {"format": FRESH_BASELINE_FORMAT if fresh else RECORD_FORMAT}
         for item in fields(self):
             record[item.name] = _dump(getattr(self, item.name))
+        if not fresh:  # left out: the release before fresh baselines reads the record as ever
+            del record["spec"]["fresh_baseline_selector"]
         return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RolloutState:
         """Read a record written by ``to_record``; raise ValueError naming any bad field."""
         data = dict(record)
-        if data.pop("format", None) != RECORD_FORMAT:
-            raise ValueError(f"rollout record format is not {RECORD_FORMAT}")
+        found = data.pop("format", None)
+        if found not in RECORD_FORMATS:
+            raise ValueError(f"rollout record format {found!r} is not {sorted(RECORD_FORMATS)}")
         known = {item.name for item in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -108,10 +108,25 @@ def test_whole_seconds_read_back_as_floats() -> None:
     assert isinstance(state.created_at, float) and state.window_start == 70.0
 
 
+def test_a_rollout_judged_against_the_stable_fleet_is_written_as_the_release_before_read_it() -> (
+    None
+):
+    record = fresh().to_record()
+    assert record["format"] == 1 and "fresh_baseline_selector" not in record["spec"]
+
+
+def test_a_fresh_baseline_rollout_says_format_2_and_reads_back_equal() -> None:
+    spec = replace(SPEC, fresh_baseline_selector='app="checkout",pod=~"checkout-baseline-.+"')
+    state = fresh(spec=spec)
+    record = json.loads(json.dumps(state.to_record()))
+    assert record["format"] == 2  # the release before fresh baselines refuses it by name
+    assert RolloutState.from_record(record) == state
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": 2}, "format is not 1"),
+        ({"format": 3}, r"format 3 is not \[1, 2\]"),
         ({"colour": "blue"}, "unknown fields: colour"),
         ({"phase": "sleeping"}, "'sleeping' is not a valid Phase"),
         ({"attempt": "1"}, "attempt must be int"),

@@ -10,7 +10,7 @@ undone) two releases share the store. So each record says the format that wrote 
 release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
 
     record        its format                                  writes  reads
-    rollout       "format" in the state's JSON                  1       1
+    rollout       "format" in the state's JSON                  1, 2    1, 2
     audit event   "format" beside "event" in the stream entry   1       0, 1
     outbox item   "format" field of the item's hash              2       0, 1, 2
 
@@ -19,6 +19,11 @@ formats, read as they always were. Rollouts have said format 1 since the first r
 event's and the item's formats sit beside their JSON, not in it, because the release before
 formats reads an unknown key in an event or an action as corrupt, and ignores a field beside:
 it still reads what this release writes, but for outbox items of format 2.
+
+Rollout format 2 is a rollout compared with a fresh baseline (``analysis.baseline: fresh``): its
+spec has ``fresh_baseline_selector``. A rollout compared with the stable fleet is written in
+format 1 without that key, so the release before fresh baselines carries it on during an
+upgrade; a format-2 rollout it refuses by name rather than judge against the stable fleet.
 
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the
@@ -54,7 +59,7 @@ from workers.actions import (
 )
 from workers.errors import CorruptRecord, UnsupportedFormat
 from workers.metrics import rollout_log
-from workers.state import RECORD_FORMAT, RolloutState
+from workers.state import RECORD_FORMAT, RECORD_FORMATS, RolloutState
 
 
 class RecordKind(StrEnum):
@@ -74,7 +79,7 @@ class Format:
 
 
 FORMATS = {
-    RecordKind.ROLLOUT: Format(RECORD_FORMAT, frozenset({RECORD_FORMAT})),
+    RecordKind.ROLLOUT: Format(RECORD_FORMAT, RECORD_FORMATS),  # 2 with a fresh baseline
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
     RecordKind.OUTBOX_ITEM: Format(2, frozenset({0, 1, 2})),
 }

@@ -19,7 +19,9 @@ from workers.actions import Match
 from workers.platforms.base import PlatformError
 
 SIDES = ("stable", "canary", "baseline")  # baseline: a fresh baseline (analysis.baseline fresh)
-RECORD_FORMAT = 1
+RECORD_FORMAT = 1  # what a record without a fresh baseline says: every release reads it
+BASELINE_FORMAT = 2  # a record with a fresh baseline: a release that knows no baseline refuses it
+READ_FORMATS = frozenset({RECORD_FORMAT, BASELINE_FORMAT})
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,20 @@ class AppRecord:
         return sides.get(side)
 
     def to_record(self) -> dict[str, Any]:
-        return {"format": RECORD_FORMAT, **asdict(self)}
+        """Format 1 without a fresh baseline (its key left out, so a worker of the release
+        before baselines still reads it during an upgrade), format 2 with one."""
+        record = asdict(self)
+        fresh = self.baseline is not None or any(i.side == "baseline" for i in self.instances)
+        if self.baseline is None:
+            del record["baseline"]
+        return {"format": BASELINE_FORMAT if fresh else RECORD_FORMAT, **record}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AppRecord:
         data = dict(record)
-        if data.pop("format", None) != RECORD_FORMAT:
-            raise ValueError(f"app record format is not {RECORD_FORMAT}")
+        found = data.pop("format", None)
+        if found not in READ_FORMATS:
+            raise ValueError(f"app record format {found!r} is not one of {sorted(READ_FORMATS)}")
         traffic = data.get("traffic") or {}
         rules = tuple(Match(**rule) for rule in traffic.get("match", ()))
         return cls(

@@ -152,6 +152,18 @@ def test_the_record_survives_json() -> None:
     assert AppRecord.from_record(json.loads(json.dumps(record.to_record()))) == record
 
 
+def test_a_record_without_a_fresh_baseline_is_written_as_the_release_before_read_it() -> None:
+    record = settle(started(act(app(), rollout(), EnsureCanary(), SetTraffic(5))))
+    written = record.to_record()
+    assert written["format"] == 1 and "baseline" not in written
+    assert AppRecord.from_record(written) == record
+    with_baseline = replace(record, baseline=record.stable)
+    assert with_baseline.to_record()["format"] == 2
+    assert AppRecord.from_record(with_baseline.to_record()) == with_baseline
+    with pytest.raises(ValueError, match="format 3"):
+        AppRecord.from_record(written | {"format": 3})
+
+
 def test_no_healthy_instance_answers_503_rather_than_an_invalid_configuration(
     tmp_path: Path,
 ) -> None:
