@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from analyzer.errors import TemplateError
 from analyzer.policy.promql import PromQLTemplate
 
-Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$")]
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """Lowercase names for metrics, groups, args and alert routes: they end up in labels and URLs."""
 
 

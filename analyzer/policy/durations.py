@@ -15,7 +15,22 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+_WORDS = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+_WORD_UNITS = {
+    "ms": ("millisecond", "milliseconds", "msec", "msecs"),
+    "s": ("sec", "secs", "second", "seconds"),
+    "m": ("min", "mins", "minute", "minutes"),
+    "h": ("hr", "hrs", "hour", "hours"),
+    "d": ("day", "days"),
+}
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+DURATION_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": DURATION_PATTERN},
+        {"type": "number", "minimum": 0},
+    ],
+    "description": "A duration such as 30s, 5m or 1h30m; a bare number is seconds.",
+}
 
 
 def parse_duration(value: object) -> timedelta:
@@ -28,10 +43,23 @@ def parse_duration(value: object) -> timedelta:
         if value < 0:
             raise ValueError(f"bad duration {value!r}: must not be negative")
         return timedelta(seconds=float(value))
-    if not isinstance(value, str) or not _WHOLE.fullmatch(value.strip()):
+    if not isinstance(value, str):
         raise ValueError(f"bad duration {value!r}: expected e.g. 30s, 5m, 1h30m")
-    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(value.strip()))
+    compact = "".join(value.split())  # `1h 30m` is `1h30m`
+    if not _WHOLE.fullmatch(compact):
+        raise ValueError(f"bad duration {value!r}: {_suggestion(value)}")
+    seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(compact))
     return timedelta(seconds=seconds)
+
+
+def _suggestion(value: str) -> str:
+    """``write 10m`` for ``10 minutes``; else the forms that are accepted."""
+    parts = _WORDS.findall(value.strip().lower())
+    units = {word: unit for unit, words in _WORD_UNITS.items() for word in words}
+    written = "".join(_WORDS.sub("", value.strip().lower()).split())
+    if parts and not written.strip(",") and all(word in units for _, word in parts):
+        return f"write {''.join(number + units[word] for number, word in parts)}"
+    return "expected e.g. 30s, 5m, 1h30m (units ms, s, m, h, d; a bare number is seconds)"
 
 
 def format_duration(value: timedelta) -> str:
@@ -50,13 +78,5 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": DURATION_PATTERN},
-                {"type": "number", "minimum": 0},
-            ],
-            "description": "A duration such as 30s, 5m or 1h30m; a bare number is seconds.",
-        }
-    ),
+    WithJsonSchema(DURATION_JSON_SCHEMA),
 ]

@@ -19,6 +19,7 @@ from pydantic_core import CoreSchema
 
 from analyzer.policy.base import PolicyModel
 from analyzer.policy.durations import Duration
+from analyzer.policy.percent import AS_FRACTION
 
 
 class SequentialSpec(PolicyModel):
@@ -44,7 +45,7 @@ class MannWhitneySpec(PolicyModel):
     model_config = ConfigDict(title="MannWhitneyJudge")  # its name in the schema and messages
 
     type: Literal["mann_whitney"] = "mann_whitney"
-    confidence: float = Field(default=0.98, gt=0.5, lt=1.0)
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0), AS_FRACTION] = 0.98
     nan_strategy: Literal["remove", "replace"] = "remove"
     outliers: Literal["keep", "remove_iqr"] = "keep"
     iqr_factor: float = Field(default=3.0, gt=0)

@@ -29,6 +29,7 @@ from analyzer.policy.judges import (
     TrendSpec,
     expand_judge_shorthand,
 )
+from analyzer.policy.percent import AS_FRACTION, AS_PERCENT
 
 Template = Annotated[str, AfterValidator(check_template)]
 Direction = Literal["increase_is_bad", "decrease_is_bad", "either"]
@@ -39,15 +40,13 @@ class MetricBase(PolicyModel):
     name: Name
     description: str = ""
     direction: Direction = "increase_is_bad"
-    tolerance: float = Field(
+    tolerance: Annotated[float, Field(ge=0, le=100), AS_FRACTION] = Field(
         default=0.1,
-        ge=0,
-        le=100,
         description="allowed relative regression before the canary counts as worse (0.1 = 10%)",
     )
     critical: bool = Field(default=False, description="a FAIL here aborts whatever the score")
-    weight: float | None = Field(
-        default=None, gt=0, le=100, description="share of the score in percent; unset = equal"
+    weight: Annotated[float, Field(gt=0, le=100), AS_PERCENT] | None = Field(
+        default=None, description="share of the score in percent; unset = equal"
     )
     group: Name | None = None
     no_data: NoDataPolicy = Field(

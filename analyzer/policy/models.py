@@ -13,20 +13,37 @@ Cross-field rules live in checks.py; they run here so no invalid Policy object c
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from analyzer.errors import PolicyProblem
 from analyzer.policy.base import Name, PolicyModel
 from analyzer.policy.checks import policy_problems
 from analyzer.policy.durations import Duration
 from analyzer.policy.metrics import Metric
+from analyzer.policy.percent import AS_FRACTION, AS_PERCENT
 from analyzer.policy.strategy import Strategy
 from analyzer.policy.traffic import TrafficSpec
 
 DEFAULT_ALPHA = 0.01
+ALERT_ROUTES_SETTING = "CANARIST_ALERT_ROUTES"  # workers/settings.py reads the routes from it
+
+
+def _route_name_not_url(value: Any) -> Any:
+    """A URL is the most natural thing to write under ``alerts:``, and never what it takes."""
+    if isinstance(value, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^www\.", value.strip()):
+        raise ValueError(
+            f"alert routes are names defined in settings ({ALERT_ROUTES_SETTING} or the "
+            f"settings file's alert_routes), not URLs: write `alerts: [oncall]` and define "
+            f"oncall's url there; found {value!r}"
+        )
+    return value
+
+
+AlertRouteName = Annotated[Name, BeforeValidator(_route_name_not_url)]
 
 
 class Arg(PolicyModel):
@@ -45,14 +62,14 @@ class Analysis(PolicyModel):
     min_samples: int = Field(
         default=3, ge=1, description="data points per version before a metric can PASS or FAIL"
     )
-    alpha: float | None = Field(
+    alpha: Annotated[float, Field(gt=0, lt=0.5), AS_FRACTION] | None = Field(
         default=None,
-        gt=0,
-        lt=0.5,
         description=f"false-abort rate of a whole rollout, all metrics together (default "
         f"{DEFAULT_ALPHA}); give alpha or confidence, not both",
     )
-    confidence: float | None = Field(default=None, gt=0.5, lt=1, description="1 - alpha")
+    confidence: Annotated[float, Field(gt=0.5, lt=1), AS_FRACTION] | None = Field(
+        default=None, description="1 - alpha"
+    )
     failure_limit: int = Field(default=0, ge=0, description="FAIL results tolerated before abort")
     inconclusive_limit: int = Field(
         default=3,
@@ -63,8 +80,8 @@ class Analysis(PolicyModel):
     consecutive_error_limit: int = Field(
         default=4, ge=0, description="failed queries in a row tolerated before INCONCLUSIVE"
     )
-    pass_score: float = Field(default=95, ge=0, le=100)
-    marginal_score: float = Field(default=75, ge=0, le=100)
+    pass_score: Annotated[float, Field(ge=0, le=100), AS_PERCENT] = 95
+    marginal_score: Annotated[float, Field(ge=0, le=100), AS_PERCENT] = 75
     one_pod_explains: Literal["inconclusive", "fail"] = Field(
         default="inconclusive",
         description="a FAIL that one canary pod explains while the others match the baseline "
@@ -115,7 +132,7 @@ class Policy(PolicyModel):
     metrics: list[Metric] = Field(min_length=1)
     strategy: Strategy
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
-    alerts: list[Name] = Field(default_factory=list, description="alert route names")
+    alerts: list[AlertRouteName] = Field(default_factory=list, description="alert route names")
 
     @model_validator(mode="after")
     def _cross_field_rules(self, info: ValidationInfo) -> Policy:

@@ -10,15 +10,29 @@ Weights and batches are cumulative targets ("set weight to 25"), never increment
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from analyzer.policy.base import PolicyModel, PolicyWord
-from analyzer.policy.durations import Duration
+from analyzer.policy.durations import DURATION_JSON_SCHEMA, Duration
+from analyzer.policy.percent import AS_PERCENT
 
 STEP_KINDS = ("set_weight", "pause", "analyze")
+TOKEN_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+"""An HTTP header or cookie name (RFC 9110's token)."""
 
 
 class StrategyType(PolicyWord):
@@ -52,16 +66,47 @@ def _empty_mapping_for_null(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _duration_shorthand(value: Any) -> Any:
+    """``analyze: 10m`` (or ``pause: 5m``) is ``{duration: 10m}``: the block's one field."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return {"duration": value}
+    return value
+
+
+@dataclass(frozen=True)
+class DurationShorthand:
+    """The schema says a block may be written as its duration alone."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [DURATION_JSON_SCHEMA, handler(core_schema)]}
+
+
+AnalyzeBlock = Annotated[AnalyzeSpec, BeforeValidator(_duration_shorthand), DurationShorthand()]
+"""``analyze: {duration: 10m}``, or ``analyze: 10m``, wherever a strategy analyses."""
+
+PauseBlock = Annotated[
+    PauseSpec,
+    BeforeValidator(_duration_shorthand),
+    BeforeValidator(_empty_mapping_for_null),
+    DurationShorthand(),
+]
+"""``pause: {duration: 5m}`` or ``pause: 5m``; ``pause: {}`` (or empty) waits for a person."""
+
+
 class SetWeightStep(PolicyModel):
-    set_weight: int = Field(ge=0, le=100, description="percent of traffic to the canary")
+    set_weight: Annotated[int, Field(ge=0, le=100), AS_PERCENT] = Field(
+        description="percent of traffic to the canary"
+    )
 
 
 class PauseStep(PolicyModel):
-    pause: Annotated[PauseSpec, BeforeValidator(_empty_mapping_for_null)]
+    pause: PauseBlock
 
 
 class AnalyzeStep(PolicyModel):
-    analyze: AnalyzeSpec
+    analyze: AnalyzeBlock
 
 
 def _step_kind(value: Any) -> str | None:
@@ -90,7 +135,9 @@ class CanaryStrategy(PolicyModel):
 
 class Batch(PolicyModel):
     replicas: int | None = Field(default=None, ge=1, description="new-version replicas in all")
-    percent: int | None = Field(default=None, ge=1, le=100, description="percent of replicas")
+    percent: Annotated[int, Field(ge=1, le=100), AS_PERCENT] | None = Field(
+        default=None, description="percent of replicas"
+    )
     analyze: Duration | None = Field(
         default=None, description="analyse this long after the batch is ready, before the next"
     )
@@ -112,10 +159,10 @@ class BlueGreenStrategy(PolicyModel):
     preview_replicas: int | None = Field(
         default=None, ge=1, description="replicas of the preview; unset = as many as active"
     )
-    analyze: AnalyzeSpec | None = Field(default=None, description="analysis of the preview")
+    analyze: AnalyzeBlock | None = Field(default=None, description="analysis of the preview")
     auto_promote: bool = True
     auto_promote_after: Duration | None = None
-    post_promotion_analyze: AnalyzeSpec | None = None
+    post_promotion_analyze: AnalyzeBlock | None = None
     scale_down_delay: Duration = Field(
         default=timedelta(seconds=30),
         description="keep the old side this long after the switch so an abort switches back",
@@ -123,7 +170,7 @@ class BlueGreenStrategy(PolicyModel):
 
 
 class HeaderMatch(PolicyModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    name: str = Field(pattern=TOKEN_PATTERN)
     value: str | None = None
     regex: str | None = None
 
@@ -135,7 +182,7 @@ class HeaderMatch(PolicyModel):
 
 
 class CookieMatch(PolicyModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    name: str = Field(pattern=TOKEN_PATTERN)
     value: str
 
 
@@ -159,7 +206,7 @@ class TargetedStrategy(PolicyModel):
     region_header: str = Field(
         default="x-region", description="the request header that carries the user's region"
     )
-    analyze: AnalyzeSpec = Field(description="analysis of the targeted audience before weights")
+    analyze: AnalyzeBlock = Field(description="analysis of the targeted audience before weights")
     steps: list[Step] = Field(min_length=1)
 
 

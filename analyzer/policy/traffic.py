@@ -40,20 +40,18 @@ RouterName = Annotated[
 ]
 """A router as the policy writes it; its schema lists the names inline, as editors show them."""
 
-ObjectName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", max_length=253)
-]
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+ObjectName = Annotated[str, StringConstraints(pattern=OBJECT_NAME_PATTERN, max_length=253)]
 """A Kubernetes object name (DNS-1123 subdomain): HTTPRoute and Ingress names."""
 
-ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
+SERVICE_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN)]
 """A Service name (DNS-1035 label: starts with a letter, at most 63 characters)."""
 
-LabelKey = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-    ),
-]
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
 """A label key, with an optional DNS prefix: ``version``, ``app.kubernetes.io/version``."""
 
 
