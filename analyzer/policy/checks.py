@@ -42,10 +42,28 @@ def policy_problems(
     """Every cross-field problem of a policy with these sections: its job arguments' names, its
     ``analysis.interval``, its metrics, its strategy and its traffic section."""
     return [
-        *_duplicate_metric_names(metrics),
+        *metric_problems(metrics, arg_names),
+        *rollout_problems(strategy=strategy, traffic=traffic, interval=interval, baseline=baseline),
+    ]
+
+
+def metric_problems(metrics: Sequence[MetricBase], arg_names: Set[str]) -> list[PolicyProblem]:
+    """The problems among the metrics, which need only the metrics and the args to be valid: the
+    loader runs these even when the strategy has problems of its own, to report all at once."""
+    return [
+        *duplicate_metric_names([metric.name for metric in metrics]),
         *_undefined_template_variables(metrics, arg_names),
         *_weights(metrics),
         *_nothing_counts(metrics),
+    ]
+
+
+def rollout_problems(
+    *, strategy: Strategy, traffic: TrafficSpec, interval: timedelta, baseline: str = "stable"
+) -> list[PolicyProblem]:
+    """The problems of how the release moves, which need only the strategy, the traffic and the
+    analysis sections to be valid (the loader runs these even when a metric has problems)."""
+    return [
         *_strategy(strategy, interval),
         *_traffic(strategy, traffic),
         *(_fresh_baseline(strategy, traffic) if baseline == "fresh" else ()),
@@ -87,16 +105,24 @@ def _fresh_baseline(strategy: Strategy, traffic: TrafficSpec) -> Iterator[Policy
             )
 
 
-def _duplicate_metric_names(metrics: Sequence[MetricBase]) -> Iterator[PolicyProblem]:
+def duplicate_metric_names(names: Sequence[object]) -> list[PolicyProblem]:
+    """Each metric's name by position; the loader also gives it the names as written when some
+    metric is invalid (a name that is not text is skipped), so duplicates are never hidden."""
     seen: dict[str, int] = {}
-    for index, metric in enumerate(metrics):
-        if metric.name in seen:
-            yield PolicyProblem(
-                ("metrics", index, "name"),
-                f"duplicate metric name {metric.name!r} "
-                f"(first used by metrics[{seen[metric.name]}])",
+    problems = []
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            problems.append(
+                PolicyProblem(
+                    ("metrics", index, "name"),
+                    f"duplicate metric name {name!r} (first used by metrics[{seen[name]}]): "
+                    "give each metric its own name",
+                )
             )
-        seen.setdefault(metric.name, index)
+        seen.setdefault(name, index)
+    return problems
 
 
 def _undefined_template_variables(

@@ -11,14 +11,16 @@ reading.py's: a hostile file is refused with a located problem, never a tracebac
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from analyzer.errors import PolicyError, PolicyProblem
-from analyzer.policy.base import policy_name
+from analyzer.policy.checks import duplicate_metric_names, metric_problems, rollout_problems
+from analyzer.policy.messages import closest, message_for
 from analyzer.policy.models import Policy
 from analyzer.policy.reading import (
     MAX_METRICS,
@@ -29,6 +31,8 @@ from analyzer.policy.reading import (
     line_of,
     read_policy_file,
 )
+
+Problems = list[PolicyProblem]
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -42,22 +46,100 @@ def load_policy(path: str | Path) -> Policy:
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:
     data, lines, problems = _compose(text)
-    if problems:
+    if problems and not isinstance(data, dict):
         raise PolicyError(source, problems)
     if not isinstance(data, dict):
         raise PolicyError(source, [PolicyProblem((), "a policy is a YAML mapping of fields", 1)])
     too_many = _too_many(data, lines)
     if too_many:
         raise PolicyError(source, too_many)
+    policy, found = _validated(data, lines)
+    unread = {problem.path for problem in problems}  # a value that could not be read is None
+    problems += [problem for problem in found if problem.path not in unread]
+    if problems or policy is None:
+        raise PolicyError(source, sorted(problems, key=_reading_order))
+    return policy
+
+
+def _validated(data: dict[Any, Any], lines: dict[PathKey, int]) -> tuple[Policy | None, Problems]:
+    """The policy, or every problem: each field's, and the cross-field checks that the sections
+    they need (each validated on its own) allow, so fixing one problem never reveals another."""
     try:
         policy, semantic = Policy.checked(data)
     except ValidationError as exc:
-        problems = [_problem_from_error(error, data, lines) for error in exc.errors()]
-        raise PolicyError(source, problems) from None
-    if semantic:
-        located = [PolicyProblem(p.path, p.message, line_of(p.path, lines)) for p in semantic]
-        raise PolicyError(source, located)
-    return policy
+        errors = exc.errors()
+        problems = [
+            _problem_from_error(error, data, lines)
+            for error in errors
+            if not _explained_by_a_typo(error, errors)
+        ]
+        return None, problems + _located(_cross_field_anyway(data), lines)
+    return policy, _located(semantic, lines)
+
+
+def _located(problems: Problems, lines: dict[PathKey, int]) -> Problems:
+    return [PolicyProblem(p.path, p.message, line_of(p.path, lines)) for p in problems]
+
+
+def _reading_order(problem: PolicyProblem) -> tuple[bool, int]:
+    return problem.line is None, problem.line or 0
+
+
+def _cross_field_anyway(data: dict[Any, Any]) -> Problems:
+    """The cross-field checks of a policy with field errors, each where its sections are valid;
+    duplicate metric names are read from the names as written when a metric is invalid."""
+    sections = {name: _section(name, data) for name in SECTIONS}
+    valid = {name: value for name, value in sections.items() if value is not _INVALID}
+    problems: Problems = []
+    if "metrics" in valid and "args" in valid:
+        problems += metric_problems(valid["metrics"], {arg.name for arg in valid["args"]})
+    elif isinstance(data.get("metrics"), list):
+        names = [m.get("name") if isinstance(m, dict) else None for m in data["metrics"]]
+        problems += duplicate_metric_names(names)
+    if {"strategy", "traffic", "analysis"} <= valid.keys():
+        analysis = valid["analysis"]
+        problems += rollout_problems(
+            strategy=valid["strategy"],
+            traffic=valid["traffic"],
+            interval=analysis.interval,
+            baseline=analysis.baseline,
+        )
+    return problems
+
+
+SECTIONS = ("args", "analysis", "metrics", "strategy", "traffic")
+_INVALID = object()
+
+
+def _section(name: str, data: dict[Any, Any]) -> Any:
+    field = Policy.model_fields[name]
+    if name not in data:
+        return field.get_default(call_default_factory=True)
+    try:
+        return _section_adapter(name).validate_python(data[name])
+    except ValidationError:
+        return _INVALID
+
+
+@cache
+def _section_adapter(name: str) -> TypeAdapter[Any]:
+    field = Policy.model_fields[name]
+    section: Any = Annotated[field.annotation, field]  # its type with its constraints
+    return TypeAdapter(section)
+
+
+def _explained_by_a_typo(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
+    """A required field reported missing because it was misspelt: the unknown field's "did you
+    mean" says it, once."""
+    if error["type"] != "missing":
+        return False
+    loc = tuple(error["loc"])
+    return any(
+        other["type"] == "extra_forbidden"
+        and tuple(other["loc"][:-1]) == loc[:-1]
+        and closest(str(other["loc"][-1]), [str(loc[-1])]) is not None
+        for other in errors
+    )
 
 
 def _compose(text: str) -> tuple[Any, dict[PathKey, int], list[PolicyProblem]]:
@@ -115,32 +197,4 @@ def _problem_from_error(error: ErrorDetails, data: Any, lines: dict[PathKey, int
         tag_field = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
         if isinstance(_value_at(path, data), dict):
             path = (*path, tag_field)  # point at `kind:` / `type:` itself
-    return PolicyProblem(path, _message(error, path), line_of(path, lines))
-
-
-def _message(error: ErrorDetails, path: PathKey) -> str:
-    kind = error["type"]
-    context = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return f"unknown field {path[-1]!r}" if path else "unknown field"
-    if kind == "missing":
-        return "missing required field"
-    if kind == "union_tag_invalid":
-        what = "judge" if "judge" in path[-2:] else str(context.get("discriminator", ""))
-        expected = context.get("expected_tags")
-        return f"unknown {what.strip(chr(39))} {context.get('tag')!r}; expected one of {expected}"
-    if kind == "union_tag_not_found":
-        return f"missing {str(context.get('discriminator', 'type')).strip(chr(39))}: say which kind"
-    if kind == "literal_error" and "judge" in path:
-        expected = context.get("expected")
-        return f"judge {error['input']!r} cannot judge this kind of metric; use {expected}"
-    message = error["msg"]
-    class_name = str(context.get("class_name", ""))
-    if kind == "model_type" and class_name:  # pydantic names the class; say the policy's name
-        message = message.replace(class_name, policy_name(class_name))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    shown = error.get("input")
-    if kind != "value_error" and shown is not None and not isinstance(shown, dict | list):
-        return f"{message} (got {shown!r})"
-    return message
+    return PolicyProblem(path, message_for(error, path), line_of(path, lines))

@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import yaml
 
 from analyzer.errors import PolicyProblem
+from analyzer.policy.syntax import syntax_problem
 
 MAX_POLICY_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -69,9 +70,7 @@ def compose(text: str) -> tuple[yaml.Node | None, list[PolicyProblem]]:
     except _LimitExceeded as exc:
         return None, [exc.problem]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        return None, [PolicyProblem((), f"YAML syntax: {exc.problem or exc}", line)]
+        return None, [syntax_problem(text, exc)]
     except yaml.reader.ReaderError as exc:
         return None, [_unacceptable(text, exc)]
     finally:
@@ -222,6 +221,11 @@ def _bad_key(key_node: yaml.Node) -> str:
     if key_node.tag == MERGE_TAG:
         return (
             "YAML merge keys (<<) are not supported: write the fields out, or alias a whole value"
+        )
+    if isinstance(key_node, yaml.MappingNode) and key_node.flow_style:
+        return (
+            "a value that starts with { is read as a YAML mapping: put a template that starts "
+            'with {{ in quotes (`query: "{{ ... }}"`)'
         )
     return "a key is a plain word, not a list or a mapping"
 

@@ -38,9 +38,12 @@ def test_validate_prints_file_line_field_and_exits_2(tmp_path: Path) -> None:
     tolerance_line = 1 + next(
         number for number, text in enumerate(bad.read_text().splitlines()) if "lots" in text
     )
-    assert f"{bad}:{tolerance_line}: metrics[1].tolerance: Input should be a valid number" in (
-        result.output
-    )
+    assert (
+        f"{bad}:{tolerance_line}: metrics[1].tolerance: expected a number or a percentage such "
+        "as 10%, found the text 'lots'"
+    ) in result.output
+    # the cross-field problem is reported with the field's, not after it is fixed
+    assert "strategy.steps: steps never reach 100% (the last set_weight is 90)" in result.output
     assert lines[-1] == "1 of 2 policies invalid"
 
 

@@ -46,7 +46,7 @@ def test_a_bad_value_names_file_line_and_field() -> None:
     (found,) = problems(BASE + "analysis:\n  baseline: warm\n" + STEPS)
     assert found.startswith("p.yaml:8:")
     assert "analysis.baseline" in found
-    assert "'stable' or 'fresh'" in found
+    assert "unknown baseline 'warm' (expected one of stable, fresh)" in found
 
 
 def test_analysis_above_half_is_refused_with_a_fresh_baseline() -> None:

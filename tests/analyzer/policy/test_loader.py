@@ -76,24 +76,24 @@ def test_valid_policy_loads_with_defaults_and_durations() -> None:
         (
             "    kind: series\n",
             "    kind: series\n    tolerence: 0.2\n",
-            "p.yaml:13: metrics[1].tolerence: unknown field 'tolerence'",
+            "p.yaml:13: metrics[1].tolerence: unknown field 'tolerence': did you mean tolerance?",
         ),
         (
             "  interval: 1m\n",
             "  interval: 1m\n  min_samples: lots\n",
-            "p.yaml:6: analysis.min_samples: Input should be a valid integer",
+            "p.yaml:6: analysis.min_samples: expected a whole number, found the text 'lots'",
         ),
-        ("name: checkout\n", "", "p.yaml:1: name: missing required field"),
+        ("name: checkout\n", "", "p.yaml:1: name: missing required field name"),
         (
             "duration: 2m",
             "duration: 2 minutes",
-            "p.yaml:18: strategy.steps[1].pause.duration: bad duration '2 minutes'",
+            "p.yaml:18: strategy.steps[1].pause.duration: bad duration '2 minutes': write 2m",
         ),
         (
             "    kind: series\n",
             "    kind: series\n    judge: magic\n",
-            "p.yaml:13: metrics[1].judge: unknown judge 'magic'; expected one of "
-            "'mann_whitney', 'threshold'",
+            "p.yaml:13: metrics[1].judge: unknown judge 'magic' (expected one of "
+            "mann_whitney, threshold, trend)",
         ),
         (
             'route="{{ route }}"',
@@ -133,25 +133,30 @@ def test_valid_policy_loads_with_defaults_and_durations() -> None:
         (
             "    kind: counts\n",
             "    kind: count\n",
-            "p.yaml:8: metrics[0].kind: unknown kind 'count'; expected one of 'counts', "
-            "'histogram', 'series', 'threshold'",
+            "p.yaml:8: metrics[0].kind: unknown metric kind 'count': did you mean counts? "
+            "(expected one of counts, histogram, series, threshold)",
         ),
         (
             "{{ selector }} })",
             "{{ selector } })",
             "p.yaml:13: metrics[1].query: malformed placeholder",
         ),
-        ("  interval: 1m\n", "  interval: [1m\n", "p.yaml:6: (document): YAML syntax"),
-        (  # the policy's name for a block (its title), not its class's (PauseSpec)
+        (
+            "  interval: 1m\n",
+            "  interval: [1m\n",
+            "p.yaml:5: (document): YAML syntax at line 5: a [ or { opened on this line is not "
+            "closed where expected",
+        ),
+        (  # the form to write, not a class's name
             "    - pause: {duration: 2m}\n",
-            "    - pause: 3\n",
-            "p.yaml:18: strategy.steps[1].pause: Input should be a valid dictionary or instance of "
-            "Pause (got 3)",
+            "    - pause: [2m]\n",
+            "p.yaml:18: strategy.steps[1].pause: expected a mapping such as `pause: {duration: 5m}",
         ),
         (
             "strategy:\n",
             "traffic: 3\nstrategy:\n",
-            "p.yaml:14: traffic: Input should be a valid dictionary or instance of Traffic (got 3)",
+            "p.yaml:14: traffic: expected a mapping such as `traffic: {router: gateway_api}`, "
+            "found the number 3",
         ),
     ],
 )
@@ -178,7 +183,7 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     found = problems_of(text)
     assert len(found) == 2
     assert found[0].startswith("p.yaml:5: analysis.interval: bad duration 'soon'")
-    assert found[1].startswith("p.yaml:17: strategy.steps[0].set_weight: Input should be less")
+    assert found[1].startswith("p.yaml:17: strategy.steps[0].set_weight: must be at least 0 and")
 
 
 def test_a_problem_in_a_second_strategy_kind_is_located() -> None:

@@ -88,7 +88,10 @@ def test_nesting_deeper_than_32_levels_is_refused_where_it_goes_too_deep() -> No
         return VALID + "deep: " + "[" * (levels - 2) + "1" + "]" * (levels - 2) + "\n"
 
     within = problems_of(nested(32))
-    assert within == [f"p.yaml:{VALID.count(chr(10)) + 1}: deep: unknown field 'deep'"]
+    assert within == [
+        f"p.yaml:{VALID.count(chr(10)) + 1}: deep: unknown field 'deep'; the fields here are "
+        "name, description, owner, args, analysis, metrics, strategy, traffic, alerts"
+    ]
     (too_deep,) = problems_of(nested(33))
     assert too_deep.startswith(f"p.yaml:{VALID.count(chr(10)) + 1}: deep[0]")
     assert too_deep.endswith(": nested deeper than 32 levels")
@@ -126,12 +129,15 @@ def test_a_shared_anchor_loads_and_its_problems_are_located_where_they_are_writt
     assert latency.judge == memory.judge == MannWhitneySpec(confidence=0.99)
 
     found = problems_of(SHARED_JUDGE.replace("confidence: 0.99", "confidence: 2"))
-    assert [line.split(": Input")[0] for line in found] == [
+    assert [line.split(": must be")[0] for line in found] == [
         "p.yaml:8: metrics[0].judge.confidence",
         "p.yaml:8: metrics[1].judge.confidence",  # written once, at the anchor
     ]
     found = problems_of(SHARED_JUDGE.replace("judge: *strict", "judge: *lenient"))
-    assert found == ["p.yaml:12: (document): YAML syntax: found undefined alias 'lenient'"]
+    assert found == [
+        "p.yaml:12: (document): YAML syntax at line 12, column 12: the alias *lenient is used "
+        "before any &lenient anchor defines it; the line: `    judge: *lenient`"
+    ]
 
 
 def policy_with(metrics: int = 1, steps: int = 1) -> str:
