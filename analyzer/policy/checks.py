@@ -43,7 +43,8 @@ def policy_problems(
     ``analysis.interval``, its metrics, its strategy and its traffic section."""
     return [
         *metric_problems(metrics, arg_names),
-        *rollout_problems(strategy=strategy, traffic=traffic, interval=interval, baseline=baseline),
+        *strategy_problems(strategy, interval),
+        *traffic_problems(strategy, traffic, baseline),
     ]
 
 
@@ -58,13 +59,18 @@ def metric_problems(metrics: Sequence[MetricBase], arg_names: Set[str]) -> list[
     ]
 
 
-def rollout_problems(
-    *, strategy: Strategy, traffic: TrafficSpec, interval: timedelta, baseline: str = "stable"
+def strategy_problems(strategy: Strategy, interval: timedelta) -> list[PolicyProblem]:
+    """The problems of how the release moves, which need only the strategy and the analysis
+    sections to be valid (the loader runs these even when a metric or the traffic has problems)."""
+    return list(_strategy(strategy, interval))
+
+
+def traffic_problems(
+    strategy: Strategy, traffic: TrafficSpec, baseline: str = "stable"
 ) -> list[PolicyProblem]:
-    """The problems of how the release moves, which need only the strategy, the traffic and the
-    analysis sections to be valid (the loader runs these even when a metric has problems)."""
+    """What the strategy asks of the router, which needs the strategy, the traffic and the
+    analysis sections to be valid."""
     return [
-        *_strategy(strategy, interval),
         *_traffic(strategy, traffic),
         *(_fresh_baseline(strategy, traffic) if baseline == "fresh" else ()),
     ]

@@ -19,7 +19,12 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from analyzer.errors import PolicyError, PolicyProblem
-from analyzer.policy.checks import duplicate_metric_names, metric_problems, rollout_problems
+from analyzer.policy.checks import (
+    duplicate_metric_names,
+    metric_problems,
+    strategy_problems,
+    traffic_problems,
+)
 from analyzer.policy.messages import closest, message_for
 from analyzer.policy.models import Policy
 from analyzer.policy.reading import (
@@ -96,14 +101,11 @@ def _cross_field_anyway(data: dict[Any, Any]) -> Problems:
     elif isinstance(data.get("metrics"), list):
         names = [m.get("name") if isinstance(m, dict) else None for m in data["metrics"]]
         problems += duplicate_metric_names(names)
+    if {"strategy", "analysis"} <= valid.keys():
+        problems += strategy_problems(valid["strategy"], valid["analysis"].interval)
     if {"strategy", "traffic", "analysis"} <= valid.keys():
         analysis = valid["analysis"]
-        problems += rollout_problems(
-            strategy=valid["strategy"],
-            traffic=valid["traffic"],
-            interval=analysis.interval,
-            baseline=analysis.baseline,
-        )
+        problems += traffic_problems(valid["strategy"], valid["traffic"], analysis.baseline)
     return problems
 
 

@@ -74,7 +74,7 @@ def message_for(error: ErrorDetails, path: PathKey) -> str:
         tags = union_tags(Policy, loc, field)
         return f"missing {field}: say which {field} it is, one of {', '.join(tags)}"
     if kind == "literal_error" and "judge" in path:
-        return f"judge {found!r} cannot judge this kind of metric; use {context.get('expected')}"
+        return _judge_for_kind(loc, found, _quoted_list(str(context.get("expected", ""))))
     if kind in ("literal_error", "enum"):
         return _not_one_of(path, found, _quoted_list(str(context.get("expected", ""))))
     if kind == "step_kind":
@@ -165,6 +165,20 @@ def _not_one_of(path: PathKey, found: Any, expected: list[str]) -> str:
         else "found " + (describe(found))
     )
     return f"{what}{hint} (expected one of {', '.join(expected)})"
+
+
+def _judge_for_kind(loc: Sequence[str | int], found: Any, expected: list[str]) -> str:
+    """``judge: sequential`` on a threshold metric: say which judges its kind takes."""
+    kind = loc[2] if len(loc) > 2 and loc[0] == "metrics" else "this kind of"
+    example = (
+        "judge: {type: threshold, max: 0.5}"
+        if expected == ["threshold"]
+        else (f"judge: {expected[0]}" if expected else "judge: {type: ...}")
+    )
+    return (
+        f"judge {found!r} cannot judge a {kind} metric; use {' or '.join(expected)}: "
+        f"write `{example}`"
+    )
 
 
 def _step_kind(found: Any) -> str:
