@@ -14,7 +14,6 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _WORDS = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
 _WORD_UNITS = {
     "ms": ("millisecond", "milliseconds", "msec", "msecs"),
@@ -23,7 +22,7 @@ _WORD_UNITS = {
     "h": ("hr", "hrs", "hour", "hours"),
     "d": ("day", "days"),
 }
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
+DURATION_PATTERN = r"^( *[0-9]+(\.[0-9]+)?(ms|s|m|h|d))+ *$"  # `1h 30m` too
 DURATION_JSON_SCHEMA = {
     "anyOf": [
         {"type": "string", "pattern": DURATION_PATTERN},
@@ -45,9 +44,9 @@ def parse_duration(value: object) -> timedelta:
         return timedelta(seconds=float(value))
     if not isinstance(value, str):
         raise ValueError(f"bad duration {value!r}: expected e.g. 30s, 5m, 1h30m")
-    compact = "".join(value.split())  # `1h 30m` is `1h30m`
-    if not _WHOLE.fullmatch(compact):
+    if not re.fullmatch(DURATION_PATTERN, value):
         raise ValueError(f"bad duration {value!r}: {_suggestion(value)}")
+    compact = value.replace(" ", "")  # `1h 30m` is `1h30m`
     seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(compact))
     return timedelta(seconds=seconds)
 
@@ -55,7 +54,7 @@ def parse_duration(value: object) -> timedelta:
 def _suggestion(value: str) -> str:
     """``write 10m`` for ``10 minutes``; else the forms that are accepted."""
     parts = _WORDS.findall(value.strip().lower())
-    units = {word: unit for unit, words in _WORD_UNITS.items() for word in words}
+    units = {word: unit for unit, words in _WORD_UNITS.items() for word in (unit, *words)}
     written = "".join(_WORDS.sub("", value.strip().lower()).split())
     if parts and not written.strip(",") and all(word in units for _, word in parts):
         return f"write {''.join(number + units[word] for number, word in parts)}"

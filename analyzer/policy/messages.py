@@ -118,7 +118,9 @@ def describe(value: Any) -> str:
         return "nothing (the value is empty)"
     if isinstance(value, bool):
         return f"{str(value).lower()} (a yes/no value)"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return f"the number {value}"
+    if isinstance(value, float):
         return f"the number {value:g}"
     if isinstance(value, str):
         return f"the text {value!r}"
