@@ -53,7 +53,7 @@ def metric_problems(metrics: Sequence[MetricBase], arg_names: Set[str]) -> list[
     loader runs these even when the strategy has problems of its own, to report all at once."""
     return [
         *duplicate_metric_names([metric.name for metric in metrics]),
-        *_undefined_template_variables(metrics, arg_names),
+        *template_problems(metrics, arg_names),
         *_weights(metrics),
         *_nothing_counts(metrics),
     ]
@@ -129,6 +129,12 @@ def duplicate_metric_names(names: Sequence[object]) -> list[PolicyProblem]:
             )
         seen.setdefault(name, index)
     return problems
+
+
+def template_problems(metrics: Sequence[MetricBase], arg_names: Set[str]) -> list[PolicyProblem]:
+    """Each metric's own template problems: the loader also runs these on each valid metric
+    when another metric is invalid (so each metric is checked on its own, not with the others)."""
+    return list(_undefined_template_variables(metrics, arg_names))
 
 
 def _undefined_template_variables(

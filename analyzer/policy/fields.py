@@ -54,6 +54,39 @@ def union_tags(root: type[PolicyModel], loc: Sequence[str | int], tag_field: str
     return [tag for member in _members(current) if (tag := _tag_of(member, tag_field))]
 
 
+def kinds_with_field(
+    root: type[PolicyModel], loc: Sequence[str | int], name: str
+) -> tuple[str, list[str]]:
+    """Where a field written under the wrong kind belongs: for ``query`` on a counts metric
+    (``loc`` ends at the tag, ``metrics, 0, counts``), ``("kind", ["series", "threshold"])``."""
+    if not loc or not isinstance(loc[-1], str):
+        return "", []
+    current: Any = root
+    for part in loc[:-1]:
+        current = _step(current, part)
+        if current is None:
+            return "", []
+    tag_field, tags = "", []
+    for member in _members(current):
+        model = _unwrapped(member)
+        tag = _tag_of(member)
+        if not (isinstance(model, type) and issubclass(model, PolicyModel)) or tag is None:
+            continue
+        tag_field = tag_field or _literal_field(model, tag)
+        if tag != loc[-1] and name in field_names(model):
+            tags.append(tag)
+    return tag_field, tags
+
+
+def _literal_field(model: type[PolicyModel], tag: str) -> str:
+    for field_name, field in model.model_fields.items():
+        if get_origin(field.annotation) is Literal and [
+            str(v) for v in get_args(field.annotation)
+        ] == [tag]:
+            return field_name
+    return ""
+
+
 def _unwrapped(annotation: Any) -> Any:
     """Without ``Annotated[...]`` and without ``| None``."""
     while True:

@@ -23,9 +23,11 @@ from analyzer.policy.checks import (
     duplicate_metric_names,
     metric_problems,
     strategy_problems,
+    template_problems,
     traffic_problems,
 )
 from analyzer.policy.messages import closest, message_for
+from analyzer.policy.metrics import AnyMetric, Metric
 from analyzer.policy.models import Policy
 from analyzer.policy.reading import (
     MAX_METRICS,
@@ -101,6 +103,8 @@ def _cross_field_anyway(data: dict[Any, Any]) -> Problems:
     elif isinstance(data.get("metrics"), list):
         names = [m.get("name") if isinstance(m, dict) else None for m in data["metrics"]]
         problems += duplicate_metric_names(names)
+        if "args" in valid:
+            problems += _each_valid_metric(data["metrics"], {arg.name for arg in valid["args"]})
     if {"strategy", "analysis"} <= valid.keys():
         problems += strategy_problems(valid["strategy"], valid["analysis"].interval)
     if {"strategy", "traffic", "analysis"} <= valid.keys():
@@ -109,6 +113,20 @@ def _cross_field_anyway(data: dict[Any, Any]) -> Problems:
     return problems
 
 
+def _each_valid_metric(metrics: list[Any], arg_names: set[str]) -> Problems:
+    """The template checks of each metric that is valid on its own, at its own index."""
+    problems: Problems = []
+    for index, item in enumerate(metrics):
+        try:
+            metric = _METRIC.validate_python(item)
+        except ValidationError:
+            continue
+        for problem in template_problems([metric], arg_names):  # at ("metrics", 0, field)
+            problems.append(PolicyProblem(("metrics", index, *problem.path[2:]), problem.message))
+    return problems
+
+
+_METRIC: TypeAdapter[AnyMetric] = TypeAdapter(Metric)
 SECTIONS = ("args", "analysis", "metrics", "strategy", "traffic")
 _INVALID = object()
 

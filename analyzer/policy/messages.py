@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from analyzer.policy.base import NAME_PATTERN
-from analyzer.policy.fields import field_at, field_names, model_at, union_tags
+from analyzer.policy.fields import field_at, field_names, kinds_with_field, model_at, union_tags
 from analyzer.policy.models import Policy
 from analyzer.policy.percent import PercentForm, as_fraction
 from analyzer.policy.strategy import STEP_KINDS, TOKEN_PATTERN
@@ -91,6 +91,15 @@ def unknown_field(loc: Sequence[str | int]) -> str:
     name = str(loc[-1]) if loc else ""
     model = model_at(Policy, loc[:-1])
     known = field_names(model) if model is not None else []
+    folded = closest(name, known, fuzzy=False)
+    if folded:
+        return f"unknown field {name!r}: did you mean {folded}?"
+    tag_field, elsewhere = kinds_with_field(Policy, loc[:-1], name)
+    if elsewhere and tag_field:
+        return (
+            f"unknown field {name!r}: {tag_field} {loc[-2]} has no {name}; it is a field of "
+            f"{tag_field} {' or '.join(elsewhere)}"
+        )
     close = closest(name, known)
     if close:
         return f"unknown field {name!r}: did you mean {close}?"
@@ -99,12 +108,14 @@ def unknown_field(loc: Sequence[str | int]) -> str:
     return f"unknown field {name!r}"
 
 
-def closest(word: str, known: Sequence[str]) -> str | None:
+def closest(word: str, known: Sequence[str], *, fuzzy: bool = True) -> str | None:
     """The known name ``word`` most likely meant: the same but for case, '-' and '_'
-    (``setWeight``, ``failure-limit``), else difflib's closest match."""
+    (``setWeight``, ``failure-limit``), else (``fuzzy``) difflib's closest match."""
     folded = {_fold(name): name for name in known}
     if _fold(word) in folded:
         return folded[_fold(word)]
+    if not fuzzy:
+        return None
     matches = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     if matches:
         return matches[0]
@@ -211,8 +222,11 @@ def _missing(loc: Sequence[str | int]) -> str:
     field = field_at(Policy, loc)
     name = str(loc[-1]) if loc else ""
     what = f": {field.description}" if field is not None and field.description else ""
-    if not what and name in MAPPING_EXAMPLES:
-        what = f": write `{MAPPING_EXAMPLES[name]}`"
+    example = MAPPING_EXAMPLES.get(name, "")
+    if not what and example.startswith("- "):
+        what = f": write `{name}:` with items such as `{example}`"
+    elif not what and example:
+        what = f": write `{example}`"
     return f"missing required field {name}{what}"
 
 

@@ -501,6 +501,37 @@ CASES = [
         ],
         id="header-name-space",
     ),
+    pytest.param(
+        doc(
+            metrics="metrics:\n  - name: errors\n    kind: series\n"
+            "    errors: e{ {{ selector }} }\n"
+        ),
+        [
+            ("metrics[0].query", 3, ("missing required field query",)),
+            ("metrics[0].errors", 5, ("kind series has no errors", "a field of kind counts")),
+        ],
+        id="counts-query-under-series",
+    ),
+    pytest.param(
+        doc(strategy="strategy:\n  type: canary\n  batches:\n    - percent: 100\n"),
+        [
+            ("strategy.steps", 7, ("missing required field steps", "- set_weight: 10")),
+            ("strategy.batches", 9, ("type canary has no batches", "a field of type rolling")),
+        ],
+        id="batches-under-canary",
+    ),
+    pytest.param(
+        doc(
+            metrics=with_metric("    tolerance: lots\n")
+            + "  - name: latency\n    kind: series\n"
+            + '    query: l{ {{ selector }}, route="{{ path }}" }\n'
+        ),
+        [
+            ("metrics[0].tolerance", 7, ("found the text 'lots'",)),
+            ("metrics[1].query", 10, ("undefined variable {{ path }}", "declare job arguments")),
+        ],
+        id="template-of-a-valid-metric-beside-a-bad-one",
+    ),
 ]
 
 
