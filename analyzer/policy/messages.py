@@ -19,9 +19,9 @@ from pydantic_core import ErrorDetails
 
 from analyzer.policy.base import NAME_PATTERN
 from analyzer.policy.fields import field_at, field_names, kinds_with_field, model_at, union_tags
-from analyzer.policy.models import Policy
+from analyzer.policy.models import LABEL_NAME_PATTERN, Policy, url_instead_of_route
 from analyzer.policy.percent import PercentForm, as_fraction
-from analyzer.policy.strategy import STEP_KINDS, TOKEN_PATTERN
+from analyzer.policy.strategy import REGION_PATTERN, STEP_KINDS, TOKEN_PATTERN
 from analyzer.policy.traffic import LABEL_KEY_PATTERN, OBJECT_NAME_PATTERN, SERVICE_NAME_PATTERN
 
 PathKey = tuple[str | int, ...]
@@ -53,6 +53,9 @@ PATTERN_WORDS = {
     LABEL_KEY_PATTERN: "a label key is letters, digits, '-', '_' and '.', optionally after a "
     "DNS prefix and '/' (app.kubernetes.io/version)",
     TOKEN_PATTERN: "a header or cookie name has no spaces, quotes or separators",
+    REGION_PATTERN: "a region is letters, digits, '_' and '-' (KR, eu-west)",
+    LABEL_NAME_PATTERN: "a Prometheus label name is letters, digits and '_', not starting "
+    "with a digit",
 }
 """Plain words for the patterns of the policy language, so no message shows a regex."""
 
@@ -83,7 +86,7 @@ def message_for(error: ErrorDetails, path: PathKey) -> str:
         return f"expected a mapping such as `{_mapping_example(path)}`, found {describe(found)}"
     if kind == "string_pattern_mismatch":
         return _pattern(str(context.get("pattern")), found)
-    return _plain(error, loc, found)
+    return _plain(error, path, found)
 
 
 def unknown_field(loc: Sequence[str | int]) -> str:
@@ -285,7 +288,8 @@ def _as_fraction(field: FieldInfo | None, found: Any) -> str:
     return ""
 
 
-def _plain(error: ErrorDetails, loc: Sequence[str | int], found: Any) -> str:
+def _plain(error: ErrorDetails, path: PathKey, found: Any) -> str:
+    loc = tuple(error["loc"])
     kind = error["type"]
     context = error.get("ctx") or {}
     if kind in _BOUNDS:
@@ -303,6 +307,10 @@ def _plain(error: ErrorDetails, loc: Sequence[str | int], found: Any) -> str:
         hint = ": quote it to make it text" if isinstance(found, int | float | date) else ""
         return f"expected text, found {describe(found)}{hint}"
     if kind == "list_type":
+        if path == ("alerts",) and isinstance(found, str):
+            return url_instead_of_route(found) or (
+                f"expected a list, found {describe(found)}: write `alerts: [{found}]`"
+            )
         return f"expected a list (`- item` lines, or [a, b]), found {describe(found)}"
     if kind == "too_short":
         least = context.get("min_length", 1)

@@ -29,17 +29,26 @@ from analyzer.policy.strategy import Strategy
 from analyzer.policy.traffic import TrafficSpec
 
 DEFAULT_ALPHA = 0.01
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"  # a Prometheus label name
 ALERT_ROUTES_SETTING = "CANARIST_ALERT_ROUTES"  # workers/settings.py reads the routes from it
 
 
-def _route_name_not_url(value: Any) -> Any:
-    """A URL is the most natural thing to write under ``alerts:``, and never what it takes."""
+def url_instead_of_route(value: Any) -> str | None:
+    """What to say when ``alerts:`` is given a URL: the most natural thing to write there, and
+    never what it takes (a URL and its credentials belong in the service's settings)."""
     if isinstance(value, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^www\.", value.strip()):
-        raise ValueError(
+        return (
             f"alert routes are names defined in settings ({ALERT_ROUTES_SETTING} or the "
             f"settings file's alert_routes), not URLs: write `alerts: [oncall]` and define "
             f"oncall's url there; found {value!r}"
         )
+    return None
+
+
+def _route_name_not_url(value: Any) -> Any:
+    message = url_instead_of_route(value)
+    if message is not None:
+        raise ValueError(message)
     return value
 
 
@@ -90,7 +99,7 @@ class Analysis(PolicyModel):
     )
     pod_label: str = Field(
         default="pod",
-        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        pattern=LABEL_NAME_PATTERN,
         description="the label that tells pods apart in queries written by (pod)",
     )
     baseline: Literal["stable", "fresh"] = Field(

@@ -33,6 +33,7 @@ from analyzer.policy.percent import AS_PERCENT
 STEP_KINDS = ("set_weight", "pause", "analyze")
 TOKEN_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 """An HTTP header or cookie name (RFC 9110's token)."""
+REGION_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class StrategyType(PolicyWord):
@@ -191,7 +192,7 @@ class MatchRule(PolicyModel):
 
     header: HeaderMatch | None = None
     cookie: CookieMatch | None = None
-    region: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    region: str | None = Field(default=None, pattern=REGION_PATTERN)
 
     @model_validator(mode="after")
     def _one_kind(self) -> MatchRule:

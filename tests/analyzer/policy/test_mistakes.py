@@ -219,7 +219,7 @@ CASES = [
     ),
     pytest.param(
         doc(tail="alerts: oncall\n"),
-        [("alerts", 13, ("expected a list", "found the text 'oncall'"))],
+        [("alerts", 13, ("expected a list", "write `alerts: [oncall]`"))],
         id="alerts-a-text",
     ),
     pytest.param(
@@ -531,6 +531,27 @@ CASES = [
             ("metrics[1].query", 10, ("undefined variable {{ path }}", "declare job arguments")),
         ],
         id="template-of-a-valid-metric-beside-a-bad-one",
+    ),
+    pytest.param(
+        doc(tail="alerts: https://alertmanager:9093\n"),
+        [("alerts", 13, ("alert routes are names", "not URLs", "`alerts: [oncall]`"))],
+        id="alerts-one-url",
+    ),
+    pytest.param(
+        doc(
+            strategy="strategy:\n  type: targeted\n  match:\n    - region: south korea\n"
+            "  analyze: 5m\n  steps:\n    - set_weight: 100\n",
+            tail="analysis:\n  pod_label: 1pod\n",
+        ),
+        [
+            (
+                "strategy.match[0].region",
+                10,
+                ("a region is letters", "found the text 'south korea'"),
+            ),
+            ("analysis.pod_label", 15, ("a Prometheus label name", "found the text '1pod'")),
+        ],
+        id="region-and-label-in-words",
     ),
 ]
 
