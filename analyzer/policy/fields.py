@@ -66,8 +66,11 @@ def kinds_with_field(
         current = _step(current, part)
         if current is None:
             return "", []
+    members = _members(current)
+    if len(members) < 2:  # ``loc`` does not end at a union's tag
+        return "", []
     tag_field, tags = "", []
-    for member in _members(current):
+    for member in members:
         model = _unwrapped(member)
         tag = _tag_of(member)
         if not (isinstance(model, type) and issubclass(model, PolicyModel)) or tag is None:
@@ -79,10 +82,10 @@ def kinds_with_field(
 
 
 def _literal_field(model: type[PolicyModel], tag: str) -> str:
+    """The field whose only value is ``tag`` (``kind`` for ``counts``)."""
     for field_name, field in model.model_fields.items():
-        if get_origin(field.annotation) is Literal and [
-            str(v) for v in get_args(field.annotation)
-        ] == [tag]:
+        values = [str(value) for value in get_args(field.annotation)]
+        if get_origin(field.annotation) is Literal and values == [tag]:
             return field_name
     return ""
 

@@ -7,6 +7,11 @@ so the reported path is the one in the file. Duplicate keys, which YAML silently
 last one, are reported too: in a policy they are always a mistake. Reading the file, and the
 limits on what a file may cost (size, UTF-8, nesting, aliases, metric and step counts), are
 reading.py's: a hostile file is refused with a located problem, never a traceback.
+
+Every problem is reported at once, sorted by line: what could not be read, each field's problem
+(in the policy's words, messages.py) and the cross-field checks (checks.py). A check needs some
+sections valid; when others are not, each section is validated on its own and every check whose
+sections are valid still runs, so fixing the reported problems never reveals new ones behind them.
 """
 
 from __future__ import annotations

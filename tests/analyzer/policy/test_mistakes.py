@@ -553,6 +553,15 @@ CASES = [
         ],
         id="region-and-label-in-words",
     ),
+    pytest.param(
+        doc(
+            metrics="metrics:\n  - name: latency\n    kind: histogram\n"
+            "    buckets: sum by (le) (b{ {{ selector }} })\n"
+            "    judge: {type: sequential, name: strict}\n"
+        ),
+        [("metrics[0].judge.name", 6, ("the fields here are type, early_pass, min_events",))],
+        id="a-metric-field-inside-its-judge",
+    ),
 ]
 
 
