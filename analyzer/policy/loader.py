@@ -138,8 +138,8 @@ _INVALID = object()
 
 def _section(name: str, data: dict[Any, Any]) -> Any:
     field = Policy.model_fields[name]
-    if name not in data:
-        return field.get_default(call_default_factory=True)
+    if name not in data:  # a required one is reported missing; the checks needing it skip
+        return _INVALID if field.is_required() else field.get_default(call_default_factory=True)
     try:
         return _section_adapter(name).validate_python(data[name])
     except ValidationError:

@@ -562,6 +562,15 @@ CASES = [
         [("metrics[0].judge.name", 6, ("the fields here are type, early_pass, min_events",))],
         id="a-metric-field-inside-its-judge",
     ),
+    pytest.param(
+        "name: broken\nanalysis:\n  interval: soon\n",
+        [
+            ("metrics", 1, ("missing required field metrics", "- {name: error-ratio")),
+            ("strategy", 1, ("missing required field strategy", "type: canary")),
+            ("analysis.interval", 3, ("bad duration 'soon'",)),
+        ],
+        id="only-a-name-and-a-bad-interval",
+    ),
 ]
 
 
