@@ -83,7 +83,14 @@ def message_for(error: ErrorDetails, path: PathKey) -> str:
     if kind == "step_kind":
         return _step_kind(found)
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping such as `{_mapping_example(path)}`, found {describe(found)}"
+        expected = f"expected a mapping such as `{_mapping_example(path)}`"
+        if isinstance(found, str) and re.fullmatch(r"[\w-]+:\S.*", found):
+            key, _, value = found.partition(":")
+            return (
+                f"{expected}, found the text {found!r}: a colon needs a space after it, "
+                f"write `{key}: {value}`"
+            )
+        return f"{expected}, found {describe(found)}"
     if kind == "string_pattern_mismatch":
         return _pattern(str(context.get("pattern")), found)
     return _plain(error, path, found)

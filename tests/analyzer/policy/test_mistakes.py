@@ -571,6 +571,11 @@ CASES = [
         ],
         id="only-a-name-and-a-bad-interval",
     ),
+    pytest.param(
+        doc(tail="analysis:\n  interval:1m\n"),
+        [("analysis", 13, ("a colon needs a space after it", "write `interval: 1m`"))],
+        id="no-space-after-a-colon",
+    ),
 ]
 
 
