@@ -59,6 +59,14 @@ def _cause(lines: list[str], line: int, exc: yaml.MarkedYAMLError) -> tuple[int,
     if "mapping values are not allowed" in problem:
         return _stray_colon(lines, line)
     if "expected <block end>" in problem:
+        item = lines[context_line - 1] if 0 < context_line <= len(lines) else ""
+        is_item = item.lstrip().startswith("- ") and not here.lstrip().startswith("- ")
+        if is_item and _indent(here) == _indent(item):  # a field of the item, at its dash
+            first = item.lstrip()[2:].split(":", 1)[0]
+            return line, (
+                f"this field is in the column of the `- ` on line {context_line}; a field of "
+                f"that item lines up with `{first}:`, {_indent(item) + 2} spaces in"
+            )
         return line, (
             f"the indentation ({_indent(here)} spaces) lines up with nothing above it (compare "
             f"line {context_line}): the fields of one mapping, and the `- ` items of one list, "

@@ -128,7 +128,8 @@ CASES = [
                 4,
                 (
                     "YAML syntax at line 4, column 3",
-                    "lines up with nothing above it",
+                    "in the column of the `- ` on line 3",
+                    "lines up with `name:`, 4 spaces in",
                     "`  kind: counts`",
                 ),
             )
