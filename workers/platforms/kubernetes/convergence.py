@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from analyzer.policy.traffic import Router
 from workers.platforms.base import Failed, NotYet, Readiness, Ready
-from workers.platforms.kubernetes import services, workloads
+from workers.platforms.kubernetes import held, services, workloads
 from workers.platforms.kubernetes.api import DEPLOYMENTS, Kube, Obj
 from workers.platforms.kubernetes.desired import Baseline, Desired
 from workers.platforms.kubernetes.router import TrafficRouter
@@ -53,7 +53,8 @@ class World:
 
     def reread(self) -> None:
         target = self.target
-        self.stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app) or self.stable
+        stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app)
+        self.stable = held.serving_view(self.kube, stable) if stable else self.stable
         self.canary = self.kube.get(DEPLOYMENTS, target.namespace, target.canary) or self.canary
 
 
@@ -157,6 +158,8 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
         target, baseline = world.target, world.baseline
         images = _new_images(world) if promoting else baseline.images
         wanted = version(world)
+        if promoting and baseline.paused:
+            return _released(world, wanted, images, write)
         done = workloads.templated(world.stable, target, wanted, images)
         size = world.stable.get("spec", {}).get("replicas", 1) == baseline.replicas
         if write and not (done and size):
@@ -170,6 +173,24 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
         return _waiting(workloads.rolled_out(world.stable, baseline.replicas, promoting))
 
     return step
+
+
+def _released(world: World, version: str, images: dict[str, str], write: bool) -> Readiness | None:
+    """A Deployment found paused is promoted by releasing the template it holds (held.py)."""
+    target, view = world.target, world.stable
+    holding = held.held_template(view)
+    own = {"spec": {"template": holding}} if holding is not None else view
+    answer = held.release(
+        world.kube,
+        view,
+        runs_new=workloads.templated(view, target, version, images),
+        holds_new=workloads.templated(own, target, version, images),
+        rolled=workloads.rolled_out(view, view.get("spec", {}).get("replicas", 1)),
+        write=write,
+    )
+    if write and answer is not None:
+        world.reread()
+    return answer
 
 
 def _new(world: World) -> str:

@@ -21,6 +21,7 @@ from workers.platforms.kubernetes.permissions import Permission
 
 RESOURCES = (
     "apps/v1/deployments",
+    "apps/v1/replicasets",
     "v1/services",
     "v1/pods",
     "v1/events",
