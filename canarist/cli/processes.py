@@ -1,7 +1,7 @@
 """``canarist api|worker|beat|watch``: run the service's processes from the service's settings.
 
-Exit codes: 0 when the process ends normally, 2 when the settings do not load (or ``watch`` has
-no namespace to watch, or no cluster credentials), 1 when this build has no Celery workers.
+Exit codes: 0 when the process ends normally, 2 when the settings do not load (or ``watch``
+finds no cluster credentials), 1 when this build has no Celery workers.
 """
 
 from __future__ import annotations
@@ -87,8 +87,6 @@ def watch_command(log_level: LogLevelOption = "info") -> None:
         settings = Settings()
     except (ValueError, OSError) as exc:
         _fail(REFUSED, f"the settings do not load: {exc}")
-    if not settings.watch_namespaces:
-        _fail(REFUSED, "CANARIST_WATCH_NAMESPACES names no namespace: there is nothing to watch")
     from canarist.api.broker import intake_over_celery  # noqa: PLC0415 - Celery when asked
     from canarist.api.telemetry import configure_logging  # noqa: PLC0415
     from workers.platforms.base import PlatformError  # noqa: PLC0415
@@ -97,14 +95,21 @@ def watch_command(log_level: LogLevelOption = "info") -> None:
     from workers.watch import IntakeDoor  # noqa: PLC0415
 
     logging.config.dictConfig(configure_logging(log_level))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if not settings.watch_namespaces:  # deploy/base runs the watch before any namespace opts in
+        logging.getLogger("canarist.watch").warning(
+            "CANARIST_WATCH_NAMESPACES names no namespace: watching nothing until restarted"
+        )
+        while not stop.wait(1.0):
+            pass
+        return
     intake = intake_over_celery(settings, store_from_url(settings.redis.url))
     try:
         watch = GitOpsWatch.from_env(IntakeDoor(intake), settings.watch_namespaces)
     except PlatformError as exc:
         _fail(REFUSED, str(exc))
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     watch.run(stop)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,6 +99,8 @@ class Kube:
         self.custom = client.CustomObjectsApi(api_client)
         self.timeout, self.budget, self.backoff = timeout, budget, backoff
         self.permissions = permissions
+        self._streams: set[Any] = set()  # open watch streams, for interrupt()
+        self._streams_lock = threading.Lock()
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
@@ -164,12 +167,23 @@ class Kube:
             raise PlatformError(problem) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise TemporaryError(f"watch deployments {namespace}: {exc}", 2.0) from exc
+        with self._streams_lock:
+            self._streams.add(response)
         try:
             yield from _events(response, namespace)
-        except urllib3.exceptions.HTTPError:
-            return  # a silent stream cut at the read timeout: the caller watches again
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # cut at the read timeout, or interrupted: the caller decides what next
         finally:
+            with self._streams_lock:
+                self._streams.discard(response)
             response.release_conn()
+
+    def interrupt(self) -> None:
+        """End every watch stream now (another thread blocked reading one returns at once)."""
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            response.shutdown()
 
     # -- writes -------------------------------------------------------------------------------
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:

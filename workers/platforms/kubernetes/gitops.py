@@ -120,14 +120,19 @@ class GitOpsWatch:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        """Follow every namespace, one thread each, until ``stop`` is set. The threads are
-        daemons: one blocked in a quiet watch stream does not hold the process past ``stop``."""
-        for namespace in self.namespaces:
-            name = f"watch-{namespace}"
-            threading.Thread(
-                target=self.follow, args=(namespace, stop), name=name, daemon=True
-            ).start()
-        stop.wait()
+        """Follow every namespace, one thread each, until ``stop`` is set; then end the watch
+        streams the threads are blocked reading, and wait for them."""
+        threads = [
+            threading.Thread(target=self.follow, args=(namespace, stop), name=f"watch-{namespace}")
+            for namespace in self.namespaces
+        ]
+        for thread in threads:
+            thread.start()
+        while not stop.wait(1.0):  # a timed wait: the signal handler that sets it gets to run
+            pass
+        self.kube.interrupt()
+        for thread in threads:
+            thread.join(self.kube.timeout + 5.0)
 
     def follow(self, namespace: str, stop: threading.Event) -> None:
         """List, then watch from the list's resourceVersion; see the module docstring."""

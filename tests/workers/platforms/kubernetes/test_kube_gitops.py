@@ -12,6 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from kubernetes.client.exceptions import ApiException
 
 from canarist.demo.stack import ServiceProcess
@@ -35,7 +40,7 @@ from workers.platforms.kubernetes.api import Kube
 from workers.platforms.kubernetes.gitops import GitOpsWatch, Seen
 from workers.platforms.kubernetes.permissions import WATCH_PERMISSIONS
 from workers.state import Phase, RolloutState
-from workers.store import RedisStateStore
+from workers.store import RedisStateStore, store_from_url
 from workers.tasks import Runtime, advance
 from workers.watch import IntakeDoor
 
@@ -43,6 +48,8 @@ pytestmark = pytest.mark.kubernetes
 
 V2_IMAGE = PAUSE.replace(":3.9", ":3.10")
 V3_IMAGE = PAUSE.replace(":3.9", ":3.8")
+CANARIST = Path(sys.executable).with_name("canarist")
+ROOT = Path(__file__).resolve().parents[4]
 
 
 @dataclass
@@ -272,3 +279,67 @@ def test_an_expired_watch_lists_again_and_misses_nothing(
             follower.join(30)
     assert "expired (410 Gone): listing again" in caplog.text
     assert stack.latest(app).spec.version == "v2"
+
+
+def test_canarist_watch_runs_as_a_process_from_the_settings_and_stops_on_sigterm(
+    cluster: Cluster, redis_server: ServiceProcess, policy_dir: Path, tmp_path: Path, app: str
+) -> None:
+    if cluster.real:
+        pytest.skip("writes a kubeconfig for the emulator")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "kmock", "cluster": {"server": cluster.configuration.host}}],
+                "users": [{"name": "ci", "user": {"token": "t"}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "ci"}}],
+                "current-context": "kmock",
+            }
+        )
+    )
+    url = redis_server.url.rsplit("/", 1)[0] + "/5"  # a database of this test's own
+    redis.Redis.from_url(url).flushdb()
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("CANARIST")
+    }
+    environment.update(
+        CANARIST_KUBECONFIG=str(kubeconfig),
+        CANARIST_REDIS__URL=url,
+        CANARIST_POLICY_DIR=str(policy_dir),
+        CANARIST_ALERT_ROUTES='{"oncall": {"type": "alertmanager", "url": "http://127.0.0.1:9"}}',
+        CANARIST_WATCH_NAMESPACES=cluster.namespace,
+        PYTHONPATH=str(ROOT),  # this checkout's code, whatever the console script was built from
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    cluster.deployment(app)
+    opt_in(cluster, app, "demo")
+    log = tmp_path / "watch.log"
+    store = store_from_url(url)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(CANARIST), "watch"], env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        change(cluster, app, V2_IMAGE, "v2")
+        rollout_id = wait_until(
+            "canarist watch to submit",
+            lambda: store.latest_for(app, cluster.namespace),
+            30,
+            detail=lambda: log.read_text(errors="replace"),
+        )
+        state = store.load(rollout_id).state
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0, log.read_text(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        store.close()
+        redis.Redis.from_url(url).flushdb()
+        with contextlib.suppress(ApiException):
+            cluster.apps.delete_namespaced_deployment(app, cluster.namespace)
+    assert (state.spec.version, state.spec.platform) == ("v2", "kubernetes")
+    assert "pod template" in log.read_text(errors="replace")  # the submission's log line
