@@ -122,9 +122,7 @@ def release(
     is rolled out at its size."""
     metadata = view.get("metadata", {})
     namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
-    if runs_new:
-        if not isinstance(rolled, Ready):
-            return rolled
+    if runs_new and isinstance(rolled, Ready):
         if paused(view):
             return None
         if write:
@@ -135,9 +133,15 @@ def release(
             f"Deployment {namespace}/{name} no longer holds this rollout's version: its template "
             "changed during the promotion (the change gets its own rollout)"
         )
+    # Paused while not rolled out: not yet released, or paused again half-way by a GitOps tool
+    # correcting drift (Git says paused: true); either way the rollout goes on.
     if write and paused(view):
         _set_paused(kube, namespace, name, False)
-    return NotYet(f"Deployment {name} is rolling the promoted template out")
+    return (
+        rolled
+        if runs_new and not isinstance(rolled, Ready)
+        else NotYet(f"Deployment {name} is rolling the promoted template out")
+    )
 
 
 def _set_paused(kube: Kube, namespace: str, name: str, value: bool) -> None:

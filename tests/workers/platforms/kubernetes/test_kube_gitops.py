@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,15 @@ class Stack:
         assert rollout_id is not None, f"no rollout of {app}"
         return self.store.load(rollout_id).state
 
-    def drive(self, app: str, rollout_id: str, wakes: int = 400) -> RolloutState:
-        """Run the app's queued tasks and lane hand-overs until ``rollout_id`` has ended."""
+    def drive(
+        self,
+        app: str,
+        rollout_id: str,
+        wakes: int = 400,
+        between: Callable[[], None] = lambda: None,
+    ) -> RolloutState:
+        """Run the app's queued tasks and lane hand-overs until ``rollout_id`` has ended;
+        ``between`` runs after each task, before the controller acts."""
         for _ in range(wakes):
             self.runtime.delivery.run()
             state = self.store.load(rollout_id).state
@@ -86,6 +93,7 @@ class Stack:
             assert mine, f"nothing queued for {rollout_id}: {state}"
             self.queued.advance.remove(mine[0])
             self.clock.advance(mine[0][2])
+            between()
             self.cluster.settle()
             advance(self.runtime, mine[0][0], mine[0][1])
         raise AssertionError(f"{rollout_id} not ended after {wakes} wake-ups")
@@ -189,6 +197,29 @@ def test_a_bad_version_is_aborted_and_every_pod_keeps_the_old_template(
     assert sorted(reasons) == ["CanaryAborted", "CanarySubmitted"]
     aborted = next(e for e in stack.events(app) if e["reason"] == "CanaryAborted")
     assert aborted["type"] == "Warning" and "revert the image in Git" in aborted["message"]
+
+
+def test_a_gitops_tool_pausing_the_deployment_again_mid_promotion_does_not_stop_it(
+    stack: Stack, app: str
+) -> None:
+    """Argo CD's self-heal or Flux's drift correction puts Git's paused: true back while the
+    promotion has it unpaused: the promotion unpauses it again until the new version runs."""
+    opted_in(stack, app)
+    change(stack.cluster, app, V2_IMAGE, "v2")
+    assert stack.watch().handle(stack.deployment(app)) is Seen.SUBMITTED
+    corrected: list[int] = []
+
+    def self_heal() -> None:
+        if not corrected and not stack.deployment(app)["spec"].get("paused"):
+            opt_in(stack.cluster, app, "demo", paused=True)  # what Git says
+            corrected.append(1)
+
+    state = stack.drive(app, stack.latest(app).id, between=self_heal)
+
+    assert corrected, "the promotion unpaused the Deployment and the tool paused it again"
+    assert state.phase is Phase.PROMOTED
+    assert running(stack.cluster, app) == {("v2", V2_IMAGE)}
+    assert stack.deployment(app)["spec"].get("paused") is True
 
 
 def test_a_second_change_supersedes_the_first_rollout(stack: Stack, app: str) -> None:
