@@ -163,7 +163,11 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
         done = workloads.templated(world.stable, target, wanted, images)
         size = world.stable.get("spec", {}).get("replicas", 1) == baseline.replicas
         if write and not (done and size):
-            workloads.retemplate_stable(world.kube, target, wanted, images, baseline.replicas)
+            # A Deployment holding Git's new template whose pods run the baseline: only its size.
+            if done and held.held_template(world.stable) is not None:
+                workloads.scale(world.kube, target, target.app, baseline.replicas, owned=False)
+            else:
+                workloads.retemplate_stable(world.kube, target, wanted, images, baseline.replicas)
             world.reread()
             done, size = workloads.templated(world.stable, target, wanted, images), True
         if not done:
@@ -177,7 +181,11 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
 
 def _released(world: World, version: str, images: dict[str, str], write: bool) -> Readiness | None:
     """A Deployment found paused is promoted by releasing the template it holds (held.py)."""
-    target, view = world.target, world.stable
+    target, replicas = world.target, world.baseline.replicas
+    if write and world.stable.get("spec", {}).get("replicas", 1) != replicas:  # rolling's batches
+        workloads.scale(world.kube, target, target.app, replicas, owned=False)
+        world.reread()
+    view = world.stable
     holding = held.held_template(view)
     own = {"spec": {"template": holding}} if holding is not None else view
     answer = held.release(
@@ -185,7 +193,7 @@ def _released(world: World, version: str, images: dict[str, str], write: bool) -
         view,
         runs_new=workloads.templated(view, target, version, images),
         holds_new=workloads.templated(own, target, version, images),
-        rolled=workloads.rolled_out(view, view.get("spec", {}).get("replicas", 1)),
+        rolled=workloads.rolled_out(view, replicas),
         write=write,
     )
     if write and answer is not None:

@@ -156,6 +156,10 @@ class GitOpsWatch:
                 log.warning("watch of %s: %s; again in %g s", namespace, exc, self.retry_seconds)
                 version = None
                 stop.wait(self.retry_seconds)
+            except Exception:  # a thread that died would watch nothing, silently: log and go on
+                log.exception("watch of %s failed; again in %g s", namespace, self.retry_seconds)
+                version = None
+                stop.wait(self.retry_seconds)
 
     def sync(self, namespace: str) -> str | None:
         """Handle every Deployment in ``namespace``; the list's resourceVersion."""

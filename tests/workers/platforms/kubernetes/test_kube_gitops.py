@@ -29,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from canarist.demo.stack import ServiceProcess
 from tests.waiting import wait_until
-from tests.workers.conftest import FakeClock, FakeSource, Queued, task_runtime
+from tests.workers.conftest import DEMO_POLICY, FakeClock, FakeSource, Queued, task_runtime
 from tests.workers.platforms.kubernetes.emulator import Fault
 from tests.workers.platforms.kubernetes.gitops_stack import change, opt_in, running
 from tests.workers.platforms.kubernetes.kube_stack import PAUSE, Cluster
@@ -141,9 +141,15 @@ def stack(
                 cluster.apps.delete_namespaced_deployment(name, cluster.namespace)
 
 
-def opted_in(stack: Stack, app: str, paused: bool = True) -> None:
+ROLLING = DEMO_POLICY.replace("name: demo", "name: rolling-demo").split("strategy:")[0] + (
+    "strategy:\n  type: rolling\n  batches:\n    - replicas: 1\n      analyze: 10s\n"
+    "    - percent: 100\nalerts: [oncall]\n"
+)
+
+
+def opted_in(stack: Stack, app: str, paused: bool = True, policy: str = "demo") -> None:
     stack.cluster.deployment(app)  # v1, four pods
-    opt_in(stack.cluster, app, "demo", paused=paused)
+    opt_in(stack.cluster, app, policy, paused=paused)
 
 
 def test_a_changed_image_starts_a_rollout_by_itself_and_a_healthy_one_is_promoted(
@@ -197,6 +203,28 @@ def test_a_bad_version_is_aborted_and_every_pod_keeps_the_old_template(
     assert sorted(reasons) == ["CanaryAborted", "CanarySubmitted"]
     aborted = next(e for e in stack.events(app) if e["reason"] == "CanaryAborted")
     assert aborted["type"] == "Warning" and "revert the image in Git" in aborted["message"]
+
+
+@pytest.mark.parametrize(
+    ("canary_errors", "outcome"), [(1.0, Phase.PROMOTED), (30.0, Phase.ABORTED)]
+)
+def test_a_rolling_release_of_a_held_template_moves_batches_and_ends_at_full_size(
+    stack: Stack, app: str, policy_dir: Path, canary_errors: float, outcome: Phase
+) -> None:
+    (policy_dir / "rolling-demo.yaml").write_text(ROLLING)
+    opted_in(stack, app, policy="rolling-demo")
+    change(stack.cluster, app, V2_IMAGE, "v2")
+    assert stack.watch().handle(stack.deployment(app)) is Seen.SUBMITTED
+    stack.source.canary_errors = canary_errors
+
+    assert stack.drive(app, stack.latest(app).id).phase is outcome
+
+    deployment = stack.deployment(app)
+    assert (deployment["spec"]["replicas"], deployment["spec"].get("paused")) == (4, True)
+    expected = ("v2", V2_IMAGE) if outcome is Phase.PROMOTED else ("v1", PAUSE)
+    assert running(stack.cluster, app) == {expected}
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["labels"]["version"] == "v2", "Git's template is left as written"
 
 
 def test_a_gitops_tool_pausing_the_deployment_again_mid_promotion_does_not_stop_it(
