@@ -193,7 +193,8 @@ class GitOpsWatch:
             return self._refuse(deployment, digest, label)
         if latest is not None and _same(latest, template, deployment):
             if latest.ended_badly:
-                self._event(deployment, digest, _aborted(latest), "Warning")
+                aborted = _aborted(latest)
+                self._event(deployment, digest, aborted.reason, aborted.message, "Warning")
             return Seen.ALREADY
         lane = latest.id if latest else None
         job = opt_in.job_for(deployment, template, serving, label, lane)
@@ -209,7 +210,7 @@ class GitOpsWatch:
             else "",
         )  # fmt: skip
         started = f"rollout {submitted.rollout_id} of {job.version} with policy {job.policy}"
-        self._event(deployment, digest, Refusal("CanarySubmitted", started), "Normal")
+        self._event(deployment, digest, "CanarySubmitted", started, "Normal")
         return Seen.SUBMITTED if submitted.created else Seen.ALREADY
 
     def _refuse(self, deployment: Obj, digest: str, refusal: Refusal) -> Seen:
@@ -218,14 +219,14 @@ class GitOpsWatch:
             "%s/%s: no canary: %s: %s",
             metadata.get("namespace"), metadata.get("name"), refusal.reason, refusal.message,
         )  # fmt: skip
-        self._event(deployment, digest, refusal, "Warning")
+        self._event(deployment, digest, refusal.reason, refusal.message, "Warning")
         return Seen.REFUSED
 
-    def _event(self, deployment: Obj, digest: str, note: Refusal, kind: str) -> None:
+    def _event(self, deployment: Obj, digest: str, reason: str, message: str, kind: str) -> None:
         """One Event per Deployment, reason and template (best effort: the log has it too)."""
         metadata = deployment.get("metadata", {})
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
-        suffix = hashlib.sha256(f"{note.reason}/{digest}".encode()).hexdigest()[:16]
+        suffix = hashlib.sha256(f"{reason}/{digest}".encode()).hexdigest()[:16]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
@@ -238,10 +239,10 @@ class GitOpsWatch:
                 "namespace": namespace,
                 **({"uid": metadata["uid"]} if metadata.get("uid") else {}),
             },
-            "reason": note.reason,
-            "message": note.message[:1000],
+            "reason": reason,
+            "message": message[:1000],
             "type": kind,
-            "action": note.reason,
+            "action": reason,
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": socket.gethostname()[:128],
@@ -254,7 +255,7 @@ class GitOpsWatch:
         except AlreadyExists:
             pass  # recorded for this template already
         except (WorkerError, TemporaryError) as exc:
-            log.warning("could not record Event %s on %s/%s: %s", note.reason, namespace, name, exc)
+            log.warning("could not record Event %s on %s/%s: %s", reason, namespace, name, exc)
 
 
 def _same(latest: Latest, template: dict[str, Any], deployment: Obj) -> bool:
