@@ -94,15 +94,13 @@ def watch_command(log_level: LogLevelOption = "info") -> None:
     from workers.store import store_from_url  # noqa: PLC0415
     from workers.watch import IntakeDoor  # noqa: PLC0415
 
-    logging.config.dictConfig(configure_logging(log_level))
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     if not settings.watch_namespaces:  # deploy/base runs the watch before any namespace opts in
+        logging.config.dictConfig(configure_logging(log_level))
         logging.getLogger("canarist.watch").warning(
             "CANARIST_WATCH_NAMESPACES names no namespace: watching nothing until restarted"
         )
-        while not stop.wait(1.0):
+        stop = _stopped_by_signals()
+        while not stop.wait(1.0):  # a timed wait: the signal handler that sets it gets to run
             pass
         return
     intake = intake_over_celery(settings, store_from_url(settings.redis.url))
@@ -110,7 +108,16 @@ def watch_command(log_level: LogLevelOption = "info") -> None:
         watch = GitOpsWatch.from_env(IntakeDoor(intake), settings.watch_namespaces)
     except PlatformError as exc:
         _fail(REFUSED, str(exc))
-    watch.run(stop)
+    logging.config.dictConfig(configure_logging(log_level))
+    watch.run(_stopped_by_signals())
+
+
+def _stopped_by_signals() -> threading.Event:
+    """An event SIGTERM (Kubernetes stopping the pod) and SIGINT (Ctrl-C) set."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def _celery() -> tuple[Any, Any]:
