@@ -51,6 +51,7 @@ class CanaryRequest:
     canary: str
     idempotency_key: str
     platform: str = "kubernetes"
+    from_manifest: bool = True  # an abort's alert says the manifest still names the version
 
 
 @dataclass(frozen=True)

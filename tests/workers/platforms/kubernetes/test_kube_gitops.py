@@ -61,6 +61,7 @@ class Stack:
     queued: Queued
     clock: FakeClock
     source: FakeSource
+    oncall: MemoryNotifier
 
     def watch(self) -> GitOpsWatch:
         """A watch process as ``canarist watch`` starts it (a new one is a restart)."""
@@ -130,10 +131,10 @@ def stack(
     intake = Intake(
         store, policy_dir, clock, queued.enqueue, alert_routes={"oncall"}, on_outbox=queued.wake
     )
-    source = FakeSource()
-    runtime = task_runtime(store, intake, source, platform, clock, queued, MemoryNotifier())
+    source, oncall = FakeSource(), MemoryNotifier()
+    runtime = task_runtime(store, intake, source, platform, clock, queued, oncall)
     try:
-        yield Stack(cluster, store, intake, runtime, queued, clock, source)
+        yield Stack(cluster, store, intake, runtime, queued, clock, source, oncall)
     finally:
         store.close()
         for name in (app, f"{app}-canary"):  # the namespace is shared: opt the app out of it
@@ -203,6 +204,10 @@ def test_a_bad_version_is_aborted_and_every_pod_keeps_the_old_template(
     assert sorted(reasons) == ["CanaryAborted", "CanarySubmitted"]
     aborted = next(e for e in stack.events(app) if e["reason"] == "CanaryAborted")
     assert aborted["type"] == "Warning" and "revert the image in Git" in aborted["message"]
+    (alert,) = [notice for notice in stack.oncall.notices if notice.kind == "aborted"]
+    assert f"Deployment {stack.cluster.namespace}/{app} still names v2: revert it in Git" in (
+        alert.reason
+    ), "on-call reads in the alert that Git is theirs to revert"
 
 
 @pytest.mark.parametrize(
