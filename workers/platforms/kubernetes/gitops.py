@@ -36,17 +36,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from workers.errors import TemporaryError, WorkerError
-from workers.platforms.kubernetes import api_client_from_env, held, opt_in
+from workers.platforms.kubernetes import api_client_from_env, events, held, opt_in
 from workers.platforms.kubernetes.api import DEPLOYMENTS, EVENTS, AlreadyExists, Expired, Kube, Obj
 from workers.platforms.kubernetes.opt_in import CanaryRequest, Refusal
 from workers.platforms.kubernetes.permissions import WATCH_PERMISSIONS
@@ -227,29 +225,8 @@ class GitOpsWatch:
         metadata = deployment.get("metadata", {})
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
         suffix = hashlib.sha256(f"{reason}/{digest}".encode()).hexdigest()[:16]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{name}.{suffix}", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": name,
-                "namespace": namespace,
-                **({"uid": metadata["uid"]} if metadata.get("uid") else {}),
-            },
-            "reason": reason,
-            "message": message[:1000],
-            "type": kind,
-            "action": reason,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": socket.gethostname()[:128],
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        body = events.deployment_event(deployment, reason, message, kind, COMPONENT)
+        body["metadata"]["name"] = f"{name}.{suffix}"  # one per reason and template: a retry is 409
         try:
             self.kube.create(EVENTS, namespace, body)
         except AlreadyExists:

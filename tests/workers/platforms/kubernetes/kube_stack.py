@@ -52,6 +52,23 @@ class Cluster:
     def real(self) -> bool:
         return self.emulator is None
 
+    def write_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for the emulator at ``path``, as a process started by a test reads it."""
+        assert not self.real, "a real cluster has a kubeconfig of its own"
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "kmock", "cluster": {"server": self.configuration.host}}],
+                    "users": [{"name": "ci", "user": {"token": "t"}}],
+                    "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "ci"}}],
+                    "current-context": "kmock",
+                }
+            )
+        )
+        return path
+
     def api_client(self) -> client.ApiClient:
         """A new client for a platform (the platform names itself in User-Agent)."""
         return client.ApiClient(self.configuration)

@@ -350,19 +350,7 @@ def test_canarist_watch_runs_as_a_process_from_the_settings_and_stops_on_sigterm
 ) -> None:
     if cluster.real:
         pytest.skip("writes a kubeconfig for the emulator")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "kmock", "cluster": {"server": cluster.configuration.host}}],
-                "users": [{"name": "ci", "user": {"token": "t"}}],
-                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "ci"}}],
-                "current-context": "kmock",
-            }
-        )
-    )
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     url = redis_server.url.rsplit("/", 1)[0] + "/5"  # a database of this test's own
     redis.Redis.from_url(url).flushdb()
     environment = {
