@@ -138,3 +138,17 @@ def test_every_query_on_the_page_parses_as_promql(tmp_path: Path) -> None:
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(rules)} rules found" in checked.stdout
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lowercase, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def test_every_link_within_the_page_reaches_a_heading() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    anchors = {github_anchor(match[1]) for match in map(HEADING.match, text.splitlines()) if match}
+    linked = set(re.findall(r"\]\(#([^)]+)\)", text))
+
+    assert "5-a-payments-api-1--5--25--100-strict-on-errors" in linked
+    assert sorted(linked - anchors) == []
