@@ -26,7 +26,13 @@ from analyzer.policy.strategy import (
     Strategy,
     TargetedStrategy,
 )
-from analyzer.policy.traffic import Router, TrafficSpec
+from analyzer.policy.traffic import (
+    ROUTER_LIMITS,
+    Router,
+    TrafficSpec,
+    audience_refusals,
+    router_match,
+)
 
 FRESH_BASELINE_MAX_WEIGHT = 50  # a fresh baseline's share equals the canary's: 2 x 50 = 100
 
@@ -64,9 +70,32 @@ def _what_runs_it(
     traffic: TrafficSpec,
 ) -> Iterator[PolicyProblem]:
     """What Prometheus and the router would refuse at run time, said at the line instead: each
-    query parsed as PromQL (promql_check.py)."""
+    query parsed as PromQL (promql_check.py), the audience against the router's limits."""
     defaults = arg_defaults if arg_defaults is not None else dict.fromkeys(arg_names)
     yield from query_problems(metrics, defaults, interval)
+    yield from _audience(strategy, traffic)
+
+
+def _audience(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
+    """A targeted audience the named router cannot route, at the rule (a router that routes no
+    audience at all is said once, at traffic.router, by ``_traffic``)."""
+    if (
+        not isinstance(strategy, TargetedStrategy)
+        or not ROUTER_LIMITS[traffic.router].routes_audience
+    ):
+        return
+    audience = [router_match(rule, strategy.region_header) for rule in strategy.match]
+    for refusal in audience_refusals(traffic.router, audience):
+        rule = strategy.match[refusal.index]
+        kind = (
+            "header"
+            if rule.header is not None
+            else "cookie"
+            if rule.cookie is not None
+            else "region"
+        )
+        path: tuple[str | int, ...] = ("strategy", "match", refusal.index, kind)
+        yield PolicyProblem((*path, "value") if refusal.of_value else path, refusal.message)
 
 
 def _fresh_baseline(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
