@@ -19,6 +19,8 @@ The shape rules, each with what to write instead:
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -38,6 +40,39 @@ _STAND_IN_DURATION = "5m"
 _FRAGMENT_CHARS = 24
 _KEEPS_INPUT_LABELS = frozenset({"topk", "bottomk", "limitk", "limit_ratio"})
 _OPENERS = {"(": ")", "{": "}", "[": "]"}
+# PromQL's functions and aggregation operators, for "did you mean" after an unknown function.
+# fmt: off
+_KNOWN_FUNCTIONS = (
+    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg",
+    "avg_over_time", "bottomk", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos",
+    "cosh", "count", "count_over_time", "count_values", "day_of_month", "day_of_week",
+    "day_of_year", "days_in_month", "deg", "delta", "deriv", "exp", "floor", "group",
+    "histogram_count", "histogram_fraction", "histogram_quantile", "histogram_stddev",
+    "histogram_stdvar", "histogram_sum", "holt_winters", "hour", "idelta", "increase", "irate",
+    "label_join", "label_replace", "last_over_time", "ln", "log10", "log2", "mad_over_time", "max",
+    "max_over_time", "min", "min_over_time", "minute", "month", "pi", "predict_linear",
+    "present_over_time", "quantile", "quantile_over_time", "rad", "rate", "resets", "round",
+    "scalar", "sgn", "sin", "sinh", "sort", "sort_desc", "sqrt", "stddev", "stddev_over_time",
+    "stdvar", "stdvar_over_time", "sum", "sum_over_time", "tan", "tanh", "time", "timestamp",
+    "topk", "vector", "year", "double_exponential_smoothing", "first_over_time", "histogram_avg",
+    "info", "limitk", "limit_ratio", "sort_by_label", "sort_by_label_desc",
+)
+# fmt: on
+
+
+def _register_prometheus_2_functions() -> None:
+    """The parser follows Prometheus 3, which renamed holt_winters (Prometheus 2, the version
+    Debian ships and the tests run) to double_exponential_smoothing: both are accepted, as the
+    Prometheus a policy runs against decides. Registration is process-wide; once is enough."""
+    value = promql_parser.ValueType
+    holt_winters = promql_parser.Function(
+        "holt_winters", [value.Matrix, value.Scalar, value.Scalar], value.Vector
+    )
+    with contextlib.suppress(ValueError):  # a parser that knows it already
+        promql_parser.register_extra_functions([holt_winters])
+
+
+_register_prometheus_2_functions()
 
 
 def query_problems(
@@ -108,7 +143,9 @@ def template_problem(
 def _parse_message(reason: str, rendered: str) -> str:
     """The parser's reason, with where it stands when the parser does not say (it never does)."""
     if reason.startswith("unknown function with name "):
-        return f"unknown function {reason.removeprefix('unknown function with name ')}"
+        name = reason.removeprefix("unknown function with name ").strip("'")
+        close = difflib.get_close_matches(name, _KNOWN_FUNCTIONS, n=1, cutoff=0.75)
+        return f"unknown function {name!r}" + (f"; did you mean {close[0]}?" if close else "")
     if reason == "ranges only allowed for vector selectors":
         return (
             "a range [...] may only follow a metric selector, as in "

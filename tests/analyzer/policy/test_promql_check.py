@@ -76,6 +76,10 @@ def only_problem(text: str, field: str = "query") -> str:
         ("rate(x{ {{ selector }} }[5q])", "bad number or duration syntax: 5q"),
         ("rate(x{ {{ selector }} })", "rate() takes a range vector: write rate(metric{...}["),
         ("sumrate(x{ {{ selector }} }[1m])", "PromQL does not parse: unknown function 'sumrate'"),
+        (
+            "histogram_quantil(0.9, sum by (le) (x{ {{ selector }} }))",
+            "unknown function 'histogram_quantil'; did you mean histogram_quantile?",
+        ),
         ("rate(x{ {{ selector }} }[5m])[1m]", "a range [...] may only follow a metric selector"),
     ],
 )
@@ -153,6 +157,16 @@ def test_histogram_buckets_given_as_a_quantile_say_so() -> None:
 )
 def test_histogram_buckets_that_keep_le_load(query: str) -> None:
     load_policy_text(metric("histogram", "buckets", query))
+
+
+@pytest.mark.parametrize(
+    "function",
+    ["holt_winters", "double_exponential_smoothing"],  # Prometheus 2's name and Prometheus 3's
+)
+def test_a_smoothing_function_of_either_prometheus_loads(function: str) -> None:
+    load_policy_text(
+        metric("series", "query", f"{function}(x{{ {{{{ selector }}}} }}[1h], 0.5, 0.5)")
+    )
 
 
 def test_histogram_sum_and_count_are_checked_too() -> None:
