@@ -109,8 +109,8 @@ def render_for_check(
         else:
             before = text[: placeholder.start].rstrip()
             wants_duration = before.endswith(("[", ":")) or before.lower().endswith("offset")
-            stand_in = _STAND_IN_DURATION if wants_duration else _STAND_IN_NUMBER
-            values.setdefault(placeholder.name, stand_in)
+            # outside quotes wins: a number or a duration also stands inside a quoted string
+            values[placeholder.name] = _STAND_IN_DURATION if wants_duration else _STAND_IN_NUMBER
     return template.render(selector=selector, interval=interval, args=values)
 
 
@@ -137,6 +137,10 @@ def template_problem(
         expr = promql_parser.parse(rendered)
     except ValueError as exc:
         return f"PromQL does not parse: {_parse_message(str(exc), rendered)}"
+    except BaseException as exc:  # pyo3 raises a Rust panic as PanicException, a BaseException
+        if type(exc).__name__ != "PanicException":
+            raise
+        return f"the PromQL parser failed on this query ({exc}); please report it"
     return _shape_problem(expr, buckets=buckets)
 
 

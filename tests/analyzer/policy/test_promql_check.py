@@ -210,6 +210,14 @@ def test_args_are_rendered_with_their_default_or_a_stand_in_for_their_place() ->
     load_policy_text(metric("series", "query", text))
 
 
+def test_an_arg_both_inside_and_outside_quotes_gets_a_stand_in_fit_for_both() -> None:
+    text = 'max(x{ {{ selector }}, q="{{ quantile }}" }) > {{ quantile }}'
+    assert render_for_check(text, {"quantile": None}, timedelta(minutes=1), STAND_IN_SELECTOR) == (
+        'max(x{ app="canarist-check",version="v1", q="1" }) > 1'
+    )
+    load_policy_text(metric("series", "query", text))
+
+
 def test_a_default_unfit_for_its_place_is_refused() -> None:
     text = HEAD.replace('default: ".*"', "default: five minutes")
     query = "max_over_time(x{ {{ selector }} }[{{ route }}])"
