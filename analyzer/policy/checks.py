@@ -8,7 +8,7 @@ module and never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from datetime import timedelta
 from itertools import pairwise
 
@@ -16,6 +16,7 @@ from analyzer.errors import PolicyProblem
 from analyzer.policy.durations import format_duration
 from analyzer.policy.metrics import MetricBase
 from analyzer.policy.promql import BUILTIN_VARIABLES, PromQLTemplate
+from analyzer.policy.promql_check import query_problems
 from analyzer.policy.strategy import (
     AnalyzeStep,
     CanaryStrategy,
@@ -25,7 +26,13 @@ from analyzer.policy.strategy import (
     Strategy,
     TargetedStrategy,
 )
-from analyzer.policy.traffic import Router, TrafficSpec
+from analyzer.policy.traffic import (
+    ROUTER_LIMITS,
+    Router,
+    TrafficSpec,
+    audience_refusals,
+    router_match,
+)
 
 FRESH_BASELINE_MAX_WEIGHT = 50  # a fresh baseline's share equals the canary's: 2 x 50 = 100
 
@@ -38,9 +45,10 @@ def policy_problems(
     strategy: Strategy,
     traffic: TrafficSpec,
     baseline: str = "stable",
+    arg_defaults: Mapping[str, str | None] | None = None,
 ) -> list[PolicyProblem]:
-    """Every cross-field problem of a policy with these sections: its job arguments' names, its
-    ``analysis.interval``, its metrics, its strategy and its traffic section."""
+    """Every cross-field problem of a policy with these sections: its job arguments' names (and
+    defaults), its ``analysis.interval``, its metrics, its strategy and its traffic section."""
     return [
         *_duplicate_metric_names(metrics),
         *_undefined_template_variables(metrics, arg_names),
@@ -49,7 +57,45 @@ def policy_problems(
         *_strategy(strategy, interval),
         *_traffic(strategy, traffic),
         *(_fresh_baseline(strategy, traffic) if baseline == "fresh" else ()),
+        *_what_runs_it(metrics, arg_defaults, arg_names, interval, strategy, traffic),
     ]
+
+
+def _what_runs_it(
+    metrics: Sequence[MetricBase],
+    arg_defaults: Mapping[str, str | None] | None,
+    arg_names: Set[str],
+    interval: timedelta,
+    strategy: Strategy,
+    traffic: TrafficSpec,
+) -> Iterator[PolicyProblem]:
+    """What Prometheus and the router would refuse at run time, said at the line instead: each
+    query parsed as PromQL (promql_check.py), the audience against the router's limits."""
+    defaults = arg_defaults if arg_defaults is not None else dict.fromkeys(arg_names)
+    yield from query_problems(metrics, defaults, interval)
+    yield from _audience(strategy, traffic)
+
+
+def _audience(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
+    """A targeted audience the named router cannot route, at the rule (a router that routes no
+    audience at all is said once, at traffic.router, by ``_traffic``)."""
+    if (
+        not isinstance(strategy, TargetedStrategy)
+        or not ROUTER_LIMITS[traffic.router].routes_audience
+    ):
+        return
+    audience = [router_match(rule, strategy.region_header) for rule in strategy.match]
+    for refusal in audience_refusals(traffic.router, audience):
+        rule = strategy.match[refusal.index]
+        kind = (
+            "header"
+            if rule.header is not None
+            else "cookie"
+            if rule.cookie is not None
+            else "region"
+        )
+        path: tuple[str | int, ...] = ("strategy", "match", refusal.index, kind)
+        yield PolicyProblem((*path, "value") if refusal.of_value else path, refusal.message)
 
 
 def _fresh_baseline(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
