@@ -102,6 +102,12 @@ class RolloutJob(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"
     )
+    from_manifest: bool = Field(
+        default=False,
+        description="the rollout was started by a change of the Deployment's manifest (canarist "
+        "watch sets it): the manifest, e.g. in Git, names the new version, so an abort's alert "
+        "says to revert it there",
+    )
 
     @field_validator("platform")
     @classmethod
@@ -186,6 +192,7 @@ class RolloutJob(BaseModel):
         """SHA-256 of the normalised job without its idempotency key: two jobs that would run
         the same rollout have the same digest, and any other difference changes it."""
         unset = {"fresh_baseline"} if self.fresh_baseline is None else set()  # digests as before
+        unset |= set() if self.from_manifest else {"from_manifest"}
         record = self.model_dump(mode="json", exclude={"idempotency_key", *unset})
         canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -219,6 +226,7 @@ class RolloutJob(BaseModel):
             images=tuple(sorted(self.images.items())),
             traffic=routed,
             fresh_baseline_selector=fresh,
+            from_manifest=self.from_manifest,
         )
 
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -36,6 +37,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -46,6 +48,7 @@ from workers.errors import SettingsError
 SETTINGS_FILE_VARIABLE = "CANARIST_SETTINGS_FILE"
 ROUTES_VARIABLE = "CANARIST_ALERT_ROUTES"
 MIN_REPORT_SECRET_CHARS = 16
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _ROUTES = "alert_routes"
 
 
@@ -119,6 +122,23 @@ class WorkerSettings(BaseSettings):
         le=65535,
         description="serve the workers' Prometheus metrics on this port (the API has /metrics)",
     )
+    watch_namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "namespaces whose opted-in Deployments canarist watch follows, comma-separated "
+            "(CANARIST_WATCH_NAMESPACES=shop,payments); see workers/platforms/kubernetes/gitops.py"
+        ),
+    )
+
+    @field_validator("watch_namespaces", mode="before")
+    @classmethod
+    def _namespace_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        for name in value if isinstance(value, list | tuple) else ():
+            if not isinstance(name, str) or not re.fullmatch(DNS_LABEL, name):
+                raise ValueError(f"watch_namespaces: {str(name)[:70]!r} is not a namespace name")
+        return value
 
     @field_validator("public_url", "report_secret", "worker_metrics_port", mode="before")
     @classmethod

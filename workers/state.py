@@ -25,11 +25,14 @@ from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 
 RECORD_FORMAT = 1
-"""What a rollout record says when it compares with the stable fleet; every release reads it."""
-FRESH_BASELINE_FORMAT = 2
-"""A rollout record whose spec has ``fresh_baseline_selector``: a release that knows no fresh
-baseline would compare with the stable fleet, so it must refuse the record by name, not read it."""
-RECORD_FORMATS = frozenset({RECORD_FORMAT, FRESH_BASELINE_FORMAT})
+"""What a rollout record says when its spec uses none of the keys below; every release reads it."""
+SPEC_KEYS_FORMAT = 2
+"""A rollout record whose spec carries a key of ``SPEC_KEYS_SINCE_2`` with a value other than its
+default. A release that knows none of them would run the rollout wrongly (compare with the stable
+fleet instead of a fresh baseline, alert without saying Git names the version), so it must refuse
+the record by name rather than read it; a spec at the defaults leaves the keys out and says 1."""
+SPEC_KEYS_SINCE_2: Mapping[str, object] = {"fresh_baseline_selector": "", "from_manifest": False}
+RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT})
 
 
 class Awaited(StrEnum):
@@ -134,6 +137,8 @@ class RolloutSpec:
     # analysis.baseline fresh at submit: the selector of the fresh baseline's series only ("":
     # the canary is compared with the stable fleet, ``baseline_selector``)
     fresh_baseline_selector: str = ""
+    # started by canarist watch from a Deployment manifest's change: Git still names the version
+    from_manifest: bool = False
 
     @property
     def args_map(self) -> dict[str, str]:
@@ -313,12 +318,15 @@ class RolloutState:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-safe dict; ``from_record`` reads it back to an equal state."""
-        fresh = self.spec.fresh_baseline
-        record: dict[str, Any] = {"format": FRESH_BASELINE_FORMAT if fresh else RECORD_FORMAT}
+        record: dict[str, Any] = {"format": RECORD_FORMAT}
         for item in fields(self):
             record[item.name] = _dump(getattr(self, item.name))
-        if not fresh:  # left out: the release before fresh baselines reads the record as ever
-            del record["spec"]["fresh_baseline_selector"]
+        spec = record["spec"]
+        for key, default in SPEC_KEYS_SINCE_2.items():
+            if spec[key] == default:  # left out: the release before reads the record as ever
+                del spec[key]
+            else:
+                record["format"] = SPEC_KEYS_FORMAT
         return record
 
     @classmethod

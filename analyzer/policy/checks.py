@@ -8,7 +8,7 @@ module and never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from datetime import timedelta
 from itertools import pairwise
 
@@ -16,6 +16,7 @@ from analyzer.errors import PolicyProblem
 from analyzer.policy.durations import format_duration
 from analyzer.policy.metrics import MetricBase
 from analyzer.policy.promql import BUILTIN_VARIABLES, PromQLTemplate
+from analyzer.policy.promql_check import query_problems
 from analyzer.policy.strategy import (
     AnalyzeStep,
     CanaryStrategy,
@@ -25,7 +26,13 @@ from analyzer.policy.strategy import (
     Strategy,
     TargetedStrategy,
 )
-from analyzer.policy.traffic import Router, TrafficSpec
+from analyzer.policy.traffic import (
+    ROUTER_LIMITS,
+    Router,
+    TrafficSpec,
+    audience_refusals,
+    router_match,
+)
 
 FRESH_BASELINE_MAX_WEIGHT = 50  # a fresh baseline's share equals the canary's: 2 x 50 = 100
 
@@ -38,22 +45,27 @@ def policy_problems(
     strategy: Strategy,
     traffic: TrafficSpec,
     baseline: str = "stable",
+    arg_defaults: Mapping[str, str | None] | None = None,
 ) -> list[PolicyProblem]:
-    """Every cross-field problem of a policy with these sections: its job arguments' names, its
-    ``analysis.interval``, its metrics, its strategy and its traffic section."""
+    """Every cross-field problem of a policy with these sections: its job arguments' names (and
+    defaults), its ``analysis.interval``, its metrics, its strategy and its traffic section."""
+    defaults = arg_defaults if arg_defaults is not None else dict.fromkeys(arg_names)
     return [
-        *metric_problems(metrics, arg_names),
+        *metric_problems(metrics, defaults, interval),
         *strategy_problems(strategy, interval),
         *traffic_problems(strategy, traffic, baseline),
     ]
 
 
-def metric_problems(metrics: Sequence[MetricBase], arg_names: Set[str]) -> list[PolicyProblem]:
-    """The problems among the metrics, which need only the metrics and the args to be valid: the
-    loader runs these even when the strategy has problems of its own, to report all at once."""
+def metric_problems(
+    metrics: Sequence[MetricBase], arg_defaults: Mapping[str, str | None], interval: timedelta
+) -> list[PolicyProblem]:
+    """The problems among the metrics, which need only the metrics, the args and the analysis
+    sections to be valid: the loader runs these even when the strategy has problems of its own,
+    to report all at once."""
     return [
         *duplicate_metric_names([metric.name for metric in metrics]),
-        *template_problems(metrics, arg_names),
+        *template_problems(metrics, arg_defaults, interval),
         *_weights(metrics),
         *_nothing_counts(metrics),
     ]
@@ -69,11 +81,35 @@ def traffic_problems(
     strategy: Strategy, traffic: TrafficSpec, baseline: str = "stable"
 ) -> list[PolicyProblem]:
     """What the strategy asks of the router, which needs the strategy, the traffic and the
-    analysis sections to be valid."""
+    analysis sections to be valid: the audience against the router's limits (what the router
+    would refuse at run time, said at the line instead)."""
     return [
         *_traffic(strategy, traffic),
         *(_fresh_baseline(strategy, traffic) if baseline == "fresh" else ()),
+        *_audience(strategy, traffic),
     ]
+
+
+def _audience(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
+    """A targeted audience the named router cannot route, at the rule (a router that routes no
+    audience at all is said once, at traffic.router, by ``_traffic``)."""
+    if (
+        not isinstance(strategy, TargetedStrategy)
+        or not ROUTER_LIMITS[traffic.router].routes_audience
+    ):
+        return
+    audience = [router_match(rule, strategy.region_header) for rule in strategy.match]
+    for refusal in audience_refusals(traffic.router, audience):
+        rule = strategy.match[refusal.index]
+        kind = (
+            "header"
+            if rule.header is not None
+            else "cookie"
+            if rule.cookie is not None
+            else "region"
+        )
+        path: tuple[str | int, ...] = ("strategy", "match", refusal.index, kind)
+        yield PolicyProblem((*path, "value") if refusal.of_value else path, refusal.message)
 
 
 def _fresh_baseline(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
@@ -131,10 +167,16 @@ def duplicate_metric_names(names: Sequence[object]) -> list[PolicyProblem]:
     return problems
 
 
-def template_problems(metrics: Sequence[MetricBase], arg_names: Set[str]) -> list[PolicyProblem]:
-    """Each metric's own template problems: the loader also runs these on each valid metric
-    when another metric is invalid (so each metric is checked on its own, not with the others)."""
-    return list(_undefined_template_variables(metrics, arg_names))
+def template_problems(
+    metrics: Sequence[MetricBase], arg_defaults: Mapping[str, str | None], interval: timedelta
+) -> list[PolicyProblem]:
+    """Each metric's own template problems: undefined variables, and each query parsed as PromQL
+    (promql_check.py: what Prometheus would refuse at run time, said at the line instead). The
+    loader also runs these on each valid metric when another is invalid: a metric at a time."""
+    return [
+        *_undefined_template_variables(metrics, set(arg_defaults)),
+        *query_problems(metrics, arg_defaults, interval),
+    ]
 
 
 def _undefined_template_variables(

@@ -16,6 +16,7 @@ sections are valid still runs, so fixing the reported problems never reveals new
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,13 +104,16 @@ def _cross_field_anyway(data: dict[Any, Any]) -> Problems:
     sections = {name: _section(name, data) for name in SECTIONS}
     valid = {name: value for name, value in sections.items() if value is not _INVALID}
     problems: Problems = []
-    if "metrics" in valid and "args" in valid:
-        problems += metric_problems(valid["metrics"], {arg.name for arg in valid["args"]})
+    args = {"args", "analysis"} <= valid.keys()
+    defaults = {arg.name: arg.default for arg in valid["args"]} if args else {}
+    interval = valid["analysis"].interval if args else None
+    if "metrics" in valid and interval is not None:
+        problems += metric_problems(valid["metrics"], defaults, interval)
     elif isinstance(data.get("metrics"), list):
         names = [m.get("name") if isinstance(m, dict) else None for m in data["metrics"]]
         problems += duplicate_metric_names(names)
-        if "args" in valid:
-            problems += _each_valid_metric(data["metrics"], {arg.name for arg in valid["args"]})
+        if interval is not None:
+            problems += _each_valid_metric(data["metrics"], defaults, interval)
     if {"strategy", "analysis"} <= valid.keys():
         problems += strategy_problems(valid["strategy"], valid["analysis"].interval)
     if {"strategy", "traffic", "analysis"} <= valid.keys():
@@ -118,7 +122,9 @@ def _cross_field_anyway(data: dict[Any, Any]) -> Problems:
     return problems
 
 
-def _each_valid_metric(metrics: list[Any], arg_names: set[str]) -> Problems:
+def _each_valid_metric(
+    metrics: list[Any], arg_defaults: dict[str, str | None], interval: timedelta
+) -> Problems:
     """The template checks of each metric that is valid on its own, at its own index."""
     problems: Problems = []
     for index, item in enumerate(metrics):
@@ -126,7 +132,7 @@ def _each_valid_metric(metrics: list[Any], arg_names: set[str]) -> Problems:
             metric = _METRIC.validate_python(item)
         except ValidationError:
             continue
-        for problem in template_problems([metric], arg_names):  # at ("metrics", 0, field)
+        for problem in template_problems([metric], arg_defaults, interval):  # at metrics[0]
             problems.append(PolicyProblem(("metrics", index, *problem.path[2:]), problem.message))
     return problems
 

@@ -147,6 +147,7 @@ class Policy(PolicyModel):
     def _cross_field_rules(self, info: ValidationInfo) -> Policy:
         problems = policy_problems(
             arg_names={arg.name for arg in self.args},
+            arg_defaults={arg.name: arg.default for arg in self.args},
             interval=self.analysis.interval,
             baseline=self.analysis.baseline,
             metrics=self.metrics,

@@ -12,15 +12,23 @@ mid-flight when the policy file changes (the rollout keeps it as workers/state.p
 
 Object names default to the app's name (``<app>-canary`` for the canary Service), so one policy
 serves many apps; name them only where an app's objects are called otherwise.
+
+``ROUTER_LIMITS`` says what each router can express of a targeted audience, as data: the policy's
+checks (checks.py) refuse a ``strategy.match`` at its line with ``audience_refusals``, and the
+Kubernetes routers refuse the same audience with the same function at submit, so the validator
+and the platform cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal, Protocol
 
 from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from analyzer.policy.base import PolicyModel, PolicyWord
+from analyzer.policy.strategy import MatchRule
 
 
 class Router(PolicyWord):
@@ -82,3 +90,134 @@ class TrafficSpec(PolicyModel):
     version_label: LabelKey = Field(
         default="version", description="the pod label whose value tells the versions apart"
     )
+
+
+GATEWAY_API_MAX_MATCHES = 64
+"""The Gateway API's limit on the matches of one HTTPRoute rule (``maxItems`` in its CRD)."""
+
+
+@dataclass(frozen=True)
+class RouterLimits:
+    """What a router can express of a targeted audience; ``None``: no limit of its own."""
+
+    said_as: str  # how a message names the router: the product, not the policy word
+    routes_audience: bool
+    max_rules: int | None = None
+    max_headers: int | None = None
+    max_cookies: int | None = None
+    cookie_values: frozenset[str] | None = None
+
+
+ROUTER_LIMITS: dict[Router, RouterLimits] = {
+    Router.REPLICAS: RouterLimits("traffic.router replicas", routes_audience=False),
+    # Each audience rule is one match of the canary's HTTPRoute rule (times the route's own).
+    Router.GATEWAY_API: RouterLimits(
+        "the Gateway API", routes_audience=True, max_rules=GATEWAY_API_MAX_MATCHES
+    ),
+    # canary-by-header and canary-by-cookie take one name each; a cookie routes when "always".
+    Router.NGINX_INGRESS: RouterLimits(
+        "ingress-nginx",
+        routes_audience=True,
+        max_headers=1,
+        max_cookies=1,
+        cookie_values=frozenset({"always"}),
+    ),
+}
+
+
+class AudienceRule(Protocol):
+    """One audience rule as a router sees it (a region is a header): workers.actions.Match."""
+
+    @property
+    def kind(self) -> str: ...  # "header" or "cookie"
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def regex(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RouterMatch:
+    """A policy's match rule as every router sees it: a request header or a cookie (a region is
+    the header ``region_header``). workers.actions.Match is built from it."""
+
+    kind: Literal["header", "cookie"]
+    name: str
+    value: str
+    regex: bool = False
+
+
+def router_match(rule: MatchRule, region_header: str) -> RouterMatch:
+    """One policy match rule as a router match."""
+    if rule.header is not None:
+        if rule.header.regex is not None:
+            return RouterMatch("header", rule.header.name, rule.header.regex, regex=True)
+        assert rule.header.value is not None  # the policy model requires value or regex
+        return RouterMatch("header", rule.header.name, rule.header.value)
+    if rule.cookie is not None:
+        return RouterMatch("cookie", rule.cookie.name, rule.cookie.value)
+    assert rule.region is not None  # the policy model requires exactly one kind
+    return RouterMatch("header", region_header, rule.region)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a router cannot route rule ``index`` of an audience; ``of_value``: the rule's value is
+    what it cannot express, not the rule itself."""
+
+    index: int
+    message: str
+    of_value: bool = False
+
+
+def audience_refusals(router: Router, audience: Sequence[AudienceRule]) -> list[Refusal]:
+    """Each rule of ``audience`` that ``router`` cannot express, with why and what to do."""
+    limits = ROUTER_LIMITS[router]
+    if not limits.routes_audience:
+        why = f"{limits.said_as} cannot send a chosen audience to the canary"
+        return [Refusal(0, f"{why}; use gateway_api or nginx_ingress")] if audience else []
+    refusals = []
+    seen = {"header": 0, "cookie": 0}
+    for index, rule in enumerate(audience):
+        seen[rule.kind] = seen.get(rule.kind, 0) + 1
+        if limits.max_rules is not None and index == limits.max_rules:
+            message = (
+                f"{limits.said_as} allows {limits.max_rules} audience rules (matches of one "
+                f"HTTPRoute rule); this is rule {index + 1}: match fewer, e.g. with one regex"
+            )
+            refusals.append(Refusal(index, message))
+        refusals.extend(_kind_refusals(limits, index, rule, seen[rule.kind]))
+    return refusals
+
+
+def _kind_refusals(
+    limits: RouterLimits, index: int, rule: AudienceRule, number: int
+) -> list[Refusal]:
+    """What ``limits`` refuse of ``rule``, the ``number``-th of its kind in the audience."""
+    refusals = []
+    limit = limits.max_headers if rule.kind == "header" else limits.max_cookies
+    if limit is not None and number == limit + 1:
+        message = (
+            f"{limits.said_as} matches {_many(limits.max_headers, 'header')} and "
+            f"{_many(limits.max_cookies, 'cookie')} per canary; this is {rule.kind} {number} of "
+            "the audience (a region is a header too): keep fewer, or use traffic.router "
+            "gateway_api"
+        )
+        refusals.append(Refusal(index, message))
+    allowed = limits.cookie_values
+    if rule.kind == "cookie" and allowed is not None and (rule.regex or rule.value not in allowed):
+        values = " or ".join(repr(value) for value in sorted(allowed))
+        message = (
+            f"{limits.said_as} routes by cookie {rule.name} only when its value is {values}, "
+            f"not {rule.value!r}: use that value, a header, or traffic.router gateway_api"
+        )
+        refusals.append(Refusal(index, message, of_value=True))
+    return refusals
+
+
+def _many(count: int | None, noun: str) -> str:
+    if count is None:
+        return f"any number of {noun}s"
+    return f"one {noun}" if count == 1 else f"{count} {noun}s"

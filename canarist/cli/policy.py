@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +12,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from analyzer.errors import PolicyError
-from analyzer.policy import load_policy
+from analyzer.errors import CanaristError, PolicyError
+from analyzer.policy import Policy, load_policy
+from analyzer.policy.promql import Selector
 from analyzer.policy.schema import policy_schema_text
+from analyzer.sources.prometheus import PrometheusSource
+from canarist.cli.inputs import parse_args
+from canarist.cli.policy_probe import ProbeReport, probe_policy
 from canarist.settings import ApiToken, hash_token, new_token
 
 policy_app = typer.Typer(help="Validate policies and export their schema.", no_args_is_help=True)
@@ -23,13 +28,38 @@ INVALID = 2
 _OPTIONS = {"name": "--name", "namespaces": "--namespace", "roles": "--role"}
 
 
-@policy_app.command("validate")
+PROMETHEUS_FAILED = 4
+_VALIDATE_HELP = (
+    "Check policies; print FILE:LINE: field: message for every problem.\n\n"
+    "With --prometheus, each query of a valid policy also runs once per version named "
+    "(--baseline, --canary) over the last hour, and each query field gets a line with its "
+    "series count per version, or a warning: no series for that version. A warning does not "
+    "fail validation.\n\n"
+    "Exit codes: 0 every policy valid (warnings or not); 2 a policy invalid, or a query "
+    "Prometheus refuses; 4 Prometheus unreachable (and no policy invalid)."
+)
+
+
+@policy_app.command("validate", help=_VALIDATE_HELP)
 def validate(
     files: Annotated[list[Path], typer.Argument(help="policy files to check")],
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option("--prometheus", help="also run each query once against this Prometheus"),
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help='with --prometheus: baseline matchers, app="x",version="v1"')
+    ] = None,
+    canary: Annotated[
+        str | None, typer.Option(help='with --prometheus: canary matchers, app="x",version="v2"')
+    ] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", help="with --prometheus: k=v for the policy's args")
+    ] = None,
 ) -> None:
-    """Check policies; print FILE:LINE: field: message for every problem (exit 2 if any)."""
     console = Console(highlight=False, soft_wrap=True)
-    failed = 0
+    probe = _probe_or_exit(prometheus_url, baseline, canary, arg)
+    failed, unreachable = 0, None
     for path in files:
         try:
             policy = load_policy(path)
@@ -43,9 +73,39 @@ def validate(
             f"{', '.join(metric.name for metric in policy.metrics)})",
             markup=False,
         )
+        if probe is not None and unreachable is None:
+            report = probe(path, policy)
+            for line in report.lines:
+                console.print(line, markup=False)
+            failed += 1 if report.refused else 0
+            unreachable = report.unreachable
+    if unreachable is not None:
+        console.print(f"error: Prometheus at {prometheus_url}: {unreachable}", markup=False)
     if failed:
         console.print(f"{failed} of {len(files)} policies invalid", markup=False)
         raise typer.Exit(INVALID)
+    if unreachable is not None:
+        raise typer.Exit(PROMETHEUS_FAILED)
+
+
+def _probe_or_exit(
+    url: str | None, baseline: str | None, canary: str | None, arg: list[str] | None
+) -> Callable[[Path, Policy], ProbeReport] | None:
+    """How to probe a valid policy against ``url``, or None without --prometheus."""
+    if url is None:
+        if baseline or canary or arg:
+            raise typer.BadParameter("--baseline, --canary and --arg need --prometheus")
+        return None
+    try:
+        named = {"baseline": baseline, "canary": canary}
+        versions = {name: Selector.parse(text) for name, text in named.items() if text}
+        source = PrometheusSource(url)
+    except (CanaristError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not versions:
+        raise typer.BadParameter("--prometheus needs --baseline or --canary (or both)")
+    args = parse_args(arg)
+    return lambda path, policy: probe_policy(path, policy, source, versions, args)
 
 
 @policy_app.command("schema")

@@ -1,13 +1,15 @@
-"""``canarist api|worker|beat``: run the service's processes from the service's settings.
+"""``canarist api|worker|beat|watch``: run the service's processes from the service's settings.
 
-Exit codes: 0 when the process ends normally, 2 when the settings do not load, 1 when this build
-has no Celery workers.
+Exit codes: 0 when the process ends normally, 2 when the settings do not load (or ``watch``
+finds no cluster credentials), 1 when this build has no Celery workers.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import signal
+import threading
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -28,6 +30,7 @@ def register(app: typer.Typer) -> None:
     app.command("api")(api_command)
     app.command("worker", context_settings=_PASSTHROUGH)(worker_command)
     app.command("beat", context_settings=_PASSTHROUGH)(beat_command)
+    app.command("watch")(watch_command)
 
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -73,6 +76,48 @@ def beat_command(ctx: typer.Context, log_level: LogLevelOption = "info") -> None
     """Run Celery beat (the reconciler and outbox schedule); extra arguments go to celery beat."""
     celery, _ = _celery()
     _run_celery(celery, ["beat", *ctx.args], log_level)
+
+
+def watch_command(log_level: LogLevelOption = "info") -> None:
+    """Start canaries when an opted-in Deployment's pod template changes (GitOps): follow the
+    Deployments of CANARIST_WATCH_NAMESPACES until stopped (SIGTERM, Ctrl-C)."""
+    import logging.config  # noqa: PLC0415
+
+    try:
+        settings = Settings()
+    except (ValueError, OSError) as exc:
+        _fail(REFUSED, f"the settings do not load: {exc}")
+    from canarist.api.broker import intake_over_celery  # noqa: PLC0415 - Celery when asked
+    from canarist.api.telemetry import configure_logging  # noqa: PLC0415
+    from workers.platforms.base import PlatformError  # noqa: PLC0415
+    from workers.platforms.kubernetes.gitops import GitOpsWatch  # noqa: PLC0415
+    from workers.store import store_from_url  # noqa: PLC0415
+    from workers.watch import IntakeDoor  # noqa: PLC0415
+
+    if not settings.watch_namespaces:  # deploy/base runs the watch before any namespace opts in
+        logging.config.dictConfig(configure_logging(log_level))
+        logging.getLogger("canarist.watch").warning(
+            "CANARIST_WATCH_NAMESPACES names no namespace: watching nothing until restarted"
+        )
+        stop = _stopped_by_signals()
+        while not stop.wait(1.0):  # a timed wait: the signal handler that sets it gets to run
+            pass
+        return
+    intake = intake_over_celery(settings, store_from_url(settings.redis.url))
+    try:
+        watch = GitOpsWatch.from_env(IntakeDoor(intake), settings.watch_namespaces)
+    except PlatformError as exc:
+        _fail(REFUSED, str(exc))
+    logging.config.dictConfig(configure_logging(log_level))
+    watch.run(_stopped_by_signals())
+
+
+def _stopped_by_signals() -> threading.Event:
+    """An event SIGTERM (Kubernetes stopping the pod) and SIGINT (Ctrl-C) set."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def _celery() -> tuple[Any, Any]:

@@ -4,16 +4,20 @@ Its policy routes with ``gateway_api``; the HTTPRoute, Service and Deployment it
 the app's namespace; the route has the rule the router splits (sole backend: the stable Service,
 on one of its ports); the pods carry the version label and the selector leaves it out (a
 promotion changes it); Canarist's workers are bound there; and the workers can load the policy
-from the ConfigMap the example merges it into.
+from the ConfigMap the example merges it into. The Deployment is opted in to the GitOps watch:
+paused, annotated with that policy, and a changed image in it is a job intake accepts.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from analyzer.policy.loader import load_policy_text
 from analyzer.policy.models import Policy
 from tests.deploy.manifests import EXAMPLES, render
+from workers.job import RolloutJob
+from workers.platforms.kubernetes import opt_in
 
 EXAMPLE = render(EXAMPLES / "checkout")
 APP = "checkout"
@@ -70,3 +74,23 @@ def test_the_example_adds_its_policy_and_keeps_the_base_ones() -> None:
     merged = EXAMPLE.find("ConfigMap", "canarist-policies", "canarist")
     assert set(merged["data"]) == {*base["data"], "checkout-canary.yaml"}
     assert policy().name == "checkout-canary"
+
+
+def test_the_deployment_opts_in_to_the_watch_and_a_changed_image_is_a_valid_job() -> None:
+    deployment = app_object("Deployment", APP)
+    assert deployment["spec"]["paused"] is True, "held: no pod runs a new template unanalysed"
+    assert opt_in.notes(deployment)[opt_in.POLICY] == policy().name
+    label = policy().traffic.version_label
+    assert opt_in.version_label(deployment) == label
+    running = deployment["spec"]["template"]
+    changed = copy.deepcopy(running)
+    changed["metadata"]["labels"][label] = "v2"
+    changed["spec"]["containers"][0]["image"] = "registry.example.com/shop/checkout:v2"
+    request = opt_in.job_for(deployment, changed, running, label, None)
+    assert isinstance(request, opt_in.CanaryRequest), request
+    job = RolloutJob.model_validate(vars(request))
+    assert (job.baseline, job.canary) == (
+        'app="checkout",version="v1"',
+        'app="checkout",version="v2"',
+    )
+    assert job.images == {"checkout": "registry.example.com/shop/checkout:v2"}

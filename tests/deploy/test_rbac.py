@@ -3,7 +3,8 @@
 ``workers.platforms.kubernetes.permissions.PERMISSIONS`` lists every (API group, resource, verb)
 the platform calls; the ClusterRole in deploy/base/rbac.yaml must grant each and nothing more,
 with no wildcard. The rules are bound per namespace by RoleBindings only, to the workers'
-service account only: no ClusterRoleBinding, and no other identity holds any right.
+service account only: no ClusterRoleBinding. The GitOps watch is the one other identity with
+rights: ``WATCH_PERMISSIONS`` exactly, through a Role in each namespace it watches.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 
 from tests.deploy.manifests import DEPLOY, kustomizations, pod_specs, render
-from workers.platforms.kubernetes.permissions import PERMISSIONS, Permission
+from workers.platforms.kubernetes.permissions import PERMISSIONS, WATCH_PERMISSIONS, Permission
 
 ROLE = "canarist-worker"
 WORKER_ACCOUNT = ("canarist-worker", "canarist")  # (name, namespace)
+WATCH = "canarist-watch"
+WATCH_ACCOUNT = ("canarist-watch", "canarist")
 RULE_FIELDS = {"apiGroups", "resources", "verbs"}
 
 
@@ -70,13 +73,31 @@ def test_a_permission_too_many_or_too_few_is_noticed() -> None:
     assert PERMISSIONS - granted(role["rules"][1:])
 
 
+def test_the_watch_role_grants_exactly_the_watch_permissions() -> None:
+    rendering = render(DEPLOY / "examples" / "checkout")
+    (role,) = rendering.of_kind("Role")
+    assert (role["metadata"]["name"], role["metadata"]["namespace"]) == (WATCH, "shop")
+    rules = granted(role["rules"])
+    assert rules == WATCH_PERMISSIONS, sorted(rules ^ WATCH_PERMISSIONS)
+    assert not {p for p in WATCH_PERMISSIONS if p.verb not in ("list", "watch", "create")}
+    config = rendering.find("ConfigMap", "canarist-settings")["data"]
+    assert config["CANARIST_WATCH_NAMESPACES"] == "shop", "the namespace the Role is in"
+
+
 @pytest.mark.parametrize("directory", kustomizations(), ids=lambda d: d.name)
 def test_rights_are_bound_per_namespace_to_the_workers_only(directory: Any) -> None:
     rendering = render(directory)
     assert not rendering.of_kind("ClusterRoleBinding"), "no cluster-wide grant"
     assert [r["metadata"]["name"] for r in rendering.of_kind("ClusterRole")] == [ROLE]
-    assert not rendering.of_kind("Role"), "rules live in the ClusterRole only"
+    roles = rendering.of_kind("Role")
+    assert [r["metadata"]["name"] for r in roles] in ([], [WATCH]), "only the watch's Role"
     for binding in rendering.of_kind("RoleBinding"):
+        if binding["roleRef"]["kind"] == "Role":  # the watch's, in the namespace it watches
+            assert binding["roleRef"]["name"] == WATCH
+            subjects = [(s["kind"], s["name"], s["namespace"]) for s in binding["subjects"]]
+            assert subjects == [("ServiceAccount", *WATCH_ACCOUNT)]
+            assert binding["metadata"]["namespace"] != "canarist", "bound where apps run"
+            continue
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
@@ -87,20 +108,22 @@ def test_rights_are_bound_per_namespace_to_the_workers_only(directory: Any) -> N
         assert binding["metadata"]["namespace"] != "canarist", "bound where apps run"
 
 
-def test_only_the_workers_get_a_kubernetes_token() -> None:
+def test_only_the_workers_and_the_watch_get_a_kubernetes_token() -> None:
     rendering = render(DEPLOY / "base")
     accounts = {
         sa["metadata"]["name"]: sa.get("automountServiceAccountToken", True)
         for sa in rendering.of_kind("ServiceAccount")
     }
-    assert accounts == {"canarist-worker": True, "canarist": False}
+    assert accounts == {"canarist-worker": True, "canarist-watch": True, "canarist": False}
     seen = set()
     for workload, pod in pod_specs(rendering):
         component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
         seen.add(component)
         if component == "worker":
             assert pod["serviceAccountName"] == WORKER_ACCOUNT[0]
+        elif component == "watch":
+            assert pod["serviceAccountName"] == WATCH_ACCOUNT[0]
         else:
             assert pod["serviceAccountName"] == "canarist", component
             assert pod["automountServiceAccountToken"] is False, component
-    assert seen == {"api", "worker", "beat", "redis"}
+    assert seen == {"api", "worker", "beat", "redis", "watch"}

@@ -115,11 +115,17 @@ def test_a_rollout_judged_against_the_stable_fleet_is_written_as_the_release_bef
     assert record["format"] == 1 and "fresh_baseline_selector" not in record["spec"]
 
 
-def test_a_fresh_baseline_rollout_says_format_2_and_reads_back_equal() -> None:
-    spec = replace(SPEC, fresh_baseline_selector='app="checkout",pod=~"checkout-baseline-.+"')
-    state = fresh(spec=spec)
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fresh_baseline_selector": 'app="checkout",pod=~"checkout-baseline-.+"'},
+        {"from_manifest": True},
+    ],
+)
+def test_a_spec_the_release_before_could_not_honour_says_format_2(change: dict[str, Any]) -> None:
+    state = fresh(spec=replace(SPEC, **change))
     record = json.loads(json.dumps(state.to_record()))
-    assert record["format"] == 2  # the release before fresh baselines refuses it by name
+    assert record["format"] == 2  # the release before refuses it by name instead of misreading
     assert RolloutState.from_record(record) == state
 
 

@@ -210,3 +210,20 @@ def test_a_refusal_never_quotes_a_credential(environ: Environ) -> None:
         environ(CANARIST_ALERT_ROUTES=json.dumps({"chat": route}))
     assert "xyzzy" not in str(refused.value) and refused.value.__cause__ is None
     assert "unknown keys ['colour']" in str(refused.value)
+
+
+def test_the_watched_namespaces_are_a_comma_separated_list(
+    environ: Environ, tmp_path: Path
+) -> None:
+    assert environ().watch_namespaces == ()
+    assert environ(CANARIST_WATCH_NAMESPACES="").watch_namespaces == ()
+    watched = environ(CANARIST_WATCH_NAMESPACES="shop, payments,").watch_namespaces
+    assert watched == ("shop", "payments")
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text("watch_namespaces: [shop]\n")
+    assert environ(CANARIST_SETTINGS_FILE=str(settings_file)).watch_namespaces == ("shop",)
+
+
+def test_a_watched_namespace_that_is_no_namespace_name_is_refused(environ: Environ) -> None:
+    with pytest.raises(ValueError, match=r"watch_namespaces: 'Shop_1' is not a namespace name"):
+        environ(CANARIST_WATCH_NAMESPACES="shop,Shop_1")

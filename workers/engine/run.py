@@ -66,6 +66,18 @@ class Run:
         key = f"{state.id}/{state.attempt}/{kind}"
         key += f"/{state.stage_index}@{self.now:.0f}" if kind == "paused" else ""
         version, routes = state.spec.version, tuple(self.policy.alerts)
+        if kind in ("aborted", "failed") and state.spec.from_manifest:
+            reason = f"{reason}. {manifest_hint(state)}"
         notice = Notify(kind, state.id, state.app, state.namespace, version, reason, routes)
         stamped = replace(notice, evidence=evidence or {}, dedupe_key=key, occurred_at=self.now)
         self.actions.append(stamped)
+
+
+def manifest_hint(state: RolloutState) -> str:
+    """What an aborted rollout started from a manifest change leaves to a person: the cluster
+    serves the old version again, but the manifest (in Git, for Argo CD or Flux) still names the
+    new one, and Canarist never writes to Git."""
+    return (
+        f"The cluster serves the previous version again; the manifest of Deployment "
+        f"{state.namespace}/{state.app} still names {state.spec.version}: revert it in Git"
+    )

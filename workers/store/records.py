@@ -20,10 +20,11 @@ event's and the item's formats sit beside their JSON, not in it, because the rel
 formats reads an unknown key in an event or an action as corrupt, and ignores a field beside:
 it still reads what this release writes, but for outbox items of format 2.
 
-Rollout format 2 is a rollout compared with a fresh baseline (``analysis.baseline: fresh``): its
-spec has ``fresh_baseline_selector``. A rollout compared with the stable fleet is written in
-format 1 without that key, so the release before fresh baselines carries it on during an
-upgrade; a format-2 rollout it refuses by name rather than judge against the stable fleet.
+Rollout format 2 is a rollout whose spec says something the release before could not honour
+(``workers.state.SPEC_KEYS_SINCE_2``): a fresh baseline (``fresh_baseline_selector``) or a start
+from a manifest change (``from_manifest``). A rollout using neither is written in format 1
+without those keys, so the release before carries it on during an upgrade; a format-2 rollout
+it refuses by name rather than judge it against the stable fleet or alert without the Git hint.
 
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the

@@ -9,6 +9,7 @@ request header named by ``region_header``: routers only need header and cookie m
 from __future__ import annotations
 
 from analyzer.policy.strategy import MatchRule, TargetedStrategy
+from analyzer.policy.traffic import router_match
 from workers.actions import Match
 from workers.strategies.base import Analyze, Plan, Shift
 from workers.strategies.canary import steps_plan
@@ -21,13 +22,6 @@ def plan(strategy: TargetedStrategy) -> Plan:
 
 
 def match(rule: MatchRule, region_header: str) -> Match:
-    """One policy match rule as a router match."""
-    if rule.header is not None:
-        regex = rule.header.regex is not None
-        value = rule.header.regex if rule.header.regex is not None else rule.header.value
-        assert value is not None  # the policy model requires value or regex
-        return Match("header", rule.header.name, value, regex=regex)
-    if rule.cookie is not None:
-        return Match("cookie", rule.cookie.name, rule.cookie.value)
-    assert rule.region is not None  # the policy model requires exactly one kind
-    return Match("header", region_header, rule.region)
+    """One policy match rule as a router match (the policy's checks read the same conversion)."""
+    routed = router_match(rule, region_header)
+    return Match(routed.kind, routed.name, routed.value, regex=routed.regex)

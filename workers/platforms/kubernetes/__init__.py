@@ -186,6 +186,11 @@ def _check(router: TrafficRouter, target: Target, weight: int, match: tuple[Matc
         router.check(target, weight, match)
 
 
+def api_client_from_env() -> client.ApiClient:
+    """The client ``from_env`` uses (the GitOps watch shares its credentials' lookup)."""
+    return _api_client(os.environ.get(KUBECONFIG_ENV) or None)
+
+
 @functools.lru_cache(maxsize=4)
 def _api_client(kubeconfig: str | None) -> client.ApiClient:
     """One client per process and kubeconfig: the registry builds a platform per call."""

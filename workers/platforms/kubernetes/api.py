@@ -23,9 +23,11 @@ permissions.PERMISSIONS fails loudly: RBAC is written from that list.
 
 from __future__ import annotations
 
+import builtins
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -53,6 +55,10 @@ class AlreadyExists(Exception):  # noqa: N818 - an outcome the caller handles by
     """409 on a create: an object of that name is already there."""
 
 
+class Expired(Exception):  # noqa: N818 - an outcome: the watcher lists again
+    """410 Gone on a watch: the resourceVersion it resumes from is compacted away."""
+
+
 @dataclass(frozen=True)
 class Kind:
     """A resource the platform touches, and how its patches are encoded."""
@@ -69,6 +75,7 @@ class Kind:
 DEPLOYMENTS = Kind("apps", "v1", "deployments")
 SERVICES = Kind("", "v1", "services")
 PODS = Kind("", "v1", "pods")
+REPLICASETS = Kind("apps", "v1", "replicasets")
 EVENTS = Kind("", "v1", "events")
 INGRESSES = Kind("networking.k8s.io", "v1", "ingresses", MERGE)
 HTTPROUTES = Kind("gateway.networking.k8s.io", "v1", "httproutes", MERGE)
@@ -85,9 +92,11 @@ class Kube:
         timeout: float = 10.0,
         budget: float = 1.0,
         backoff: float = 0.2,
+        permissions: frozenset[Permission] = PERMISSIONS,
     ) -> None:
         """``timeout``: seconds per request; ``budget``: seconds a call may spend retrying
-        inline before it gives up with a ``TemporaryError`` the task requeues after."""
+        inline before it gives up with a ``TemporaryError`` the task requeues after;
+        ``permissions``: the calls this identity makes (the GitOps watch has its own)."""
         api_client.user_agent = USER_AGENT
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
@@ -95,6 +104,9 @@ class Kube:
         self.custom = client.CustomObjectsApi(api_client)
         self.autoscaling = client.AutoscalingV2Api(api_client)
         self.timeout, self.budget, self.backoff = timeout, budget, backoff
+        self.permissions = permissions
+        self._streams: set[Any] = set()  # open watch streams, for interrupt()
+        self._streams_lock = threading.Lock()
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
@@ -114,6 +126,12 @@ class Kube:
     def list(self, kind: Kind, namespace: str, selector: dict[str, str]) -> list[Obj]:
         """Objects whose labels include ``selector`` (filtered here too: a proxy or an emulator
         that ignores labelSelector must not widen the answer)."""
+        return self.listing(kind, namespace, selector)[0]
+
+    def listing(
+        self, kind: Kind, namespace: str, selector: dict[str, str]
+    ) -> tuple[builtins.list[Obj], str | None]:
+        """``list``, and the list's resourceVersion: where a watch of what follows resumes."""
         query = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
         options = self._options()
         calls: dict[Kind, Callable[[], Any]] = {
@@ -121,10 +139,60 @@ class Kube:
             AUTOSCALERS: lambda: self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
                 namespace, label_selector=query, **options
             ),
+            REPLICASETS: lambda: self.apps.list_namespaced_replica_set(
+                namespace, label_selector=query, **options
+            ),
+            DEPLOYMENTS: lambda: self.apps.list_namespaced_deployment(
+                namespace, label_selector=query, **options
+            ),
         }
         answer = self._call(kind, "list", f"{namespace}?{query}", calls) or {}
         items: list[Obj] = answer.get("items") or []
-        return [item for item in items if has_labels(item, selector)]
+        version = (answer.get("metadata") or {}).get("resourceVersion")
+        return [item for item in items if has_labels(item, selector)], version
+
+    def watch(self, namespace: str, resource_version: str | None, seconds: int) -> Iterator[Obj]:
+        """Deployment events in ``namespace`` after ``resource_version`` for about ``seconds``
+        (the server ends the stream; a silent one is cut at ``seconds`` plus the timeout):
+        ``{"type": ADDED|MODIFIED|DELETED|BOOKMARK, "object": ...}``. ``Expired`` on 410."""
+        if DEPLOYMENTS.permission("watch") not in self.permissions:
+            raise PlatformError("watch deployments is not a call this identity makes")
+        try:
+            response: Any = self.apps.list_namespaced_deployment(
+                namespace,
+                watch=True,
+                resource_version=resource_version or None,
+                timeout_seconds=seconds,
+                allow_watch_bookmarks=True,
+                _preload_content=False,
+                _request_timeout=(self.timeout, seconds + self.timeout),
+            )
+        except ApiException as exc:
+            if exc.status == 410:
+                raise Expired(_message(exc)) from exc
+            problem = f"watch deployments {namespace}: {exc.status} {_message(exc)}"
+            if exc.status in (429, None) or (exc.status or 0) >= 500:
+                raise TemporaryError(problem, 2.0) from exc
+            raise PlatformError(problem) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise TemporaryError(f"watch deployments {namespace}: {exc}", 2.0) from exc
+        with self._streams_lock:
+            self._streams.add(response)
+        try:
+            yield from _events(response, namespace)
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # cut at the read timeout, or interrupted: the caller decides what next
+        finally:
+            with self._streams_lock:
+                self._streams.discard(response)
+            response.release_conn()
+
+    def interrupt(self) -> None:
+        """End every watch stream now (another thread blocked reading one returns at once)."""
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            response.shutdown()
 
     # -- writes -------------------------------------------------------------------------------
     def create(self, kind: Kind, namespace: str, body: Obj) -> Obj:
@@ -208,7 +276,7 @@ class Kube:
         return {"_preload_content": False, "_request_timeout": self.timeout}
 
     def _call(self, kind: Kind, verb: str, what: str, calls: dict[Kind, Callable[[], Any]]) -> Any:
-        if kind.permission(verb) not in PERMISSIONS or kind not in calls:
+        if kind.permission(verb) not in self.permissions or kind not in calls:
             raise PlatformError(f"{verb} {kind.plural} is not a call this platform makes")
         deadline, delay = time.monotonic() + self.budget, self.backoff
         while True:
@@ -232,6 +300,24 @@ class Kube:
                 raise TemporaryError(f"{verb} {kind.plural} {what}: {problem}", max(wait, 1.0))
             time.sleep(wait)
             delay = min(delay * 2, 2.0)
+
+
+def _events(response: Any, namespace: str) -> Iterator[Obj]:
+    """The watch stream's JSON lines as events; an ERROR event of code 410 is ``Expired``."""
+    pending = b""
+    for chunk in response.stream(2**16):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                if status.get("code") == 410:
+                    raise Expired(str(status.get("message", "")))
+                raise TemporaryError(f"watch deployments {namespace}: {status}", 2.0)
+            yield event
 
 
 def merge_diff(current: Any, wanted: Any) -> Any:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from analyzer.policy.traffic import Router
 from workers.platforms.base import Failed, NotYet, Readiness, Ready, baseline_share
-from workers.platforms.kubernetes import fresh_baseline, services, workloads
+from workers.platforms.kubernetes import fresh_baseline, held, services, workloads
 from workers.platforms.kubernetes.api import DEPLOYMENTS, Kube, Obj
 from workers.platforms.kubernetes.desired import Baseline, Desired
 from workers.platforms.kubernetes.router import TrafficRouter
@@ -58,7 +58,8 @@ class World:
 
     def reread(self) -> None:
         target = self.target
-        self.stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app) or self.stable
+        stable = self.kube.get(DEPLOYMENTS, target.namespace, target.app)
+        self.stable = held.serving_view(self.kube, stable) if stable else self.stable
         self.canary = self.kube.get(DEPLOYMENTS, target.namespace, target.canary) or self.canary
         if self.fresh is not None:  # only ever ours (fresh_baseline.read)
             self.fresh = self.kube.get(DEPLOYMENTS, target.namespace, target.baseline)
@@ -195,11 +196,17 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
         target, baseline = world.target, world.baseline
         images = _new_images(world) if promoting else baseline.images
         wanted = version(world)
+        if promoting and baseline.paused:
+            return _released(world, wanted, images, write)
         done = workloads.templated(world.stable, target, wanted, images)
         replicas = None if world.autoscaler else baseline.replicas  # None: the HPA's to set
         size = replicas is None or world.stable.get("spec", {}).get("replicas", 1) == replicas
         if write and not (done and size):
-            workloads.retemplate_stable(world.kube, target, wanted, images, replicas)
+            # A Deployment holding Git's new template whose pods run the baseline: only its size.
+            if done and replicas is not None and held.held_template(world.stable) is not None:
+                workloads.scale(world.kube, target, target.app, replicas, owned=False)
+            else:
+                workloads.retemplate_stable(world.kube, target, wanted, images, replicas)
             world.reread()
             done, size = workloads.templated(world.stable, target, wanted, images), True
         if not done:
@@ -212,6 +219,28 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
         return _waiting(workloads.rolled_out(world.stable, wanted_size, promoting))
 
     return step
+
+
+def _released(world: World, version: str, images: dict[str, str], write: bool) -> Readiness | None:
+    """A Deployment found paused is promoted by releasing the template it holds (held.py)."""
+    target, replicas = world.target, world.baseline.replicas
+    if write and world.stable.get("spec", {}).get("replicas", 1) != replicas:  # rolling's batches
+        workloads.scale(world.kube, target, target.app, replicas, owned=False)
+        world.reread()
+    view = world.stable
+    holding = held.held_template(view)
+    own = {"spec": {"template": holding}} if holding is not None else view
+    answer = held.release(
+        world.kube,
+        view,
+        runs_new=workloads.templated(view, target, version, images),
+        holds_new=workloads.templated(own, target, version, images),
+        rolled=workloads.rolled_out(view, replicas),
+        write=write,
+    )
+    if write and answer is not None:
+        world.reread()
+    return answer
 
 
 def _new(world: World) -> str:

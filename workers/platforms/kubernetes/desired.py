@@ -63,6 +63,7 @@ class Baseline:
     replicas: int
     version: str  # the stable pod template's version label ("" when it has none)
     images: dict[str, str] = field(default_factory=dict)
+    paused: bool = False  # a paused Deployment: promotion unpauses it, then pauses it (held.py)
 
 
 @dataclass(frozen=True)

@@ -81,38 +81,47 @@ def describe(action: PlatformAction, desired: Desired, target: Target) -> str:
     return f"{head}: canary Deployment {target.canary} ready for the new version"
 
 
-def emit(kube: Kube, target: Target, stable: Obj, action: PlatformAction, desired: Desired) -> None:
-    """Record the transition ``action`` made as an Event on the stable Deployment."""
+def deployment_event(
+    deployment: Obj, reason: str, message: str, kind: str, component: str = COMPONENT
+) -> Obj:
+    """An Event about ``deployment`` (a Deployment as read) without its name: the platform's
+    transitions and the GitOps watch's refusals say who, what and when alike."""
+    metadata = deployment.get("metadata", {})
+    namespace = metadata.get("namespace", "")
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    reason = reason_of(action)
-    metadata = stable.get("metadata", {})
-    involved = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": target.app,
-        "namespace": target.namespace,
-        **({"uid": metadata["uid"]} if metadata.get("uid") else {}),
-    }
-    event_metadata: dict[str, Any] = {
-        "namespace": target.namespace,
-        "labels": target.stamp("", owned=True)["labels"],
-    }
-    body = {
+    return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": event_metadata,
-        "involvedObject": involved,
+        "metadata": {"namespace": namespace},
+        "involvedObject": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": metadata.get("name", ""),
+            "namespace": namespace,
+            **({"uid": metadata["uid"]} if metadata.get("uid") else {}),
+        },
         "reason": reason,
-        "message": describe(action, desired, target),
-        "type": "Warning" if isinstance(action, Rollback) else "Normal",
+        "message": message[:1000],
+        "type": kind,
         "action": reason,
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
+        "source": {"component": component},
+        "reportingComponent": component,
         "reportingInstance": socket.gethostname()[:128],
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,
     }
+
+
+def emit(kube: Kube, target: Target, stable: Obj, action: PlatformAction, desired: Desired) -> None:
+    """Record the transition ``action`` made as an Event on the stable Deployment."""
+    reason = reason_of(action)
+    named = {"metadata": {**stable.get("metadata", {}), "name": target.app,
+                          "namespace": target.namespace}}  # fmt: skip
+    kind = "Warning" if isinstance(action, Rollback) else "Normal"
+    body = deployment_event(named, reason, describe(action, desired, target), kind)
+    event_metadata: dict[str, Any] = body["metadata"]
+    event_metadata["labels"] = target.stamp("", owned=True)["labels"]
     stamp = time.time_ns()
     for _ in range(NAME_ATTEMPTS):
         event_metadata["name"] = event_name(target.app, stamp)

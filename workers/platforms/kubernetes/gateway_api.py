@@ -26,7 +26,7 @@ import copy
 import re
 from typing import Any
 
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import GATEWAY_API_MAX_MATCHES, Router, audience_refusals
 from workers.actions import Match
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready, baseline_share
 from workers.platforms.kubernetes.api import HTTPROUTES, Kube, Obj
@@ -51,6 +51,9 @@ class GatewayApiRouter:
                 "a fresh baseline cannot get the same share of a matched audience: a targeted "
                 "rollout compares with the stable fleet (analysis.baseline stable)"
             )
+        refusals = audience_refusals(Router.GATEWAY_API, match)  # the policy's checks say so too
+        if refusals:
+            raise PlatformError("; ".join(refusal.message for refusal in refusals))
         route = self.kube.get(HTTPROUTES, target.namespace, target.traffic.route)
         if route is None:
             raise PlatformError(f"no HTTPRoute {target.namespace}/{target.traffic.route}")
@@ -145,6 +148,12 @@ def _match_rule(rule: Rule, canary_ref: dict[str, Any], match: tuple[Match, ...]
         for audience in match:
             headers = [*(user_match.get("headers") or []), _header(audience)]
             matches.append({**copy.deepcopy(user_match), "headers": headers})
+    if len(matches) > GATEWAY_API_MAX_MATCHES:  # the policy's checks hold the audience to it
+        raise PlatformError(
+            f"the canary's HTTPRoute rule would have {len(matches)} matches ({len(match)} audience "
+            f"rules times the route rule's own matches); the Gateway API allows "
+            f"{GATEWAY_API_MAX_MATCHES}: match fewer"
+        )
     copied = {k: copy.deepcopy(v) for k, v in rule.items() if k not in ("matches", "backendRefs")}
     copied.pop("name", None)  # rule names are unique within a route
     return {**copied, "matches": matches, "backendRefs": [canary_ref]}

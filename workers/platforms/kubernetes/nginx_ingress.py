@@ -13,7 +13,9 @@ pointing them at the canary Service, with
 
 ingress-nginx reads one header and one cookie per canary Ingress: an audience it cannot express
 (two headers, a cookie value other than "always") is refused with a PlatformError naming it,
-never approximated. ``reset`` deletes the canary Ingress; the stable Ingress is never changed.
+never approximated. Those limits are analyzer/policy/traffic.py's ``ROUTER_LIMITS``, which the
+policy's checks read too, so a policy that validates is not refused here. ``reset`` deletes the
+canary Ingress; the stable Ingress is never changed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, audience_refusals
 from workers.actions import Match
 from workers.platforms.base import NotYet, PlatformError, Readiness, Ready
 from workers.platforms.kubernetes.api import INGRESSES, AlreadyExists, Kube, Obj
@@ -121,24 +123,17 @@ class NginxIngressRouter:
 
 def canary_annotations(weight: int, match: tuple[Match, ...]) -> dict[str, str]:
     """ingress-nginx's canary annotations for this split; PlatformError when it cannot say it."""
+    refusals = audience_refusals(Router.NGINX_INGRESS, match)  # the policy's checks say the same
+    if refusals:
+        raise PlatformError("; ".join(refusal.message for refusal in refusals))
     headers = [rule for rule in match if rule.kind == "header"]
     cookies = [rule for rule in match if rule.kind == "cookie"]
-    if len(headers) > 1 or len(cookies) > 1:
-        raise PlatformError(
-            f"ingress-nginx matches one header and one cookie per canary; the audience has "
-            f"{len(headers)} header(s) and {len(cookies)} cookie(s): use gateway_api"
-        )
     annotations = {PREFIX: "true", f"{PREFIX}-weight": str(weight)}
     for rule in headers:
         annotations[f"{PREFIX}-by-header"] = rule.name
         key = "pattern" if rule.regex else "value"
         annotations[f"{PREFIX}-by-header-{key}"] = rule.value
     for rule in cookies:
-        if rule.regex or rule.value != "always":
-            raise PlatformError(
-                f"ingress-nginx routes by cookie {rule.name} only when its value is 'always', "
-                f"not {rule.value!r}: use that value, a header, or gateway_api"
-            )
         annotations[f"{PREFIX}-by-cookie"] = rule.name
     return annotations
 

@@ -10,7 +10,7 @@ to the canary; the policy check refuses ``targeted`` with this router, and so do
 
 from __future__ import annotations
 
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, audience_refusals
 from workers.actions import Match
 from workers.platforms.base import PlatformError, Readiness, Ready
 from workers.platforms.kubernetes.api import SERVICES, Kube
@@ -26,11 +26,9 @@ class ReplicasRouter:
         self.kube = kube
 
     def check(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:
-        if match:
-            raise PlatformError(
-                "traffic.router replicas cannot send a chosen audience to the canary; use "
-                "gateway_api or nginx_ingress"
-            )
+        refusals = audience_refusals(Router.REPLICAS, match)  # the policy's checks say the same
+        if refusals:
+            raise PlatformError("; ".join(refusal.message for refusal in refusals))
         self._check_service(target)
 
     def set_traffic(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:

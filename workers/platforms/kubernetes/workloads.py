@@ -31,6 +31,7 @@ from typing import Any
 
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
 from workers.platforms.kubernetes import desired as marks
+from workers.platforms.kubernetes import held
 from workers.platforms.kubernetes.api import DEPLOYMENTS, MERGE, PODS, Kube, Obj, merge_diff
 from workers.platforms.kubernetes.desired import Baseline
 from workers.platforms.kubernetes.target import Target
@@ -42,10 +43,12 @@ STUCK = frozenset(
 
 
 def read_stable(kube: Kube, target: Target) -> Obj:
+    """The stable Deployment as its pods run it: a paused one holding a new template reads as
+    its serving ReplicaSet's template (held.py)."""
     stable = kube.get(DEPLOYMENTS, target.namespace, target.app)
     if stable is None:
         raise PlatformError(f"no Deployment {target.namespace}/{target.app}: the job names it")
-    return stable
+    return held.serving_view(kube, stable)
 
 
 def read_canary(kube: Kube, target: Target) -> Obj | None:
@@ -117,7 +120,7 @@ def baseline_of(stable: Obj, target: Target) -> Baseline:
     replicas = stable.get("spec", {}).get("replicas", 1)
     if not replicas:
         raise PlatformError(f"Deployment {target.namespace}/{target.app} has 0 replicas")
-    return Baseline(int(replicas), version, images_of(stable))
+    return Baseline(int(replicas), version, images_of(stable), held.paused(stable))
 
 
 def canary_selector(stable: Obj) -> dict[str, Any]:
@@ -127,7 +130,10 @@ def canary_selector(stable: Obj) -> dict[str, Any]:
 
 
 def canary_template(stable: Obj, target: Target, images: dict[str, str]) -> dict[str, Any]:
-    template = copy.deepcopy(stable.get("spec", {}).get("template") or {})
+    """The stable's template (the one a paused Deployment holds, when it holds one: the user's
+    new manifest, env and all) with the new images, version label and canary role."""
+    source = held.held_template(stable) or stable.get("spec", {}).get("template") or {}
+    template = copy.deepcopy(source)
     metadata = template.setdefault("metadata", {})
     labels = metadata.get("labels") or {}
     metadata["labels"] = {**labels, target.label: target.version, marks.ROLE: "canary"}

@@ -35,6 +35,7 @@ from workers.platforms.kubernetes.permissions import Permission
 CRDS = Path(__file__).parent / "crds"
 RESOURCES = (
     "apps/v1/deployments",
+    "apps/v1/replicasets",
     "v1/services",
     "v1/pods",
     "v1/events",

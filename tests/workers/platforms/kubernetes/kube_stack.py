@@ -27,6 +27,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.workers.platforms.kubernetes.emulator import Emulator, Fault, Seen, from_platform, serve
+from tests.workers.platforms.kubernetes.replica_sets import ReplicaSetController
 
 PAUSE = "registry.k8s.io/pause:3.9"
 BROKEN = "invalid.example/"  # an image prefix no registry serves: pods wait in ErrImagePull
@@ -41,6 +42,7 @@ class Cluster:
     emulator: Emulator | None = None
     loop: asyncio.AbstractEventLoop | None = None
     helper: client.ApiClient = field(init=False)
+    _replica_sets: ReplicaSetController | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.helper = client.ApiClient(self.configuration)
@@ -49,6 +51,23 @@ class Cluster:
     @property
     def real(self) -> bool:
         return self.emulator is None
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for the emulator at ``path``, as a process started by a test reads it."""
+        assert not self.real, "a real cluster has a kubeconfig of its own"
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "kmock", "cluster": {"server": self.configuration.host}}],
+                    "users": [{"name": "ci", "user": {"token": "t"}}],
+                    "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "ci"}}],
+                    "current-context": "kmock",
+                }
+            )
+        )
+        return path
 
     def api_client(self) -> client.ApiClient:
         """A new client for a platform (the platform names itself in User-Agent)."""
@@ -214,6 +233,7 @@ class Cluster:
             self._wait_for_controller(timeout)
             return
         listing = self.apps.list_namespaced_deployment(self.namespace, _preload_content=False)
+        self._replica_sets = ReplicaSetController(self.apps, self.namespace)  # once per settle
         for deployment in json.loads(listing.data).get("items") or []:
             self._play_controller(deployment)
 
@@ -230,6 +250,8 @@ class Cluster:
             "readyReplicas": available,
             "availableReplicas": available,
         }
+        held = self._replica_sets.play(deployment) if self._replica_sets else None
+        status = held if held is not None else status  # ReplicaSets and spec.paused
         present = deployment.get("status") or {}
         if all(present.get(key) == value for key, value in status.items()):
             return  # the controller has nothing left to do here
@@ -298,6 +320,8 @@ def _settled(deployment: dict[str, Any]) -> bool:
         return True  # never becomes available: the tests that use it poll readiness instead
     replicas = spec.get("replicas", 1)
     observed = (status.get("observedGeneration") or 0) >= deployment["metadata"]["generation"]
+    if spec.get("paused"):
+        return bool(observed)  # the controller rolls nothing out while it is paused
     counts = [status.get(k) or 0 for k in ("updatedReplicas", "availableReplicas", "replicas")]
     return observed and counts == [replicas, replicas, replicas]
 

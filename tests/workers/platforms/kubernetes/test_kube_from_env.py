@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.workers.platforms.kubernetes.driving import rollout
 from tests.workers.platforms.kubernetes.kube_stack import Cluster
@@ -20,19 +19,7 @@ def test_the_registry_builds_the_platform_from_the_kubeconfig_it_is_given(
 ) -> None:
     if cluster.real:
         pytest.skip("writes a kubeconfig for the emulator")
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "kmock", "cluster": {"server": cluster.configuration.host}}],
-                "users": [{"name": "ci", "user": {"token": "t"}}],
-                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "ci"}}],
-                "current-context": "kmock",
-            }
-        )
-    )
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "config")
     monkeypatch.setenv("CANARIST_KUBECONFIG", str(kubeconfig))
     cluster.deployment(app)
     platform = platform_for("kubernetes")

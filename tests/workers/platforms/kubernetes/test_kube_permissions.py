@@ -6,7 +6,8 @@ import pytest
 
 from tests.workers.platforms.kubernetes.driving import drive, rollout
 from tests.workers.platforms.kubernetes.emulator import permission_of
-from tests.workers.platforms.kubernetes.kube_stack import Cluster
+from tests.workers.platforms.kubernetes.gitops_stack import change, opt_in
+from tests.workers.platforms.kubernetes.kube_stack import PAUSE, Cluster
 from workers.actions import EnsureCanary, Promote, Rollback, SetTraffic
 from workers.platforms.base import Ready
 from workers.platforms.kubernetes import KubernetesPlatform
@@ -41,6 +42,12 @@ def test_every_request_is_permitted_and_every_permission_is_used(
     )
     assert drive(platform, cluster, nginx, SetTraffic(20), token="1:1:stage") == Ready()
     assert drive(platform, cluster, nginx, Rollback("no"), token="1:2:rollback") == Ready()
+    paused = f"{app}p"  # a paused Deployment holding a new template: read from its ReplicaSets
+    cluster.deployment(paused)
+    opt_in(cluster, paused, "demo")
+    change(cluster, paused, PAUSE.replace(":3.9", ":3.10"), "v2")
+    held = rollout(cluster, paused, router="replicas", rollout_id=f"{paused}-cccccccccccc")
+    assert drive(platform, cluster, held, EnsureCanary(), token="1:0:start") == Ready()
 
     seen = [s for s in cluster.seen_since(mark) if s.user_agent == USER_AGENT]
     used = {permission_of(request) for request in seen}

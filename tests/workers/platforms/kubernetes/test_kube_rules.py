@@ -136,3 +136,13 @@ def test_long_ids_become_valid_label_values() -> None:
     value = label_value(long_id)
     assert len(value) <= 63 and value != label_value("b" * 63 + "-0123456789ab")
     assert label_value("checkout-0123456789ab") == "checkout-0123456789ab"
+
+
+def test_an_audience_the_route_rule_cannot_hold_is_refused_before_the_api_server_would() -> None:
+    """64 matches fit one HTTPRoute rule; the route's own matches multiply the audience's, so
+    the policy's limit (one per audience rule) is checked again against the rule written."""
+    two_paths = [{**RULES[0], "matches": [{"path": {"value": "/a"}}, {"path": {"value": "/b"}}]}]
+    audience = tuple(Match("header", "x-n", str(n)) for n in range(33))
+    with pytest.raises(PlatformError, match=r"would have 66 matches .* allows 64"):
+        routed_rules(two_paths, TARGET, 0, audience)
+    assert len(routed_rules(two_paths, TARGET, 0, audience[:32])[0]["matches"]) == 64
