@@ -577,6 +577,20 @@ CASES = [
         [("analysis", 13, ("a colon needs a space after it", "write `interval: 1m`"))],
         id="no-space-after-a-colon",
     ),
+    pytest.param(
+        doc(
+            metrics=with_metric("    tolerance: lots\n")
+            + "  - name: latency\n    kind: series\n"
+            + "    query: sum(rate(l{ {{ selector }} }[1m])\n",
+            tail="traffic:\n  router: istio\n",
+        ),
+        [
+            ("metrics[0].tolerance", 7, ("found the text 'lots'",)),
+            ("metrics[1].query", 10, ("PromQL does not parse", "unclosed left parenthesis")),
+            ("traffic.router", 18, ("unknown router 'istio'",)),
+        ],
+        id="promql-of-a-valid-metric-beside-a-bad-one",
+    ),
 ]
 
 
