@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from canarist.api import handlers
 from canarist.api.broker import intake_over_celery
 from canarist.api.edge import Edge
+from canarist.api.policies import router as policies_router
 from canarist.api.report import router as report_router
 from canarist.api.routes import Services, operations, router
 from canarist.api.stages import PlanLabels
@@ -65,10 +66,11 @@ def create_app(
         redoc_url=None,
     )
     probe = health if health is not None else store_health(intake.store)
-    app.state.services = Services(settings, intake, PlanLabels(intake.policies), probe)
+    app.state.services = Services(settings, intake, PlanLabels(intake.policy_for), probe)
     handlers.install(app)
     app.include_router(router)
     app.include_router(report_router)
+    app.include_router(policies_router)
     app.include_router(operations)
     app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too
