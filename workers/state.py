@@ -265,17 +265,8 @@ class RolloutState:
         policy_digest: str | None = None,
     ) -> RolloutState:
         """A rollout as intake accepts it: PENDING, at the first stage of its first attempt."""
-        return cls(
-            rollout_id,
-            app,
-            namespace,
-            policy,
-            spec,
-            now,
-            now,
-            supersedes=supersedes,
-            policy_digest=policy_digest,
-        )
+        state = cls(rollout_id, app, namespace, policy, spec, now, now, supersedes=supersedes)
+        return replace(state, policy_digest=policy_digest)
 
     def analysis_due(self, now: float) -> AnalysisRequest | None:
         """The look to gather before calling ``step`` at ``now``, or None if none is due."""
@@ -444,15 +435,8 @@ _TIMES = frozenset(
     }
 )
 _OPTIONAL = frozenset(
-    {
-        "awaiting",
-        "pause_reason",
-        "abort_reason",
-        "supersedes",
-        "superseded_by",
-        "last_verdict",
-        "policy_digest",
-    }
+    {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by"}
+    | {"last_verdict", "policy_digest"}
 )
 _SCALARS: dict[str, type] = {
     **dict.fromkeys(("id", "app", "namespace", "policy", "awaiting", "pause_reason"), str),

@@ -361,3 +361,17 @@ def test_the_release_before_formats_reads_what_this_one_writes(scenario: str) ->
         if name.startswith(("events:", "outbox:item:")):
             assert all(entry.pop("format") == "text" for entry in entries), name
     assert after == before
+
+
+def test_a_pinned_rollout_is_advanced_by_its_pinned_policy_without_the_file(
+    left: Any, tmp_path: Path
+) -> None:
+    found: Left = left("v3", "in-analysis")
+    state, revision = found.store.load(found.rollout_id)
+    assert state.policy_digest is not None
+    runtime, queued = worker_over(found, tmp_path)
+    (tmp_path / "policies" / "default-canary.yaml").unlink()  # gone, or edited: never read
+    assert advance(runtime, found.rollout_id, revision) == "stepped"
+    after = found.store.load(found.rollout_id)
+    assert after.revision == revision + 1 and after.state.policy_digest == state.policy_digest
+    assert queued.advance and queued.advance[-1][:2] == (found.rollout_id, revision + 1)
