@@ -29,9 +29,10 @@ it refuses by name rather than judge it against the stable fleet or alert withou
 
 Rollout format 3 is a rollout that pinned its policy at submit: it has ``policy_digest``, the key
 of the policy's text in the store (workers/policies.py), and may have any key of
-``SPEC_KEYS_SINCE_2`` too (format 3 reads them all). Every rollout this release submits is pinned, so it writes format 3;
-a rollout of formats 1 and 2 (submitted before pinning) has no digest, keeps re-reading its
-policy file by name as before, and is written back in its own format. A release before pinning
+``SPEC_KEYS_SINCE_2`` too (format 3 reads them all). Every rollout this release submits is
+pinned, so it writes format 3; a rollout of formats 1 and 2 (submitted before pinning) has no
+digest, keeps re-reading its policy file by name as before, and is written back in its own
+format. A release before pinning
 refuses a format-3 rollout by name rather than judge it by the file as edited since.
 
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
