@@ -117,8 +117,10 @@ def _read(name: str, path: Path, modified_at: float) -> PolicyFile:
     try:
         with path.open("rb") as file:
             data = file.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise UnknownPolicyError(f"policy {name!r} cannot be read: {exc.strerror}") from exc
+    except OSError as exc:  # listed with its error, like a file that does not parse
+        problem = PolicyProblem((), f"cannot read file: {exc.strerror or exc}")
+        error = PolicyError(str(path), [problem])
+        return PolicyFile(name, "", hashlib.sha256(b"").hexdigest(), modified_at, None, error)
     digest = hashlib.sha256(data).hexdigest()
     text = data.decode("utf-8", errors="replace")
     try:

@@ -65,6 +65,14 @@ def test_the_policy_dir_reads_text_digest_and_summary_and_keeps_a_broken_file(
         policies.read("absent")
 
 
+def test_only_policy_files_are_listed(policy_dir: Path) -> None:
+    (policy_dir / "folder.yaml").mkdir()
+    (policy_dir / "dangling.yaml").symlink_to(policy_dir / "nowhere" / "x.yaml")
+    (policy_dir / "Upper.yaml").write_text(DEMO_POLICY)
+    (policy_dir / "twin.yml").write_text(DEMO_POLICY.replace("name: demo", "name: twin"))
+    assert PolicyDir(policy_dir).names() == ["demo", "twin", "with-args"]
+
+
 def test_a_submission_pins_the_policy_it_was_checked_against(
     intake: Intake, policy_dir: Path
 ) -> None:
