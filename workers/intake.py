@@ -4,7 +4,9 @@ changes a rollout through this module, so they cannot disagree.
 ``RolloutJob`` (workers/job.py) is the validated, bounded job; ``Intake`` does the operations:
 
 - ``submit(job, actor)``: check the job against its policy (a router the platform needs, alert
-  routes the settings define, every query rendered with the job's args), create the rollout
+  routes the settings define, every query rendered with the job's args), pin that policy (its
+  text kept in the store by digest, workers/policies.py; the rollout keeps the digest and runs
+  under it to the end, retries included, whatever becomes of the file), create the rollout
   PENDING and due now, make it the app's latest (superseding the previous one, retried when
   the lane moves), tell the previous one ``Superseded`` and enqueue ``advance``. An idempotency
   key belongs to the job's namespace and is bound to the digest of the whole job for a day
@@ -30,8 +32,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import re
-import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -40,8 +40,7 @@ from typing import get_args
 
 from analyzer.analysis import check_args
 from analyzer.errors import PolicyError, TemplateError
-from analyzer.policy import Policy, load_policy
-from analyzer.policy.promql import shown
+from analyzer.policy import Policy
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Router
 from workers.actions import (
@@ -58,9 +57,9 @@ from workers.errors import (
     InvalidJobError,
     NotFound,
     TemporaryError,
-    UnknownPolicyError,
 )
-from workers.job import POLICY_NAME, RolloutJob, rollout_traffic
+from workers.job import RolloutJob, rollout_traffic
+from workers.policies import PinnedPolicies, PolicyDir
 from workers.state import RolloutState
 from workers.stepping import Stepped, split, step_and_save
 from workers.store import IDEMPOTENCY_TTL_SECONDS, AuditEvent, IdempotencyKey, StateStore, Stored
@@ -83,6 +82,12 @@ __all__ = [
 ]
 
 
+def invalid_policy(name: str, error: PolicyError) -> InvalidJobError:
+    # The file's name and line, not the server's directory: callers see this message.
+    problems = "\n".join(problem.render(Path(error.source).name) for problem in error.problems)
+    return InvalidJobError(f"policy {name!r} is invalid:\n{problems}")
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What a person's command did: the rollout after it and, when the command does not apply
@@ -101,49 +106,6 @@ class Submitted:
     rollout_id: str
     created: bool  # False: the idempotency key named an existing rollout
     superseded: str | None  # the app's previous rollout, told to stand down
-
-
-class PolicyDir:
-    """Policies by name (``<dir>/<name>.yaml`` or ``.yml``), each read once per version of its
-    file (modification time and size). The one cache of policy files: intake, the tasks and
-    the API's stage labels read through it. A name must be a policy name (``POLICY_NAME``), so
-    no name reaches outside the directory."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._cache: dict[str, tuple[tuple[int, int], Policy | PolicyError]] = {}
-        self._lock = threading.Lock()
-
-    def path(self, name: str) -> Path:
-        if not re.fullmatch(POLICY_NAME, name):
-            raise UnknownPolicyError(f"{shown(name)} is not a policy name")
-        for suffix in (".yaml", ".yml"):
-            candidate = self.root / f"{name}{suffix}"
-            if candidate.is_file():
-                return candidate
-        # The directory is the server's business, not the caller's: name the policy only.
-        raise UnknownPolicyError(f"no policy {name!r}")
-
-    def load(self, name: str) -> Policy:
-        """The policy; UnknownPolicyError if absent, PolicyError (file, line) if invalid: an
-        invalid file is remembered too, so it is not parsed again until it changes."""
-        path = self.path(name)
-        stat = path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            cached = self._cache.get(name)
-        if cached is None or cached[0] != stamp:
-            loaded: Policy | PolicyError
-            try:
-                loaded = load_policy(path)
-            except PolicyError as exc:
-                loaded = exc
-            with self._lock:
-                self._cache[name] = (stamp, loaded)
-            cached = (stamp, loaded)
-        if isinstance(cached[1], PolicyError):  # a new one: threads may raise it at once
-            raise PolicyError(cached[1].source, cached[1].problems)
-        return cached[1]
 
 
 class Intake:
@@ -167,24 +129,31 @@ class Intake:
         its rollout for ``idempotency_ttl`` seconds (a day by default)."""
         self.store, self.clock = store, clock
         self.policies = PolicyDir(policy_dir)
+        self.pinned = PinnedPolicies(store.policies)
         self.alert_routes = frozenset(alert_routes)
         self.idempotency_ttl = idempotency_ttl
         self._enqueue, self._on_outbox = enqueue, on_outbox
 
     # -- submit ---------------------------------------------------------------------------------
     def policy(self, name: str) -> Policy:
-        """The named policy; UnknownPolicyError, or InvalidJobError naming file and line."""
+        """The named policy file's; UnknownPolicyError, or InvalidJobError naming file and line."""
         try:
             return self.policies.load(name)
         except PolicyError as exc:
-            # The file's name and line, not the server's directory: callers see this message.
-            problems = "\n".join(problem.render(Path(exc.source).name) for problem in exc.problems)
-            raise InvalidJobError(f"policy {name!r} is invalid:\n{problems}") from exc
+            raise invalid_policy(name, exc) from exc
 
-    def check(self, job: RolloutJob) -> tuple[Policy, dict[str, str]]:
-        """The job's policy and its resolved args, or the reason the job cannot run: a router
-        the platform needs, an alert route the service lacks, an arg a query would refuse."""
-        policy = self.policy(job.policy)
+    def policy_for(self, state: RolloutState) -> Policy:
+        """The policy a rollout runs under: the one it pinned at submit (by digest, from the
+        store), or, for a rollout stored before pinning, its policy file as it is now."""
+        if state.policy_digest is None:
+            return self.policy(state.policy)
+        return self.pinned.load(state.policy, state.policy_digest)
+
+    def check(self, job: RolloutJob, policy: Policy | None = None) -> tuple[Policy, dict[str, str]]:
+        """The job's policy (``policy``, or its file's) and its resolved args, or the reason the
+        job cannot run: a router the platform needs, an alert route the service lacks, an arg a
+        query would refuse."""
+        policy = policy if policy is not None else self.policy(job.policy)
         targeted = policy.strategy.type == StrategyType.TARGETED
         if job.platform == "kubernetes" and targeted and policy.traffic.router == Router.REPLICAS:
             raise InvalidJobError(
@@ -219,7 +188,10 @@ class Intake:
             raise InvalidJobError(f"args: {exc}") from exc
 
     def submit(self, job: RolloutJob, actor: str) -> Submitted:
-        policy, args = self.check(job)
+        read = self.policies.read(job.policy)  # checked and pinned as this one read
+        if read.error is not None:
+            raise invalid_policy(job.policy, read.error)
+        policy, args = self.check(job, read.loaded())
         fresh = policy.analysis.baseline == "fresh"
         spec = job.spec(
             args,
@@ -240,6 +212,7 @@ class Intake:
         idempotency = (
             None if key is None else IdempotencyKey(key, job.digest(), self.idempotency_ttl)
         )
+        digest = self.pinned.pin(read)  # before the rollout: it never exists without its policy
         for _ in range(CAS_ATTEMPTS):
             latest = self.store.latest_for(job.app, job.namespace)
             state = RolloutState.new(
@@ -250,6 +223,7 @@ class Intake:
                 spec=spec,
                 now=now,
                 supersedes=latest,
+                policy_digest=digest,
             )
             state = replace(state, next_due_at=now)  # the reconciler's safety net from the start
             try:
@@ -324,7 +298,7 @@ class Intake:
     ) -> Stepped:
 
         def stepped(loaded: Stored) -> Stepped:
-            policy, now = self.policy(loaded.state.policy), self.clock()
+            policy, now = self.policy_for(loaded.state), self.clock()
             return step_and_save(
                 self.store,
                 loaded,

@@ -11,6 +11,7 @@ engine never asks for one through an action (workers/engine's docstring says why
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -32,7 +33,12 @@ default. A release that knows none of them would run the rollout wrongly (compar
 fleet instead of a fresh baseline, alert without saying Git names the version), so it must refuse
 the record by name rather than read it; a spec at the defaults leaves the keys out and says 1."""
 SPEC_KEYS_SINCE_2: Mapping[str, object] = {"fresh_baseline_selector": "", "from_manifest": False}
-RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT})
+PINNED_POLICY_FORMAT = 3
+"""A rollout record with ``policy_digest``, its pinned policy (whatever its spec): a release before
+pinning would re-read the policy file by name (edited since, perhaps), so it must refuse the
+record by name."""
+RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT})
+POLICY_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256, hex: the key of a pinned policy's text
 
 
 class Awaited(StrEnum):
@@ -243,6 +249,7 @@ class RolloutState:
     next_due_at: float | None = None
     supersedes: str | None = None  # the rollout this one replaces, until it stands down
     superseded_by: str | None = None
+    policy_digest: str | None = None  # its pinned policy (store.policies); None: read by name
 
     @classmethod
     def new(
@@ -255,9 +262,11 @@ class RolloutState:
         spec: RolloutSpec,
         now: float,
         supersedes: str | None = None,
+        policy_digest: str | None = None,
     ) -> RolloutState:
         """A rollout as intake accepts it: PENDING, at the first stage of its first attempt."""
-        return cls(rollout_id, app, namespace, policy, spec, now, now, supersedes=supersedes)
+        state = cls(rollout_id, app, namespace, policy, spec, now, now, supersedes=supersedes)
+        return replace(state, policy_digest=policy_digest)
 
     def analysis_due(self, now: float) -> AnalysisRequest | None:
         """The look to gather before calling ``step`` at ``now``, or None if none is due."""
@@ -327,6 +336,10 @@ class RolloutState:
                 del spec[key]
             else:
                 record["format"] = SPEC_KEYS_FORMAT
+        if self.policy_digest is None:  # left out: the releases before pinning read it as ever
+            del record["policy_digest"]
+        else:
+            record["format"] = PINNED_POLICY_FORMAT
         return record
 
     @classmethod
@@ -367,6 +380,10 @@ def _load(name: str, value: Any) -> Any:
         return _load_spec(value)
     if name == "tally":
         return RunTally(**value)
+    if name == "policy_digest" and value is not None:
+        if not isinstance(value, str) or not POLICY_DIGEST.fullmatch(value):
+            raise ValueError(f"policy_digest must be 64 hex digits, not {value!r}")
+        return value
     if name == "last_verdict" and value is not None:
         loaded = {**value, "outcome": Outcome(value["outcome"])}
         return VerdictSummary(**{**loaded, "decided_by": tuple(value.get("decided_by", ()))})
@@ -418,7 +435,8 @@ _TIMES = frozenset(
     }
 )
 _OPTIONAL = frozenset(
-    {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by", "last_verdict"}
+    {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by"}
+    | {"last_verdict", "policy_digest"}
 )
 _SCALARS: dict[str, type] = {
     **dict.fromkeys(("id", "app", "namespace", "policy", "awaiting", "pause_reason"), str),

@@ -191,7 +191,7 @@ def _advance_leased(
         metrics.STALE_TASKS.labels(result).inc()
         return result
     try:
-        policy = runtime.intake.policy(state.policy)
+        policy = runtime.intake.policy_for(state)  # pinned at submit
     except IntakeError as exc:
         log.error("policy %s: %s; again in %.0f s", state.policy, exc, POLICY_RETRY_SECONDS)
         _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from canarist.api import handlers
 from canarist.api.broker import intake_over_celery
 from canarist.api.edge import Edge
+from canarist.api.policies import router as policies_router
 from canarist.api.report import router as report_router
 from canarist.api.routes import Services, operations, router
 from canarist.api.stages import PlanLabels
@@ -34,10 +35,11 @@ DESCRIPTION = """Queue rollouts, follow them, and steer them by hand.
 
 Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`,
 checked before the body is read. A token acts only in its namespaces (a rollout outside them is
-a 404, like an unknown one) and only with its roles: `read` (list, status, report), `submit`,
-`operate` (pause, resume, abort, promote, retry), `admin` (all); its name is recorded on every
-action. Errors are `{"error": code, "detail": sentence, "problems": [{field, message}]}`, a few
-KB at most; a body over the limit (64 KiB by default) is a 413 and one that is not JSON a 400.
+a 404, like an unknown one) and only with its roles: `read` (list, status, report, policies),
+`submit`, `operate` (pause, resume, abort, promote, retry), `admin` (all); its name is recorded
+on every action. Policies belong to no namespace: any token that may read sees them all.
+Errors are `{"error": code, "detail": sentence, "problems": [{field, message}]}`, a few KB at
+most; a body over the limit (64 KiB by default) is a 413 and one that is not JSON a 400.
 
 A request the client gave up on may still have been carried out (a 503 or a timeout says only
 that the answer did not come back): retry a submission with the same `Idempotency-Key`.
@@ -65,10 +67,11 @@ def create_app(
         redoc_url=None,
     )
     probe = health if health is not None else store_health(intake.store)
-    app.state.services = Services(settings, intake, PlanLabels(intake.policies), probe)
+    app.state.services = Services(settings, intake, PlanLabels(intake.policy_for), probe)
     handlers.install(app)
     app.include_router(router)
     app.include_router(report_router)
+    app.include_router(policies_router)
     app.include_router(operations)
     app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too

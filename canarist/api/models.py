@@ -73,6 +73,11 @@ class RolloutSummary(Answer):
     image: str
     platform: str
     policy: str
+    policy_digest: str | None = Field(
+        description="sha256 of the policy the rollout pinned at submit and runs under to the end "
+        "(GET /v1/policies/{name} shows the file's now); null for a rollout submitted before "
+        "pinning, which reads its policy file as it is"
+    )
     phase: str
     terminal: bool = Field(description="promoted, aborted or failed: nothing more will happen")
     attempt: int
@@ -123,6 +128,26 @@ class Accepted(Answer):
     created: bool = Field(description="false when the idempotency key named an earlier rollout")
     superseded: str | None = Field(description="the app's rollout this one replaces")
     url: str = Field(description="where to follow it")
+
+
+class PolicySummary(Answer):
+    name: str = Field(description="the file's stem: what a rollout's `policy` names")
+    digest: str = Field(description="sha256 of the file's bytes, in hex")
+    modified_at: datetime = Field(description="when the file was last modified")
+    strategy: str | None = Field(description="canary, rolling, bluegreen or targeted; null when "
+                                 "the policy does not load")  # fmt: skip
+    metrics: list[str] = Field(description="the metrics' names, in the policy's order")
+    error: str | None = Field(
+        description="why the policy does not load (file, line, field); null when it does"
+    )
+
+
+class PolicyList(Answer):
+    policies: list[PolicySummary]
+
+
+class PolicyDetail(PolicySummary):
+    text: str = Field(description="the YAML as the server reads it")
 
 
 class Health(Answer):
@@ -209,6 +234,7 @@ def _summary_fields(
         "image": state.spec.image,
         "platform": state.spec.platform,
         "policy": state.policy,
+        "policy_digest": state.policy_digest,
         "phase": state.phase.value,
         "terminal": state.phase.terminal,
         "attempt": state.attempt,

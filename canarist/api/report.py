@@ -45,6 +45,7 @@ from canarist.settings import Settings
 from workers.errors import IntakeError
 from workers.intake import Intake
 from workers.notify.notice import REPORT_SIGNATURE_CHARS, report_signature
+from workers.state import RolloutState
 
 REPORT_TIMEOUT_SECONDS = 5.0  # per Prometheus query: a page should come back while someone waits
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -101,7 +102,7 @@ def report(
             state, _ = visible_rollout(found.intake, caller, rollout_id)
         else:
             state, _ = found.intake.get(rollout_id)  # 404 when unknown
-        policy, problem = _policy(found.intake, state.policy)
+        policy, problem = _policy(found.intake, state)
         now = found.intake.clock()
         with _source(request, found.settings) as source:
             page = render_report(
@@ -149,11 +150,15 @@ def _authorised(
     raise ApiError(401, "unauthorized", reason, _CHALLENGE)
 
 
-def _policy(intake: Intake, name: str) -> tuple[Policy | None, str | None]:
+def _policy(intake: Intake, state: RolloutState) -> tuple[Policy | None, str | None]:
+    """The policy the rollout runs under (pinned at submit), or why it cannot be had."""
     try:
-        return intake.policy(name), None
+        return intake.policy_for(state), None
     except IntakeError as exc:
-        return None, f"policy {name!r} cannot be loaded, so there are no data charts: {exc}"
+        return (
+            None,
+            f"policy {state.policy!r} cannot be loaded, so there are no data charts: {exc}",
+        )
 
 
 @contextmanager

@@ -1,12 +1,17 @@
-"""``canarist policy validate|schema`` and ``canarist token new``: tooling for SREs and admins."""
+"""``canarist policy validate|schema|list|show|diff`` and ``canarist token new``: tooling for SREs
+and admins. ``list``, ``show`` and ``diff`` ask the API what the server runs (GET /v1/policies,
+like the rollout commands: ``--api``/``CANARIST_API_URL``, ``--token``/``CANARIST_TOKEN``)."""
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from pydantic import ValidationError
@@ -19,9 +24,13 @@ from analyzer.policy.schema import policy_schema_text
 from analyzer.sources.prometheus import PrometheusSource
 from canarist.cli.inputs import parse_args
 from canarist.cli.policy_probe import ProbeReport, probe_policy
+from canarist.cli.rollouts import ApiClient, ApiOption, JsonOption, TokenOption
 from canarist.settings import ApiToken, hash_token, new_token
+from workers.policies import short_digest
 
-policy_app = typer.Typer(help="Validate policies and export their schema.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Validate policies, export their schema, and see the server's.", no_args_is_help=True
+)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
 INVALID = 2
@@ -163,3 +172,92 @@ def token_new(
     )
     typer.echo("or in CANARIST_API_TOKENS (JSON, one entry of the list):")
     typer.echo(f"  {entry.model_dump_json()}")
+
+
+# -- the server's policies (GET /v1/policies), as a person or a GitOps check sees them ------------
+
+DIFFERENT = 1  # `policy diff`: the local file differs from what the server runs
+
+
+def _served_call(path: str, api: str | None, token: str | None) -> dict[str, Any]:
+    """GET ``path`` from the API; any failure exits 2 (its reason printed), so that a script
+    can tell an error from `policy diff`'s 1 (different)."""
+    try:
+        with ApiClient(api, token) as client:
+            return client.call("GET", path)
+    except typer.Exit as exc:
+        raise typer.Exit(INVALID if exc.exit_code else 0) from None
+
+
+def policies_text(policies: list[dict[str, Any]]) -> str:
+    """Aligned columns like ``canarist list``; a policy that does not load says why."""
+    rows = [["NAME", "DIGEST", "STRATEGY", "MODIFIED", "METRICS"]]
+    for policy in policies:
+        error = policy.get("error")
+        shown = f"ERROR: {error.splitlines()[0]}" if error else ",".join(policy["metrics"])
+        modified = policy["modified_at"][:19].replace("T", " ")
+        strategy = policy["strategy"] or "-"
+        rows.append([policy["name"], short_digest(policy["digest"]), strategy, modified, shown])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+@policy_app.command("list")
+def list_served(
+    api: ApiOption = None, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """The server's policies: name, digest, strategy, modified time, metrics (or the error)."""
+    answer = _served_call("/v1/policies", api, token)
+    typer.echo(json.dumps(answer, indent=2) if as_json else policies_text(answer["policies"]))
+
+
+@policy_app.command("show")
+def show_served(
+    name: Annotated[str, typer.Argument(help="the policy's name (its file's stem)")],
+    api: ApiOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the policy's YAML as the server reads it (its digest and summary on stderr)."""
+    answer = _served_call(f"/v1/policies/{quote(name, safe='')}", api, token)
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    summary = f"{answer['strategy']} strategy, metrics: {', '.join(answer['metrics'])}"
+    typer.echo(f"# {answer['name']} @ {answer['digest']}", err=True)
+    typer.echo(f"# {answer['error'] or summary}", err=True)
+    sys.stdout.write(answer["text"])
+
+
+@policy_app.command("diff")
+def diff_served(
+    file: Annotated[Path, typer.Argument(help="the local policy file")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="the server's policy (default: the file's stem)")
+    ] = None,
+    api: ApiOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Unified diff from what the server runs to FILE: exit 0 same, 1 different, 2 error."""
+    try:
+        local = file.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(INVALID) from None
+    served_name = name or file.stem
+    served = _served_call(f"/v1/policies/{quote(served_name, safe='')}", api, token)
+    if hashlib.sha256(local).hexdigest() == served["digest"]:
+        typer.echo(f"{file}: same as the server's {served_name} ({short_digest(served['digest'])})")
+        return
+    lines = difflib.unified_diff(
+        served["text"].splitlines(keepends=True),
+        local.decode("utf-8", errors="replace").splitlines(keepends=True),
+        fromfile=f"server:{served_name}@{short_digest(served['digest'])}",
+        tofile=str(file),
+    )
+    for line in lines:
+        sys.stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    raise typer.Exit(DIFFERENT)

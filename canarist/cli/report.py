@@ -22,8 +22,9 @@ from analyzer.sources.prometheus import PrometheusSource
 from canarist.report import render_report, write_report
 from canarist.settings import Settings
 from workers.errors import CorruptRecord, IntakeError, NotFound, StoreError
-from workers.intake import PolicyDir
-from workers.store import store_from_url
+from workers.policies import PinnedPolicies, PolicyDir
+from workers.state import RolloutState
+from workers.store import StateStore, store_from_url
 
 INVALID, FAILED = 2, 1
 
@@ -42,7 +43,7 @@ def report(
     store = store_from_url(settings.redis.url)
     try:
         state = store.load(rollout_id).state
-        policy, problem = _policy(settings.policy_dir, state.policy)
+        policy, problem = _policy(settings.policy_dir, store, state)
         token = settings.prometheus.bearer_token
         with PrometheusSource(
             settings.prometheus.url,
@@ -64,11 +65,17 @@ def report(
     typer.echo(f"report of {rollout_id} written to {write_report(output, page)}", err=True)
 
 
-def _policy(policy_dir: Path, name: str) -> tuple[Policy | None, str | None]:
+def _policy(
+    policy_dir: Path, store: StateStore, state: RolloutState
+) -> tuple[Policy | None, str | None]:
+    """The policy the rollout pinned at submit, or (before pinning) its file as it is now."""
     try:
-        return PolicyDir(policy_dir).load(name), None
+        if state.policy_digest is not None:
+            return PinnedPolicies(store.policies).load(state.policy, state.policy_digest), None
+        return PolicyDir(policy_dir).load(state.policy), None
     except (IntakeError, PolicyError) as exc:
-        return None, f"policy {name!r} cannot be loaded, so there are no data charts: {exc}"
+        problem = f"policy {state.policy!r} cannot be loaded, so there are no data charts: {exc}"
+        return None, problem
 
 
 def _fail(code: int, message: str) -> NoReturn:

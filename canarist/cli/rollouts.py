@@ -26,6 +26,7 @@ from rich.text import Text
 from canarist.cli.analysis import parse_args
 from canarist.settings import Settings
 from workers.actions import CommandKind, EventKind
+from workers.policies import short_digest
 
 REFUSED, ERROR = 2, 1
 TIMEOUT_SECONDS = 30.0
@@ -142,6 +143,12 @@ def _verdict(rollout: dict[str, Any]) -> str:
     return "-" if not verdict else f"{verdict['outcome'].upper()}: {verdict['reason']}"
 
 
+def _policy(rollout: dict[str, Any]) -> str:
+    """The policy's name and the short digest of the policy it pinned at submit."""
+    digest = rollout.get("policy_digest")
+    return rollout["policy"] if not digest else f"{rollout['policy']} @ {short_digest(digest)}"
+
+
 def rollouts_text(rollouts: list[dict[str, Any]]) -> str:
     """Aligned columns like ``kubectl get``: never truncated, easy to grep."""
     rows = [["ID", "APP", "NAMESPACE", "VERSION", "PHASE", "STAGE", "WEIGHT", "VERDICT"]]
@@ -166,7 +173,7 @@ def status_view(rollout: dict[str, Any]) -> Group:
     head.add_column(overflow="fold")
     rows = {
         "rollout": f"{rollout['id']}: {rollout['app']} {rollout['version']} "
-        f"in {rollout['namespace']} (policy {rollout['policy']})",
+        f"in {rollout['namespace']} (policy {_policy(rollout)})",
         "phase": rollout["phase"] + (" (final)" if rollout["terminal"] else ""),
         "stage": _stage(rollout),
         "compared with": rollout.get("compared_with"),

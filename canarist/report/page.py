@@ -17,6 +17,7 @@ from canarist.report.formatting import Unit, duration, esc, number, utc
 from canarist.report.history import History, decisive_verdict
 from canarist.report.sections import slug
 from workers.actions import EventKind
+from workers.policies import short_digest
 from workers.state import Phase
 from workers.store import AuditEvent
 
@@ -111,6 +112,11 @@ def document(
     )
 
 
+def pinned_policy(name: str, digest: str | None) -> str:
+    """The policy's name and, when the rollout pinned it, the short form of its digest."""
+    return name if digest is None else f"{name} @ {short_digest(digest)}"
+
+
 def header(history: History, policy_name: str | None) -> str:
     state, decision = history.state, history.decision
     tone = _PHASE_TONE.get(state.phase, "")
@@ -121,7 +127,7 @@ def header(history: History, policy_name: str | None) -> str:
         ("Decided by", decision.by or "not decided yet"),
         ("Namespace", state.namespace),
         ("Submitted", utc(state.created_at)),
-        ("Policy", policy_name or state.policy),
+        ("Policy", pinned_policy(policy_name or state.policy, state.policy_digest)),
         ("Decided", utc(decided)),
         ("Platform", state.spec.platform),
         ("Took", duration(decided - state.created_at) if decided is not None else "—"),

@@ -37,6 +37,8 @@ ROUTES = {
         ("POST", f"/v1/rollouts/{{rollout_id}}/{kind}")
         for kind in ("abort", "promote", "pause", "resume", "retry")
     ),
+    ("GET", "/v1/policies"),
+    ("GET", "/v1/policies/{name}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 }

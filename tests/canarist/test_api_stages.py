@@ -29,12 +29,29 @@ def intake(tmp_path: Path) -> Intake:
 
 
 @pytest.fixture
-def state(intake: Intake) -> RolloutState:
+def pinned(intake: Intake) -> RolloutState:
     return intake.get(intake.submit(job(), "alice").rollout_id)[0]
 
 
+@pytest.fixture
+def state(pinned: RolloutState) -> RolloutState:
+    """A rollout stored before pinning: it reads its policy file by name."""
+    return replace(pinned, policy_digest=None)
+
+
+def test_a_pinned_rollout_keeps_the_label_of_its_pinned_policy(
+    intake: Intake, pinned: RolloutState
+) -> None:
+    labels = PlanLabels(intake.policy_for)
+    before = labels(pinned)
+    (intake.policies.root / "demo.yaml").write_text(ONE_STEP)
+    assert labels(pinned) == before != (None, None)
+    (intake.policies.root / "demo.yaml").unlink()
+    assert labels(pinned) == before
+
+
 def test_the_label_follows_the_policy_file(intake: Intake, state: RolloutState) -> None:
-    labels = PlanLabels(intake.policies)
+    labels = PlanLabels(intake.policy_for)
     label, count = labels(state)
     assert label is not None and count is not None and count > 1
     (intake.policies.root / "demo.yaml").write_text(ONE_STEP)
@@ -45,7 +62,7 @@ def test_a_policy_that_does_not_load_leaves_the_label_unknown_and_is_logged_once
     intake: Intake, state: RolloutState, caplog: pytest.LogCaptureFixture
 ) -> None:
     (intake.policies.root / "demo.yaml").write_text("name: demo\nanalysis:\n  interval: soon\n")
-    labels = PlanLabels(intake.policies)
+    labels = PlanLabels(intake.policy_for)
     with caplog.at_level(logging.WARNING, logger="canarist.api"):
         assert [labels(state) for _ in range(3)] == [(None, None)] * 3
     assert caplog.text.count("policy demo does not load") == 1
@@ -56,7 +73,7 @@ def test_a_name_that_is_no_policy_name_has_no_label(
     intake: Intake, state: RolloutState, name: str
 ) -> None:
     (intake.policies.root / f"{name.strip('./')}.yaml").write_text(DEMO_POLICY)
-    assert PlanLabels(intake.policies)(replace(state, policy=name)) == (None, None)
+    assert PlanLabels(intake.policy_for)(replace(state, policy=name)) == (None, None)
 
 
 def test_the_api_labels_stages_from_the_policies_its_intake_reads(
@@ -64,4 +81,4 @@ def test_the_api_labels_stages_from_the_policies_its_intake_reads(
 ) -> None:
     elsewhere = Settings(policy_dir=tmp_path / "elsewhere")
     services = create_app(elsewhere, intake).state.services
-    assert services.labels(state) == PlanLabels(intake.policies)(state) != (None, None)
+    assert services.labels(state) == PlanLabels(intake.policy_for)(state) != (None, None)

@@ -6,7 +6,7 @@ runs three rollouts through ``engine.step`` and the Redis store, as the task doe
 policy ``default-canary`` as shipped, and writes into the new folder ``<name>``:
 
 - ``policy.yaml``: that policy, frozen: the rollouts' own policy file, which an upgrade of
-  Canarist does not change;
+  Canarist does not change (since pinning, each rollout's also lies in the store, by digest);
 - ``in-analysis.json``: a canary at 25% with looks taken and another one due (submitted with an
   idempotency key);
 - ``paused.json``: the same, then paused by a person;
@@ -38,7 +38,7 @@ from typing import Any
 
 import redis
 
-from analyzer.policy import load_policy
+from analyzer.policy import load_policy_text
 from analyzer.verdict import Outcome
 from canarist.demo.stack import start_redis
 from tests.workers.rollout_driver import POLICIES, Driver, always, healthy
@@ -57,9 +57,11 @@ class Recorded(Driver):
     """A driver whose every step is saved in the store, as the task saves it."""
 
     def __init__(self, store: RedisStateStore, rollout_id: str, key: str | None) -> None:
-        super().__init__(load_policy(POLICIES / "default-canary.yaml"), rollout_id, now=T0)
+        text = (POLICIES / "default-canary.yaml").read_text(encoding="utf-8")
+        super().__init__(load_policy_text(text), rollout_id, now=T0)
         self.store = store
-        self.state = replace(self.state, next_due_at=T0)  # as intake submits it
+        digest = store.policies.put(text)  # pinned, as intake submits it
+        self.state = replace(self.state, next_due_at=T0, policy_digest=digest)
         submitted = RecordEvent(
             "submitted",
             "submitted by ci: checkout v2 in shop with policy default-canary on kubernetes",

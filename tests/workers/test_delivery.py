@@ -304,6 +304,9 @@ def test_a_hand_over_blocked_by_a_broken_policy_is_retried_not_parked(
 ) -> None:
     first = intake.submit(job(version="v2"), "alice").rollout_id
     second = intake.submit(job(version="v3"), "bob").rollout_id
+    for rollout_id in (first, second):  # rollouts stored before pinning read the file by name
+        state, revision = memory_store.load(rollout_id)
+        memory_store.save(replace(state, policy_digest=None), revision)
     good = (policy_dir / "demo.yaml").read_text()
     (policy_dir / "demo.yaml").write_text(good.replace("interval: 5s", "interval: soon"))
 
@@ -312,6 +315,17 @@ def test_a_hand_over_blocked_by_a_broken_policy_is_retried_not_parked(
 
     (policy_dir / "demo.yaml").write_text(good)  # a person fixes the file
     clock.advance(Backoff().base)
+    assert [s.outcome for s in delivery.run()] == ["delivered"]
+    assert memory_store.load(second).state.phase is Phase.PROGRESSING
+    assert memory_store.load(first).state.superseded_by == second
+
+
+def test_a_hand_over_between_pinned_rollouts_needs_no_policy_file(
+    memory_store: MemoryStateStore, intake: Intake, delivery: Delivery, policy_dir: Path
+) -> None:
+    first = intake.submit(job(version="v2"), "alice").rollout_id
+    second = intake.submit(job(version="v3"), "bob").rollout_id
+    (policy_dir / "demo.yaml").write_text("name: demo\nanalysis:\n  interval: soon\n")
     assert [s.outcome for s in delivery.run()] == ["delivered"]
     assert memory_store.load(second).state.phase is Phase.PROGRESSING
     assert memory_store.load(first).state.superseded_by == second

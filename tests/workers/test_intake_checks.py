@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import PolicyError
-from analyzer.policy import Policy, load_policy
+from analyzer.policy import Policy, load_policy_text
 from tests.workers.conftest import DEMO_POLICY, FakeClock, Queued, job, trail
-from workers import intake as intake_module
+from workers import policies as policies_module
 from workers.actions import RecordEvent
 from workers.errors import InvalidJobError, NotFound, UnknownPolicyError
 from workers.intake import Intake, PolicyDir
@@ -119,11 +119,11 @@ def test_a_policy_file_is_read_once_per_version_and_a_broken_one_too(
 ) -> None:
     reads: list[Path] = []
 
-    def counted(path: Path) -> Policy:
-        reads.append(path)
-        return load_policy(path)
+    def counted(text: str, source: str) -> Policy:
+        reads.append(Path(source))
+        return load_policy_text(text, source)
 
-    monkeypatch.setattr(intake_module, "load_policy", counted)
+    monkeypatch.setattr(policies_module, "load_policy_text", counted)
     policies = PolicyDir(policy_dir)
     broken = policy_dir / "demo.yaml"
     broken.write_text("name: demo\nanalysis:\n  interval: soon\n")

@@ -129,10 +129,34 @@ def test_a_spec_the_release_before_could_not_honour_says_format_2(change: dict[s
     assert RolloutState.from_record(record) == state
 
 
+DIGEST = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("fresh_baseline", ["", 'app="checkout",pod=~"checkout-baseline-.+"'])
+def test_a_rollout_that_pinned_its_policy_says_format_3_and_reads_back_equal(
+    fresh_baseline: str,
+) -> None:
+    spec = replace(SPEC, fresh_baseline_selector=fresh_baseline)
+    state = replace(fresh(spec=spec), policy_digest=DIGEST)
+    record = json.loads(json.dumps(state.to_record()))
+    assert record["format"] == 3 and record["policy_digest"] == DIGEST
+    assert RolloutState.from_record(record) == state
+    unpinned = replace(state, policy_digest=None).to_record()  # read by name, as ever
+    assert unpinned["format"] == (2 if fresh_baseline else 1)
+    assert "policy_digest" not in unpinned
+
+
+@pytest.mark.parametrize("digest", ["abc", DIGEST.upper(), 42])
+def test_a_pinned_digest_that_is_no_sha256_is_refused(digest: object) -> None:
+    record = replace(fresh(), policy_digest=DIGEST).to_record() | {"policy_digest": digest}
+    with pytest.raises(ValueError, match="policy_digest must be 64 hex digits"):
+        RolloutState.from_record(record)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": 3}, r"format 3 is not \[1, 2\]"),
+        ({"format": 4}, r"format 4 is not \[1, 2, 3\]"),
         ({"colour": "blue"}, "unknown fields: colour"),
         ({"phase": "sleeping"}, "'sleeping' is not a valid Phase"),
         ({"attempt": "1"}, "attempt must be int"),

@@ -145,7 +145,14 @@ def test_a_rollout_left_by_a_release_is_read_stepped_saved_and_its_alert_deliver
     else:
         assert (state.phase, new.attempt) == (Phase.ABORTED, state.attempt + 1)
     saved = json.loads(found.raw.hget(f"{found.prefix}rollout:{found.rollout_id}", "state"))
-    assert saved["format"] == FORMATS[RecordKind.ROLLOUT].writes
+    # a rollout from before pinning stays unpinned, in its own format: it reads its file by name
+    pinned = int(release.removeprefix("v")) >= 3
+    assert (state.policy_digest is not None) is pinned
+    assert saved["format"] == (FORMATS[RecordKind.ROLLOUT].writes if pinned else 1)
+    if pinned and state.policy_digest is not None:
+        assert found.store.policies.get(state.policy_digest) == (
+            STORED / release / POLICY_FILE
+        ).read_text(encoding="utf-8")
     after = found.trail()
     assert len(after) == len(trail) + len(events)
     assert EventKind.UNREADABLE_EVENT not in {event.kind for event in after}
@@ -205,11 +212,11 @@ def test_a_rollout_of_a_format_not_read_here_is_named_and_left_as_it_is(
         "rollout",
         found.rollout_id,
         found_format,
-        (1, 2),
+        (1, 2, 3),
     )
     newer = "a newer release wrote it" if stored else "an older release wrote it"
     assert f"rollout {found.rollout_id} is stored in format {found_format}" in str(error)
-    assert "(it reads formats 1, 2)" in str(error) and newer in str(error)
+    assert "(it reads formats 1, 2, 3)" in str(error) and newer in str(error)
     assert found.store.list_rollouts() == []
     assert found.raw.hget(f"{found.prefix}rollout:{found.rollout_id}", "state") == text
 
@@ -354,3 +361,17 @@ def test_the_release_before_formats_reads_what_this_one_writes(scenario: str) ->
         if name.startswith(("events:", "outbox:item:")):
             assert all(entry.pop("format") == "text" for entry in entries), name
     assert after == before
+
+
+def test_a_pinned_rollout_is_advanced_by_its_pinned_policy_without_the_file(
+    left: Any, tmp_path: Path
+) -> None:
+    found: Left = left("v3", "in-analysis")
+    state, revision = found.store.load(found.rollout_id)
+    assert state.policy_digest is not None
+    runtime, queued = worker_over(found, tmp_path)
+    (tmp_path / "policies" / "default-canary.yaml").unlink()  # gone, or edited: never read
+    assert advance(runtime, found.rollout_id, revision) == "stepped"
+    after = found.store.load(found.rollout_id)
+    assert after.revision == revision + 1 and after.state.policy_digest == state.policy_digest
+    assert queued.advance and queued.advance[-1][:2] == (found.rollout_id, revision + 1)

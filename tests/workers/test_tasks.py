@@ -253,8 +253,13 @@ def test_an_analysis_that_cannot_run_is_an_error_look_not_a_crash(
     rollout_id = started(runtime, queued, policy="with-args", args={"route": "/api"})
     advance(runtime, *queued.advance.pop()[:2])
     advance(runtime, *queued.advance.pop()[:2])  # weight ready: the analysis window opens
+    # A rollout stored before pinning reads its policy file by name, edited since: a new arg
+    # the job never gave (a pinned one never sees the edit: test_celery_pinning.py).
+    loaded = runtime.store.load(rollout_id)
+    unpinned = replace(loaded.state, policy_digest=None)
+    runtime.requeue(rollout_id, runtime.store.save(unpinned, loaded.revision), 0.0)
     changed = ARGS_POLICY.replace("  - name: route\n", "  - name: route\n  - name: zone\n")
-    (policy_dir / "with-args.yaml").write_text(changed)  # a new arg the job never gave
+    (policy_dir / "with-args.yaml").write_text(changed)
 
     state = runtime.store.load(rollout_id).state
     while not state.tally.looks:

@@ -16,6 +16,7 @@ from workers.store.base import (
     Leases,
     Outbox,
     OutboxItem,
+    PolicyTexts,
     StateStore,
     Stored,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "MemoryStateStore",
     "Outbox",
     "OutboxItem",
+    "PolicyTexts",
     "RecordKind",
     "RedisStateStore",
     "StateStore",

@@ -20,7 +20,8 @@ Idempotency keys belong to a namespace (the same key in two namespaces names two
 are bound to a digest of the whole job: ``create`` with a known key returns its rollout with
 ``same_job`` saying whether the digests match, so intake can refuse a different job under an
 old key. The outbox keeps one item per (notice, route), so a route that failed is retried
-without posting again to the routes that succeeded.
+without posting again to the routes that succeeded. A rollout's policy is kept once per digest
+(``policies``), the text it was submitted with.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "Leases",
     "Outbox",
     "OutboxItem",
+    "PolicyTexts",
     "StateStore",
     "Stored",
 ]
@@ -119,6 +121,19 @@ class Outbox(Protocol):
         ...
 
 
+class PolicyTexts(Protocol):
+    """The policies rollouts pinned, by digest (``records.policy_digest``): content-addressed,
+    written once and never changed, so a rollout reads the very policy it was submitted with."""
+
+    def put(self, text: str) -> str:
+        """Keep ``text`` (again: nothing changes); return its digest."""
+        ...
+
+    def get(self, digest: str) -> str:
+        """The text kept under ``digest``; NotFound if none is."""
+        ...
+
+
 class StateStore(Protocol):
     """Rollout records with revisions, their audit trail, and the indexes around them."""
 
@@ -127,6 +142,9 @@ class StateStore(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def policies(self) -> PolicyTexts: ...
 
     def create(
         self,

@@ -32,6 +32,7 @@ from workers.store.records import (
     event_position,
     listed,
     outbox_entries,
+    policy_digest,
 )
 
 
@@ -64,6 +65,7 @@ class MemoryStateStore:
         self._due: dict[str, float] = {}
         self._leases = MemoryLeases(clock)
         self._outbox = MemoryOutbox(self._lock)
+        self._policies = MemoryPolicyTexts()
 
     @property
     def leases(self) -> MemoryLeases:
@@ -72,6 +74,10 @@ class MemoryStateStore:
     @property
     def outbox(self) -> MemoryOutbox:
         return self._outbox
+
+    @property
+    def policies(self) -> MemoryPolicyTexts:
+        return self._policies
 
     def create(
         self,
@@ -322,3 +328,24 @@ class MemoryOutbox:
             return None
         item.claimed_by = None
         return item
+
+
+class MemoryPolicyTexts:
+    """Pinned policy texts by digest; the first text kept under a digest stays."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def put(self, text: str) -> str:
+        digest = policy_digest(text)
+        with self._lock:
+            self._texts.setdefault(digest, text)
+        return digest
+
+    def get(self, digest: str) -> str:
+        with self._lock:
+            text = self._texts.get(digest)
+        if text is None:
+            raise NotFound(f"no policy {digest}")
+        return text

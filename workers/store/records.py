@@ -3,14 +3,15 @@
 A rollout's state, its audit events and its outbox items are JSON text in Redis (or in the
 memory store's dicts); ``encode_*`` write them and ``decode_*`` read them back, so both stores
 keep exactly the same strings. Leases, idempotency keys (a rollout id and a digest) and the
-indexes hold plain strings, which need no format.
+indexes hold plain strings, which need no format; so does a pinned policy (``policy:<digest>``),
+the policy file's own text, keyed by its sha256 (``policy_digest``) and never rewritten.
 
 Canarist is upgraded while rollouts are in flight, and for a while (a rolling upgrade, or one
 undone) two releases share the store. So each record says the format that wrote it, and a
 release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
 
     record        its format                                  writes  reads
-    rollout       "format" in the state's JSON                  1, 2    1, 2
+    rollout       "format" in the state's JSON                  1, 2, 3 1, 2, 3
     audit event   "format" beside "event" in the stream entry   1       0, 1
     outbox item   "format" field of the item's hash              2       0, 1, 2
 
@@ -25,6 +26,14 @@ Rollout format 2 is a rollout whose spec says something the release before could
 from a manifest change (``from_manifest``). A rollout using neither is written in format 1
 without those keys, so the release before carries it on during an upgrade; a format-2 rollout
 it refuses by name rather than judge it against the stable fleet or alert without the Git hint.
+
+Rollout format 3 is a rollout that pinned its policy at submit: it has ``policy_digest``, the key
+of the policy's text in the store (workers/policies.py), and may have any key of
+``SPEC_KEYS_SINCE_2`` too (format 3 reads them all). Every rollout this release submits is
+pinned, so it writes format 3; a rollout of formats 1 and 2 (submitted before pinning) has no
+digest, keeps re-reading its policy file by name as before, and is written back in its own
+format. A release before pinning
+refuses a format-3 rollout by name rather than judge it by the file as edited since.
 
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the
@@ -43,6 +52,7 @@ string stored (``workers.actions.event_kind``), shown as written and matched by 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -60,7 +70,7 @@ from workers.actions import (
 )
 from workers.errors import CorruptRecord, UnsupportedFormat
 from workers.metrics import rollout_log
-from workers.state import RECORD_FORMAT, RECORD_FORMATS, RolloutState
+from workers.state import PINNED_POLICY_FORMAT, RECORD_FORMATS, RolloutState
 
 
 class RecordKind(StrEnum):
@@ -80,12 +90,18 @@ class Format:
 
 
 FORMATS = {
-    RecordKind.ROLLOUT: Format(RECORD_FORMAT, RECORD_FORMATS),  # 2 with a fresh baseline
+    # as submitted now: 3 (pinned); 1 or 2 (a fresh baseline) for a rollout from before pinning
+    RecordKind.ROLLOUT: Format(PINNED_POLICY_FORMAT, RECORD_FORMATS),
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
     RecordKind.OUTBOX_ITEM: Format(2, frozenset({0, 1, 2})),
 }
 EVENT_FORMAT = FORMATS[RecordKind.EVENT].writes
 OUTBOX_FORMAT = FORMATS[RecordKind.OUTBOX_ITEM].writes
+
+
+def policy_digest(text: str) -> str:
+    """The key of a pinned policy's text: sha256 of its bytes (UTF-8), in hex."""
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def check_format(kind: RecordKind, record_id: str, stored: object) -> int:

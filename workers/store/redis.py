@@ -16,6 +16,7 @@ Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apa
     outbox:item:{key}        hash    id, rollout_id, payload, format, attempts, last_error,
                                      claimed_by, delivered or given_up (kept once settled:
                                      dedupe)
+    policy:{digest}          string  a pinned policy's text (SET NX: never changed; kept)
 
 Formats, and what a record this release cannot read does, are in records.py.
 
@@ -51,6 +52,7 @@ from workers.store.records import (
     event_position,
     listed,
     outbox_entries,
+    policy_digest,
 )
 
 DEFAULT_PREFIX = "canarist:"
@@ -90,6 +92,7 @@ class RedisStateStore:
         self._create, self._save = script(scripts.CREATE), script(scripts.SAVE)
         self._leases = RedisLeases(client, prefix)
         self._outbox = RedisOutbox(client, prefix)
+        self._policies = RedisPolicyTexts(client, prefix)
 
     @classmethod
     def from_url(
@@ -128,6 +131,10 @@ class RedisStateStore:
     @property
     def outbox(self) -> RedisOutbox:
         return self._outbox
+
+    @property
+    def policies(self) -> RedisPolicyTexts:
+        return self._policies
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -258,6 +265,26 @@ class RedisStateStore:
         with _translated(f"find the latest rollout of {app} in {namespace}"):
             latest = self._client.get(self._key("latest", f"{namespace}/{app}"))
         return None if latest is None else str(latest)
+
+
+class RedisPolicyTexts:
+    """Pinned policy texts, one string key per digest, written once (SET NX)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client, self._prefix = client, prefix
+
+    def put(self, text: str) -> str:
+        digest = policy_digest(text)
+        with _translated("keeping a policy"):
+            self._client.set(f"{self._prefix}policy:{digest}", text, nx=True)
+        return digest
+
+    def get(self, digest: str) -> str:
+        with _translated("reading a policy"):
+            text = self._client.get(f"{self._prefix}policy:{digest}")
+        if text is None:
+            raise NotFound(f"no policy {digest}")
+        return str(text)
 
 
 class RedisLeases:
