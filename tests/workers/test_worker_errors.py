@@ -29,8 +29,9 @@ def test_the_drawing_is_the_tree_of_the_workers_errors() -> None:
 
 
 # Outcomes the Kubernetes platform signals to itself (a 409 on a patch, or on a create that it
-# adopts); caught inside workers/platforms/kubernetes/, never raised out of it.
-PLATFORM_SIGNALS = {"Stale", "AlreadyExists"}
+# adopts; a 410 on a watch, after which the GitOps watch lists again); caught inside
+# workers/platforms/kubernetes/, never raised out of it.
+PLATFORM_SIGNALS = {"Stale", "AlreadyExists", "Expired"}
 
 
 def test_every_public_error_of_the_workers_reaches_the_root() -> None:
