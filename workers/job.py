@@ -35,7 +35,7 @@ from analyzer.policy.promql import Matcher, Selector, shown
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import TrafficSpec
 from workers.platforms import platform_names
-from workers.state import RolloutSpec, RolloutTraffic
+from workers.spec import RolloutSpec, RolloutTraffic
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"

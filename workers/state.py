@@ -23,8 +23,6 @@ from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 from workers.spec import RolloutSpec, RolloutTraffic
 
-__all__ = ["RolloutSpec", "RolloutTraffic"]  # re-exported: the spec is part of the state
-
 RECORD_FORMAT = 1
 """What a rollout record says when its spec uses none of the keys below; every release reads it."""
 SPEC_KEYS_FORMAT = 2

@@ -29,7 +29,7 @@ from analyzer.policy import Policy
 from analyzer.policy.metrics import AnyMetric
 from analyzer.sources.base import FloatArray, MetricSource, Series
 from canarist.report.measures import Measure
-from workers.state import RolloutSpec
+from workers.spec import RolloutSpec
 
 MAX_POINTS = 720
 

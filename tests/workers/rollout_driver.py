@@ -28,7 +28,8 @@ from workers.actions import (
     Tick,
 )
 from workers.engine import step
-from workers.state import AnalysisRequest, Phase, RolloutSpec, RolloutState
+from workers.spec import RolloutSpec
+from workers.state import AnalysisRequest, Phase, RolloutState
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 SPEC = RolloutSpec(

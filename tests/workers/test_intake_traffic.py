@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from tests.workers.conftest import DEMO_POLICY, job
 from workers.errors import InvalidJobError
 from workers.intake import Intake
-from workers.state import RolloutTraffic
+from workers.spec import RolloutTraffic
 from workers.store import MemoryStateStore
 
 ROUTED = DEMO_POLICY.replace("name: demo", "name: routed") + (

@@ -13,15 +13,8 @@ from hypothesis import strategies as st
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome
 from tests.workers.rollout_driver import SPEC
-from workers.state import (
-    AnalysisRequest,
-    Awaited,
-    AwaitToken,
-    Phase,
-    RolloutSpec,
-    RolloutState,
-    VerdictSummary,
-)
+from workers.spec import RolloutSpec
+from workers.state import AnalysisRequest, Awaited, AwaitToken, Phase, RolloutState, VerdictSummary
 
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 maybe_times = st.none() | times

@@ -6,7 +6,8 @@ import pytest
 
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Router
-from workers.state import RolloutSpec, RolloutState, RolloutTraffic
+from workers.spec import RolloutSpec, RolloutTraffic
+from workers.state import RolloutState
 
 SPEC = RolloutSpec(
     version="v2",

@@ -21,7 +21,8 @@ from canarist.report.svg import MAX_DRAWN, Chart, Line, render_chart, thin
 from tests.canarist.report.page_reading import Page
 from tests.canarist.report.rollout_scenario import Played
 from workers.actions import RecordEvent
-from workers.state import Phase, RolloutSpec, RolloutState
+from workers.spec import RolloutSpec
+from workers.state import Phase, RolloutState
 from workers.store import MemoryStateStore
 
 LOOKS = 1500  # 25 hours at one look a minute

@@ -14,7 +14,8 @@ from typing import Any
 from analyzer.policy.strategy import StrategyType
 from analyzer.policy.traffic import Router
 from workers.platforms.kubernetes import desired as marks
-from workers.state import RolloutState, RolloutTraffic
+from workers.spec import RolloutTraffic
+from workers.state import RolloutState
 
 
 @dataclass(frozen=True)

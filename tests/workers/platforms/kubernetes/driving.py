@@ -27,7 +27,8 @@ from workers.actions import (
 from workers.engine import platform_wants, step
 from workers.platforms.base import Failed, NotYet, Readiness, Ready
 from workers.platforms.kubernetes import KubernetesPlatform
-from workers.state import RolloutSpec, RolloutState, RolloutTraffic
+from workers.spec import RolloutSpec, RolloutTraffic
+from workers.state import RolloutState
 
 NEW_IMAGE = PAUSE.replace(":3.9", ":3.10")
 

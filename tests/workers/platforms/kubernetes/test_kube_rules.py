@@ -20,7 +20,7 @@ from workers.platforms.kubernetes.desired import (
 )
 from workers.platforms.kubernetes.gateway_api import normalized, routed_rules
 from workers.platforms.kubernetes.target import Target
-from workers.state import RolloutTraffic
+from workers.spec import RolloutTraffic
 
 TARGET = Target(
     rollout="checkout-1",

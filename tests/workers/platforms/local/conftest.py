@@ -25,7 +25,8 @@ from workers.actions import PlatformAction, Rollback
 from workers.platforms import NotYet, Readiness, Ready
 from workers.platforms.local import LocalApp, LocalPlatform
 from workers.platforms.local.process import free_port, live_groups, start_time
-from workers.state import Phase, RolloutSpec, RolloutState
+from workers.spec import RolloutSpec
+from workers.state import Phase, RolloutState
 
 NAMESPACE = "shop"
 _ids = itertools.count(1)

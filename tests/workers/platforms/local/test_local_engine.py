@@ -21,7 +21,8 @@ from workers.actions import (
 )
 from workers.engine import platform_wants
 from workers.platforms import Ready
-from workers.state import Phase, RolloutSpec
+from workers.spec import RolloutSpec
+from workers.state import Phase
 
 APP = "payments"
 

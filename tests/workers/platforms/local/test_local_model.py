@@ -31,7 +31,8 @@ from workers.platforms.local.model import (
 )
 from workers.platforms.local.nginx import AppRoute, NginxRouter, render
 from workers.platforms.local.record import AppRecord, Instance, LocalRelease
-from workers.state import RolloutSpec, RolloutState
+from workers.spec import RolloutSpec
+from workers.state import RolloutState
 
 PORTS = iter(range(20000, 30000))
 
