@@ -247,14 +247,35 @@ metrics:
     critical: true
 """
 STRATEGIES = tuple(POLICIES)
+FRESH_CANARY = """
+strategy:
+  type: canary
+  steps:
+    - set_weight: 20
+    - analyze: {duration: 10s}
+    - set_weight: 50
+    - analyze: {duration: 10s}
+    - set_weight: 100
+"""
+FRESH_POLICIES = {
+    # A fresh baseline (analysis.baseline fresh) is compared at weights up to 50, on a router
+    # that splits three ways or on replica counts.
+    "canary-fresh": f"{FRESH_CANARY}traffic: {{router: gateway_api}}\n",
+    "canary-fresh-replicas": f"{FRESH_CANARY}traffic: {{router: replicas}}\n",
+}
 
 
 def write_policies(directory: Path) -> Path:
-    """One small policy per strategy, named like it (``blue_green`` as ``blue-green``)."""
+    """One small policy per strategy, named like it (``blue_green`` as ``blue-green``), and the
+    fresh-baseline canaries of ``FRESH_POLICIES``."""
     directory.mkdir(parents=True, exist_ok=True)
     for strategy, text in POLICIES.items():
         name = strategy.replace("_", "-")
         (directory / f"{name}.yaml").write_text(f"name: {name}\n{ANALYSIS}{text}")
+    fresh = ANALYSIS.replace("inconclusive_limit: 3}", "inconclusive_limit: 3, baseline: fresh}")
+    assert fresh != ANALYSIS
+    for name, text in FRESH_POLICIES.items():
+        (directory / f"{name}.yaml").write_text(f"name: {name}\n{fresh}{text}")
     return directory
 
 

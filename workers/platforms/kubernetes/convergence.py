@@ -18,7 +18,8 @@ further at the next apply: order is kept without any memory beyond the objects t
                Once the stable runs the new version the canary's part is over, so a re-assert
                never scales the canary back up or sends traffic back to it.
     rollback   the stable back as the baseline found it (only if the rollout changed it: a
-               canary abort never touches it); Services back on the stable version; the router
+               canary abort never touches it), paused again if it was found paused (an abort
+               during a GitOps promotion, held.py); Services back on the stable version; the router
                reset, verified; only then the canary at zero
     both end with the fresh baseline at zero, once the router sends it nothing
 """
@@ -221,6 +222,21 @@ def stable_templated(version: Callable[[World], str], promoting: bool) -> Step:
     return step
 
 
+def held_again(world: World, write: bool) -> Readiness | None:
+    """A Deployment the rollout found paused ends a rollback paused (held.py's ``hold``)."""
+    if not world.baseline.paused:
+        return None
+    spec = world.stable.get("spec", {})
+    replicas = spec.get("replicas", 1) if world.autoscaler else world.baseline.replicas
+    rolled = workloads.rolled_out(world.stable, replicas)
+    answer = held.hold(world.kube, world.stable, rolled, write)
+    if write and answer is not None:
+        world.reread()
+        if held.paused(world.stable):
+            return None
+    return answer
+
+
 def _released(world: World, version: str, images: dict[str, str], write: bool) -> Readiness | None:
     """A Deployment found paused is promoted by releasing the template it holds (held.py)."""
     target, replicas = world.target, world.baseline.replicas
@@ -317,6 +333,7 @@ def _promote(world: World) -> list[Step]:
 def _rollback(world: World) -> list[Step]:
     return [
         stable_templated(_old, promoting=False),
+        held_again,
         pinned_to(_old, _services, missing_ok=True),
         routed(_none, with_match=False),
         canary_at(_none, healthy=False),

@@ -23,7 +23,10 @@ it, so the baseline, the rollback and the "is it promoted" checks need no specia
 it has, pause again (so the live object and Git agree: no endless OutOfSync). It unpauses only a
 Deployment that holds this rollout's version and images: a newer change written meanwhile is
 never rolled out unanalysed. An abort does nothing here: the Deployment stays paused, the old
-ReplicaSet keeps serving, and reverting the image in Git is the user's.
+ReplicaSet keeps serving, and reverting the image in Git is the user's. Only an abort that comes
+while the promotion has it unpaused finds it otherwise: the rollback templates it back to the
+old version like any stable it changed, and ``hold`` pauses it again once that runs at full
+size, so the next change in Git waits for its own canary instead of reaching every pod at once.
 """
 
 from __future__ import annotations
@@ -142,6 +145,21 @@ def release(
         if runs_new and not isinstance(rolled, Ready)
         else NotYet(f"Deployment {name} is rolling the promoted template out")
     )
+
+
+def hold(kube: Kube, view: Obj, rolled: Readiness, write: bool) -> Readiness | None:
+    """Roll back a Deployment found paused: None once it is paused again. A promotion the abort
+    interrupted had unpaused it; it is paused only once ``rolled`` (the old version at its size)
+    is Ready, so the pause never freezes the rollback half-way."""
+    if paused(view):
+        return None
+    if not isinstance(rolled, Ready):
+        return rolled
+    metadata = view.get("metadata", {})
+    name = metadata.get("name", "")
+    if write:
+        _set_paused(kube, metadata.get("namespace", ""), name, True)
+    return NotYet(f"Deployment {name} runs the previous version again; pausing it again")
 
 
 def _set_paused(kube: Kube, namespace: str, name: str, value: bool) -> None:

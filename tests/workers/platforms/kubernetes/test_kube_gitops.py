@@ -255,6 +255,34 @@ def test_a_gitops_tool_pausing_the_deployment_again_mid_promotion_does_not_stop_
     assert stack.deployment(app)["spec"].get("paused") is True
 
 
+def test_an_abort_during_the_promotion_pauses_the_deployment_again_on_the_old_pods(
+    stack: Stack, app: str
+) -> None:
+    """The promotion has unpaused the Deployment when on-call aborts: the rollback puts the old
+    pods back and pauses it again, so the next change in Git is held for its own canary instead
+    of replacing every pod at once."""
+    opted_in(stack, app)
+    change(stack.cluster, app, V2_IMAGE, "v2")
+    assert stack.watch().handle(stack.deployment(app)) is Seen.SUBMITTED
+    rollout_id = stack.latest(app).id
+    aborted: list[Phase] = []
+
+    def abort_once_unpaused() -> None:
+        if not aborted and not stack.deployment(app)["spec"].get("paused"):
+            result = stack.intake.command(rollout_id, "abort", "on-call")
+            aborted.append(result.state.phase)
+
+    state = stack.drive(app, rollout_id, between=abort_once_unpaused)
+
+    assert aborted, "the promotion unpaused the Deployment and the abort came then"
+    assert state.phase is Phase.ABORTED
+    assert running(stack.cluster, app) == {("v1", PAUSE)}
+    assert stack.deployment(app)["spec"].get("paused") is True, "held again, as Git says"
+    change(stack.cluster, app, V3_IMAGE, "v3")  # the next commit waits for its canary
+    assert running(stack.cluster, app) == {("v1", PAUSE)}
+    assert stack.watch().handle(stack.deployment(app)) is Seen.SUBMITTED
+
+
 def test_a_second_change_supersedes_the_first_rollout(stack: Stack, app: str) -> None:
     opted_in(stack, app)
     watch = stack.watch()
