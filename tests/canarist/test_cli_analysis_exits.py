@@ -163,17 +163,19 @@ def test_a_query_prometheus_refuses_is_one_line_on_stderr_and_exit_4(
     broken = tmp_path / "broken.yaml"
     memory = "query: max by (pod) (process_resident_memory_bytes{ {{ selector }} })"
     assert memory in POLICY.read_text()
-    broken.write_text(POLICY.read_text().replace(memory, f"query: rate({memory[7:]})"))
+    # Valid PromQL (validate lets it through), refused by Prometheus when it runs: the regex
+    # of label_replace is compiled at evaluation.
+    refused = f'query: label_replace({memory[7:]}, "dst", "$1", "pod", "(")'
+    broken.write_text(POLICY.read_text().replace(memory, refused))
     for command in ("analyze", "backtest"):
         result = invoke(command, [*flags(history, "exits-errors", policy=broken), "--json"])
         assert result.exit_code == 4, result.output
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"error: Prometheus at {history['url']}: ")
-        assert "HTTP 400, bad_data: " in line
-        assert 'expected type range vector in call to function "rate"' in line
+        assert "HTTP 422, execution: invalid regular expression in l" in line
         # 4 for error-ratio, 6 for latency (buckets, sum and count), memory stops at its first
         assert line.endswith("(1 of 11 queries failed)")
-        assert "query: rate(max by (pod) (process_resident_memory_bytes{" in line
+        assert "query: label_replace(max by (pod) (process_resident_memory_bytes{" in line
         document = json.loads(result.stdout)  # the rest of the analysis is still reported
         metrics = {m["name"]: m["judgement"] for m in document["metrics"]}
         assert metrics["memory"]["reason_code"] == "query_error"
