@@ -107,6 +107,8 @@ def test_a_router_that_cannot_key_on_it_is_refused_at_sticky(
         ("{cookie: a, header: b}", "sticky has exactly one of cookie or header"),
         ("{header: x-user-id, set_by: app}", "set_by is for a cookie"),
         ("{cookie: 'a b'}", "a header or cookie name has no spaces"),
+        ("true", "expected a mapping such as `sticky: {cookie: canarist-split} (or sticky"),
+        ("{cookie: a, set_by: me}", "unknown set_by 'me' (expected one of canarist, app)"),
     ],
 )
 def test_a_malformed_sticky_is_named_at_its_line(sticky: str, says: str) -> None:
