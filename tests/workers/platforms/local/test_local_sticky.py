@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
 from analyzer.policy.traffic import StickyKey, StickyKind
 from tests.workers.platforms.local.conftest import LocalApps
-from workers.actions import EnsureCanary, SetTraffic
+from workers.actions import EnsureCanary, Match, SetTraffic
 from workers.platforms import Ready
+from workers.platforms.local.nginx import AppRoute, NginxRouter
 from workers.platforms.local.record import STICKY_FORMAT, AppRecord
 from workers.spec import RolloutTraffic
 from workers.state import RolloutState
@@ -115,3 +117,38 @@ def test_the_router_sets_a_cookie_and_keeps_each_cookie_jar_on_one_version(
     assert all(jars.values()) and len(set(jars.values())) == USERS  # one random id per user
     assert on_canary[5] <= on_canary[25] <= on_canary[50]
     local_apps.clean(app)
+
+
+def test_the_apps_own_cookie_keys_the_split_and_the_router_sets_none(
+    local_apps: LocalApps, app: str
+) -> None:
+    rollout = sticky_rollout(local_apps, app, StickyKind.APP_COOKIE, "session")
+    assert local_apps.apply(rollout, EnsureCanary(), SetTraffic(50)) == Ready()
+    url = f"http://127.0.0.1:{local_apps.ports[app]}/"
+    seen: dict[str, Counter[str]] = {}
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        for number in range(USERS):
+            cookie = {"cookie": f"theme=dark; session=s{number}; lang=en"}
+            for _ in range(10):
+                response = client.get(url, headers=cookie)
+                assert "set-cookie" not in response.headers
+                seen.setdefault(f"s{number}", Counter())[
+                    response.headers["x-canarist-version"]
+                ] += 1
+    assert all(len(versions) == 1 for versions in seen.values()), seen
+    on_canary = sum("v2" in versions for versions in seen.values())
+    low, high = SHARE_BOUNDS[50]
+    assert low <= on_canary <= high
+    local_apps.clean(app)
+
+
+def test_a_sticky_split_beside_a_fresh_baseline_and_an_audience_passes_nginx_t(
+    tmp_path: Path,
+) -> None:
+    audience = (Match("header", "x-beta", "yes"),)
+    routes = [
+        AppRoute(f"ns_web_{kind.value}", 8080 + index, (1,), (2,), 25, audience, (3,), 25,
+                 StickyKey(kind, "canarist-split"))
+        for index, kind in enumerate(StickyKind)
+    ]  # fmt: skip
+    NginxRouter(tmp_path, "nginx").check(routes)  # nginx -t accepts every form, side by side
