@@ -92,6 +92,21 @@ class AlertRoute(Group):
         return {name: value.get_secret_value() for name, value in self.headers.items()}
 
 
+class HookRoute(Group):
+    """Where a policy's HTTP hook is sent (analyzer/policy/hooks.py names it; workers/hooks.py
+    calls it): the URL, the secret the body is signed with, and extra headers. Set as JSON in
+    ``CANARIST_HOOK_ROUTES`` or under ``hook_routes`` in the settings file."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the body")
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+    def revealed_headers(self) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+
 class WorkerSettings(BaseSettings):
     """The root: what every process reads. See the module docstring for where values come from."""
 
@@ -102,6 +117,9 @@ class WorkerSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
+    hook_routes: dict[str, HookRoute] = Field(
+        default_factory=dict, description="the policies' HTTP hooks' routes by name (JSON)"
+    )
     policy_dir: Path = Path("policies")
     public_url: str | None = Field(
         default=None,

@@ -35,7 +35,12 @@ PINNED_POLICY_FORMAT = 3
 """A rollout record with ``policy_digest``, its pinned policy (whatever its spec): a release before
 pinning would re-read the policy file by name (edited since, perhaps), so it must refuse the
 record by name."""
-RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT})
+HOOKS_FORMAT = 4
+"""A rollout record with ``hook_due`` (HTTP hooks to call: workers/engine/hooks.py): a release
+without hooks would never call them, so a pre-rollout or confirm-promotion gate would hold for
+ever; it must refuse the record by name. Left out (and the format as before) when None."""
+HOOK_KEYS: Mapping[str, object] = {"hook_due": None, "hook_at": None}
+RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT, HOOKS_FORMAT})
 POLICY_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256, hex: the key of a pinned policy's text
 
 
@@ -165,6 +170,8 @@ class RolloutState:
     supersedes: str | None = None  # the rollout this one replaces, until it stands down
     superseded_by: str | None = None
     policy_digest: str | None = None  # its pinned policy (store.policies); None: read by name
+    hook_due: str | None = None  # HTTP hooks to call: "attempt:stage:point" (engine/hooks.py)
+    hook_at: float | None = None  # when to call them (again: a confirm_promotion said no)
 
     @classmethod
     def new(
@@ -186,6 +193,8 @@ class RolloutState:
     def analysis_due(self, now: float) -> AnalysisRequest | None:
         """The look to gather before calling ``step`` at ``now``, or None if none is due."""
         if not self.phase.active or self.awaiting is not None or self.window_start is None:
+            return None
+        if self.hook_due is not None:  # held at a hook gate: the hook is asked, not the metrics
             return None
         final = (
             self.phase is Phase.PROGRESSING
@@ -255,6 +264,11 @@ class RolloutState:
             del record["policy_digest"]
         else:
             record["format"] = PINNED_POLICY_FORMAT
+        for key, default in HOOK_KEYS.items():
+            if record[key] == default:  # left out: the releases before hooks read it as ever
+                del record[key]
+        if self.hook_due is not None:
+            record["format"] = HOOKS_FORMAT
         return record
 
     @classmethod
@@ -347,15 +361,17 @@ _TIMES = frozenset(
         "last_look_at",
         "final_look_at",
         "next_due_at",
+        "hook_at",
     }
 )
 _OPTIONAL = frozenset(
     {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by"}
-    | {"last_verdict", "policy_digest"}
+    | {"last_verdict", "policy_digest", "hook_due"}
 )
 _SCALARS: dict[str, type] = {
     **dict.fromkeys(("id", "app", "namespace", "policy", "awaiting", "pause_reason"), str),
     **dict.fromkeys(("abort_reason", "supersedes", "superseded_by"), str),
     **dict.fromkeys(("attempt", "stage_index", "canary_weight", "extensions"), int),
     "stage_failures": int,
+    "hook_due": str,
 }

@@ -11,7 +11,7 @@ undone) two releases share the store. So each record says the format that wrote 
 release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
 
     record        its format                                  writes  reads
-    rollout       "format" in the state's JSON                  1, 2, 3 1, 2, 3
+    rollout       "format" in the state's JSON              1-4     1-4
     audit event   "format" beside "event" in the stream entry   1       0, 1
     outbox item   "format" field of the item's hash              2       0, 1, 2
 
@@ -34,6 +34,11 @@ pinned, so it writes format 3; a rollout of formats 1 and 2 (submitted before pi
 digest, keeps re-reading its policy file by name as before, and is written back in its own
 format. A release before pinning
 refuses a format-3 rollout by name rather than judge it by the file as edited since.
+
+Rollout format 4 is a rollout with HTTP hooks to call (``hook_due``, ``hook_at``: a
+pre-rollout or confirm-promotion gate it holds at, a post hook not yet answered). A release
+before hooks would never call them and so hold the gate for ever; it refuses the record by name.
+A rollout with no hook due leaves both keys out and keeps its format (3, as submitted now).
 
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the
@@ -90,7 +95,7 @@ class Format:
 
 
 FORMATS = {
-    # as submitted now: 3 (pinned); 1 or 2 (a fresh baseline) for a rollout from before pinning
+    # as submitted now: 3 (pinned; 4 while a hook is due); 1 or 2 for one from before pinning
     RecordKind.ROLLOUT: Format(PINNED_POLICY_FORMAT, RECORD_FORMATS),
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
     RecordKind.OUTBOX_ITEM: Format(2, frozenset({0, 1, 2})),
