@@ -22,6 +22,7 @@ import pytest
 from analyzer.policy import Policy
 from analyzer.policy.hooks import HookPoint
 from canarist.demo.stack import ServiceProcess
+from canarist.report.build import render_report
 from tests.workers.conftest import trail
 from tests.workers.notify.capture import Captured, CaptureServer, Reply
 from tests.workers.rollout_harness import Harness, Killed, settled
@@ -270,6 +271,18 @@ def test_a_policy_naming_an_undefined_hook_route_is_refused_at_submit(world: Wor
     text = response.text
     assert "'pre-rollout' ('nowhere')" in text and "CANARIST_HOOK_ROUTES" in text
     assert "hook_routes defined: analysis, confirm-promotion" in text
+
+
+def test_the_report_shows_every_hook_answer(world: World) -> None:
+    world.receivers["analysis"].reply(Reply(200, b'{"result": "fail", "reason": "p99 of /pay"}'))
+    rollout_id = world.submit("judged")
+    world.finish(rollout_id)
+    policy = world.harness.intake.policy_for(world.harness.state(rollout_id))
+    html = render_report(world.harness.store, None, policy, rollout_id, now=time.time())
+    section = html[html.index('<section id="hooks">') : html.index('<section id="timeline">')]
+    assert "analysis hook: p99 of /pay" in section and "post_rollback" in section
+    assert section.count("<tr>") == 3  # the header, the analysis hook, the post-rollback hook
+    assert 'id="analysis"' not in html  # no metric card or chart for a hook
 
 
 def test_a_rollout_without_hooks_calls_none(world: World) -> None:
