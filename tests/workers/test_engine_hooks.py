@@ -9,7 +9,15 @@ from analyzer.policy import Policy, load_policy_text
 from analyzer.policy.hooks import HookPoint
 from analyzer.verdict import Outcome
 from tests.workers.rollout_driver import METRICS, Driver, events, healthy, platform
-from workers.actions import EnsureCanary, HookCall, HookResult, Promote, Rollback, SetTraffic
+from workers.actions import (
+    EnsureCanary,
+    HookCall,
+    HookResult,
+    Promote,
+    Rollback,
+    SetTraffic,
+    Superseded,
+)
 from workers.engine import HookToken
 from workers.state import HOOKS_FORMAT, PINNED_POLICY_FORMAT, Phase, RolloutState
 
@@ -96,6 +104,38 @@ def test_a_person_promoting_passes_the_webhook_gate() -> None:
     driver.run(healthy(policy), until=lambda state: state.hook_due is not None)
     actions = driver.command("promote", full=True)
     assert Promote() in platform(actions) and driver.state.hook_due is None
+
+
+def test_a_person_promoting_the_last_stage_passes_the_gate_and_resuming_does_not() -> None:
+    policy = hooked("confirm_promotion")
+    driver = Driver(policy)
+    driver.tick()
+    driver.run(healthy(policy), until=lambda state: state.hook_due is not None)
+    driver.command("pause")
+    driver.command("resume")
+    assert driver.state.phase is Phase.PROGRESSING and driver.state.hook_due is not None
+    actions = driver.command("promote")
+    assert Promote() in platform(actions) and driver.state.hook_due is None
+
+
+def test_a_retry_asks_the_pre_rollout_hooks_again_before_any_traffic() -> None:
+    driver = Driver(hooked("pre_rollout"))
+    driver.tick()
+    answer(driver, NO)
+    driver.ready()
+    actions = driver.command("retry")
+    assert platform(actions) == [EnsureCanary()] and driver.state.phase is Phase.PENDING
+    assert driver.state.hook_due == "2:0:pre_rollout"
+    answer(driver, YES)
+    assert driver.state.phase is Phase.PROGRESSING and driver.state.attempt == 2
+
+
+def test_a_rollout_superseded_while_its_pre_rollout_hook_runs_rolls_back() -> None:
+    driver = Driver(hooked("pre_rollout"))
+    driver.tick()
+    actions = driver.send(Superseded("r2"))
+    assert any(isinstance(action, Rollback) for action in actions)
+    assert driver.state.phase is Phase.ABORTING and driver.state.hook_due is None
 
 
 def test_a_stale_hook_answer_is_dropped() -> None:

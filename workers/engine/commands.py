@@ -68,7 +68,7 @@ def _promote(run: Run, command: ManualCommand, said: str) -> str | None:
     if state.phase is Phase.PAUSED:
         run.update(pause_reason=None)
         run.to_phase(Phase.PROGRESSING, said, actor)
-    complete(run, f"skipped: {said}", actor, automatic=False)
+    complete(run, f"skipped: {said}", actor, automatic=False, confirm=False)
     advance(run)
     return None
 

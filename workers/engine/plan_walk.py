@@ -113,8 +113,11 @@ def advance(run: Run) -> None:
             return
 
 
-def complete(run: Run, because: str, actor: str | None = None, automatic: bool = True) -> bool:
-    """End the current stage; after the last one, promote. False when held for a person."""
+def complete(
+    run: Run, because: str, actor: str | None = None, automatic: bool = True, confirm: bool = True
+) -> bool:
+    """End the current stage; after the last one, promote (through the confirm_promotion gate
+    unless a person's promote says ``confirm`` False). False when held for a person or a gate."""
     state, stage = run.state, run.stage
     last = state.stage_index >= len(run.plan) - 1
     if automatic and last and state.stage_failures:
@@ -122,7 +125,7 @@ def complete(run: Run, because: str, actor: str | None = None, automatic: bool =
         pause(run, f"{failures} in the last stage: promote to finish or abort", True)
         return False
     run.actions.extend(stage.leave())
-    if last and automatic and not promotion_gate(run):
+    if last and confirm and not promotion_gate(run):
         return False
     if last:
         promote(run, because, actor)
