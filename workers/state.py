@@ -194,13 +194,12 @@ class RolloutState:
         """The look to gather before calling ``step`` at ``now``, or None if none is due."""
         if not self.phase.active or self.awaiting is not None or self.window_start is None:
             return None
-        if self.hook_due is not None:  # held at a hook gate: the hook is asked, not the metrics
-            return None
         final = (
             self.phase is Phase.PROGRESSING
             and self.final_look_at is not None
             and now >= self.final_look_at
         )
+        final = final and self.hook_due is None  # held at a hook gate: background looks only
         if not final and (self.next_look_at is None or now < self.next_look_at):
             return None
         return AnalysisRequest(

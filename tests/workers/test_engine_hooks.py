@@ -8,7 +8,7 @@ import pytest
 from analyzer.policy import Policy, load_policy_text
 from analyzer.policy.hooks import HookPoint
 from analyzer.verdict import Outcome
-from tests.workers.rollout_driver import METRICS, Driver, events, healthy, platform
+from tests.workers.rollout_driver import FAIL, METRICS, Driver, always, events, healthy, platform
 from workers.actions import (
     EnsureCanary,
     HookCall,
@@ -84,7 +84,8 @@ def test_confirm_promotion_holds_until_yes_and_asks_every_interval() -> None:
     state = driver.state
     assert state.phase is Phase.PROGRESSING and state.stage_index == len(policy.strategy.steps) - 1
     assert HookToken.parse(state.hook_due or "").point is HookPoint.CONFIRM_PROMOTION
-    assert state.analysis_due(driver.now + 3600) is None  # held: no looks
+    look = state.analysis_due(driver.now + 3600)
+    assert look is not None and not look.final  # held: background looks go on
     actions = answer(driver, NO)
     assert not any(isinstance(action, Promote) for action in actions)
     assert driver.state.hook_at == driver.now + 60 and driver.state.next_due_at == driver.now + 60
@@ -95,6 +96,17 @@ def test_confirm_promotion_holds_until_yes_and_asks_every_interval() -> None:
     driver.ready()
     assert driver.state.phase is Phase.PROMOTED
     assert HookToken.parse(driver.state.hook_due or "").point is HookPoint.POST_PROMOTION
+
+
+def test_a_fail_while_held_at_the_gate_aborts() -> None:
+    policy = hooked("confirm_promotion")
+    driver = Driver(policy)
+    driver.tick()
+    driver.run(healthy(policy), until=lambda state: state.hook_due is not None)
+    answer(driver, NO)
+    assert driver.state.next_due_at == driver.state.next_look_at  # a look comes before the hook
+    driver.run(always(policy, FAIL), until=lambda state: state.phase is not Phase.PROGRESSING)
+    assert driver.state.phase is Phase.ABORTING and driver.state.hook_due is None
 
 
 def test_a_person_promoting_passes_the_webhook_gate() -> None:

@@ -11,7 +11,9 @@ idempotency key, the token's point and stage with the rollout and attempt).
     pre_rollout        start(): the new version is deployed at 0% (EnsureCanary) and the rollout
                        waits in PENDING; every hook passes -> the first stage; any fails -> abort
     confirm_promotion  the plan reaches promotion (``promotion_gate``): any "no" holds the
-                       rollout, asked again every analysis interval; all yes -> promote
+                       rollout, asked again every analysis interval; all yes -> promote. While
+                       held, looks go on as background looks (a FAIL past failure_limit aborts),
+                       as Flagger keeps running its metric checks
     post_promotion,    on PROMOTED, ABORTED or a FAILED rollback done (``after``): called once,
     post_rollback      recorded, never changing the outcome
     analysis           no state: the task calls them within each look, and their answers are
@@ -100,11 +102,14 @@ def cleared(run: Run) -> None:
 
 
 def schedule(run: Run) -> None:
-    """While hooks are due, the rollout is next woken to call them (a gate waits for nothing
-    else; a terminal rollout's post hooks are all it still has to do)."""
+    """While hooks are due, the rollout is next woken to call them, or for what else it waits
+    for first: a platform change, a paused rollout's watch, a held rollout's background look
+    (a terminal rollout's post hooks are all it still has to do)."""
     state = run.state
     if state.hook_due is not None and state.hook_at is not None:
         due_at = state.hook_at
         if state.awaiting is not None or state.phase is Phase.PAUSED:  # those wake it too
             due_at = min(due_at, state.next_due_at or due_at)
+        else:  # held at a gate: the hook, and the background looks (a FAIL still aborts)
+            due_at = min(due_at, state.next_look_at or due_at)
         run.update(next_due_at=due_at)
