@@ -1,5 +1,5 @@
 """HTTP hooks at points of a rollout, as the pure engine sees them: when a point's hooks are
-due, and what their answers (``HookResult``) mean.
+due, and the gates they hold (their answers, ``HookResult``, are hook_answers.py's).
 
 The engine never calls a hook: like an awaited platform change, a due hook is state
 (``hook_due``: the attempt, stage and point that asked, and ``hook_at``: when), and the task
@@ -19,7 +19,7 @@ idempotency key, the token's point and stage with the rollout and attempt).
     analysis           no state: the task calls them within each look, and their answers are
                        rows of the look's verdict (analyzer/hook_verdicts.py)
 
-hook_answers.py reads the answers. ``promotion_gate`` is a function of its own so that other
+``promotion_gate`` is a function of its own so that other
 gates before promotion (a person's approval) can sit in sequence after it.
 """
 
@@ -31,8 +31,6 @@ from analyzer.policy.hooks import HookPoint, hooks_at
 from workers.actions import EventKind
 from workers.engine.run import Run
 from workers.state import Phase
-
-GATES = frozenset({HookPoint.PRE_ROLLOUT, HookPoint.CONFIRM_PROMOTION})
 
 
 @dataclass(frozen=True)
