@@ -78,8 +78,14 @@ class HookCaller:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.routes = dict(routes)
-        self.client = client if client is not None else httpx.Client(follow_redirects=False)
+        self._client = client  # made at the first call: most rollouts call no hook
         self.clock = clock
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(follow_redirects=False)
+        return self._client
 
     def call(self, state: RolloutState, policy: Policy, point: HookPoint) -> tuple[HookCall, ...]:
         """Every hook of ``point`` in policy order, each answered within its timeout."""
@@ -88,6 +94,8 @@ class HookCaller:
     def analysis_rows(self, state: RolloutState, policy: Policy) -> list[MetricVerdict]:
         """The analysis hooks' answers as rows of a look's verdict (analyzer/hook_verdicts.py)."""
         hooks = {hook.name: hook for hook in hooks_at(policy.hooks, HookPoint.ANALYSIS)}
+        if not hooks:
+            return []
         return [
             hook_row(call.name, call.outcome, call.reason, hooks[call.name].critical,
                      {"status": call.status, "attempts": call.attempts, "seconds": call.seconds})
@@ -182,7 +190,8 @@ class HookCaller:
         }
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
 
 def analysis_answer(response: httpx.Response) -> tuple[Outcome, str]:
