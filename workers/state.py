@@ -39,7 +39,15 @@ STICKY_FORMAT = 4
 """A rollout record whose traffic is sticky (``spec.traffic.sticky``), whatever else it has: a
 release before would read the key as a bad record, or, dropping it, split each user's requests
 apart; so it must refuse the record by name. Without sticky the key is left out."""
-RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT, STICKY_FORMAT})
+HOOKS_FORMAT = 5
+"""A rollout record with ``hook_due`` (HTTP hooks to call: workers/engine/hooks.py), whatever else
+it has: a release without hooks would never call them, so a pre-rollout or confirm-promotion gate
+would hold for ever; it must refuse the record by name. Left out (and the format as before) when
+None."""
+HOOK_KEYS: Mapping[str, object] = {"hook_due": None, "hook_at": None}
+RECORD_FORMATS = frozenset(
+    {RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT, STICKY_FORMAT, HOOKS_FORMAT}
+)
 POLICY_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256, hex: the key of a pinned policy's text
 
 
@@ -169,6 +177,8 @@ class RolloutState:
     supersedes: str | None = None  # the rollout this one replaces, until it stands down
     superseded_by: str | None = None
     policy_digest: str | None = None  # its pinned policy (store.policies); None: read by name
+    hook_due: str | None = None  # HTTP hooks to call: "attempt:stage:point" (engine/hooks.py)
+    hook_at: float | None = None  # when to call them (again: a confirm_promotion said no)
 
     @classmethod
     def new(
@@ -196,6 +206,7 @@ class RolloutState:
             and self.final_look_at is not None
             and now >= self.final_look_at
         )
+        final = final and self.hook_due is None  # held at a hook gate: background looks only
         if not final and (self.next_look_at is None or now < self.next_look_at):
             return None
         return AnalysisRequest(
@@ -263,6 +274,11 @@ class RolloutState:
             del spec["traffic"]["sticky"]
         else:
             record["format"] = STICKY_FORMAT
+        for key, default in HOOK_KEYS.items():
+            if record[key] == default:  # left out: the releases before hooks read it as ever
+                del record[key]
+        if self.hook_due is not None:
+            record["format"] = HOOKS_FORMAT
         return record
 
     @classmethod
@@ -359,15 +375,17 @@ _TIMES = frozenset(
         "last_look_at",
         "final_look_at",
         "next_due_at",
+        "hook_at",
     }
 )
 _OPTIONAL = frozenset(
     {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by"}
-    | {"last_verdict", "policy_digest"}
+    | {"last_verdict", "policy_digest", "hook_due"}
 )
 _SCALARS: dict[str, type] = {
     **dict.fromkeys(("id", "app", "namespace", "policy", "awaiting", "pause_reason"), str),
     **dict.fromkeys(("abort_reason", "supersedes", "superseded_by"), str),
     **dict.fromkeys(("attempt", "stage_index", "canary_weight", "extensions"), int),
     "stage_failures": int,
+    "hook_due": str,
 }

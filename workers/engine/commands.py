@@ -44,11 +44,11 @@ def _phase(run: Run) -> str:
 
 def _abort(run: Run, command: ManualCommand, said: str) -> str | None:
     phase = run.state.phase
-    if phase is Phase.PENDING:
+    if phase is Phase.PENDING and run.state.hook_due is None:
         run.update(abort_reason=said)
         run.notify("aborted", said)
         run.to_phase(Phase.ABORTED, said, command.actor)
-    elif phase.active or phase is Phase.PROMOTING:
+    elif phase.active or phase in (Phase.PROMOTING, Phase.PENDING):  # PENDING: deployed at 0%
         abort(run, said, command.actor)  # until the promotion is done, it can be undone
     else:
         return _phase(run)
@@ -68,7 +68,7 @@ def _promote(run: Run, command: ManualCommand, said: str) -> str | None:
     if state.phase is Phase.PAUSED:
         run.update(pause_reason=None)
         run.to_phase(Phase.PROGRESSING, said, actor)
-    complete(run, f"skipped: {said}", actor, automatic=False)
+    complete(run, f"skipped: {said}", actor, automatic=False, confirm=False)
     advance(run)
     return None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from analyzer.policy.models import Policy
 from workers.actions import EnsureCanary, EventKind, PlatformAction, Promote, Rollback
+from workers.engine.hooks import cleared, pre_rollout_held, promotion_gate
 from workers.engine.phases import pause, promote
 from workers.engine.run import Run
 from workers.state import Awaited, Phase, RolloutState
@@ -48,8 +49,13 @@ def reassert(run: Run) -> None:
         run.actions.extend(wants(run.state, run.plan))
 
 
-def start(run: Run, because: str, actor: str | None = None) -> None:
-    """Deploy the new version and enter the first stage."""
+def start(run: Run, because: str, actor: str | None = None, hooks_passed: bool = False) -> None:
+    """Deploy the new version and enter the first stage (after its pre_rollout hooks pass)."""
+    if not hooks_passed:
+        cleared(run)
+    if not hooks_passed and pre_rollout_held(run):
+        run.actions.append(EnsureCanary())  # at 0%, for the hooks to reach it
+        return
     run.to_phase(Phase.PROGRESSING, f"started: {because}", actor)
     run.actions.append(EnsureCanary())
     run.update(window_start=None, last_look_at=None)
@@ -94,6 +100,8 @@ def arm(run: Run) -> None:
 def advance(run: Run) -> None:
     """Complete, in order, every stage that is done by now."""
     while run.state.phase is Phase.PROGRESSING and run.state.awaiting is None:
+        if run.state.hook_due is not None:  # held at the confirm_promotion gate
+            return
         stage, ends = run.stage, run.state.stage_ends_at
         if stage.gate is Gate.READY:
             because = f"{stage.label} applied"
@@ -105,8 +113,11 @@ def advance(run: Run) -> None:
             return
 
 
-def complete(run: Run, because: str, actor: str | None = None, automatic: bool = True) -> bool:
-    """End the current stage; after the last one, promote. False when held for a person."""
+def complete(
+    run: Run, because: str, actor: str | None = None, automatic: bool = True, confirm: bool = True
+) -> bool:
+    """End the current stage; after the last one, promote (through the confirm_promotion gate
+    unless a person's promote says ``confirm`` False). False when held for a person or a gate."""
     state, stage = run.state, run.stage
     last = state.stage_index >= len(run.plan) - 1
     if automatic and last and state.stage_failures:
@@ -114,6 +125,8 @@ def complete(run: Run, because: str, actor: str | None = None, automatic: bool =
         pause(run, f"{failures} in the last stage: promote to finish or abort", True)
         return False
     run.actions.extend(stage.leave())
+    if last and confirm and not promotion_gate(run):
+        return False
     if last:
         promote(run, because, actor)
     else:

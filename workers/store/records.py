@@ -11,7 +11,7 @@ undone) two releases share the store. So each record says the format that wrote 
 release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
 
     record        its format                                  writes  reads
-    rollout       "format" in the state's JSON                  1 to 4  1, 2, 3, 4
+    rollout       "format" in the state's JSON                  1 to 5  1 to 5
     audit event   "format" beside "event" in the stream entry   1       0, 1
     outbox item   "format" field of the item's hash              2       0, 1, 2
 
@@ -39,6 +39,11 @@ Rollout format 4 is a rollout whose traffic is sticky (``spec.traffic.sticky``: 
 a user, not a request), and may have any key of format 3 too. A rollout without it leaves the key
 out and keeps its format. A release before sticky refuses a format-4 rollout by name rather than
 split each user's requests between the versions (or read the key as a corrupt record).
+
+Rollout format 5 is a rollout with HTTP hooks to call (``hook_due``, ``hook_at``: a
+pre-rollout or confirm-promotion gate it holds at, a post hook not yet answered). A release
+before hooks would never call them and so hold the gate for ever; it refuses the record by name.
+A rollout with no hook due leaves both keys out and keeps its format (3, or 4 if sticky).
 
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the
@@ -95,7 +100,7 @@ class Format:
 
 
 FORMATS = {
-    # as submitted now: 3 (pinned), 4 if sticky; 1 or 2 (a fresh baseline) from before pinning
+    # as submitted now: 3 (pinned), 4 if sticky, 5 while a hook is due; 1 or 2 from before pinning
     RecordKind.ROLLOUT: Format(PINNED_POLICY_FORMAT, RECORD_FORMATS),
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
     RecordKind.OUTBOX_ITEM: Format(2, frozenset({0, 1, 2})),
