@@ -1,4 +1,4 @@
-"""``canarist submit|list|status|abort|promote|pause|resume|retry`` over the HTTP API.
+"""``canarist submit|list|status|abort|promote|pause|resume|retry|approve`` over the HTTP API.
 
 The rollout commands are thin clients of the API (``--api``, env ``CANARIST_API_URL``, else the
 settings' ``api_url``; ``--token``, env ``CANARIST_TOKEN``), so a person and a CI job go through
@@ -338,6 +338,7 @@ _SUMMARIES: dict[CommandKind, str] = {  # promote has a command of its own (--fu
     "pause": "Hold at the current stage.",
     "resume": "Carry on after a pause.",
     "retry": "Start an aborted or failed rollout again.",
+    "approve": "Approve the promotion of a rollout awaiting approval (confirm_promotion: manual).",
 }
 
 
