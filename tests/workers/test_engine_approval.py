@@ -50,7 +50,8 @@ STRATEGIES = {  # the policy's own words, for every type but the shipped canary
     "targeted": routed(
         small(
             "{type: targeted, confirm_promotion: manual,"
-            " match: [{header: {name: x-beta, value: '1'}}], analyze: 2m, steps: [{set_weight: 100}, {analyze: 2m}]}"
+            " match: [{header: {name: x-beta, value: '1'}}], analyze: 2m,"
+            " steps: [{set_weight: 100}, {analyze: 2m}]}"
         )
     ),
 }
