@@ -180,6 +180,7 @@ def status_view(rollout: dict[str, Any]) -> Group:
         "weight": f"{rollout['canary_weight']}%",
         "verdict": _verdict(rollout),
         "pause reason": rollout.get("pause_reason"),
+        "approval": _approval(rollout),
         "abort reason": rollout.get("abort_reason"),
         # However old: an alert nobody received matters more than the recent events.
         "NOT ALERTED": "\n".join(
@@ -210,6 +211,13 @@ def status_view(rollout: dict[str, Any]) -> Group:
             trail.add_row(*map(Text, cells))
         parts.append(trail)
     return Group(*parts)
+
+
+def _approval(rollout: dict[str, Any]) -> str | None:
+    """What a rollout awaiting approval waits for, and the command that gives it."""
+    if rollout["phase"] != "awaiting_approval":
+        return None
+    return f"awaited: canarist approve {rollout['id']} --reason '...' (or abort)"
 
 
 def _table(title: str, *columns: str) -> Table:
