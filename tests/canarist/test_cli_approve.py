@@ -68,6 +68,11 @@ def test_canarist_approve_lets_a_waiting_rollout_promote_and_the_trail_says_who(
     shown = runner.invoke(app, ["status", rollout_id], env=env)
     assert shown.exit_code == 0, shown.output
     assert "awaiting_approval" in shown.output and f"canarist approve {rollout_id}" in shown.output
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    detail = harness.api.get(f"/v1/rollouts/{rollout_id}", headers=auth).json()
+    assert detail["phase"] == "awaiting_approval" and not detail["terminal"]
+    report = harness.api.get(f"/v1/rollouts/{rollout_id}/report", headers=auth)
+    assert report.status_code == 200 and "Awaiting approval" in report.text
     approved = runner.invoke(
         app, ["approve", rollout_id, "--reason", "error budget is fine"], env=env
     )
