@@ -36,7 +36,7 @@ from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
 from workers.platforms import Platform, Readiness
 from workers.state import Phase, RolloutState
-from workers.store import MemoryStateStore
+from workers.store import MemoryStateStore, StateStore
 from workers.strategies import plan_for
 from workers.tasks import Runtime, advance, reconcile
 
@@ -84,9 +84,10 @@ class Harness:
     oncall: MemoryNotifier = field(default_factory=MemoryNotifier)
     applies: int = 0  # platform calls made by workers so far
     poll: float = 0.0  # real seconds between polls of a change in flight (real platforms)
+    store_for: Callable[[FakeClock], StateStore] = MemoryStateStore  # or the real Redis's
 
     def __post_init__(self) -> None:
-        self.store = MemoryStateStore(self.clock)
+        self.store = self.store_for(self.clock)
         self.intake = Intake(
             self.store,
             self.policy_dir,
