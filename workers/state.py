@@ -234,6 +234,8 @@ class RolloutState:
         due.append(now + poll if self.awaiting is not None else None)
         waiting = self.phase in (Phase.PAUSED, Phase.AWAITING_APPROVAL)
         due.append(now + interval if waiting else None)
+        # a rollout not yet started stays due (a refused command must not strand it)
+        due.append(now if self.phase is Phase.PENDING and self.supersedes is None else None)
         next_due = min((at for at in due if at is not None), default=None)
         return replace(
             self,

@@ -155,3 +155,11 @@ def test_without_alert_routes_no_step_notices_are_queued() -> None:
     policy = CANARY.model_copy(update={"alerts": []})
     driver = awaiting(policy)
     assert not notices(driver.emitted)
+
+
+def test_an_approve_refused_before_the_start_leaves_the_rollout_due_to_start() -> None:
+    driver = Driver(CANARY)
+    assert "it is pending" in refusal(driver.command("approve"))
+    assert driver.state.phase is Phase.PENDING and driver.state.next_due_at == driver.now
+    driver.tick()
+    assert driver.state.phase is Phase.PROGRESSING
