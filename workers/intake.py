@@ -42,7 +42,7 @@ from analyzer.analysis import check_args
 from analyzer.errors import PolicyError, TemplateError
 from analyzer.policy import Policy
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, sticky_refusal
 from workers.actions import (
     CommandKind,
     EventKind,
@@ -161,6 +161,10 @@ class Intake:
                 "that matches requests: set traffic.router to gateway_api or nginx_ingress "
                 "(replica counts cannot send a chosen audience to the canary)"
             )
+        sticky = policy.traffic.sticky
+        refusal = sticky_refusal(policy.traffic.router, sticky.key()) if sticky else None
+        if job.platform == "kubernetes" and refusal is not None:
+            raise InvalidJobError(f"policy {job.policy!r}: traffic.sticky: {refusal}")
         if policy.analysis.baseline == "fresh" and job.platform not in FRESH_BASELINE_PLATFORMS:
             raise InvalidJobError(
                 f"policy {job.policy!r} compares the canary with a fresh baseline, which platform "

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, StickyKey
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 from workers.spec import RolloutSpec, RolloutTraffic
@@ -35,12 +35,16 @@ PINNED_POLICY_FORMAT = 3
 """A rollout record with ``policy_digest``, its pinned policy (whatever its spec): a release before
 pinning would re-read the policy file by name (edited since, perhaps), so it must refuse the
 record by name."""
-AWAITING_APPROVAL_FORMAT = 4
-"""A rollout record in phase ``awaiting_approval`` (whatever else it holds: format 4 reads every
-key of formats 2 and 3): a release without the manual gate knows no such phase, so it must refuse
+STICKY_FORMAT = 4
+"""A rollout record whose traffic is sticky (``spec.traffic.sticky``), whatever else it has: a
+release before would read the key as a bad record, or, dropping it, split each user's requests
+apart; so it must refuse the record by name. Without sticky the key is left out."""
+AWAITING_APPROVAL_FORMAT = 5
+"""A rollout record in phase ``awaiting_approval`` (whatever else it holds: format 5 reads every
+key of formats 2 to 4): a release without the manual gate knows no such phase, so it must refuse
 the record by name; once approved (or aborted) the record is written in its format before."""
 RECORD_FORMATS = frozenset(
-    {RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT, AWAITING_APPROVAL_FORMAT}
+    {RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT, STICKY_FORMAT, AWAITING_APPROVAL_FORMAT}
 )
 POLICY_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256, hex: the key of a pinned policy's text
 
@@ -265,6 +269,10 @@ class RolloutState:
             del record["policy_digest"]
         else:
             record["format"] = PINNED_POLICY_FORMAT
+        if spec["traffic"]["sticky"] is None:  # left out: the releases before read it as ever
+            del spec["traffic"]["sticky"]
+        else:
+            record["format"] = STICKY_FORMAT
         if self.phase is Phase.AWAITING_APPROVAL:  # unknown to the releases before the gate
             record["format"] = AWAITING_APPROVAL_FORMAT
         return record
@@ -292,6 +300,8 @@ def _dump(value: Any) -> Any:
     if isinstance(value, RolloutSpec):
         spec = {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
         traffic = {f.name: _dump(getattr(value.traffic, f.name)) for f in fields(value.traffic)}
+        sticky = value.traffic.sticky
+        traffic["sticky"] = None if sticky is None else sticky.to_record()
         return {**spec, "args": dict(value.args), "images": dict(value.images), "traffic": traffic}
     if isinstance(value, RunTally | VerdictSummary):
         return {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
@@ -344,7 +354,9 @@ def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
         raise ValueError("spec.traffic must be a mapping")
     strategy = StrategyType(value.get("strategy", StrategyType.CANARY))
     router = Router(traffic.get("router", Router.REPLICAS))
-    routed = RolloutTraffic(**{**traffic, "router": router})
+    sticky = traffic.get("sticky")
+    sticky = None if sticky is None else StickyKey.from_record(sticky)
+    routed = RolloutTraffic(**{**traffic, "router": router, "sticky": sticky})
     return RolloutSpec(**{**value, **pairs, "strategy": strategy, "traffic": routed})
 
 

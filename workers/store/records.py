@@ -11,7 +11,7 @@ undone) two releases share the store. So each record says the format that wrote 
 release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
 
     record        its format                                  writes  reads
-    rollout       "format" in the state's JSON                  1-4     1-4
+    rollout       "format" in the state's JSON                  1 to 5  1 to 5
     audit event   "format" beside "event" in the stream entry   1       0, 1
     outbox item   "format" field of the item's hash              3       0-3
 
@@ -35,16 +35,21 @@ digest, keeps re-reading its policy file by name as before, and is written back 
 format. A release before pinning
 refuses a format-3 rollout by name rather than judge it by the file as edited since.
 
+Rollout format 4 is a rollout whose traffic is sticky (``spec.traffic.sticky``: a split keyed on
+a user, not a request), and may have any key of format 3 too. A rollout without it leaves the key
+out and keeps its format. A release before sticky refuses a format-4 rollout by name rather than
+split each user's requests between the versions (or read the key as a corrupt record).
+
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the
 alert up; with the format bumped it retries the item, unread, until a worker of this release
 delivers it. Items of formats 0 and 1 carry no ``occurred_at``: delivery recovers it from the
 dedupe key and the audit trail, as those releases did (``delivery.legacy_occurred_at``).
 
-Rollout format 4 is a rollout in phase ``awaiting_approval`` (the manual confirm-promotion
+Rollout format 5 is a rollout in phase ``awaiting_approval`` (the manual confirm-promotion
 gate, ``workers.state.AWAITING_APPROVAL_FORMAT``), which a release before the gate does not know:
 it refuses the record by name. The phase is left by an approval or an abort, and the record is
-then written in its format before (3 for a pinned rollout).
+then written in its format before (3 for a pinned rollout, 4 for a sticky one).
 
 Outbox format 3 adds notice kinds (``started``, ``stage``, ``awaiting_approval``: see
 ``workers.actions.NotifyKind``) that a release before them cannot render: it would fail to build
@@ -101,7 +106,7 @@ class Format:
 
 
 FORMATS = {
-    # as submitted now: 3 (pinned); 1 or 2 (a fresh baseline) for a rollout from before pinning
+    # as submitted now: 3 (pinned), 4 if sticky; 1 or 2 (a fresh baseline) from before pinning
     RecordKind.ROLLOUT: Format(PINNED_POLICY_FORMAT, RECORD_FORMATS),
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
     RecordKind.OUTBOX_ITEM: Format(3, frozenset({0, 1, 2, 3})),
