@@ -30,8 +30,12 @@ from analyzer.policy.hooks import HookPoint
 from analyzer.verdict import Outcome, Verdict
 from workers.state import AnalysisRequest
 
-NotifyKind = Literal["aborted", "promoted", "paused", "failed"]
-CommandKind = Literal["abort", "promote", "pause", "resume", "retry"]
+NotifyKind = Literal[
+    "aborted", "promoted", "paused", "failed", "started", "stage", "awaiting_approval"
+]
+"""A notice's kind; ``started``, ``stage`` and ``awaiting_approval`` came with outbox format 3
+(workers/store/records.py), which the releases before do not read."""
+CommandKind = Literal["abort", "promote", "pause", "resume", "retry", "approve"]
 
 
 class EventKind(StrEnum):

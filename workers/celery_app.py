@@ -255,6 +255,7 @@ def build_runtime(
         worker=worker_id,
         base_url=settings.public_url,
         report_secret=secret.get_secret_value() if secret is not None else None,
+        events={name: route.events for name, route in settings.alert_routes.items()},
     )
     source = PrometheusSource(
         settings.prometheus.url,

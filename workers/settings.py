@@ -43,6 +43,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from workers.actions import NotifyKind
 from workers.errors import SettingsError
 
 SETTINGS_FILE_VARIABLE = "CANARIST_SETTINGS_FILE"
@@ -72,6 +73,11 @@ class PrometheusSettings(Group):
         return None if value == "" else value
 
 
+DEFAULT_EVENTS: tuple[NotifyKind, ...] = ("aborted", "failed", "paused", "promoted")
+"""What a route without ``events`` receives: every kind there was before routes chose (each
+notifier still skips what it never carries: Alertmanager, promotions)."""
+
+
 class AlertRoute(Group):
     """Where alerts go; a policy names routes, the service decides where they lead.
 
@@ -83,6 +89,14 @@ class AlertRoute(Group):
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     severity: str = "critical"
+    events: tuple[NotifyKind, ...] = Field(
+        default=DEFAULT_EVENTS,
+        description=(
+            "the notices this route receives, of those its policies name it for: started, stage "
+            "(each stage entered), paused, awaiting_approval, promoted, aborted, failed; by "
+            "default aborted, failed, paused and promoted, as before routes could choose"
+        ),
+    )
 
     @field_validator("headers", mode="before")
     @classmethod

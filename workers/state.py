@@ -45,8 +45,19 @@ it has: a release without hooks would never call them, so a pre-rollout or confi
 would hold for ever; it must refuse the record by name. Left out (and the format as before) when
 None."""
 HOOK_KEYS: Mapping[str, object] = {"hook_due": None, "hook_at": None}
+AWAITING_APPROVAL_FORMAT = 6
+"""A rollout record in phase ``awaiting_approval`` (whatever else it holds: format 6 reads every
+key of formats 2 to 5): a release without the manual gate knows no such phase, so it must refuse
+the record by name; once approved (or aborted) the record is written in its format before."""
 RECORD_FORMATS = frozenset(
-    {RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT, STICKY_FORMAT, HOOKS_FORMAT}
+    {
+        RECORD_FORMAT,
+        SPEC_KEYS_FORMAT,
+        PINNED_POLICY_FORMAT,
+        STICKY_FORMAT,
+        HOOKS_FORMAT,
+        AWAITING_APPROVAL_FORMAT,
+    }
 )
 POLICY_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256, hex: the key of a pinned policy's text
 
@@ -92,6 +103,7 @@ class Phase(StrEnum):
     PENDING = "pending"  # accepted; waits to start (or for the rollout it supersedes)
     PROGRESSING = "progressing"  # walking its stages on its own
     PAUSED = "paused"  # holds until a person promotes, resumes or aborts
+    AWAITING_APPROVAL = "awaiting_approval"  # passed; promotes once a person approves
     PROMOTING = "promoting"  # the new version is becoming the stable one
     PROMOTED = "promoted"  # done: the new version is stable
     ABORTING = "aborting"  # rolling back to the stable version
@@ -105,7 +117,7 @@ class Phase(StrEnum):
     @property
     def active(self) -> bool:
         """The canary is out and its stages are in charge (analysis may run)."""
-        return self in (Phase.PROGRESSING, Phase.PAUSED)
+        return self in (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL)
 
 
 _TERMINAL = frozenset({Phase.PROMOTED, Phase.ABORTED, Phase.FAILED})
@@ -240,7 +252,10 @@ class RolloutState:
             final, ends = self.final_look_at, self.stage_ends_at
         due = [next_look, *((final, ends) if progressing else ())]
         due.append(now + poll if self.awaiting is not None else None)
-        due.append(now + interval if self.phase is Phase.PAUSED else None)
+        waiting = self.phase in (Phase.PAUSED, Phase.AWAITING_APPROVAL)
+        due.append(now + interval if waiting else None)
+        # a rollout not yet started stays due (a refused command must not strand it)
+        due.append(now if self.phase is Phase.PENDING and self.supersedes is None else None)
         next_due = min((at for at in due if at is not None), default=None)
         return replace(
             self,
@@ -279,6 +294,8 @@ class RolloutState:
                 del record[key]
         if self.hook_due is not None:
             record["format"] = HOOKS_FORMAT
+        if self.phase is Phase.AWAITING_APPROVAL:  # unknown to the releases before the gate
+            record["format"] = AWAITING_APPROVAL_FORMAT
         return record
 
     @classmethod

@@ -29,6 +29,7 @@ _PHASE_TONE = {
     Phase.ABORTING: "bad",
     Phase.FAILED: "bad",
     Phase.PAUSED: "wait",
+    Phase.AWAITING_APPROVAL: "wait",
     Phase.PROGRESSING: "busy",
     Phase.PENDING: "busy",
 }

@@ -87,12 +87,11 @@ class Harness:
     applies: int = 0  # platform calls made by workers so far
     poll: float = 0.0  # real seconds between polls of a change in flight (real platforms)
     hook_routes: dict[str, HookRoute] = field(default_factory=dict)  # the policies' HTTP hooks
-    store: StateStore = field(default=None)  # type: ignore[assignment]  # None: in memory
     hooks: Callable[[dict[str, HookRoute]], HookCaller] = HookCaller
+    store_for: Callable[[FakeClock], StateStore] = MemoryStateStore  # or the real Redis's
 
     def __post_init__(self) -> None:
-        if self.store is None:
-            self.store = MemoryStateStore(self.clock)
+        self.store = self.store_for(self.clock)
         self.intake = Intake(
             self.store,
             self.policy_dir,

@@ -9,7 +9,8 @@ a set of plain functions of one ``Run`` (run.py, the step's state so far and its
 
     readiness.py   Tick, PlatformReady, PlatformFailed, PlatformDrifted (tables by phase)
     looks.py       AnalysisResult: the tally, what a look means for its stage
-    commands.py    ManualCommand (a table by kind: abort, promote, pause, resume, retry)
+    commands.py    ManualCommand (a table by kind: abort, promote, pause, resume, retry, approve)
+    approval.py    the manual confirm-promotion gate where the plan reaches promotion
     lane.py        Superseded, Released: the app's single rollout lane
     hook_answers.py  HookResult: HTTP hooks' answers (hooks.py: when a point's hooks are due)
     plan_walk.py   the stage cursor: enter, arm, advance, complete; ``platform_wants``

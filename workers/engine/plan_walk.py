@@ -4,13 +4,15 @@ require of the platform.
 The policy's strategy compiles to a flat plan of stages (workers/strategies); this module walks
 it the same way for every strategy and holds no per-strategy knowledge. A stage's gate says
 what ends it: ``READY`` once its platform change is applied, ``TIMER`` when its time is up,
-``ANALYSIS`` on a passing look (looks.py), ``PERSON`` on a command (commands.py).
+``ANALYSIS`` on a passing look (looks.py), ``PERSON`` on a command (commands.py). The last
+stage's end promotes, unless a gate holds it there (approval.py).
 """
 
 from __future__ import annotations
 
 from analyzer.policy.models import Policy
 from workers.actions import EnsureCanary, EventKind, PlatformAction, Promote, Rollback
+from workers.engine.approval import hold_for_approval
 from workers.engine.hooks import cleared, pre_rollout_held, promotion_gate
 from workers.engine.phases import pause, promote
 from workers.engine.run import Run
@@ -57,6 +59,7 @@ def start(run: Run, because: str, actor: str | None = None, hooks_passed: bool =
         run.actions.append(EnsureCanary())  # at 0%, for the hooks to reach it
         return
     run.to_phase(Phase.PROGRESSING, f"started: {because}", actor)
+    run.notify("started", f"started: {because}")
     run.actions.append(EnsureCanary())
     run.update(window_start=None, last_look_at=None)
     enter(run, 0, because, force_await=True)
@@ -81,6 +84,7 @@ def enter(
     label = stage.label
     message = f"stage {index + 1}/{len(run.plan)}: {label} ({because})"
     run.event(EventKind.STAGE, message, actor, label=label)
+    run.notify("stage", message)
     arm(run)
     if stage.gate is Gate.PERSON:
         pause(run, f"{label}: waiting for a person", notify=True)
@@ -124,9 +128,13 @@ def complete(
         failures = f"{state.stage_failures} FAIL look(s) tolerated by failure_limit"
         pause(run, f"{failures} in the last stage: promote to finish or abort", True)
         return False
-    run.actions.extend(stage.leave())
+    # Before promotion: the webhook gate (confirm_promotion hooks), then a person's approval
+    # (strategy.confirm_promotion: manual), which holds the stage's leave actions until approved.
     if last and confirm and not promotion_gate(run):
         return False
+    if last and hold_for_approval(run, because, actor):
+        return False
+    run.actions.extend(stage.leave())
     if last:
         promote(run, because, actor)
     else:

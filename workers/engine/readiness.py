@@ -72,6 +72,7 @@ def _rolled_back_after_failure(run: Run) -> None:
 ON_READY: Mapping[Phase, Callable[[Run], None]] = {
     Phase.PROGRESSING: _stage_applied,
     Phase.PAUSED: _stage_applied,
+    Phase.AWAITING_APPROVAL: _stage_applied,
     Phase.PROMOTING: _promoted,
     Phase.ABORTING: _rolled_back,
     Phase.FAILED: _rolled_back_after_failure,
@@ -102,6 +103,7 @@ def _rollback_failed(run: Run, reason: str) -> None:
 ON_FAILED: Mapping[Phase, Callable[[Run, str], None]] = {
     Phase.PROGRESSING: _fail,
     Phase.PAUSED: _fail,
+    Phase.AWAITING_APPROVAL: _fail,
     Phase.PROMOTING: _fail,
     Phase.ABORTING: _rollback_failed,
     Phase.FAILED: _rollback_failed,
