@@ -130,7 +130,7 @@ def world(tmp_path: Path, redis_server: ServiceProcess) -> Iterator[World]:
     }
     store = RedisStateStore.from_url(redis_server.url, f"hooks:{uuid.uuid4().hex[:8]}:")
     platform = MemoryPlatform()
-    harness = Harness(policies, lambda: platform, hook_routes=routes, store=store)
+    harness = Harness(policies, lambda: platform, hook_routes=routes, store_for=lambda _: store)
     try:
         yield World(harness, platform, receivers)
     finally:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from analyzer.policy.hooks import HookPoint
 from analyzer.verdict import Outcome
 from workers.actions import EventKind, HookCall, HookResult
-from workers.engine.phases import abort, promote
-from workers.engine.plan_walk import start
+from workers.engine.phases import abort
+from workers.engine.plan_walk import promote_after_gates, start
 from workers.engine.run import Run
 from workers.state import Phase
 
@@ -41,7 +41,7 @@ def on_hook(run: Run, result: HookResult) -> None:
     if result.point is HookPoint.PRE_ROLLOUT:
         _pre_rollout_answered(run, failed)
     elif result.point is HookPoint.CONFIRM_PROMOTION and run.state.phase is Phase.PROGRESSING:
-        promote(run, "confirm_promotion hooks said yes")
+        promote_after_gates(run, "confirm_promotion hooks said yes")
 
 
 def _pre_rollout_answered(run: Run, failed: list[HookCall]) -> None:

@@ -128,15 +128,21 @@ def complete(
         failures = f"{state.stage_failures} FAIL look(s) tolerated by failure_limit"
         pause(run, f"{failures} in the last stage: promote to finish or abort", True)
         return False
-    # Before promotion: the webhook gate (confirm_promotion hooks), then a person's approval
-    # (strategy.confirm_promotion: manual), which holds the stage's leave actions until approved.
     if last and confirm and not promotion_gate(run):
-        return False
-    if last and hold_for_approval(run, because, actor):
-        return False
-    run.actions.extend(stage.leave())
+        return False  # the confirm_promotion hooks answer first (hook_answers.py goes on)
     if last:
-        promote(run, because, actor)
-    else:
-        enter(run, state.stage_index + 1, because, actor=actor)
+        return promote_after_gates(run, because, actor)
+    run.actions.extend(stage.leave())
+    enter(run, state.stage_index + 1, because, actor=actor)
+    return True
+
+
+def promote_after_gates(run: Run, because: str, actor: str | None = None) -> bool:
+    """The last stage is done and the webhook gate said yes (or has none): hold for a person's
+    approval when the policy asks for one (with the stage's leave actions: approval.approve
+    applies them), else leave the stage and promote. False when held."""
+    if hold_for_approval(run, because, actor):
+        return False
+    run.actions.extend(run.stage.leave())
+    promote(run, because, actor)
     return True
