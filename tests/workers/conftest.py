@@ -15,6 +15,7 @@ Every process started here is stopped by its PID in the fixture's teardown (and 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -428,20 +429,25 @@ def _worker_app() -> Any:
 worker_app = _worker_app() if os.environ.get("CANARIST_TEST_WORKER") else None
 
 
-@pytest.fixture(scope="module")
-def celery_stack(
-    redis_server: ServiceProcess,
-    prometheus_server: ServiceProcess,
-    alertmanager_server: ServiceProcess,
-    tmp_path_factory: pytest.TempPathFactory,
+@contextlib.contextmanager
+def running_stack(
+    services: tuple[ServiceProcess, ServiceProcess, ServiceProcess],
+    workdir: Path,
+    policies: dict[str, str],
+    prefix: str,
+    environment: dict[str, str] | None = None,
+    hook_routes: frozenset[str] = frozenset(),
+    worker: str = "w1",
 ) -> Iterator[CeleryStack]:
-    """Beat and one worker (``solo`` pool) over the session's services; Redis db 1 is theirs."""
-    workdir = tmp_path_factory.mktemp("celery")
+    """Beat and one worker (``solo`` pool) over the session's services (Redis, Prometheus,
+    Alertmanager), with ``policies`` (name -> YAML) in their policy dir and ``environment``
+    added to theirs; Redis db 1 is theirs, flushed at the end."""
     policy_dir = workdir / "policies"
     policy_dir.mkdir()
-    (policy_dir / "demo.yaml").write_text(DEMO_POLICY)
-    prefix = f"itest:{uuid.uuid4().hex[:8]}:"
-    env = worker_env(redis_server, prometheus_server, alertmanager_server, policy_dir, prefix)
+    for name, text in policies.items():
+        (policy_dir / f"{name}.yaml").write_text(text)
+    env = worker_env(*services, policy_dir, prefix)
+    env.update(environment or {})
     broker = env["CANARIST_REDIS__URL"]
     store = RedisStateStore.from_url(broker, prefix)
     client = make_celery(WorkerSettings(redis=RedisSettings(url=broker)), store_prefix=prefix)
@@ -451,22 +457,38 @@ def celery_stack(
         millisecond_clock,
         enqueue_advance(client),
         alert_routes={"oncall"},
+        hook_routes=hook_routes,
         on_outbox=wake_outbox(client),
     )
     stack = CeleryStack(env, workdir, store, intake, policy_dir, client)
     try:
         stack.start_beat()
-        stack.start_worker("w1")
+        stack.start_worker(worker)
         yield stack
     finally:
         for process in stack.processes:  # beat first: nothing new is sent to stopped workers
             process.stop()
         client.close()
         store.close()
-        if redis_server.running:
+        if services[0].running:
             flush = redis.Redis.from_url(broker)
             flush.flushdb()
             flush.close()
+
+
+@pytest.fixture(scope="module")
+def celery_stack(
+    redis_server: ServiceProcess,
+    prometheus_server: ServiceProcess,
+    alertmanager_server: ServiceProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CeleryStack]:
+    """Beat and one worker over the session's services, with the demo policy."""
+    services = (redis_server, prometheus_server, alertmanager_server)
+    workdir = tmp_path_factory.mktemp("celery")
+    prefix = f"itest:{uuid.uuid4().hex[:8]}:"
+    with running_stack(services, workdir, {"demo": DEMO_POLICY}, prefix) as stack:
+        yield stack
 
 
 def task_runtime(

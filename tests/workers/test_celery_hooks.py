@@ -11,16 +11,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from canarist.demo.stack import ServiceProcess
-from tests.workers.conftest import DEMO_POLICY, CeleryStack, worker_env
+from tests.workers.conftest import DEMO_POLICY, CeleryStack, running_stack
 from tests.workers.notify.capture import CaptureServer, Reply
-from workers.celery_app import enqueue_advance, make_celery, millisecond_clock, wake_outbox
-from workers.intake import Intake, RolloutJob
-from workers.settings import RedisSettings, WorkerSettings
+from workers.intake import RolloutJob
 from workers.state import Phase
-from workers.store import RedisStateStore
 
 SECRET = "celery-hook-secret"
 HOOKS = """hooks:
@@ -43,37 +39,18 @@ def hooked_stack(
     receiver: CaptureServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CeleryStack]:
-    workdir = tmp_path_factory.mktemp("celery-hooks")
-    policy_dir = workdir / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "hooked.yaml").write_text(
-        DEMO_POLICY.replace("name: demo", "name: hooked") + HOOKS
-    )
-    prefix = f"hooks:{uuid.uuid4().hex[:8]}:"
-    env = worker_env(redis_server, prometheus_server, alertmanager_server, policy_dir, prefix)
+    services = (redis_server, prometheus_server, alertmanager_server)
     routes = {"smoke-tests": {"url": f"{receiver.url}/smoke", "secret": SECRET}}
-    env["CANARIST_HOOK_ROUTES"] = json.dumps(routes)
-    broker = env["CANARIST_REDIS__URL"]
-    store = RedisStateStore.from_url(broker, prefix)
-    client = make_celery(WorkerSettings(redis=RedisSettings(url=broker)), store_prefix=prefix)
-    intake = Intake(
-        store, policy_dir, millisecond_clock, enqueue_advance(client),
-        alert_routes={"oncall"}, hook_routes={"smoke-tests"}, on_outbox=wake_outbox(client),
-    )  # fmt: skip
-    stack = CeleryStack(env, workdir, store, intake, policy_dir, client)
-    try:
-        stack.start_beat()
-        stack.start_worker("hooks")
+    with running_stack(
+        services,
+        tmp_path_factory.mktemp("celery-hooks"),
+        {"hooked": DEMO_POLICY.replace("name: demo", "name: hooked") + HOOKS},
+        f"hooks:{uuid.uuid4().hex[:8]}:",
+        environment={"CANARIST_HOOK_ROUTES": json.dumps(routes)},
+        hook_routes=frozenset({"smoke-tests"}),
+        worker="hooks",
+    ) as stack:
         yield stack
-    finally:
-        for process in stack.processes:
-            process.stop()
-        client.close()
-        store.close()
-        if redis_server.running:
-            flush = redis.Redis.from_url(broker)
-            flush.flushdb()
-            flush.close()
 
 
 def test_a_real_worker_aborts_on_a_failing_pre_rollout_hook(
