@@ -90,13 +90,20 @@ class AwaitToken:
     @classmethod
     def parse(cls, text: str) -> AwaitToken:
         """The token ``format`` wrote as ``text``; ValueError if it is not one."""
-        parts = text.split(":")
+        attempt, stage_index, what = split_stage_token(text, "awaiting", "1:0:stage")
         known = [item.value for item in Awaited]
-        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
-            raise ValueError(f"{text!r} is no awaiting token like '1:0:stage'")
-        if parts[2] not in known:
-            raise ValueError(f"{text!r} awaits {parts[2]!r}, not one of {', '.join(known)}")
-        return cls(int(parts[0]), int(parts[1]), Awaited(parts[2]))
+        if what not in known:
+            raise ValueError(f"{text!r} awaits {what!r}, not one of {', '.join(known)}")
+        return cls(attempt, stage_index, Awaited(what))
+
+
+def split_stage_token(text: str, kind: str, example: str) -> tuple[int, int, str]:
+    """A stored token ``attempt:stage:what`` (an awaited platform change, a due hook) as its
+    three parts; ValueError, naming the ``kind`` and an ``example``, if ``text`` is not one."""
+    parts = text.split(":")
+    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        raise ValueError(f"{text!r} is no {kind} token like {example!r}")
+    return int(parts[0]), int(parts[1]), parts[2]
 
 
 class Phase(StrEnum):

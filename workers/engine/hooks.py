@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from analyzer.policy.hooks import HookPoint, hooks_at
 from workers.actions import EventKind
 from workers.engine.run import Run
-from workers.state import Phase
+from workers.state import Phase, split_stage_token
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,8 @@ class HookToken:
     @classmethod
     def parse(cls, text: str) -> HookToken:
         """The token ``format`` wrote; ValueError if ``text`` is not one."""
-        parts = text.split(":")
-        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
-            raise ValueError(f"{text!r} is no hook token like '1:0:pre_rollout'")
-        return cls(int(parts[0]), int(parts[1]), HookPoint(parts[2]))
+        attempt, stage_index, point = split_stage_token(text, "hook", "1:0:pre_rollout")
+        return cls(attempt, stage_index, HookPoint(point))
 
 
 def has_hooks(run: Run, point: HookPoint) -> bool:
