@@ -58,6 +58,7 @@ class EventKind(StrEnum):
     RELEASE = "release"  # the lane is handed to the successor
     ALERT_UNDELIVERED = "alert_undelivered"  # delivery: a notice given up on a route
     UNREADABLE_EVENT = "unreadable_event"  # the store: an event this release cannot read
+    SYNTHETIC_LOAD = "synthetic_load"  # canarist load: what it sent (data: rate, sent, errors)
 
 
 def event_kind(stored: str) -> EventKind | str:

@@ -1,0 +1,100 @@
+"""Which synthetic load a rollout wants now, and where it goes: pure, read from the state.
+
+A rollout wants load while it is PROGRESSING through an ``Analyze`` stage whose policy asked for
+it, its platform change is done (nothing awaited), and the load's own time is not up: from the
+stage's start for ``load.duration`` (default and at most the stage's). Pausing, aborting,
+moving on or a new attempt all end the want, and the runner stops the load at its next read.
+
+The target is the new version alone, through the same service users reach, so the metrics label
+the load's requests exactly as they would label a user's:
+
+- local: the app's NGINX router with ``x-canarist-preview`` (the router sends it to the new
+  version whatever the weight; workers/platforms/local/model.py ``PREVIEW_HEADER``);
+- kubernetes: the preview (canary) Service, ``http://<app>-canary.<namespace>.svc:<port>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from analyzer.policy import Policy
+from analyzer.policy.load import LoadRequestSpec, LoadSpec
+from workers.state import Phase, RolloutState
+from workers.strategies import Analyze, plan_for
+
+DEFAULT_SERVICE_PORT = 80
+
+
+@dataclass(frozen=True)
+class LoadKey:
+    """One stage of one attempt: a load is sent once for it."""
+
+    rollout_id: str
+    attempt: int
+    stage_index: int
+
+
+@dataclass(frozen=True)
+class LoadOrder:
+    """A bounded load: ``rate`` per second from ``starts_at`` to ``ends_at``, ``total`` at most."""
+
+    key: LoadKey
+    rate: float
+    starts_at: float
+    ends_at: float
+    total: int
+    requests: tuple[LoadRequestSpec, ...] | str  # or a sample file in the policy directory
+    headers: tuple[tuple[str, str], ...]
+    port: int | None
+
+    def remaining(self, now: float) -> int:
+        """The requests still allowed at ``now``: the total, less the share of time gone (a
+        restarted load process never sends more than one uninterrupted would)."""
+        span = max(self.ends_at - self.starts_at, 1e-9)
+        left = max(0.0, min(1.0, (self.ends_at - now) / span))
+        return int(self.total * left)
+
+
+def wanted(state: RolloutState, policy: Policy, now: float) -> LoadOrder | None:
+    """The load ``state`` wants at ``now``, or None."""
+    if state.phase is not Phase.PROGRESSING or state.awaiting is not None:
+        return None
+    if state.stage_started_at is None:
+        return None
+    plan = plan_for(policy.strategy)
+    if not 0 <= state.stage_index < len(plan):
+        return None
+    stage = plan[state.stage_index]
+    if not isinstance(stage, Analyze) or stage.load is None:
+        return None
+    order = order_for(state, stage.load, stage.duration)
+    return order if order.starts_at <= now < order.ends_at else None
+
+
+def order_for(state: RolloutState, load: LoadSpec, stage_seconds: float) -> LoadOrder:
+    """From the stage's start (warming up through ``begin_after``) to the end of the load's
+    share of the analysis window, never past the stage's last look (an extension does not
+    extend the load)."""
+    step = timedelta(seconds=stage_seconds)
+    starts = state.stage_started_at or state.updated_at
+    window = max(starts, state.window_start or starts)
+    last_look = state.final_look_at or window + stage_seconds
+    ends = min(last_look, window + load.seconds(step))
+    requests = load.requests if isinstance(load.requests, str) else tuple(load.requests)
+    return LoadOrder(
+        LoadKey(state.id, state.attempt, state.stage_index),
+        load.rate,
+        starts,
+        ends,
+        load.total(step),
+        requests,
+        tuple(sorted(load.headers.items())),
+        load.port,
+    )
+
+
+def kubernetes_url(state: RolloutState, port: int | None) -> str:
+    """The preview Service's in-cluster URL."""
+    service = state.spec.traffic.resolved(state.app).canary_service
+    return f"http://{service}.{state.namespace}.svc:{port or DEFAULT_SERVICE_PORT}"
