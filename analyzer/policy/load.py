@@ -20,7 +20,15 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+)
 
 from analyzer.policy.base import PolicyModel
 from analyzer.policy.durations import Duration
@@ -62,6 +70,11 @@ def parse_rate(value: object) -> float:
     return rate
 
 
+def _listed_or_file(value: object) -> str:
+    """``requests:`` is a list of requests or one sample file's name: judged by what it is."""
+    return "file" if isinstance(value, str) else "list"
+
+
 Rate = Annotated[float, BeforeValidator(parse_rate), WithJsonSchema(RATE_JSON_SCHEMA)]
 Headers = dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)], str]
 
@@ -70,9 +83,16 @@ class LoadRequestSpec(PolicyModel):
     model_config = ConfigDict(title="LoadRequest")  # its name in the schema and messages
 
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    path: str = Field(default="/", pattern=PATH_PATTERN, description="the path and query")
+    path: str = Field(default="/", description="the path and query, e.g. /api/items?page=2")
     headers: Headers = Field(default_factory=dict)
     body: str | None = Field(default=None, max_length=65_536)
+
+    @field_validator("path")
+    @classmethod
+    def _a_path(cls, path: str) -> str:
+        if not re.fullmatch(PATH_PATTERN, path):
+            raise ValueError(f"{path!r} is not a path: write one starting with /, e.g. /api/items")
+        return path
 
 
 class LoadSpec(PolicyModel):
@@ -82,10 +102,13 @@ class LoadSpec(PolicyModel):
     duration: Duration | None = Field(
         default=None, description="how long to send; default and at most: the analysis step's"
     )
-    requests: (
-        Annotated[list[LoadRequestSpec], Field(min_length=1, max_length=MAX_REQUESTS_LISTED)]
-        | Annotated[str, Field(pattern=SAMPLE_FILE_PATTERN)]
-    ) = Field(
+    requests: Annotated[
+        Annotated[
+            list[LoadRequestSpec], Field(min_length=1, max_length=MAX_REQUESTS_LISTED), Tag("list")
+        ]
+        | Annotated[str, Field(pattern=SAMPLE_FILE_PATTERN), Tag("file")],
+        Discriminator(_listed_or_file),
+    ] = Field(
         default_factory=lambda: [LoadRequestSpec()],
         description="requests to send in turn, or a sample file in the policy directory",
     )
