@@ -1,0 +1,73 @@
+"""Which load a rollout wants, read from its state and policy alone (workers/load/order.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tests.workers.rollout_driver import Driver, small
+from workers.load.order import kubernetes_url, wanted
+from workers.state import Phase
+
+BLUE_GREEN = (
+    "{type: blue_green, analyze: {duration: 2m, load: {rate: 10/s, duration: 1m,"
+    " headers: {x-synthetic: 'yes'}}}, scale_down_delay: 10s}"
+)
+
+
+def at_the_preview_analysis() -> Driver:
+    driver = Driver(small(BLUE_GREEN, "{interval: 10s, begin_after: 20s}"), now=1000.0)
+    driver.tick()  # pending -> the preview is asked for
+    driver.at(1005.0).ready()  # the preview is up: the analyze stage begins
+    assert driver.state.stage_index == 1 and driver.state.awaiting is None
+    return driver
+
+
+def test_the_preview_analysis_wants_its_load_for_its_share_of_the_window() -> None:
+    driver = at_the_preview_analysis()
+    order = wanted(driver.state, driver.policy, 1006.0)
+    assert order is not None
+    assert (order.key.rollout_id, order.key.attempt, order.key.stage_index) == ("r1", 1, 1)
+    assert (order.rate, order.total, order.headers) == (10.0, 600, (("x-synthetic", "yes"),))
+    # From the stage's start, through begin_after's warm-up, for a minute of the window.
+    assert (order.starts_at, order.ends_at) == (1005.0, 1005.0 + 20.0 + 60.0)
+    assert wanted(driver.state, driver.policy, order.ends_at) is None  # its time is up
+    assert order.remaining(order.starts_at) == 600
+    assert order.remaining(1045.0) == 300  # a restarted load process sends the rest, no more
+    assert order.remaining(order.ends_at + 1) == 0
+
+
+def test_nothing_is_wanted_when_paused_aborted_or_past_the_stage() -> None:
+    driver = at_the_preview_analysis()
+    assert wanted(replace(driver.state, phase=Phase.PAUSED), driver.policy, 1010.0) is None
+    assert wanted(replace(driver.state, stage_index=0), driver.policy, 1010.0) is None
+    driver.at(1010.0).command("abort")
+    assert driver.state.phase is not Phase.PROGRESSING
+    assert wanted(driver.state, driver.policy, 1010.0) is None
+
+
+def test_no_load_without_the_policy_asking() -> None:
+    driver = Driver(small("{type: blue_green, analyze: 2m}", "{interval: 10s}"), now=1000.0)
+    driver.tick()
+    driver.at(1005.0).ready()
+    assert driver.state.stage_index == 1
+    assert wanted(driver.state, driver.policy, 1006.0) is None
+
+
+def test_a_canary_at_zero_percent_wants_its_load_too() -> None:
+    policy = small(
+        "{type: canary, steps: [{set_weight: 0}, {analyze: {duration: 1m, load: {rate: 5/s}}},"
+        " {set_weight: 100}]}",
+        "{interval: 10s, begin_after: 0s}",
+    )
+    driver = Driver(policy, now=1000.0)
+    driver.tick()
+    driver.at(1002.0).ready()
+    order = wanted(driver.state, policy, 1003.0)
+    assert order is not None and (order.rate, order.total) == (5.0, 300)
+    assert order.ends_at == 1002.0 + 60.0
+
+
+def test_kubernetes_load_goes_to_the_preview_service() -> None:
+    driver = at_the_preview_analysis()
+    assert kubernetes_url(driver.state, None) == "http://checkout-canary.shop.svc:80"
+    assert kubernetes_url(driver.state, 8080) == "http://checkout-canary.shop.svc:8080"
