@@ -95,7 +95,8 @@ class LoadRunner:
         for key, running in self.running.items():
             if key not in orders and not running.sender.finished:
                 phase = phases.get(key.rollout_id, "gone")
-                running.why = f"the rollout left the stage ({phase})"
+                moved = phase == Phase.PROGRESSING.value
+                running.why = "the stage ended" if moved else f"the rollout is {phase}"
                 running.sender.stop()
         for key, order in orders.items():
             if key not in self.running and key not in self._done:
