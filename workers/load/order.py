@@ -15,11 +15,12 @@ the load's requests exactly as they would label a user's:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
 from analyzer.policy import Policy
-from analyzer.policy.load import LoadRequestSpec, LoadSpec
+from analyzer.policy.load import MAX_TOTAL_REQUESTS, LoadRequestSpec, LoadSpec
 from workers.state import Phase, RolloutState
 from workers.strategies import Analyze, plan_for
 
@@ -49,11 +50,11 @@ class LoadOrder:
     port: int | None
 
     def remaining(self, now: float) -> int:
-        """The requests still allowed at ``now``: the total, less the share of time gone (a
-        restarted load process never sends more than one uninterrupted would)."""
+        """The requests still allowed at ``now``: the total, less the share of time gone, so a
+        load started late, or resumed by a restarted load process, keeps to its share."""
         span = max(self.ends_at - self.starts_at, 1e-9)
         left = max(0.0, min(1.0, (self.ends_at - now) / span))
-        return int(self.total * left)
+        return math.ceil(self.total * left)
 
 
 def wanted(state: RolloutState, policy: Policy, now: float) -> LoadOrder | None:
@@ -75,7 +76,8 @@ def wanted(state: RolloutState, policy: Policy, now: float) -> LoadOrder | None:
 def order_for(state: RolloutState, load: LoadSpec, stage_seconds: float) -> LoadOrder:
     """From the stage's start (warming up through ``begin_after``) to the end of the load's
     share of the analysis window, never past the stage's last look (an extension does not
-    extend the load)."""
+    extend the load); at most its rate over that time (one more, so that time, not count, ends
+    it) or its ``max_requests``, and never more than ``MAX_TOTAL_REQUESTS``."""
     step = timedelta(seconds=stage_seconds)
     starts = state.stage_started_at or state.updated_at
     window = max(starts, state.window_start or starts)
@@ -87,7 +89,10 @@ def order_for(state: RolloutState, load: LoadSpec, stage_seconds: float) -> Load
         load.rate,
         starts,
         ends,
-        load.total(step),
+        min(
+            math.ceil(load.rate * (ends - starts)) + 1,
+            load.total(step) if load.max_requests else MAX_TOTAL_REQUESTS,
+        ),
         requests,
         tuple(sorted(load.headers.items())),
         load.port,

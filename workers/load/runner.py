@@ -12,7 +12,7 @@ is wanted now (``order.wanted``). So
   or starts a new attempt, and at once when this process stops (its threads are daemons);
 - a worker crash changes nothing here; a crash of this process stops every load it sent; when it
   comes back it resumes a wanted load for its remaining time with the remaining share of its
-  count (``LoadOrder.remaining``), so no load ever sends more than its policy allows.
+  count (``LoadOrder.remaining``), never its whole count again.
 
 What each load sent is written to the rollout's audit trail (``EventKind.SYNTHETIC_LOAD``: the
 rate, requests sent, errors the sender saw, why it stopped), which the report and status show.
@@ -68,7 +68,7 @@ class Running:
     order: LoadOrder
     sender: LoadSender
     url: str
-    why: str = "its time was up"
+    why: str = ""  # set when the runner stops it
 
 
 class LoadRunner:
@@ -93,7 +93,8 @@ class LoadRunner:
         now = self.clock()
         orders, phases = self._wanted(now)
         for key, running in self.running.items():
-            if key not in orders and not running.sender.finished:
+            ended = now >= running.order.ends_at  # its own time: it stops itself
+            if key not in orders and not running.sender.finished and not ended:
                 phase = phases.get(key.rollout_id, "gone")
                 moved = phase == Phase.PROGRESSING.value
                 running.why = "the stage ended" if moved else f"the rollout is {phase}"
@@ -106,6 +107,7 @@ class LoadRunner:
                 del self.running[key]
                 self._done.add(key)
                 self._report(running)
+        self._done = {key for key in self._done if key.rollout_id in phases}  # forget old ones
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set, then stop every load and report it."""
@@ -163,9 +165,8 @@ class LoadRunner:
 
     def _report(self, running: Running) -> None:
         order, tally = running.order, running.sender.tally()
-        why = running.why
-        if running.why == "its time was up" and tally.sent + tally.skipped >= running.sender.total:
-            why = "its request count was reached"
+        ended_by = {"count": "its request count was reached", "time": "its time was up"}
+        why = running.why or ended_by.get(running.sender.ended_by, "the load process stopped")
         message = (
             f"synthetic load sent: {tally.sent} requests at {order.rate:g}/s to {running.url} "
             f"over {tally.seconds:.0f}s, {tally.errors} errors seen by the load; stopped: {why}"

@@ -74,6 +74,7 @@ class LoadSender:
         self._done = threading.Event()
         self._started = time.monotonic()
         self._ended: float | None = None
+        self.ended_by = ""  # once finished: "count", "time" or "stop" (told to)
         self._thread = threading.Thread(target=self._run, name="canarist-load", daemon=True)
 
     def start(self) -> LoadSender:
@@ -114,9 +115,13 @@ class LoadSender:
 
     def _pace(self, client: httpx.Client, pool: ThreadPoolExecutor) -> None:
         gap, due, index = 1.0 / self.rate, time.monotonic(), 0
+        self.ended_by = "count"
         while index < self.total:
-            wait = due - time.monotonic()
-            if due >= self._deadline or self._stop.wait(max(0.0, wait)):
+            if due >= self._deadline:
+                self.ended_by = "time"
+                return
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                self.ended_by = "stop"
                 return
             due += gap
             if not self._free.acquire(blocking=False):

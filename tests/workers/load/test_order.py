@@ -27,12 +27,12 @@ def test_the_preview_analysis_wants_its_load_for_its_share_of_the_window() -> No
     order = wanted(driver.state, driver.policy, 1006.0)
     assert order is not None
     assert (order.key.rollout_id, order.key.attempt, order.key.stage_index) == ("r1", 1, 1)
-    assert (order.rate, order.total, order.headers) == (10.0, 600, (("x-synthetic", "yes"),))
+    assert (order.rate, order.total, order.headers) == (10.0, 801, (("x-synthetic", "yes"),))
     # From the stage's start, through begin_after's warm-up, for a minute of the window.
     assert (order.starts_at, order.ends_at) == (1005.0, 1005.0 + 20.0 + 60.0)
     assert wanted(driver.state, driver.policy, order.ends_at) is None  # its time is up
-    assert order.remaining(order.starts_at) == 600
-    assert order.remaining(1045.0) == 300  # a restarted load process sends the rest, no more
+    assert order.remaining(order.starts_at) == 801  # 10/s for 80 s, and one
+    assert order.remaining(1045.0) == 401  # a restarted load process sends the rest, no more
     assert order.remaining(order.ends_at + 1) == 0
 
 
@@ -63,8 +63,20 @@ def test_a_canary_at_zero_percent_wants_its_load_too() -> None:
     driver.tick()
     driver.at(1002.0).ready()
     order = wanted(driver.state, policy, 1003.0)
-    assert order is not None and (order.rate, order.total) == (5.0, 300)
+    assert order is not None and (order.rate, order.total) == (5.0, 301)
     assert order.ends_at == 1002.0 + 60.0
+
+
+def test_max_requests_caps_the_count() -> None:
+    policy = small(
+        "{type: blue_green, analyze: {duration: 1m, load: {rate: 10/s, max_requests: 25}}}",
+        "{interval: 10s}",
+    )
+    driver = Driver(policy, now=1000.0)
+    driver.tick()
+    driver.at(1005.0).ready()
+    order = wanted(driver.state, policy, 1006.0)
+    assert order is not None and order.total == 25
 
 
 def test_kubernetes_load_goes_to_the_preview_service() -> None:

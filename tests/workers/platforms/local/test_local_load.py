@@ -87,6 +87,7 @@ class Rollouts:
     def __init__(self, store: RedisStateStore, policy_dir: Path, apps: LocalApps, prom: str):
         self.store, self.apps, self.source = store, apps, PrometheusSource(prom)
         self.prometheus = prom
+        self.started: list[str] = []
         self.intake = Intake(store, policy_dir, time.time, lambda *_: None, alert_routes=())
         self.runner = LoadRunner(
             store, self.intake.policy_for, self.intake.record, time.time,
@@ -105,7 +106,15 @@ class Rollouts:
             spec=spec, now=time.time(),
         )  # fmt: skip
         self.store.create(state, events=[])
+        self.started.append(state.id)
         return state.id
+
+    def finish(self) -> None:
+        """Abort what a failed test left running, and wait until it is rolled back."""
+        for rollout_id in self.started:
+            if not self.store.load(rollout_id).state.phase.terminal:
+                self.intake.command(rollout_id, "abort", "test teardown")
+            self.drive(rollout_id, lambda s: s.phase.terminal and s.awaiting is None)
 
     def drive(
         self, rollout_id: str, until: Callable[[RolloutState], bool], timeout: float = 90.0
@@ -138,12 +147,14 @@ class Rollouts:
 
 @pytest.fixture
 def rollouts(
-    redis_server: ServiceProcess, tmp_path: Path, local_apps: LocalApps, prometheus: str
+    redis_server: ServiceProcess, tmp_path: Path, local_apps: LocalApps, prometheus: str, app: str
 ) -> Iterator[Rollouts]:
+    """Torn down before ``app`` (which it uses): what is left running is aborted first."""
     store = RedisStateStore.from_url(redis_server.url, f"load-{uuid.uuid4().hex[:8]}")
     driver = Rollouts(store, tmp_path, local_apps, prometheus)
     yield driver
     driver.runner.shutdown()
+    driver.finish()
 
 
 def write_policy(rollouts: Rollouts, name: str, duration: str, load: str) -> Policy:
@@ -173,14 +184,15 @@ def test_a_preview_with_synthetic_load_is_analysed_with_data_and_promoted(
     rollouts: Rollouts, local_apps: LocalApps, app: str
 ) -> None:
     policy = write_policy(rollouts, "with-load", "12s", LOAD)
+    stable = local_apps.status(app).stable_version
     rollout_id = rollouts.start(policy)
     traffic = users(local_apps, app)
     try:
-        state = rollouts.drive(rollout_id, lambda s: s.phase.terminal)
+        state = rollouts.drive(rollout_id, lambda s: s.phase.terminal and s.awaiting is None)
     finally:
         traffic.stop()
     assert state.phase is Phase.PROMOTED, state
-    assert {version for version, _ in traffic.counts()} <= {"v1", state.spec.version}
+    assert {version for version, _ in traffic.counts()} <= {stable, state.spec.version}
     looks = rollouts.verdicts(rollout_id)
     assert looks[-1] == "look: pass: score 100 reaches pass_score 95", looks
     assert any(re.search(r"mean (19|20|21)(\.\d+)? from", look) for look in looks), looks
@@ -189,7 +201,7 @@ def test_a_preview_with_synthetic_load_is_analysed_with_data_and_promoted(
     # The load's requests are labelled as a user's: the same series and labels as the stable's.
     labels = series_labels(rollouts.prometheus, state.spec.version)
     assert labels == {("track", "canary"), ("code", "200")}, labels
-    assert series_labels(rollouts.prometheus, "v1") == {("track", "stable"), ("code", "200")}
+    assert series_labels(rollouts.prometheus, stable) == {("track", "stable"), ("code", "200")}
     (load,) = rollouts.loads(rollout_id)
     assert load["rate"] == 20.0 and load["errors"] == 0, load
     assert 20 <= int(load["sent"]) <= 20 * 16, load  # never more than 20/s over its window
@@ -200,6 +212,7 @@ def test_the_same_preview_without_load_pauses_for_lack_of_data(
     rollouts: Rollouts, local_apps: LocalApps, app: str
 ) -> None:
     policy = write_policy(rollouts, "without-load", "6s", "")
+    stable = local_apps.status(app).stable_version
     rollout_id = rollouts.start(policy)
     traffic = users(local_apps, app)
     try:
@@ -210,7 +223,7 @@ def test_the_same_preview_without_load_pauses_for_lack_of_data(
     assert state.phase is Phase.PAUSED, state
     assert state.last_verdict is not None and state.last_verdict.outcome.value == "inconclusive"
     assert rollouts.loads(rollout_id) == []
-    assert {version for version, _ in traffic.counts()} == {"v1"}  # users never reach it
+    assert {version for version, _ in traffic.counts()} == {stable}  # users never reach it
     rollouts.intake.command(rollout_id, "abort", "test")
     rollouts.drive(rollout_id, lambda s: s.phase.terminal and s.awaiting is None)
 
@@ -230,3 +243,25 @@ def test_an_abort_stops_the_load_at_once(rollouts: Rollouts, app: str) -> None:
     assert sent < 20 * 20, sent  # minutes were allowed; seconds ran
     (load,) = rollouts.loads(rollout_id)
     assert load["sent"] == sent and str(load["stopped"]).startswith("the rollout is "), load
+
+
+@pytest.mark.parametrize(
+    ("load", "stopped", "fewest", "most"),
+    [
+        ("{rate: 20/s, max_requests: 30}", "its request count was reached", 30, 30),
+        # 20/s from the stage's start through begin_after (2s) and 2s of the window: about 80.
+        ("{rate: 20/s, duration: 2s}", "its time was up", 60, 81),
+    ],
+    ids=["count", "time"],
+)
+def test_the_load_stops_by_itself_at_its_bound(
+    rollouts: Rollouts, app: str, load: str, stopped: str, fewest: int, most: int
+) -> None:
+    policy = write_policy(rollouts, f"bounded-{stopped.split()[1]}", "30s", f"    load: {load}\n")
+    rollout_id = rollouts.start(policy)
+    rollouts.drive(rollout_id, lambda _: bool(rollouts.loads(rollout_id)))
+    (event,) = rollouts.loads(rollout_id)
+    assert event["stopped"] == stopped and fewest <= int(event["sent"]) <= most, event
+    assert rollouts.runner.running == {}  # nothing sends any more
+    rollouts.intake.command(rollout_id, "abort", "test")
+    rollouts.drive(rollout_id, lambda s: s.phase.terminal and s.awaiting is None)
