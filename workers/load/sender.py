@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from analyzer.policy.load import LoadRequestSpec
+from analyzer.policy.load import MAX_RATE_PER_SECOND, MAX_TOTAL_REQUESTS, LoadRequestSpec
 
 NO_ANSWER = 0
 TIMEOUT_SECONDS = 2.0
@@ -59,8 +59,11 @@ class LoadSender:
         headers: Mapping[str, str] | None = None,
         clock: float | None = None,
     ) -> None:
-        if not requests or rate <= 0:
-            raise ValueError("a load needs at least one request and a positive rate")
+        if not requests or not 0 < rate <= MAX_RATE_PER_SECOND or total > MAX_TOTAL_REQUESTS:
+            raise ValueError(
+                f"a load needs requests, a rate up to {MAX_RATE_PER_SECOND:g}/s and at most "
+                f"{MAX_TOTAL_REQUESTS} requests"
+            )  # the policy's bounds, held again where the requests are sent
         self.url, self.requests, self.rate, self.total = url.rstrip("/"), requests, rate, total
         self.headers = dict(headers or {})
         now = time.time() if clock is None else clock

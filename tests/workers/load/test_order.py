@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from tests.workers.rollout_driver import Driver, small
+from workers.errors import WorkerError
 from workers.load.order import kubernetes_url, wanted
+from workers.load.runner import target_for
 from workers.state import Phase
 
 BLUE_GREEN = (
@@ -83,3 +87,19 @@ def test_kubernetes_load_goes_to_the_preview_service() -> None:
     driver = at_the_preview_analysis()
     assert kubernetes_url(driver.state, None) == "http://checkout-canary.shop.svc:80"
     assert kubernetes_url(driver.state, 8080) == "http://checkout-canary.shop.svc:8080"
+
+
+def test_the_runner_addresses_kubernetes_and_refuses_a_platform_that_cannot() -> None:
+    driver = at_the_preview_analysis()
+    order = wanted(driver.state, driver.policy, 1006.0)
+    assert order is not None
+    assert target_for()(driver.state, order) == ("http://checkout-canary.shop.svc:80", {})
+    named = replace(
+        driver.state.spec,
+        traffic=replace(driver.state.spec.traffic, canary_service="checkout-preview"),
+    )
+    state = replace(driver.state, spec=named)
+    assert target_for()(state, order)[0] == "http://checkout-preview.shop.svc:80"
+    observed = replace(driver.state, spec=replace(named, platform="observe"))
+    with pytest.raises(WorkerError, match="observe platform has no address"):
+        target_for()(observed, order)
