@@ -26,6 +26,7 @@ from analyzer.policy import Policy
 from analyzer.sources.prometheus import PrometheusSource
 from canarist.demo.load import LoadGenerator
 from canarist.demo.stack import ServiceProcess, start_prometheus
+from canarist.report.page import timeline
 from tests.workers.platforms.local.conftest import NAMESPACE, LocalApps, service_command
 from workers.actions import EventKind, PlatformAction
 from workers.intake import Intake
@@ -206,6 +207,9 @@ def test_a_preview_with_synthetic_load_is_analysed_with_data_and_promoted(
     assert load["rate"] == 20.0 and load["errors"] == 0, load
     assert 20 <= int(load["sent"]) <= 20 * 16, load  # never more than 20/s over its window
     assert load["stopped"] in ("the stage ended", "its time was up"), load
+    # The report's timeline says it, as the audit trail does.
+    page = timeline(rollouts.store.events(rollout_id, limit=1000), state.created_at)
+    assert '<tr class="kind-synthetic_load">' in page and "synthetic load sent: " in page
 
 
 def test_the_same_preview_without_load_pauses_for_lack_of_data(
