@@ -36,6 +36,7 @@ from workers.state import Phase, RolloutState
 from workers.store.base import StateStore
 
 POLL_SECONDS = 1.0
+ACTOR = "canarist load"  # the audit trail's actor of its events
 LISTED = 1000  # the newest rollouts read each poll; active ones are among them
 log = logging.getLogger("canarist.load")
 
@@ -99,9 +100,9 @@ class LoadRunner:
                 moved = phase == Phase.PROGRESSING.value
                 running.why = "the stage ended" if moved else f"the rollout is {phase}"
                 running.sender.stop()
-        for key, order in orders.items():
+        for key, (order, state) in orders.items():
             if key not in self.running and key not in self._done:
-                self._start(order, now)
+                self._start(order, state, now)
         for key, running in list(self.running.items()):
             if running.sender.finished:
                 del self.running[key]
@@ -127,7 +128,10 @@ class LoadRunner:
             self._report(running)
         self.running.clear()
 
-    def _wanted(self, now: float) -> tuple[dict[LoadKey, LoadOrder], dict[str, str]]:
+    def _wanted(
+        self, now: float
+    ) -> tuple[dict[LoadKey, tuple[LoadOrder, RolloutState]], dict[str, str]]:
+        """The loads wanted now (with their rollouts), and every listed rollout's phase."""
         orders, phases = {}, {}
         for stored in self.store.list_rollouts(limit=LISTED):
             state = stored.state
@@ -140,11 +144,10 @@ class LoadRunner:
                 log.warning("load for %s unknown: %s", state.id, exc)
                 continue
             if order is not None:
-                orders[order.key] = order
+                orders[order.key] = (order, state)
         return orders, phases
 
-    def _start(self, order: LoadOrder, now: float) -> None:
-        state = self.store.load(order.key.rollout_id).state
+    def _start(self, order: LoadOrder, state: RolloutState, now: float) -> None:
         try:
             url, headers = self.target(state, order)
             requests = order.requests
@@ -152,8 +155,9 @@ class LoadRunner:
                 requests = read_sample(self.policy_dir / requests)
         except (OSError, ValueError, CanaristError, WorkerError) as exc:
             self._done.add(order.key)
-            message = f"synthetic load not sent: {exc}"
-            self.record(order.key.rollout_id, RecordEvent(EventKind.SYNTHETIC_LOAD, message))
+            message, data = f"synthetic load not sent: {exc}", {"sent": 0, "stopped": str(exc)}
+            event = RecordEvent(EventKind.SYNTHETIC_LOAD, message, data, actor=ACTOR)
+            self.record(order.key.rollout_id, event)
             return
         total = order.remaining(now)
         sender = LoadSender(
@@ -173,7 +177,7 @@ class LoadRunner:
         )
         data = {"rate": order.rate, "url": running.url, "stage_index": order.key.stage_index}
         data |= tally.as_data() | {"stopped": why}
-        event = RecordEvent(EventKind.SYNTHETIC_LOAD, message, data, actor="canarist load")
+        event = RecordEvent(EventKind.SYNTHETIC_LOAD, message, data, actor=ACTOR)
         try:
             self.record(order.key.rollout_id, event)
         except (CanaristError, WorkerError) as exc:
