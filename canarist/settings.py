@@ -87,7 +87,7 @@ class ApiToken(Group):
         default_factory=lambda: list[Role](["read"]),
         min_length=1,
         description="read (list, status, report); submit (queue rollouts); operate (pause, "
-        "resume, abort, promote, retry); admin (all). submit and operate imply read. "
+        "resume, abort, promote, retry, approve); admin (all). submit and operate imply read. "
         "Default: read only",
     )
 

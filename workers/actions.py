@@ -26,11 +26,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from analyzer.verdict import Verdict
+from analyzer.policy.hooks import HookPoint
+from analyzer.verdict import Outcome, Verdict
 from workers.state import AnalysisRequest
 
-NotifyKind = Literal["aborted", "promoted", "paused", "failed"]
-CommandKind = Literal["abort", "promote", "pause", "resume", "retry"]
+NotifyKind = Literal[
+    "aborted", "promoted", "paused", "failed", "started", "stage", "awaiting_approval"
+]
+"""A notice's kind; ``started``, ``stage`` and ``awaiting_approval`` came with outbox format 3
+(workers/store/records.py), which the releases before do not read."""
+CommandKind = Literal["abort", "promote", "pause", "resume", "retry", "approve"]
 
 
 class EventKind(StrEnum):
@@ -58,6 +63,7 @@ class EventKind(StrEnum):
     RELEASE = "release"  # the lane is handed to the successor
     ALERT_UNDELIVERED = "alert_undelivered"  # delivery: a notice given up on a route
     UNREADABLE_EVENT = "unreadable_event"  # the store: an event this release cannot read
+    HOOK = "hook"  # HTTP hooks answered (data: point, hooks: HookCall records, passed)
     SYNTHETIC_LOAD = "synthetic_load"  # canarist load: what it sent (data: rate, sent, errors)
 
 
@@ -131,6 +137,31 @@ class Released:
     predecessor_id: str
 
 
+@dataclass(frozen=True)
+class HookCall:
+    """One hook's answer: PASS (2xx), FAIL (another status, a timeout, no answer after its
+    retries) or, for an analysis hook that says so in its body, INCONCLUSIVE."""
+
+    name: str
+    outcome: Outcome
+    reason: str
+    status: int | None = None  # the last HTTP status; None: no answer
+    attempts: int = 1
+    seconds: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "outcome": self.outcome.value}
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """The answers of the hooks ``state.hook_due`` asked for (``token`` is it when asked)."""
+
+    token: str
+    point: HookPoint
+    calls: tuple[HookCall, ...]
+
+
 Observation = (
     Tick
     | PlatformReady
@@ -140,6 +171,7 @@ Observation = (
     | ManualCommand
     | Superseded
     | Released
+    | HookResult
 )
 
 

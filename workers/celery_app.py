@@ -52,6 +52,7 @@ from kombu.transport import redis as kombu_redis
 from analyzer.sources.prometheus import PrometheusSource
 from workers.actions import Released
 from workers.delivery import Delivery
+from workers.hooks import HookCaller
 from workers.intake import Intake
 from workers.metrics import serve
 from workers.notify.base import Route, notifier_for
@@ -236,6 +237,7 @@ def build_runtime(
         clock,
         enqueue_advance(app),
         alert_routes=settings.alert_routes.keys(),
+        hook_routes=settings.hook_routes.keys(),
         on_outbox=wake_outbox(app),
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -253,6 +255,7 @@ def build_runtime(
         worker=worker_id,
         base_url=settings.public_url,
         report_secret=secret.get_secret_value() if secret is not None else None,
+        events={name: route.events for name, route in settings.alert_routes.items()},
     )
     source = PrometheusSource(
         settings.prometheus.url,
@@ -277,6 +280,7 @@ def build_runtime(
         max_countdown=timings.max_countdown,
         reconcile_grace=timings.reconcile_grace,
         worker_id=worker_id,
+        hooks=HookCaller(settings.hook_routes),
     )
 
 

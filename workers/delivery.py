@@ -15,6 +15,9 @@ in the store's outbox; this module claims due items and settles each:
 - ``Release``: the successor is told ``Released`` through the intake's load -> step -> save path;
   retried until it is (the successor's lane depends on it), given up only when the successor
   does not exist (``hand_over``).
+- A route receives only the kinds its settings' ``events`` name (``DEFAULT_EVENTS`` without
+  them): an item of another kind is settled without a post, so a route that follows
+  ``promoted`` gets one message per promotion and a pager only what should page.
 - An item in a format this release does not read (a newer release's, during an upgrade) is
   retried with backoff and never given up: a worker of a release that reads it delivers it.
 
@@ -29,7 +32,7 @@ delays the next alert, never a rollout's step or an abort's rollback.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import get_args
 
@@ -53,6 +56,7 @@ from workers.metrics import (
     rollout_log,
 )
 from workers.notify.base import Notice, Notifier
+from workers.settings import DEFAULT_EVENTS
 from workers.store import OutboxItem, StateStore
 
 _KINDS: tuple[str, ...] = get_args(NotifyKind)
@@ -100,15 +104,22 @@ class Delivery:
         base_url: str | None = None,
         report_secret: str | None = None,
         backoff: Backoff = Backoff(),
+        events: Mapping[str, Collection[NotifyKind]] | None = None,
     ) -> None:
         """``notifiers`` by route name; ``release(successor_id, predecessor_id)`` tells the
         successor that its lane is free (Intake.tell with ``Released``); ``record(rollout_id,
-        event)`` adds an event to a rollout's audit trail (Intake.record)."""
+        event)`` adds an event to a rollout's audit trail (Intake.record); ``events`` by route
+        name: the kinds it subscribes to (a route not named there: ``DEFAULT_EVENTS``)."""
         self.store, self.notifiers, self.clock = store, notifiers, clock
         self.release, self.record = release, record
         self.worker, self.lease_seconds = worker, lease_seconds
         self.base_url, self.backoff = base_url, backoff
         self.report_secret = report_secret  # signs the report links (?sig=)
+        self.events = events or {}
+
+    def subscribed(self, route: str, kind: NotifyKind) -> bool:
+        """Whether ``route`` receives notices of ``kind`` (its settings' ``events``)."""
+        return kind in self.events.get(route, DEFAULT_EVENTS)
 
     def run(self, limit: int = 20) -> list[Settled]:
         items = self.store.outbox.claim(self.worker, self.clock(), self.lease_seconds, limit)
@@ -149,6 +160,8 @@ class Delivery:
         )
         failures: list[DeliveryError] = []
         for route in action.routes:
+            if not self.subscribed(route, action.kind):
+                continue  # settled: the route does not follow this kind
             notifier = self.notifiers.get(route)
             try:
                 if notifier is None:

@@ -42,7 +42,7 @@ from analyzer.analysis import check_args
 from analyzer.errors import PolicyError, TemplateError
 from analyzer.policy import Policy
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, sticky_refusal
 from workers.actions import (
     CommandKind,
     EventKind,
@@ -120,6 +120,7 @@ class Intake:
         enqueue: Enqueue,
         *,
         alert_routes: Collection[str],
+        hook_routes: Collection[str] = (),
         on_outbox: Callable[[], None] | None = None,
         idempotency_ttl: float = IDEMPOTENCY_TTL_SECONDS,
     ) -> None:
@@ -127,11 +128,13 @@ class Intake:
         the outbox delivery after a save queued an alert or a hand-over. ``alert_routes`` are
         the route names the service's settings define: a policy naming another is refused at
         submit, not discovered when its alert cannot be delivered. An idempotency key names
-        its rollout for ``idempotency_ttl`` seconds (a day by default)."""
+        its rollout for ``idempotency_ttl`` seconds (a day by default). ``hook_routes`` are
+        the hook route names the settings define, checked at submit the same way."""
         self.store, self.clock = store, clock
         self.policies = PolicyDir(policy_dir)
         self.pinned = PinnedPolicies(store.policies)
         self.alert_routes = frozenset(alert_routes)
+        self.hook_routes = frozenset(hook_routes)
         self.idempotency_ttl = idempotency_ttl
         self._enqueue, self._on_outbox = enqueue, on_outbox
 
@@ -162,6 +165,10 @@ class Intake:
                 "that matches requests: set traffic.router to gateway_api or nginx_ingress "
                 "(replica counts cannot send a chosen audience to the canary)"
             )
+        sticky = policy.traffic.sticky
+        refusal = sticky_refusal(policy.traffic.router, sticky.key()) if sticky else None
+        if job.platform == "kubernetes" and refusal is not None:
+            raise InvalidJobError(f"policy {job.policy!r}: traffic.sticky: {refusal}")
         if policy.analysis.baseline == "fresh" and job.platform not in FRESH_BASELINE_PLATFORMS:
             raise InvalidJobError(
                 f"policy {job.policy!r} compares the canary with a fresh baseline, which platform "
@@ -185,6 +192,14 @@ class Intake:
                 f"policy {job.policy!r} sends alerts to {', '.join(map(repr, undefined))}, which "
                 f"the service's settings do not define (alert_routes defined: {defined}); its "
                 "alerts would be lost"
+            )
+        unrouted = [hook for hook in policy.hooks if hook.route not in self.hook_routes]
+        if unrouted:
+            defined = ", ".join(sorted(self.hook_routes)) or "none"
+            named = ", ".join(f"{hook.name!r} ({hook.route!r})" for hook in unrouted)
+            raise InvalidJobError(
+                f"policy {job.policy!r} calls hooks {named} whose routes the service's settings "
+                f"do not define (hook_routes defined: {defined}; set CANARIST_HOOK_ROUTES)"
             )
         try:
             return policy, check_args(policy, job.args)

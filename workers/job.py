@@ -266,4 +266,5 @@ def rollout_traffic(traffic: TrafficSpec, app: str) -> RolloutTraffic:
         stable_service=traffic.stable_service or "",
         canary_service=traffic.canary_service or "",
         version_label=traffic.version_label,
+        sticky=traffic.sticky.key() if traffic.sticky is not None else None,
     ).resolved(app)

@@ -1,5 +1,6 @@
 """What the ``advance`` task tells the engine: the platform's readiness of what the rollout
-awaits, its drift from what the rollout requires, an analysis look that is due, or just time.
+awaits, its drift from what the rollout requires, the answers of HTTP hooks that are due
+(workers/hooks.py), an analysis look that is due (with its analysis hooks' answers), or just time.
 
 The analysis runs here, inline, within the task and its lease (tasks.py says why); a look that
 cannot run at all (the policy changed and the job's args no longer fit) is a look of errors
@@ -13,20 +14,23 @@ from datetime import UTC, datetime, timedelta
 
 from analyzer.analysis import analyze, not_analyzed
 from analyzer.errors import CanaristError
+from analyzer.hook_verdicts import with_hooks
 from analyzer.policy import Policy
 from analyzer.sources.base import MetricSource
 from analyzer.verdict import Verdict
 from workers import metrics
 from workers.actions import (
     AnalysisResult,
+    HookResult,
     Observation,
     PlatformDrifted,
     PlatformFailed,
     PlatformReady,
     Tick,
 )
-from workers.engine import platform_wants
+from workers.engine import HookToken, platform_wants
 from workers.errors import WorkerError
+from workers.hooks import HookCaller
 from workers.metrics import RolloutLog
 from workers.platforms import Failed, NotYet, Platform, Readiness, Ready
 from workers.state import AnalysisRequest, RolloutState
@@ -40,9 +44,12 @@ def observe(
     policy: Policy,
     now: float,
     log: RolloutLog,
+    hooks: HookCaller | None = None,
 ) -> Observation:
-    """What the engine is told: readiness of what it awaits, drift of what it applied, a due
-    look, or just time. Readiness is always of everything the rollout requires now."""
+    """What the engine is told: readiness of what it awaits, drift of what it applied, due
+    hooks' answers, a due look, or just time. Readiness is always of everything the rollout
+    requires now."""
+    hooks = hooks if hooks is not None else HookCaller({})
     token = state.awaiting
     watched = token is not None or state.phase.active
     answer = platform_readiness(platforms, state, policy, log) if watched else None
@@ -57,10 +64,16 @@ def observe(
     if isinstance(answer, NotYet):
         log.warning("the platform drifted: %s", answer.detail)
         return PlatformDrifted(answer.detail or "no detail given")
+    if state.hook_due is not None and (state.hook_at or 0.0) <= now:
+        point = HookToken.parse(state.hook_due).point
+        calls = hooks.call(state, policy, point)
+        log.info("%s hooks: %s", point.value, ", ".join(f"{c.name} {c.outcome}" for c in calls))
+        return HookResult(state.hook_due, point, calls)
     request = state.analysis_due(now)
     if request is None:
         return Tick()
-    return AnalysisResult(request, run_analysis(source, state, policy, request, log))
+    verdict = run_analysis(source, state, policy, request, log)
+    return AnalysisResult(request, with_hooks(verdict, hooks.analysis_rows(state, policy)))
 
 
 def platform_readiness(

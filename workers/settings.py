@@ -43,6 +43,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from workers.actions import NotifyKind
 from workers.errors import SettingsError
 
 SETTINGS_FILE_VARIABLE = "CANARIST_SETTINGS_FILE"
@@ -50,6 +51,7 @@ ROUTES_VARIABLE = "CANARIST_ALERT_ROUTES"
 MIN_REPORT_SECRET_CHARS = 16
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _ROUTES = "alert_routes"
+_HOOK_ROUTES, HOOK_ROUTES_VARIABLE = "hook_routes", "CANARIST_HOOK_ROUTES"
 
 
 class Group(BaseModel):
@@ -71,6 +73,11 @@ class PrometheusSettings(Group):
         return None if value == "" else value
 
 
+DEFAULT_EVENTS: tuple[NotifyKind, ...] = ("aborted", "failed", "paused", "promoted")
+"""What a route without ``events`` receives: every kind there was before routes chose (each
+notifier still skips what it never carries: Alertmanager, promotions)."""
+
+
 class AlertRoute(Group):
     """Where alerts go; a policy names routes, the service decides where they lead.
 
@@ -82,11 +89,35 @@ class AlertRoute(Group):
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     severity: str = "critical"
+    events: tuple[NotifyKind, ...] = Field(
+        default=DEFAULT_EVENTS,
+        description=(
+            "the notices this route receives, of those its policies name it for: started, stage "
+            "(each stage entered), paused, awaiting_approval, promoted, aborted, failed; by "
+            "default aborted, failed, paused and promoted, as before routes could choose"
+        ),
+    )
 
     @field_validator("headers", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value  # ``headers:`` left empty in YAML
+
+    def revealed_headers(self) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+
+class HookRoute(Group):
+    """Where a policy's HTTP hook is sent (analyzer/policy/hooks.py names it; workers/hooks.py
+    calls it): the URL, the secret the body is signed with, and extra headers. Set as JSON in
+    ``CANARIST_HOOK_ROUTES`` or under ``hook_routes`` in the settings file. A refusal never
+    quotes the route: its URL and secret are credentials."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the body")
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
 
     def revealed_headers(self) -> dict[str, str]:
         return {name: value.get_secret_value() for name, value in self.headers.items()}
@@ -102,6 +133,9 @@ class WorkerSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     alert_routes: dict[str, AlertRoute] = Field(default_factory=dict)
+    hook_routes: dict[str, HookRoute] = Field(
+        default_factory=dict, description="the policies' HTTP hooks' routes by name (JSON)"
+    )
     policy_dir: Path = Path("policies")
     public_url: str | None = Field(
         default=None,
@@ -178,7 +212,7 @@ class _Environment(EnvSettingsSource):
     def prepare_field_value(
         self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
     ) -> Any:
-        if field_name == _ROUTES and isinstance(value, str):
+        if field_name in (_ROUTES, _HOOK_ROUTES) and isinstance(value, str):
             return value  # read in __call__: an error raised here would lose its message
         return super().prepare_field_value(field_name, field, value, value_is_complex)
 
@@ -197,6 +231,13 @@ class _Environment(EnvSettingsSource):
             values[_ROUTES] = validated_routes(data, origin)
         elif nested:
             values[_ROUTES] = validated_routes(nested, f"{ROUTES_VARIABLE}__*")
+        hooks = values.pop(_HOOK_ROUTES, None)
+        if isinstance(hooks, str) and hooks.strip():
+            try:
+                data = json.loads(hooks)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{HOOK_ROUTES_VARIABLE}: not valid JSON ({exc})") from None
+            values[_HOOK_ROUTES] = validated_hook_routes(data, HOOK_ROUTES_VARIABLE)
         return values
 
 
@@ -213,6 +254,9 @@ class _SettingsFile(YamlConfigSettingsSource):
         values = super().__call__()
         if _ROUTES in values:
             values = {**values, _ROUTES: validated_routes(values[_ROUTES], self.origin)}
+        if _HOOK_ROUTES in values:
+            hooks = validated_hook_routes(values[_HOOK_ROUTES], self.origin)
+            values = {**values, _HOOK_ROUTES: hooks}
         return values
 
 
@@ -254,6 +298,26 @@ def validated_routes(data: Any, origin: str) -> dict[str, AlertRoute]:
         except ValidationError as exc:
             # Not chained: the cause would print the input, credentials and all.
             raise SettingsError(f"{origin}: alert route {name!r} {_problems(exc)}") from None
+    return routes
+
+
+def validated_hook_routes(data: Any, origin: str) -> dict[str, HookRoute]:
+    """``data`` as hook routes by name, or SettingsError naming ``origin``, the route and its
+    bad keys, never a value (a URL or a secret)."""
+    if not isinstance(data, dict):
+        raise SettingsError(f"{origin}: hook routes must be a mapping of name to route")
+    routes = {}
+    for name, spec in data.items():
+        try:
+            routes[str(name)] = HookRoute.model_validate(spec)
+        except ValidationError as exc:
+            problems = sorted(
+                {".".join(map(str, e["loc"])) or "route" for e in exc.errors(include_input=False)}
+            )
+            raise SettingsError(
+                f"{origin}: hook route {name!r} is not a route of url (http or https), secret "
+                f"and headers (check: {', '.join(problems)})"
+            ) from None
     return routes
 
 

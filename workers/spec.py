@@ -13,7 +13,7 @@ from datetime import timedelta
 from analyzer.analysis import Versions
 from analyzer.policy.promql import Selector
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, StickyKey
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class RolloutTraffic:
     stable_service: str = ""  # blue-green: the active Service
     canary_service: str = ""  # blue-green: the preview Service
     version_label: str = "version"
+    # traffic.sticky: what a weighted split is keyed on (None: each request on its own); a
+    # rollout record with it says format 4 (workers/state.py)
+    sticky: StickyKey | None = None
 
     def resolved(self, app: str) -> RolloutTraffic:
         """Every name filled in: the app's name, and ``<app>-canary`` for the canary Service."""

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Router
+from analyzer.policy.traffic import Router, StickyKey
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
 from workers.spec import RolloutSpec, RolloutTraffic
@@ -35,7 +35,30 @@ PINNED_POLICY_FORMAT = 3
 """A rollout record with ``policy_digest``, its pinned policy (whatever its spec): a release before
 pinning would re-read the policy file by name (edited since, perhaps), so it must refuse the
 record by name."""
-RECORD_FORMATS = frozenset({RECORD_FORMAT, SPEC_KEYS_FORMAT, PINNED_POLICY_FORMAT})
+STICKY_FORMAT = 4
+"""A rollout record whose traffic is sticky (``spec.traffic.sticky``), whatever else it has: a
+release before would read the key as a bad record, or, dropping it, split each user's requests
+apart; so it must refuse the record by name. Without sticky the key is left out."""
+HOOKS_FORMAT = 5
+"""A rollout record with ``hook_due`` (HTTP hooks to call: workers/engine/hooks.py), whatever else
+it has: a release without hooks would never call them, so a pre-rollout or confirm-promotion gate
+would hold for ever; it must refuse the record by name. Left out (and the format as before) when
+None."""
+HOOK_KEYS: Mapping[str, object] = {"hook_due": None, "hook_at": None}
+AWAITING_APPROVAL_FORMAT = 6
+"""A rollout record in phase ``awaiting_approval`` (whatever else it holds: format 6 reads every
+key of formats 2 to 5): a release without the manual gate knows no such phase, so it must refuse
+the record by name; once approved (or aborted) the record is written in its format before."""
+RECORD_FORMATS = frozenset(
+    {
+        RECORD_FORMAT,
+        SPEC_KEYS_FORMAT,
+        PINNED_POLICY_FORMAT,
+        STICKY_FORMAT,
+        HOOKS_FORMAT,
+        AWAITING_APPROVAL_FORMAT,
+    }
+)
 POLICY_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256, hex: the key of a pinned policy's text
 
 
@@ -80,6 +103,7 @@ class Phase(StrEnum):
     PENDING = "pending"  # accepted; waits to start (or for the rollout it supersedes)
     PROGRESSING = "progressing"  # walking its stages on its own
     PAUSED = "paused"  # holds until a person promotes, resumes or aborts
+    AWAITING_APPROVAL = "awaiting_approval"  # passed; promotes once a person approves
     PROMOTING = "promoting"  # the new version is becoming the stable one
     PROMOTED = "promoted"  # done: the new version is stable
     ABORTING = "aborting"  # rolling back to the stable version
@@ -93,7 +117,7 @@ class Phase(StrEnum):
     @property
     def active(self) -> bool:
         """The canary is out and its stages are in charge (analysis may run)."""
-        return self in (Phase.PROGRESSING, Phase.PAUSED)
+        return self in (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL)
 
 
 _TERMINAL = frozenset({Phase.PROMOTED, Phase.ABORTED, Phase.FAILED})
@@ -165,6 +189,8 @@ class RolloutState:
     supersedes: str | None = None  # the rollout this one replaces, until it stands down
     superseded_by: str | None = None
     policy_digest: str | None = None  # its pinned policy (store.policies); None: read by name
+    hook_due: str | None = None  # HTTP hooks to call: "attempt:stage:point" (engine/hooks.py)
+    hook_at: float | None = None  # when to call them (again: a confirm_promotion said no)
 
     @classmethod
     def new(
@@ -192,6 +218,7 @@ class RolloutState:
             and self.final_look_at is not None
             and now >= self.final_look_at
         )
+        final = final and self.hook_due is None  # held at a hook gate: background looks only
         if not final and (self.next_look_at is None or now < self.next_look_at):
             return None
         return AnalysisRequest(
@@ -225,7 +252,10 @@ class RolloutState:
             final, ends = self.final_look_at, self.stage_ends_at
         due = [next_look, *((final, ends) if progressing else ())]
         due.append(now + poll if self.awaiting is not None else None)
-        due.append(now + interval if self.phase is Phase.PAUSED else None)
+        waiting = self.phase in (Phase.PAUSED, Phase.AWAITING_APPROVAL)
+        due.append(now + interval if waiting else None)
+        # a rollout not yet started stays due (a refused command must not strand it)
+        due.append(now if self.phase is Phase.PENDING and self.supersedes is None else None)
         next_due = min((at for at in due if at is not None), default=None)
         return replace(
             self,
@@ -255,6 +285,17 @@ class RolloutState:
             del record["policy_digest"]
         else:
             record["format"] = PINNED_POLICY_FORMAT
+        if spec["traffic"]["sticky"] is None:  # left out: the releases before read it as ever
+            del spec["traffic"]["sticky"]
+        else:
+            record["format"] = STICKY_FORMAT
+        for key, default in HOOK_KEYS.items():
+            if record[key] == default:  # left out: the releases before hooks read it as ever
+                del record[key]
+        if self.hook_due is not None:
+            record["format"] = HOOKS_FORMAT
+        if self.phase is Phase.AWAITING_APPROVAL:  # unknown to the releases before the gate
+            record["format"] = AWAITING_APPROVAL_FORMAT
         return record
 
     @classmethod
@@ -280,6 +321,8 @@ def _dump(value: Any) -> Any:
     if isinstance(value, RolloutSpec):
         spec = {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
         traffic = {f.name: _dump(getattr(value.traffic, f.name)) for f in fields(value.traffic)}
+        sticky = value.traffic.sticky
+        traffic["sticky"] = None if sticky is None else sticky.to_record()
         return {**spec, "args": dict(value.args), "images": dict(value.images), "traffic": traffic}
     if isinstance(value, RunTally | VerdictSummary):
         return {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
@@ -332,7 +375,9 @@ def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
         raise ValueError("spec.traffic must be a mapping")
     strategy = StrategyType(value.get("strategy", StrategyType.CANARY))
     router = Router(traffic.get("router", Router.REPLICAS))
-    routed = RolloutTraffic(**{**traffic, "router": router})
+    sticky = traffic.get("sticky")
+    sticky = None if sticky is None else StickyKey.from_record(sticky)
+    routed = RolloutTraffic(**{**traffic, "router": router, "sticky": sticky})
     return RolloutSpec(**{**value, **pairs, "strategy": strategy, "traffic": routed})
 
 
@@ -347,15 +392,17 @@ _TIMES = frozenset(
         "last_look_at",
         "final_look_at",
         "next_due_at",
+        "hook_at",
     }
 )
 _OPTIONAL = frozenset(
     {"awaiting", "pause_reason", "abort_reason", "supersedes", "superseded_by"}
-    | {"last_verdict", "policy_digest"}
+    | {"last_verdict", "policy_digest", "hook_due"}
 )
 _SCALARS: dict[str, type] = {
     **dict.fromkeys(("id", "app", "namespace", "policy", "awaiting", "pause_reason"), str),
     **dict.fromkeys(("abort_reason", "supersedes", "superseded_by"), str),
     **dict.fromkeys(("attempt", "stage_index", "canary_weight", "extensions"), int),
     "stage_failures": int,
+    "hook_due": str,
 }

@@ -79,6 +79,7 @@ from workers.errors import (
     TemporaryError,
     WorkerError,
 )
+from workers.hooks import HookCaller
 from workers.intake import Intake, RolloutJob
 from workers.metrics import RolloutLog, rollout_log
 from workers.observations import observe
@@ -124,6 +125,7 @@ class Runtime:
     max_countdown: float = 1800.0  # half the broker's visibility timeout
     reconcile_grace: float = 15.0
     worker_id: str = "worker"
+    hooks: HookCaller | None = None  # the policies' HTTP hooks (None: no hook route defined)
 
 
 def advance(runtime: Runtime, rollout_id: str, revision: int) -> AdvanceResult:
@@ -205,7 +207,7 @@ def _advance_leased(
             return AdvanceResult.BLOCKED
     now = runtime.clock()
     metrics.record_lateness(state.next_due_at, now)
-    observation = observe(runtime.platforms, runtime.source, state, policy, now, log)
+    observation = observe(runtime.platforms, runtime.source, state, policy, now, log, runtime.hooks)
     try:
         stepped = step_and_save(
             runtime.store,

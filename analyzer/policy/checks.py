@@ -19,6 +19,7 @@ from analyzer.policy.promql import BUILTIN_VARIABLES, PromQLTemplate
 from analyzer.policy.promql_check import query_problems
 from analyzer.policy.strategy import (
     AnalyzeStep,
+    BlueGreenStrategy,
     CanaryStrategy,
     RollingStrategy,
     SetWeightStep,
@@ -32,6 +33,7 @@ from analyzer.policy.traffic import (
     TrafficSpec,
     audience_refusals,
     router_match,
+    sticky_refusal,
 )
 
 FRESH_BASELINE_MAX_WEIGHT = 50  # a fresh baseline's share equals the canary's: 2 x 50 = 100
@@ -87,7 +89,28 @@ def traffic_problems(
         *_traffic(strategy, traffic),
         *(_fresh_baseline(strategy, traffic) if baseline == "fresh" else ()),
         *_audience(strategy, traffic),
+        *_sticky(strategy, traffic),
     ]
+
+
+def _sticky(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:
+    """A sticky split needs weight steps to keep users through, and a router that can key a
+    split on a user. As with an audience, only a router the policy names is refused here: the
+    local platform keys its own NGINX on any sticky form, and intake refuses the rest."""
+    if traffic.sticky is None:
+        return
+    if isinstance(strategy, RollingStrategy | BlueGreenStrategy):
+        yield PolicyProblem(
+            ("traffic", "sticky"),
+            f"sticky keeps users through a weighted split, and strategy {strategy.type} has "
+            "none (rolling batches share one pool, blue-green switches everyone at once): "
+            "drop sticky, or use strategy canary or targeted",
+        )
+        return
+    named = "router" in traffic.model_fields_set
+    refusal = sticky_refusal(traffic.router, traffic.sticky.key()) if named else None
+    if refusal is not None:
+        yield PolicyProblem(("traffic", "sticky"), refusal)
 
 
 def _audience(strategy: Strategy, traffic: TrafficSpec) -> Iterator[PolicyProblem]:

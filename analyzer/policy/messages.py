@@ -33,6 +33,7 @@ MAPPING_EXAMPLES = {
     "pause": "pause: {duration: 5m} (or pause: 5m, or pause: {} to wait for a person)",
     "analysis": "analysis: {interval: 1m}",
     "traffic": "traffic: {router: gateway_api}",
+    "sticky": "sticky: {cookie: canarist-split} (or sticky: {header: x-user-id})",
     "strategy": "strategy: {type: canary, steps: [...]}",
     "header": 'header: {name: x-canary, value: "1"}',
     "cookie": 'cookie: {name: canary, value: "1"}',

@@ -7,6 +7,7 @@
     strategy                         how the release moves forward (see strategy.py)
     traffic                          which router carries the traffic (see traffic.py)
     alerts                           names of alert routes configured in the service's settings
+    hooks                            HTTP hooks at points of the rollout (see hooks.py)
 
 Cross-field rules live in checks.py; they run here so no invalid Policy object can exist.
 """
@@ -17,12 +18,13 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from analyzer.errors import PolicyProblem
 from analyzer.policy.base import Name, PolicyModel
 from analyzer.policy.checks import policy_problems
 from analyzer.policy.durations import Duration
+from analyzer.policy.hooks import HookSpec, hook_problems
 from analyzer.policy.metrics import Metric
 from analyzer.policy.percent import AS_FRACTION, AS_PERCENT
 from analyzer.policy.strategy import Strategy
@@ -142,6 +144,16 @@ class Policy(PolicyModel):
     strategy: Strategy
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     alerts: list[AlertRouteName] = Field(default_factory=list, description="alert route names")
+    hooks: list[HookSpec] = Field(default_factory=list, description="HTTP hooks (hooks.py)")
+
+    @field_validator("hooks")
+    @classmethod
+    def _distinct_hooks(cls, hooks: list[HookSpec], info: ValidationInfo) -> list[HookSpec]:
+        metrics = info.data.get("metrics") or []
+        problem = hook_problems(hooks, {metric.name for metric in metrics})
+        if problem is not None:
+            raise ValueError(problem)
+        return hooks
 
     @model_validator(mode="after")
     def _cross_field_rules(self, info: ValidationInfo) -> Policy:

@@ -6,6 +6,9 @@
 - ``targeted``    a chosen audience first (header, cookie or region), then weight steps.
 
 Weights and batches are cumulative targets ("set weight to 25"), never increments.
+
+Every type takes ``confirm_promotion``: ``auto`` (the default) promotes once the last stage
+passes; ``manual`` holds there, awaiting a person's ``approve`` (Spinnaker's manual judgment).
 """
 
 from __future__ import annotations
@@ -46,6 +49,23 @@ class StrategyType(PolicyWord):
     ROLLING = "rolling"
     BLUE_GREEN = "blue_green"
     TARGETED = "targeted"
+
+
+class ConfirmPromotion(PolicyWord):
+    """Who confirms the promotion once the last stage passes: Canarist, or a person."""
+
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class ConfirmableStrategy(PolicyModel):
+    confirm_promotion: ConfirmPromotion = Field(
+        default=ConfirmPromotion.AUTO,
+        description=(
+            "manual: once the last stage passes, wait for a person to approve the promotion "
+            "(canarist approve); auto: promote at once"
+        ),
+    )
 
 
 # A step's ``pause:`` and an ``analyze:`` block; the plan's stages they compile to are
@@ -153,7 +173,7 @@ def check_load_placement(steps: list[Step]) -> None:
             )
 
 
-class CanaryStrategy(PolicyModel):
+class CanaryStrategy(ConfirmableStrategy):
     type: Literal[StrategyType.CANARY]
     steps: list[Step] = Field(min_length=1)
 
@@ -179,12 +199,12 @@ class Batch(PolicyModel):
         return self
 
 
-class RollingStrategy(PolicyModel):
+class RollingStrategy(ConfirmableStrategy):
     type: Literal[StrategyType.ROLLING]
     batches: list[Batch] = Field(min_length=1)
 
 
-class BlueGreenStrategy(PolicyModel):
+class BlueGreenStrategy(ConfirmableStrategy):
     type: Literal[StrategyType.BLUE_GREEN]
     preview_replicas: int | None = Field(
         default=None, ge=1, description="replicas of the preview; unset = as many as active"
@@ -239,7 +259,7 @@ class MatchRule(PolicyModel):
         return self
 
 
-class TargetedStrategy(PolicyModel):
+class TargetedStrategy(ConfirmableStrategy):
     type: Literal[StrategyType.TARGETED]
     match: list[MatchRule] = Field(min_length=1)
     region_header: str = Field(

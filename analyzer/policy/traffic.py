@@ -13,22 +13,30 @@ mid-flight when the policy file changes (the rollout keeps it as workers/state.p
 Object names default to the app's name (``<app>-canary`` for the canary Service), so one policy
 serves many apps; name them only where an app's objects are called otherwise.
 
-``ROUTER_LIMITS`` says what each router can express of a targeted audience, as data: the policy's
-checks (checks.py) refuse a ``strategy.match`` at its line with ``audience_refusals``, and the
-Kubernetes routers refuse the same audience with the same function at submit, so the validator
-and the platform cannot disagree.
+``ROUTER_LIMITS`` says what each router can express of a targeted audience and of a sticky split,
+as data: the policy's checks (checks.py) refuse a ``strategy.match`` at its line with
+``audience_refusals`` and a ``traffic.sticky`` with ``sticky_refusal``, and the Kubernetes routers
+refuse the same with the same functions at submit, so the validator and the platform cannot
+disagree.
+
+``sticky`` keys a weighted split on a user instead of a request: a header or cookie the app
+already sends, or a cookie the router sets on a user's first response. A user hashed below the
+weight is on the canary, so raising the weight only adds users to it (the local platform's NGINX
+does exactly that); ingress-nginx can only pin a user to the side the first request reached, with
+its own session cookie, and the Gateway API's v1 HTTPRoute and kube-proxy cannot key a split on a
+user at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from analyzer.policy.base import PolicyModel, PolicyWord
-from analyzer.policy.strategy import MatchRule
+from analyzer.policy.strategy import TOKEN_PATTERN, MatchRule
 
 
 class Router(PolicyWord):
@@ -63,6 +71,79 @@ LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
 """A label key, with an optional DNS prefix: ``version``, ``app.kubernetes.io/version``."""
 
 
+class StickyKind(PolicyWord):
+    """What a sticky split is keyed on: how routers tell the forms of ``traffic.sticky`` apart."""
+
+    HEADER = "header"  # a request header the app (or its gateway) already sends
+    APP_COOKIE = "app_cookie"  # a cookie the app already sets
+    ROUTER_COOKIE = "router_cookie"  # a cookie the router sets on the first response
+
+
+@dataclass(frozen=True)
+class StickyKey:
+    """``traffic.sticky`` as routers and the rollout record see it (workers.spec keeps it)."""
+
+    kind: StickyKind
+    name: str  # the header's or the cookie's name
+
+    def to_record(self) -> dict[str, str]:
+        """As the rollout record and the local platform's app record keep it."""
+        return {"kind": self.kind.value, "name": self.name}
+
+    @classmethod
+    def from_record(cls, record: object) -> StickyKey:
+        """Read ``to_record``'s form back; ValueError naming what is wrong."""
+        if not isinstance(record, Mapping) or not isinstance(record.get("name"), str):
+            raise ValueError(f"a sticky key is a mapping with a kind and a name, not {record!r}")
+        return cls(StickyKind(str(record.get("kind"))), record["name"])
+
+    def describe(self) -> str:
+        """The key in a message's words: ``header x-user-id``, ``the app's cookie session``."""
+        if self.kind == StickyKind.HEADER:
+            return f"header {self.name}"
+        if self.kind == StickyKind.APP_COOKIE:
+            return f"the app's cookie {self.name}"
+        return f"cookie {self.name}, set by the router"
+
+
+class StickySpec(PolicyModel):
+    """Keep each user on one version while the weight moves: split on a user, not a request."""
+
+    model_config = ConfigDict(title="Sticky")  # its name in the schema and messages
+
+    cookie: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        description="split on this cookie (set_by canarist: the router sets it when absent)",
+    )
+    header: str | None = Field(
+        default=None, pattern=TOKEN_PATTERN, description="split on this request header"
+    )
+    set_by: Literal["canarist", "app"] | None = Field(
+        default=None,
+        description="cookie only: canarist (default: the router sets a random id on a user's "
+        "first response) or app (the app's own cookie, e.g. a session)",
+    )
+
+    @model_validator(mode="after")
+    def _one_key(self) -> StickySpec:
+        if (self.cookie is None) == (self.header is None):
+            raise ValueError(
+                "sticky has exactly one of cookie or header: sticky: {cookie: canarist-split}, "
+                "or sticky: {header: x-user-id}"
+            )
+        if self.header is not None and self.set_by is not None:
+            raise ValueError("set_by is for a cookie: a header is always the app's")
+        return self
+
+    def key(self) -> StickyKey:
+        if self.header is not None:
+            return StickyKey(StickyKind.HEADER, self.header)
+        assert self.cookie is not None  # _one_key says so
+        kind = StickyKind.APP_COOKIE if self.set_by == "app" else StickyKind.ROUTER_COOKIE
+        return StickyKey(kind, self.cookie)
+
+
 class TrafficSpec(PolicyModel):
     """How traffic reaches each version; every name defaults from the app's name."""
 
@@ -90,6 +171,11 @@ class TrafficSpec(PolicyModel):
     version_label: LabelKey = Field(
         default="version", description="the pod label whose value tells the versions apart"
     )
+    sticky: StickySpec | None = Field(
+        default=None,
+        description="keep each user on one version while the weight moves (default: every "
+        "request is split on its own)",
+    )
 
 
 GATEWAY_API_MAX_MATCHES = 64
@@ -106,23 +192,67 @@ class RouterLimits:
     max_headers: int | None = None
     max_cookies: int | None = None
     cookie_values: frozenset[str] | None = None
+    sticky: frozenset[StickyKind] = frozenset()  # what a sticky split may be keyed on
+    sticky_why: str = ""  # why not, when it may not be keyed on a user at all
 
 
 ROUTER_LIMITS: dict[Router, RouterLimits] = {
-    Router.REPLICAS: RouterLimits("traffic.router replicas", routes_audience=False),
+    Router.REPLICAS: RouterLimits(
+        "traffic.router replicas",
+        routes_audience=False,
+        sticky_why="kube-proxy picks a pod per connection, whoever sends it",
+    ),
     # Each audience rule is one match of the canary's HTTPRoute rule (times the route's own).
+    # Session persistence is not in the standard (v1) HTTPRoute: only experimental, and each
+    # implementation's own, so a split there is per request.
     Router.GATEWAY_API: RouterLimits(
-        "the Gateway API", routes_audience=True, max_rules=GATEWAY_API_MAX_MATCHES
+        "the Gateway API",
+        routes_audience=True,
+        max_rules=GATEWAY_API_MAX_MATCHES,
+        sticky_why="a standard (v1) HTTPRoute splits its weighted backendRefs per request "
+        "(session persistence is experimental and implementation-specific)",
     ),
     # canary-by-header and canary-by-cookie take one name each; a cookie routes when "always".
+    # Sticky: session affinity on both Ingresses, with the canary's affinity-canary-behavior
+    # sticky, pins a user to the side their first request reached, with ingress-nginx's own
+    # cookie: never keyed on the app's header or cookie.
     Router.NGINX_INGRESS: RouterLimits(
         "ingress-nginx",
         routes_audience=True,
         max_headers=1,
         max_cookies=1,
         cookie_values=frozenset({"always"}),
+        sticky=frozenset({StickyKind.ROUTER_COOKIE}),
+        sticky_why="its session affinity sets and reads a cookie of its own",
     ),
 }
+
+
+def sticky_refusal(router: Router, sticky: StickyKey | None) -> str | None:
+    """Why ``router`` cannot keep users on one version by ``sticky``, and what to do; None if it
+    can (or nothing is sticky)."""
+    limits = ROUTER_LIMITS[router]
+    if sticky is None or sticky.kind in limits.sticky:
+        return None
+    if not limits.sticky:
+        return (
+            f"{limits.said_as} cannot keep a user on one version ({limits.sticky_why}): every "
+            "request would be split on its own; use traffic.router nginx_ingress (with sticky: "
+            "{cookie: <name>}), the local platform, or drop sticky"
+        )
+    forms = " or ".join(f"{{{_sticky_form(kind)}}}" for kind in sorted(limits.sticky))
+    return (
+        f"{limits.said_as} cannot key a split on {sticky.describe()} ({limits.sticky_why}): "
+        f"use sticky: {forms}, or the local platform"
+    )
+
+
+def _sticky_form(kind: StickyKind) -> str:
+    return {
+        StickyKind.HEADER: "header: <name>",
+        StickyKind.APP_COOKIE: "cookie: <name>, set_by: app",
+        StickyKind.ROUTER_COOKIE: "cookie: <name>",
+    }[kind]
 
 
 class AudienceRule(Protocol):

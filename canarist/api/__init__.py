@@ -10,7 +10,7 @@ Endpoints (all but the last three need a bearer token with the role named; see a
     GET  /v1/rollouts[?namespace=]         200  read: rollouts the token may see, newest first
     GET  /v1/rollouts/{id}                 200  read: one rollout, its verdict and audit events
     GET  /v1/rollouts/{id}/report          200  read (or a signed link): the HTML report
-    POST /v1/rollouts/{id}/abort|promote|pause|resume|retry   202  operate: a manual command
+    POST /v1/rollouts/{id}/abort|promote|pause|resume|retry|approve   202  operate: a manual command
     GET  /healthz                          200, or 503 when the store is unreachable
     GET  /metrics                          Prometheus text format
     GET  /openapi.json                     the schema

@@ -38,7 +38,7 @@ _bearer = HTTPBearer(
     auto_error=False,
     description="A token made by `canarist token new`; the server keeps only its SHA-256. Its "
     "roles decide what it may do: read, submit, operate (pause, resume, abort, promote, "
-    "retry) or admin.",
+    "retry, approve) or admin.",
 )
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

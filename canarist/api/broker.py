@@ -64,5 +64,6 @@ def intake_over_celery(settings: Settings, store: StateStore) -> Intake:
         millisecond_clock,
         enqueue,
         alert_routes=routes,
+        hook_routes=settings.hook_routes.keys(),
         on_outbox=on_outbox,
     )

@@ -36,8 +36,8 @@ DESCRIPTION = """Queue rollouts, follow them, and steer them by hand.
 Every request but `/healthz`, `/metrics` and this schema needs `Authorization: Bearer <token>`,
 checked before the body is read. A token acts only in its namespaces (a rollout outside them is
 a 404, like an unknown one) and only with its roles: `read` (list, status, report, policies),
-`submit`, `operate` (pause, resume, abort, promote, retry), `admin` (all); its name is recorded
-on every action. Policies belong to no namespace: any token that may read sees them all.
+`submit`, `operate` (pause, resume, abort, promote, retry, approve), `admin` (all); its name is
+recorded on every action. Policies belong to no namespace: any token that may read sees them all.
 Errors are `{"error": code, "detail": sentence, "problems": [{field, message}]}`, a few KB at
 most; a body over the limit (64 KiB by default) is a 413 and one that is not JSON a 400.
 

@@ -267,6 +267,13 @@ def resume(
     return _command(request, caller, rollout_id, "resume", body)
 
 
+@_command_route("approve", "Approve the promotion of a rollout awaiting approval")
+def approve(
+    rollout_id: str, request: Request, caller: Operator, body: CommandBody = None
+) -> models.RolloutSummary:
+    return _command(request, caller, rollout_id, "approve", body)
+
+
 @_command_route("retry", "Start an aborted or failed rollout again")
 def retry(
     rollout_id: str, request: Request, caller: Operator, body: CommandBody = None

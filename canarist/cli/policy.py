@@ -141,7 +141,7 @@ def token_new(
         list[str] | None,
         typer.Option(
             help="read (list, status, report), submit, operate (pause, resume, abort, promote, "
-            "retry) or admin (all); repeat for several. Default: read only",
+            "retry, approve) or admin (all); repeat for several. Default: read only",
         ),
     ] = None,
 ) -> None:

@@ -1,4 +1,4 @@
-"""``canarist submit|list|status|abort|promote|pause|resume|retry`` over the HTTP API.
+"""``canarist submit|list|status|abort|promote|pause|resume|retry|approve`` over the HTTP API.
 
 The rollout commands are thin clients of the API (``--api``, env ``CANARIST_API_URL``, else the
 settings' ``api_url``; ``--token``, env ``CANARIST_TOKEN``), so a person and a CI job go through
@@ -180,6 +180,7 @@ def status_view(rollout: dict[str, Any]) -> Group:
         "weight": f"{rollout['canary_weight']}%",
         "verdict": _verdict(rollout),
         "pause reason": rollout.get("pause_reason"),
+        "approval": _approval(rollout),
         "abort reason": rollout.get("abort_reason"),
         # However old: an alert nobody received matters more than the recent events.
         "NOT ALERTED": "\n".join(
@@ -210,6 +211,13 @@ def status_view(rollout: dict[str, Any]) -> Group:
             trail.add_row(*map(Text, cells))
         parts.append(trail)
     return Group(*parts)
+
+
+def _approval(rollout: dict[str, Any]) -> str | None:
+    """What a rollout awaiting approval waits for, and the command that gives it."""
+    if rollout["phase"] != "awaiting_approval":
+        return None
+    return f"awaited: canarist approve {rollout['id']} --reason '...' (or abort)"
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -338,6 +346,7 @@ _SUMMARIES: dict[CommandKind, str] = {  # promote has a command of its own (--fu
     "pause": "Hold at the current stage.",
     "resume": "Carry on after a pause.",
     "retry": "Start an aborted or failed rollout again.",
+    "approve": "Approve the promotion of a rollout awaiting approval (confirm_promotion: manual).",
 }
 
 

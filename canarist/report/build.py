@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyzer.hook_verdicts import HOOK_KIND as HOOK
 from analyzer.policy import Policy
 from analyzer.sources.base import MetricSource
 from canarist.report.evidence import ChartContext
@@ -161,10 +162,11 @@ def _all_events(store: StateStore, rollout_id: str) -> list[AuditEvent]:
 
 
 def _metric_names(report: Report) -> list[str]:
-    """The policy's metrics in its order, then any a recorded verdict names besides."""
+    """The policy's metrics in its order, then any a recorded verdict names besides (not its
+    hooks' answers: the hooks section shows those)."""
     names = [metric.name for metric in report.policy.metrics] if report.policy else []
     for look in report.history.looks:
-        names += [m.name for m in look.verdict.metrics if m.name not in names]
+        names += [m.name for m in look.verdict.metrics if m.name not in names and m.kind != HOOK]
     return names
 
 

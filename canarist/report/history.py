@@ -160,6 +160,7 @@ _DECIDING = {
     Phase.ABORTING: ("Aborting", (Phase.ABORTING,)),
     Phase.FAILED: ("Failed", (Phase.FAILED,)),
     Phase.PAUSED: ("Paused", (Phase.PAUSED,)),
+    Phase.AWAITING_APPROVAL: ("Awaiting approval", (Phase.AWAITING_APPROVAL,)),
 }
 
 
@@ -193,6 +194,8 @@ def _decision(
     at = event.at if event is not None else None
     if state.phase in (Phase.ABORTED, Phase.ABORTING, Phase.FAILED):
         sentence = state.abort_reason or (event.message if event else "no reason recorded")
+    elif state.phase is Phase.AWAITING_APPROVAL:
+        sentence = event.message if event else "the promotion waits for a person's approval"
     elif state.phase is Phase.PAUSED:
         sentence = state.pause_reason or (event.message if event else "no reason recorded")
     else:

@@ -15,6 +15,7 @@ from analyzer.verdict import Judgement
 from canarist.report.evidence import ChartContext, badge, evidence_chart, looks_table
 from canarist.report.formatting import Unit, duration, esc, number, utc
 from canarist.report.history import History, decisive_verdict
+from canarist.report.hooks import hooks_section
 from canarist.report.sections import slug
 from workers.actions import EventKind
 from workers.policies import short_digest
@@ -28,6 +29,7 @@ _PHASE_TONE = {
     Phase.ABORTING: "bad",
     Phase.FAILED: "bad",
     Phase.PAUSED: "wait",
+    Phase.AWAITING_APPROVAL: "wait",
     Phase.PROGRESSING: "busy",
     Phase.PENDING: "busy",
 }
@@ -104,6 +106,7 @@ def document(
         f'<section id="metrics"><h2>Metrics: baseline vs canary</h2>{"".join(cards)}</section>'
         f'<section id="evidence"><h2>Evidence, look by look</h2>{evidence}'
         f"{looks_table(history.looks, metric_names, dict(units))}</section>"
+        f"{hooks_section(history.events, history.looks)}"
         f'<section id="timeline"><h2>Timeline</h2>{timeline(history.events, state.created_at)}'
         "</section>"
         f"<footer>Generated {esc(utc(generated_at))} by Canarist from the rollout's audit trail "

@@ -91,7 +91,9 @@ def test_the_policies_are_listed_with_digest_summary_and_errors(served: Served) 
     assert canary["strategy"] == "canary" and canary["metrics"] and canary["error"] is None
     broken = listed["broken"]
     assert broken["strategy"] is None and broken["metrics"] == []
-    assert broken["error"].startswith("broken.yaml:3: analysis.interval")
+    # every problem at once, sorted by line: the missing metrics (line 1), then the interval
+    assert broken["error"].startswith("broken.yaml:1: metrics: missing required field")
+    assert "analysis.interval: bad duration 'soon'" in broken["error"]
     assert str(served.policy_dir) not in answer.text  # the server's directory is its own business
 
 
@@ -128,7 +130,7 @@ def test_policy_list_and_show(served: Served) -> None:
     digest = sha256((served.policy_dir / "default-canary.yaml").read_bytes())
     row = next(row for row in rows if row.startswith("default-canary "))
     assert row.split()[1:3] == [digest[:12], "canary"]
-    assert any(row.startswith("broken ") and "ERROR: broken.yaml:3" in row for row in rows)
+    assert any(row.startswith("broken ") and "ERROR: broken.yaml:1: metrics" in row for row in rows)
 
     shown = served.cli("policy", "show", "default-canary")
     assert shown.exit_code == 0, shown.output

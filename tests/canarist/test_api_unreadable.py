@@ -73,7 +73,7 @@ def refused_as_unreadable(answer: httpx.Response) -> None:
     body = answer.json()
     assert body["error"] == "unreadable_record"
     assert body["detail"].startswith(f"rollout {BAD} is stored in format {NEWER}"), body
-    assert "(it reads formats 1, 2, 3)" in body["detail"]
+    assert "(it reads formats 1, 2, 3, 4, 5, 6)" in body["detail"]
     assert "a newer release wrote it" in body["detail"]
 
 

@@ -32,11 +32,13 @@ from canarist.settings import ApiToken, Settings, hash_token
 from tests.workers.conftest import FakeClock, FakeSource, Queued
 from workers.actions import PlatformAction, Released
 from workers.delivery import Delivery
+from workers.hooks import HookCaller
 from workers.intake import Intake
 from workers.notify.memory import MemoryNotifier
 from workers.platforms import Platform, Readiness
+from workers.settings import HookRoute
 from workers.state import Phase, RolloutState
-from workers.store import MemoryStateStore
+from workers.store import MemoryStateStore, StateStore
 from workers.strategies import plan_for
 from workers.tasks import Runtime, advance, reconcile
 
@@ -84,15 +86,19 @@ class Harness:
     oncall: MemoryNotifier = field(default_factory=MemoryNotifier)
     applies: int = 0  # platform calls made by workers so far
     poll: float = 0.0  # real seconds between polls of a change in flight (real platforms)
+    hook_routes: dict[str, HookRoute] = field(default_factory=dict)  # the policies' HTTP hooks
+    hooks: Callable[[dict[str, HookRoute]], HookCaller] = HookCaller
+    store_for: Callable[[FakeClock], StateStore] = MemoryStateStore  # or the real Redis's
 
     def __post_init__(self) -> None:
-        self.store = MemoryStateStore(self.clock)
+        self.store = self.store_for(self.clock)
         self.intake = Intake(
             self.store,
             self.policy_dir,
             self.clock,
             self.queued.enqueue,
             alert_routes=["oncall"],
+            hook_routes=self.hook_routes.keys(),
             on_outbox=self.queued.wake,
         )
         token = ApiToken(
@@ -142,6 +148,7 @@ class Harness:
             max_countdown=15.0,
             reconcile_grace=RECONCILE_GRACE,
             worker_id="harness",
+            hooks=self.hooks(self.hook_routes),
         )
         return runtime, platform
 

@@ -230,7 +230,7 @@ def test_a_notice_carries_when_the_engine_decided_and_delivery_uses_it(
     memory_store: MemoryStateStore, delivery: Delivery, oncall: MemoryNotifier, aborted: str
 ) -> None:
     (item,) = memory_store.outbox.claim("peek", delivery.clock(), 0.0)
-    assert item.format == 2 and item.payload["occurred_at"] == ABORTED_AT
+    assert item.format == 3 and item.payload["occurred_at"] == ABORTED_AT
     assert isinstance(item.action, Notify) and item.action.occurred_at == ABORTED_AT
     # whatever its key says and whatever the trail holds, the notice's own time is used
     notice = Notify("aborted", aborted, "checkout", "shop", "v2", "bad", ("oncall",))

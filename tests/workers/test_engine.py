@@ -82,10 +82,19 @@ def test_a_healthy_canary_walks_every_weight_to_promoted() -> None:
     assert state.phase is Phase.PROMOTED and state.canary_weight == 100
     assert [a.weight for a in of_type(driver.emitted, SetTraffic)] == [5, 25, 50, 100]
     assert of_type(actions, Promote) == [Promote()] and not of_type(driver.emitted, Rollback)
-    (promoted,) = notices(driver.emitted)
+    (promoted,) = notices(driver.emitted, "promoted")
     assert (promoted.kind, promoted.routes, promoted.version) == ("promoted", ("oncall",), "v2")
     assert state.next_due_at is None and state.awaiting is None
     assert [e.data["stage"] for e in events(driver.emitted, "stage")] == list(range(7))
+    # a route may follow the steps too: one notice per stage entered, one for the start
+    assert (
+        len(notices(driver.emitted, "stage")) == 7 and len(notices(driver.emitted, "started")) == 1
+    )
+    assert {notice.kind for notice in notices(driver.emitted)} == {
+        "started",
+        "stage",
+        "promoted",
+    }
 
 
 def test_the_analysis_window_opens_after_the_warm_up_and_the_last_look_ends_the_step() -> None:

@@ -149,7 +149,7 @@ def test_a_pinned_digest_that_is_no_sha256_is_refused(digest: object) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": 4}, r"format 4 is not \[1, 2, 3\]"),
+        ({"format": 7}, r"format 7 is not \[1, 2, 3, 4, 5, 6\]"),
         ({"colour": "blue"}, "unknown fields: colour"),
         ({"phase": "sleeping"}, "'sleeping' is not a valid Phase"),
         ({"attempt": "1"}, "attempt must be int"),

@@ -212,11 +212,11 @@ def test_a_rollout_of_a_format_not_read_here_is_named_and_left_as_it_is(
         "rollout",
         found.rollout_id,
         found_format,
-        (1, 2, 3),
+        (1, 2, 3, 4, 5, 6),
     )
     newer = "a newer release wrote it" if stored else "an older release wrote it"
     assert f"rollout {found.rollout_id} is stored in format {found_format}" in str(error)
-    assert "(it reads formats 1, 2, 3)" in str(error) and newer in str(error)
+    assert "(it reads formats 1, 2, 3, 4, 5, 6)" in str(error) and newer in str(error)
     assert found.store.list_rollouts() == []
     assert found.raw.hget(f"{found.prefix}rollout:{found.rollout_id}", "state") == text
 

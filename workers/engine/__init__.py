@@ -9,8 +9,10 @@ a set of plain functions of one ``Run`` (run.py, the step's state so far and its
 
     readiness.py   Tick, PlatformReady, PlatformFailed, PlatformDrifted (tables by phase)
     looks.py       AnalysisResult: the tally, what a look means for its stage
-    commands.py    ManualCommand (a table by kind: abort, promote, pause, resume, retry)
+    commands.py    ManualCommand (a table by kind: abort, promote, pause, resume, retry, approve)
+    approval.py    the manual confirm-promotion gate where the plan reaches promotion
     lane.py        Superseded, Released: the app's single rollout lane
+    hook_answers.py  HookResult: HTTP hooks' answers (hooks.py: when a point's hooks are due)
     plan_walk.py   the stage cursor: enter, arm, advance, complete; ``platform_wants``
     phases.py      the shared phase changes: pause, promote, roll back, abort, release
 
@@ -50,6 +52,7 @@ from analyzer.policy.models import Policy
 from workers.actions import (
     Action,
     AnalysisResult,
+    HookResult,
     ManualCommand,
     Observation,
     PlatformDrifted,
@@ -61,6 +64,8 @@ from workers.actions import (
     Tick,
 )
 from workers.engine.commands import on_command, refusal
+from workers.engine.hook_answers import on_hook
+from workers.engine.hooks import HookToken, schedule
 from workers.engine.lane import on_released, on_superseded
 from workers.engine.looks import blind, no_data, on_analysis
 from workers.engine.phases import pause
@@ -73,6 +78,7 @@ from workers.strategies import Gate
 __all__ = [
     "FIRST_POLL_SECONDS",
     "POLL_SECONDS",
+    "HookToken",
     "no_data",
     "platform_wants",
     "readiness_poll",
@@ -112,6 +118,8 @@ def step(
             on_superseded(run, by_id)
         case Released(predecessor_id):
             on_released(run, predecessor_id)
+        case HookResult():
+            on_hook(run, observation)
     return _finish(run)
 
 
@@ -121,6 +129,7 @@ def _finish(run: Run) -> tuple[RolloutState, list[Action]]:
     interval = run.analysis.interval.total_seconds()
     poll = readiness_poll(run.before, run.state, run.now)
     run.state = run.state.scheduled(run.now, interval, watching, poll)
+    schedule(run)  # due hooks wake it
     if run.state != run.before:
         run.update(updated_at=run.now)
     if run.state.next_due_at is not None:

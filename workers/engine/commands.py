@@ -1,4 +1,5 @@
-"""A person's command (``ManualCommand``): one handler per kind, in the table ``COMMANDS``.
+"""A person's command (``ManualCommand``): one handler per kind, in the table ``COMMANDS``
+(``approve``, and a promote while awaiting approval, in approval.py).
 
 A handler carries the command out and returns None, or changes nothing and returns why the
 command does not apply to the rollout as it is; the engine then records ``command_ignored``
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from analyzer.run import RunTally
 from workers.actions import Action, CommandKind, EventKind, ManualCommand, RecordEvent
+from workers.engine.approval import approve
 from workers.engine.phases import abort, pause, promote
 from workers.engine.plan_walk import advance, arm, complete, start
 from workers.engine.run import Run
@@ -44,11 +46,11 @@ def _phase(run: Run) -> str:
 
 def _abort(run: Run, command: ManualCommand, said: str) -> str | None:
     phase = run.state.phase
-    if phase is Phase.PENDING:
+    if phase is Phase.PENDING and run.state.hook_due is None:
         run.update(abort_reason=said)
         run.notify("aborted", said)
         run.to_phase(Phase.ABORTED, said, command.actor)
-    elif phase.active or phase is Phase.PROMOTING:
+    elif phase.active or phase in (Phase.PROMOTING, Phase.PENDING):  # PENDING: deployed at 0%
         abort(run, said, command.actor)  # until the promotion is done, it can be undone
     else:
         return _phase(run)
@@ -59,6 +61,10 @@ def _promote(run: Run, command: ManualCommand, said: str) -> str | None:
     state, actor = run.state, command.actor
     if not state.phase.active:
         return _phase(run)
+    if state.phase is Phase.AWAITING_APPROVAL:  # a person's promote is the approval asked for
+        why = f": {command.reason}" if command.reason else ""
+        full = " --full" if command.full else ""
+        return approve(run, actor, f"promote{full} by {actor} counts as the approval{why}")
     if command.full:
         skipped = len(run.plan) - state.stage_index
         promote(run, f"full {said}: {skipped} stage(s) and their analysis skipped", actor)
@@ -68,9 +74,13 @@ def _promote(run: Run, command: ManualCommand, said: str) -> str | None:
     if state.phase is Phase.PAUSED:
         run.update(pause_reason=None)
         run.to_phase(Phase.PROGRESSING, said, actor)
-    complete(run, f"skipped: {said}", actor, automatic=False)
+    complete(run, f"skipped: {said}", actor, automatic=False, confirm=False)
     advance(run)
     return None
+
+
+def _approve(run: Run, command: ManualCommand, said: str) -> str | None:
+    return approve(run, command.actor, said)
 
 
 def _pause(run: Run, command: ManualCommand, said: str) -> str | None:
@@ -114,4 +124,5 @@ COMMANDS: Mapping[CommandKind, Handler] = {
     "pause": _pause,
     "resume": _resume,
     "retry": _retry,
+    "approve": _approve,
 }

@@ -21,10 +21,10 @@ def on_superseded(run: Run, successor: str) -> None:
         run.event(EventKind.SUPERSEDE_IGNORED, f"{reason} ignored: {state.superseded_by} was first")
         return
     run.update(superseded_by=successor)
-    if state.phase is Phase.PENDING:
+    if state.phase is Phase.PENDING and state.hook_due is None:
         run.update(abort_reason=reason)
         run.to_phase(Phase.ABORTED, reason)
-    elif state.phase.active:  # a replacement, not an incident: no alert
+    elif state.phase.active or state.phase is Phase.PENDING:  # a replacement: no alert
         roll_back(run, Phase.ABORTING, reason, None)
     elif state.superseded_by is None and state.awaiting is not None:
         run.event(EventKind.SUPERSEDED, f"{reason}; it starts once this rollout stands down")

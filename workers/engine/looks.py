@@ -60,7 +60,8 @@ def on_analysis(run: Run, request: AnalysisRequest, verdict: Verdict) -> None:
         verdict=evidence,
     )
     stage = run.stage
-    if run.state.phase is not Phase.PROGRESSING or stage.gate is not Gate.ANALYSIS:
+    held = run.state.hook_due is not None  # at the confirm_promotion gate
+    if run.state.phase is not Phase.PROGRESSING or stage.gate is not Gate.ANALYSIS or held:
         return  # a background look: only a FAIL past failure_limit acts on it
     if outcome is Outcome.PASS:
         complete(run, f"{stage.label} passed: {verdict.reason}")

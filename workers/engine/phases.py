@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.actions import EventKind, Promote, Release, Rollback
+from workers.engine.hooks import cleared
 from workers.engine.run import Evidence, Run
 from workers.state import Awaited, Phase
 
@@ -24,12 +25,14 @@ def pause(
 
 
 def promote(run: Run, because: str, actor: str | None = None) -> None:
+    cleared(run)
     run.update(awaiting=run.token(Awaited.PROMOTE), pause_reason=None, canary_weight=100)
     run.actions.append(Promote())
     run.to_phase(Phase.PROMOTING, f"promoting: {because}", actor)
 
 
 def roll_back(run: Run, phase: Phase, reason: str, actor: str | None, **data: Any) -> None:
+    cleared(run)
     run.actions.append(Rollback(reason, run.exposure.active_is_new))
     run.update(abort_reason=reason, pause_reason=None, canary_weight=0)
     run.update(awaiting=run.token(Awaited.ROLLBACK))

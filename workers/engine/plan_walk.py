@@ -4,13 +4,16 @@ require of the platform.
 The policy's strategy compiles to a flat plan of stages (workers/strategies); this module walks
 it the same way for every strategy and holds no per-strategy knowledge. A stage's gate says
 what ends it: ``READY`` once its platform change is applied, ``TIMER`` when its time is up,
-``ANALYSIS`` on a passing look (looks.py), ``PERSON`` on a command (commands.py).
+``ANALYSIS`` on a passing look (looks.py), ``PERSON`` on a command (commands.py). The last
+stage's end promotes, unless a gate holds it there (approval.py).
 """
 
 from __future__ import annotations
 
 from analyzer.policy.models import Policy
 from workers.actions import EnsureCanary, EventKind, PlatformAction, Promote, Rollback
+from workers.engine.approval import hold_for_approval
+from workers.engine.hooks import cleared, pre_rollout_held, promotion_gate
 from workers.engine.phases import pause, promote
 from workers.engine.run import Run
 from workers.state import Awaited, Phase, RolloutState
@@ -48,9 +51,15 @@ def reassert(run: Run) -> None:
         run.actions.extend(wants(run.state, run.plan))
 
 
-def start(run: Run, because: str, actor: str | None = None) -> None:
-    """Deploy the new version and enter the first stage."""
+def start(run: Run, because: str, actor: str | None = None, hooks_passed: bool = False) -> None:
+    """Deploy the new version and enter the first stage (after its pre_rollout hooks pass)."""
+    if not hooks_passed:
+        cleared(run)
+    if not hooks_passed and pre_rollout_held(run):
+        run.actions.append(EnsureCanary())  # at 0%, for the hooks to reach it
+        return
     run.to_phase(Phase.PROGRESSING, f"started: {because}", actor)
+    run.notify("started", f"started: {because}")
     run.actions.append(EnsureCanary())
     run.update(window_start=None, last_look_at=None)
     enter(run, 0, because, force_await=True)
@@ -75,6 +84,7 @@ def enter(
     label = stage.label
     message = f"stage {index + 1}/{len(run.plan)}: {label} ({because})"
     run.event(EventKind.STAGE, message, actor, label=label)
+    run.notify("stage", message)
     arm(run)
     if stage.gate is Gate.PERSON:
         pause(run, f"{label}: waiting for a person", notify=True)
@@ -94,6 +104,8 @@ def arm(run: Run) -> None:
 def advance(run: Run) -> None:
     """Complete, in order, every stage that is done by now."""
     while run.state.phase is Phase.PROGRESSING and run.state.awaiting is None:
+        if run.state.hook_due is not None:  # held at the confirm_promotion gate
+            return
         stage, ends = run.stage, run.state.stage_ends_at
         if stage.gate is Gate.READY:
             because = f"{stage.label} applied"
@@ -105,17 +117,32 @@ def advance(run: Run) -> None:
             return
 
 
-def complete(run: Run, because: str, actor: str | None = None, automatic: bool = True) -> bool:
-    """End the current stage; after the last one, promote. False when held for a person."""
+def complete(
+    run: Run, because: str, actor: str | None = None, automatic: bool = True, confirm: bool = True
+) -> bool:
+    """End the current stage; after the last one, promote (through the confirm_promotion gate
+    unless a person's promote says ``confirm`` False). False when held for a person or a gate."""
     state, stage = run.state, run.stage
     last = state.stage_index >= len(run.plan) - 1
     if automatic and last and state.stage_failures:
         failures = f"{state.stage_failures} FAIL look(s) tolerated by failure_limit"
         pause(run, f"{failures} in the last stage: promote to finish or abort", True)
         return False
-    run.actions.extend(stage.leave())
+    if last and confirm and not promotion_gate(run):
+        return False  # the confirm_promotion hooks answer first (hook_answers.py goes on)
     if last:
-        promote(run, because, actor)
-    else:
-        enter(run, state.stage_index + 1, because, actor=actor)
+        return promote_after_gates(run, because, actor)
+    run.actions.extend(stage.leave())
+    enter(run, state.stage_index + 1, because, actor=actor)
+    return True
+
+
+def promote_after_gates(run: Run, because: str, actor: str | None = None) -> bool:
+    """The last stage is done and the webhook gate said yes (or has none): hold for a person's
+    approval when the policy asks for one (with the stage's leave actions: approval.approve
+    applies them), else leave the stage and promote. False when held."""
+    if hold_for_approval(run, because, actor):
+        return False
+    run.actions.extend(run.stage.leave())
+    promote(run, because, actor)
     return True

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from analyzer.policy.hooks import HookPoint
 from workers.actions import EventKind
+from workers.engine.hooks import after
 from workers.engine.phases import release, roll_back
 from workers.engine.plan_walk import advance, arm, reassert, start
 from workers.engine.run import Run
@@ -19,7 +21,8 @@ from workers.state import Awaited, Phase
 
 def on_tick(run: Run) -> None:
     if run.state.phase is Phase.PENDING and run.state.supersedes is None:
-        start(run, "submitted")
+        if run.state.hook_due is None:  # else its pre_rollout hooks are being asked
+            start(run, "submitted")
         return
     reassert(run)
     advance(run)
@@ -51,21 +54,25 @@ def _promoted(run: Run) -> None:
     run.to_phase(Phase.PROMOTED, f"promoted: {version} is the stable version")
     run.notify("promoted", f"{version} is the stable version of {state.app}")
     release(run)
+    after(run, HookPoint.POST_PROMOTION)
 
 
 def _rolled_back(run: Run) -> None:
     run.to_phase(Phase.ABORTED, f"rolled back: {run.state.abort_reason}")
     release(run)
+    after(run, HookPoint.POST_ROLLBACK)
 
 
 def _rolled_back_after_failure(run: Run) -> None:
     run.event(EventKind.ROLLED_BACK, "the rollback after the failure is complete")
     release(run)
+    after(run, HookPoint.POST_ROLLBACK)
 
 
 ON_READY: Mapping[Phase, Callable[[Run], None]] = {
     Phase.PROGRESSING: _stage_applied,
     Phase.PAUSED: _stage_applied,
+    Phase.AWAITING_APPROVAL: _stage_applied,
     Phase.PROMOTING: _promoted,
     Phase.ABORTING: _rolled_back,
     Phase.FAILED: _rolled_back_after_failure,
@@ -96,6 +103,7 @@ def _rollback_failed(run: Run, reason: str) -> None:
 ON_FAILED: Mapping[Phase, Callable[[Run, str], None]] = {
     Phase.PROGRESSING: _fail,
     Phase.PAUSED: _fail,
+    Phase.AWAITING_APPROVAL: _fail,
     Phase.PROMOTING: _fail,
     Phase.ABORTING: _rollback_failed,
     Phase.FAILED: _rollback_failed,

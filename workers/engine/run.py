@@ -22,6 +22,8 @@ WAIT_FOR_PERSON = Pause(None)
 """The stage of a rollout whose policy lost stages under it (its index is past the plan)."""
 
 Evidence = dict[str, Any] | None
+FOLLOW_KINDS = frozenset({"started", "stage", "awaiting_approval"})
+"""Notices of a rollout going its way (outbox format 3), queued only where a route may hear them."""
 
 
 class Run:
@@ -65,6 +67,9 @@ class Run:
         state = self.state
         key = f"{state.id}/{state.attempt}/{kind}"
         key += f"/{state.stage_index}@{self.now:.0f}" if kind == "paused" else ""
+        key += f"/{state.stage_index}" if kind == "stage" else ""
+        if kind in FOLLOW_KINDS and not self.policy.alerts:
+            return  # a step's notice that no route can hear: nothing to queue
         version, routes = state.spec.version, tuple(self.policy.alerts)
         if kind in ("aborted", "failed") and state.spec.from_manifest:
             reason = f"{reason}. {manifest_hint(state)}"

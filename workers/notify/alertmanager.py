@@ -4,10 +4,11 @@
 alert (Alertmanager deduplicates and groups by them), ``annotations`` describe it, ``startsAt`` and
 ``endsAt`` bound it, ``generatorURL`` links back to its cause (the rollout's report).
 
-Labels: ``alertname`` (RolloutAborted, RolloutFailed or RolloutPaused), ``app``, ``namespace``,
-``policy``, ``severity`` and ``rollout_id``. ``rollout_id`` makes each rollout's alert its own; the
-outbox's retries of one notice post identical alerts, which Alertmanager merges into the alert it
-holds (same label fingerprint: earliest startsAt, newest annotations), so a retry never becomes a
+Labels: ``alertname`` (RolloutAborted, RolloutFailed, RolloutPaused or RolloutAwaitingApproval),
+``app``, ``namespace``, ``policy``, ``severity`` and ``rollout_id``. ``rollout_id`` makes each
+rollout's alert its own; the outbox's retries of one notice post identical alerts, which
+Alertmanager merges into the alert it holds (same label fingerprint: earliest startsAt, newest
+annotations), so a retry never becomes a
 second alert and, while the group's firing set is unchanged, never a second notification.
 
 Annotations: ``summary`` (one line), ``description`` (the engine's reason), ``failed_metrics`` (one
@@ -19,6 +20,11 @@ Choices, and why:
   person to promote, resume or abort: it is ``RolloutPaused`` with severity ``warning`` — worth a
   look during working hours, not a page. Promotions are not sent here at all: Alertmanager is for
   things that need a person, and a successful release needs none (send it to a webhook or Slack).
+- A rollout awaiting approval (``confirm_promotion: manual``) also waits for a person, and nothing
+  is wrong: ``RolloutAwaitingApproval``, severity ``info`` (a route's ``severity`` never applies),
+  sent only to a route whose ``events`` name ``awaiting_approval``. A rollout's start and each
+  of its steps (``started``, ``stage``) are never sent here, whatever the route subscribes to:
+  they are for a chat or a webhook that follows a release.
 - ``startsAt`` is the moment of the transition and ``endsAt`` comes ``resolve_after`` (4 hours by
   default) later. Canarist never sends a resolve: the rollback has already happened and nobody
   "fixes" an abort in Canarist, so without an end the alert would fire until Alertmanager's
@@ -40,12 +46,16 @@ from workers.notify.transport import HttpNotifier
 API_PATH = "/api/v2/alerts"
 RESOLVE_AFTER = timedelta(hours=4)
 PAUSE_SEVERITY = "warning"
+APPROVAL_SEVERITY = "info"
 ALERT_NAMES = {
     "aborted": "RolloutAborted",
     "failed": "RolloutFailed",
     "paused": "RolloutPaused",
+    "awaiting_approval": "RolloutAwaitingApproval",
 }
-"""The kinds this notifier sends; a promotion is skipped (see the module docstring)."""
+_SEVERITY_OF = {"paused": PAUSE_SEVERITY, "awaiting_approval": APPROVAL_SEVERITY}
+"""The kinds this notifier sends; a promotion, a start and a step are skipped (see the module
+docstring)."""
 
 
 class AlertmanagerNotifier(HttpNotifier):
@@ -86,7 +96,7 @@ def alerts_for(
         "app": notice.app,
         "namespace": notice.namespace,
         "policy": notice.policy,
-        "severity": PAUSE_SEVERITY if notice.kind == "paused" else severity,
+        "severity": _SEVERITY_OF.get(notice.kind, severity),
         "rollout_id": notice.rollout_id,
     }
     annotations = {

@@ -42,6 +42,9 @@ _TITLES: Mapping[str, str] = {
     "failed": "Rollout failed",
     "paused": "Rollout paused",
     "promoted": "Rollout promoted",
+    "started": "Rollout started",
+    "stage": "Rollout moved on",
+    "awaiting_approval": "Rollout awaiting approval",
 }
 _log = logging.getLogger(__name__)
 

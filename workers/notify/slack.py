@@ -27,6 +27,9 @@ EMOJI = {
     "failed": ":x:",
     "paused": ":double_vertical_bar:",
     "promoted": ":white_check_mark:",
+    "started": ":rocket:",
+    "stage": ":arrow_forward:",
+    "awaiting_approval": ":raised_hand:",
 }
 
 

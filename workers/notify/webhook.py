@@ -4,7 +4,7 @@ The body is ``Notice.to_record()`` plus ``schema`` (``canarist.notice/v1``, bump
 change) and ``summary`` (the one-line title). The route's headers go with it (``Authorization``),
 and ``Idempotency-Key`` carries the notice's dedupe key: the outbox delivers at least once, so a
 post whose answer was lost is sent again, and a receiver that remembers keys can drop the repeat.
-Every kind is sent, promotions included.
+Every kind a route subscribes to is sent (its ``events``), promotions and steps included.
 """
 
 from __future__ import annotations

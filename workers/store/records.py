@@ -11,15 +11,15 @@ undone) two releases share the store. So each record says the format that wrote 
 release reads the formats it knows and refuses the others by name (``UnsupportedFormat``)::
 
     record        its format                                  writes  reads
-    rollout       "format" in the state's JSON                  1, 2, 3 1, 2, 3
+    rollout       "format" in the state's JSON                  1 to 6  1 to 6
     audit event   "format" beside "event" in the stream entry   1       0, 1
-    outbox item   "format" field of the item's hash              2       0, 1, 2
+    outbox item   "format" field of the item's hash              3       0-3
 
 Format 0 is a record without the field: the events and outbox items of releases before
 formats, read as they always were. Rollouts have said format 1 since the first release. The
 event's and the item's formats sit beside their JSON, not in it, because the release before
 formats reads an unknown key in an event or an action as corrupt, and ignores a field beside:
-it still reads what this release writes, but for outbox items of format 2.
+it still reads what this release writes, but for outbox items of formats 2 and 3.
 
 Rollout format 2 is a rollout whose spec says something the release before could not honour
 (``workers.state.SPEC_KEYS_SINCE_2``): a fresh baseline (``fresh_baseline_selector``) or a start
@@ -35,11 +35,32 @@ digest, keeps re-reading its policy file by name as before, and is written back 
 format. A release before pinning
 refuses a format-3 rollout by name rather than judge it by the file as edited since.
 
+Rollout format 4 is a rollout whose traffic is sticky (``spec.traffic.sticky``: a split keyed on
+a user, not a request), and may have any key of format 3 too. A rollout without it leaves the key
+out and keeps its format. A release before sticky refuses a format-4 rollout by name rather than
+split each user's requests between the versions (or read the key as a corrupt record).
+
+Rollout format 5 is a rollout with HTTP hooks to call (``hook_due``, ``hook_at``: a
+pre-rollout or confirm-promotion gate it holds at, a post hook not yet answered). A release
+before hooks would never call them and so hold the gate for ever; it refuses the record by name.
+A rollout with no hook due leaves both keys out and keeps its format (3, or 4 if sticky).
+
 Outbox format 2 adds ``occurred_at`` to a ``Notify`` payload (when the engine decided). A
 release that reads formats 0 and 1 only would read that key as a malformed action and give the
 alert up; with the format bumped it retries the item, unread, until a worker of this release
 delivers it. Items of formats 0 and 1 carry no ``occurred_at``: delivery recovers it from the
 dedupe key and the audit trail, as those releases did (``delivery.legacy_occurred_at``).
+
+Rollout format 6 is a rollout in phase ``awaiting_approval`` (the manual confirm-promotion
+gate, ``workers.state.AWAITING_APPROVAL_FORMAT``), which a release before the gate does not know:
+it refuses the record by name. The phase is left by an approval or an abort, and the record is
+then written in its format before (3 for a pinned rollout, 4 for a sticky one).
+
+Outbox format 3 adds notice kinds (``started``, ``stage``, ``awaiting_approval``: see
+``workers.actions.NotifyKind``) that a release before them cannot render: it would fail to build
+the notice and, after its retries, give it up. With the format bumped for every item it writes,
+such a release retries each item, unread, until a worker of this release delivers it (as with
+format 2, the item's payload is unchanged otherwise: this release reads formats 0-2 as before).
 
 What becomes of a record this release cannot read: a rollout's ``load`` raises (the task and the API
 report it; nothing writes over it, since every save follows a load), and a listing leaves it out
@@ -90,10 +111,11 @@ class Format:
 
 
 FORMATS = {
-    # as submitted now: 3 (pinned); 1 or 2 (a fresh baseline) for a rollout from before pinning
+    # as submitted now: 3 (pinned), 4 if sticky, 5 while a hook is due, 6 awaiting approval;
+    # 1 or 2 from before pinning
     RecordKind.ROLLOUT: Format(PINNED_POLICY_FORMAT, RECORD_FORMATS),
     RecordKind.EVENT: Format(1, frozenset({0, 1})),
-    RecordKind.OUTBOX_ITEM: Format(2, frozenset({0, 1, 2})),
+    RecordKind.OUTBOX_ITEM: Format(3, frozenset({0, 1, 2, 3})),
 }
 EVENT_FORMAT = FORMATS[RecordKind.EVENT].writes
 OUTBOX_FORMAT = FORMATS[RecordKind.OUTBOX_ITEM].writes

@@ -90,7 +90,7 @@ def test_nesting_deeper_than_32_levels_is_refused_where_it_goes_too_deep() -> No
     within = problems_of(nested(32))
     assert within == [
         f"p.yaml:{VALID.count(chr(10)) + 1}: deep: unknown field 'deep'; the fields here are "
-        "name, description, owner, args, analysis, metrics, strategy, traffic, alerts"
+        "name, description, owner, args, analysis, metrics, strategy, traffic, alerts, hooks"
     ]
     (too_deep,) = problems_of(nested(33))
     assert too_deep.startswith(f"p.yaml:{VALID.count(chr(10)) + 1}: deep[0]")

@@ -105,6 +105,7 @@ def test_the_schema_describes_the_section() -> None:
     schema = json.loads((POLICIES / "schema.json").read_text())
     traffic = schema["$defs"]["Traffic"]["properties"]
     assert set(traffic) == {
-        "router", "route", "ingress", "stable_service", "canary_service", "version_label"
+        "router", "route", "ingress", "stable_service", "canary_service", "version_label",
+        "sticky",
     }  # fmt: skip
     assert traffic["router"]["enum"] == ["replicas", "gateway_api", "nginx_ingress"]

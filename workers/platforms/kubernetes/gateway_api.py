@@ -26,7 +26,12 @@ import copy
 import re
 from typing import Any
 
-from analyzer.policy.traffic import GATEWAY_API_MAX_MATCHES, Router, audience_refusals
+from analyzer.policy.traffic import (
+    GATEWAY_API_MAX_MATCHES,
+    Router,
+    audience_refusals,
+    sticky_refusal,
+)
 from workers.actions import Match
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready, baseline_share
 from workers.platforms.kubernetes.api import HTTPROUTES, Kube, Obj
@@ -54,6 +59,9 @@ class GatewayApiRouter:
         refusals = audience_refusals(Router.GATEWAY_API, match)  # the policy's checks say so too
         if refusals:
             raise PlatformError("; ".join(refusal.message for refusal in refusals))
+        unsticky = sticky_refusal(Router.GATEWAY_API, target.traffic.sticky)  # and this too
+        if unsticky is not None:
+            raise PlatformError(f"traffic.sticky: {unsticky}")
         route = self.kube.get(HTTPROUTES, target.namespace, target.traffic.route)
         if route is None:
             raise PlatformError(f"no HTTPRoute {target.namespace}/{target.traffic.route}")

@@ -5,12 +5,13 @@ pods is its share of the requests (kube-proxy spreads connections evenly). A wei
 canary size beside the untouched stable Deployment: ceil(stable * w / (100 - w)) pods, capped at
 the stable's size, so at most an even split is expressed before promotion (a rolling strategy
 gets exact shares by shrinking the stable as the canary grows). It cannot send a chosen audience
-to the canary; the policy check refuses ``targeted`` with this router, and so does set_traffic.
+to the canary, nor keep a user on one version (``traffic.sticky``); the policy check refuses
+``targeted`` and ``sticky`` with this router, and so does set_traffic.
 """
 
 from __future__ import annotations
 
-from analyzer.policy.traffic import Router, audience_refusals
+from analyzer.policy.traffic import Router, audience_refusals, sticky_refusal
 from workers.actions import Match
 from workers.platforms.base import PlatformError, Readiness, Ready
 from workers.platforms.kubernetes.api import SERVICES, Kube
@@ -29,6 +30,9 @@ class ReplicasRouter:
         refusals = audience_refusals(Router.REPLICAS, match)  # the policy's checks say the same
         if refusals:
             raise PlatformError("; ".join(refusal.message for refusal in refusals))
+        unsticky = sticky_refusal(Router.REPLICAS, target.traffic.sticky)  # and this too
+        if unsticky is not None:
+            raise PlatformError(f"traffic.sticky: {unsticky}")
         self._check_service(target)
 
     def set_traffic(self, target: Target, weight: int, match: tuple[Match, ...]) -> None:

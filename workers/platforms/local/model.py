@@ -119,7 +119,8 @@ def _transition(record: AppRecord, rollout: RolloutState, action: PlatformAction
             return _ensure_canary(record, rollout)
         case SetTraffic(weight, rules):
             return replace(
-                _ensure_canary(record, rollout), traffic=LocalTraffic("split", weight, rules)
+                _ensure_canary(record, rollout),
+                traffic=LocalTraffic("split", weight, rules, rollout.spec.traffic.sticky),
             )
         case ScaleNew(percent, count):
             wanted = count if count is not None else math.ceil((percent or 0) * replicas / 100)
@@ -219,7 +220,8 @@ def _traffic(traffic: LocalTraffic) -> str:
     if traffic.mode != "split":
         return traffic.mode
     rules = " + ".join(f"{rule.kind} {rule.name}" for rule in traffic.match)
-    return f"weight {traffic.weight}%" + (f" + {rules}" if rules else "")
+    sticky = f" by {traffic.sticky.describe()}" if traffic.sticky else ""
+    return f"weight {traffic.weight}%{sticky}" + (f" + {rules}" if rules else "")
 
 
 # -- convergence -----------------------------------------------------------------------------
@@ -300,8 +302,9 @@ def route(record: AppRecord) -> AppRoute:
     share = baseline_share(traffic.weight, bool(fresh))
     match = (*traffic.match, PREVIEW_MATCH) if record.canary is not None else traffic.match
     return AppRoute(
-        record.key, record.listen_port, stable, canary, traffic.weight, match, fresh, share
-    )
+        record.key, record.listen_port, stable, canary, traffic.weight, match, fresh, share,
+        traffic.sticky,
+    )  # fmt: skip
 
 
 def assess(

@@ -3,9 +3,17 @@
 ``render`` turns each app's ``AppRoute`` (which loopback ports serve the stable and the canary
 version, the canary's weight and the requests matched to it) into one nginx.conf; it is pure.
 A weighted split is ``split_clients`` on ``$request_id`` (with a fresh baseline a second bucket,
-of the canary's size, goes to the baseline's pool); a header or cookie match is a ``map``
+of the canary's size, goes to the baseline's pool), or, with ``traffic.sticky``, on the user's key
+(``_sticky_maps``); a header or cookie match is a ``map``
 that sends a matching request to the canary whatever the weight. Exact values are matched as
 anchored, escaped regular expressions because NGINX compares map strings case-insensitively.
+
+Sticky: ``split_clients`` hashes its key (MurmurHash2) into [0, 100%) and gives each bucket in
+order its share, so the canary's bucket, first, is [0, weight): a key in it at 5% is in it at 50%
+(raising the weight only adds users), and a fresh baseline's bucket follows it. The key is the
+header's value, or the cookie's; without it, the request's id (that request alone is split at
+random). When the router owns the cookie, a request without it gets ``Set-Cookie`` with the very
+``$request_id`` its split was keyed on, so the user's first request and every later one agree.
 
 ``NginxRouter.publish`` applies a rendering: it checks the candidate with ``nginx -t`` first (a bad
 rendering never replaces a working one: the error is a ``PlatformError`` with NGINX's message),
@@ -34,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analyzer.policy.traffic import StickyKey, StickyKind
 from workers.actions import Match
 from workers.platforms.base import PlatformError
 from workers.platforms.local import process as proc
@@ -43,6 +52,7 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+.^`|~0-9A-Za-z_-]+$")  # an RFC 6265 token
 _RESERVED = re.compile(r"[\x00-\x1f\x7f]")
 CONFIRM_SECONDS = 10.0
+STICKY_COOKIE_SECONDS = 30 * 24 * 3600  # a month: longer than a rollout, shorter than forever
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class AppRoute:
     match: tuple[Match, ...] = ()  # requests sent to the canary pool whatever the weight
     baseline: tuple[int, ...] = ()  # a fresh baseline's pool...
     baseline_weight: int = 0  # ...and its percent of requests, taken from the stable's
+    sticky: StickyKey | None = None  # the split keyed on a user, not a request
 
 
 def check_match(rule: Match) -> None:
@@ -112,11 +123,15 @@ def _app_block(route: AppRoute) -> str:
         variable = f"${key}_match{index}"
         lines.append(f'    map {_source(rule)} {variable} {{ default ""; {_pattern(rule)} c; }}')
         selectors.append(variable)
+    split_key = "$request_id"
+    if route.sticky is not None:
+        sticky_lines, split_key = _sticky_maps(key, route.sticky)
+        lines.extend(sticky_lines)
     fresh = route.baseline_weight if route.baseline and route.canary else 0
     if 0 < route.weight < 100:
         variable, share = f"${key}_split", f" {fresh}% b;" if fresh else ""
         lines.append(
-            f'    split_clients "${{request_id}}" {variable} {{ {route.weight}% c;{share} * ""; }}'
+            f'    split_clients "{split_key}" {variable} {{ {route.weight}% c;{share} * ""; }}'
         )
         selectors.append(variable)
     if route.stable and route.canary and route.weight < 100 and selectors:
@@ -134,9 +149,44 @@ def _app_block(route: AppRoute) -> str:
         target = 'return 503 "no healthy instance\\n";'
     lines.append(
         f"    server {{\n        listen {proc.HOST}:{route.listen_port};\n"
-        f"        location / {{ {target} }}\n    }}"
+        f"        location / {{ {target}{_sticky_cookie(key, route.sticky)} }}\n    }}"
     )
     return "\n".join(lines) + "\n"
+
+
+def check_sticky(sticky: StickyKey) -> None:
+    """Refuse a sticky key NGINX cannot read safely, before anything is rendered."""
+    pattern = _HEADER_NAME if sticky.kind == StickyKind.HEADER else _COOKIE_NAME
+    if not pattern.fullmatch(sticky.name):
+        raise PlatformError(f"the local platform cannot split on {sticky.describe()}")
+
+
+def _sticky_maps(key: str, sticky: StickyKey) -> tuple[list[str], str]:
+    """The maps that give each request its user's key (``$<key>_user``: the header's or the
+    cookie's value, else the request's id), and that key as ``split_clients`` takes it."""
+    check_sticky(sticky)
+    lines = []
+    if sticky.kind == StickyKind.HEADER:
+        source = "$http_" + sticky.name.lower().replace("-", "_")
+    else:  # read from the Cookie header: $cookie_<name> cannot name every cookie
+        source = f"${key}_user_cookie"
+        pattern = _quote(rf"~(^|;)\s*{re.escape(sticky.name)}=([^;\s]+)")
+        lines.append(f'    map $http_cookie {source} {{ {pattern} $2; default ""; }}')
+    lines.append(f'    map {source} ${key}_user {{ "" $request_id; default {source}; }}')
+    if sticky.kind == StickyKind.ROUTER_COOKIE:
+        cookie = (
+            f"{sticky.name}=$request_id; Path=/; Max-Age={STICKY_COOKIE_SECONDS}; "
+            "SameSite=Lax; HttpOnly"
+        )
+        lines.append(f'    map {source} ${key}_set_cookie {{ "" "{cookie}"; default ""; }}')
+    return lines, f"${key}_user"
+
+
+def _sticky_cookie(key: str, sticky: StickyKey | None) -> str:
+    """The router's cookie, to a user who has none yet (an empty value sends no header)."""
+    if sticky is None or sticky.kind != StickyKind.ROUTER_COOKIE:
+        return ""
+    return f" add_header Set-Cookie ${key}_set_cookie always;"
 
 
 def _source(rule: Match) -> str:

@@ -145,7 +145,10 @@ class LocalPlatform:
             record = transition(record, rollout, action)
             if record.canary is not None and record.canary != before.canary:
                 check_command(record.canary.command)
-            if record.traffic.match != before.traffic.match:
+            if (record.traffic.match, record.traffic.sticky) != (
+                before.traffic.match,
+                before.traffic.sticky,
+            ):
                 self._check_router(record)
             self._converge(record, wait=self.settle_seconds)
 

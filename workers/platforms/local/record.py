@@ -15,13 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from analyzer.policy.traffic import StickyKey
 from workers.actions import Match
 from workers.platforms.base import PlatformError
 
 SIDES = ("stable", "canary", "baseline")  # baseline: a fresh baseline (analysis.baseline fresh)
 RECORD_FORMAT = 1  # what a record without a fresh baseline says: every release reads it
 BASELINE_FORMAT = 2  # a record with a fresh baseline: a release that knows no baseline refuses it
-READ_FORMATS = frozenset({RECORD_FORMAT, BASELINE_FORMAT})
+# a record whose split is sticky (keyed on a user), with or without a fresh baseline: a release
+# before would drop the key and split each user's requests apart, so it refuses the record
+STICKY_FORMAT = 3
+READ_FORMATS = frozenset({RECORD_FORMAT, BASELINE_FORMAT, STICKY_FORMAT})
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class LocalTraffic:
     mode: str = "split"  # split (weight + match) | pooled (rolling) | switched (blue-green)
     weight: int = 0
     match: tuple[Match, ...] = ()
+    sticky: StickyKey | None = None  # split keyed on a user (traffic.sticky), not a request
 
 
 @dataclass(frozen=True)
@@ -102,12 +107,20 @@ class AppRecord:
 
     def to_record(self) -> dict[str, Any]:
         """Format 1 without a fresh baseline (its key left out, so a worker of the release
-        before baselines still reads it during an upgrade), format 2 with one."""
+        before baselines still reads it during an upgrade), format 2 with one; format 3 with a
+        sticky split (``traffic.sticky``, left out when not sticky), whatever else."""
         record = asdict(self)
         fresh = self.baseline is not None or any(i.side == "baseline" for i in self.instances)
         if self.baseline is None:
             del record["baseline"]
-        return {"format": BASELINE_FORMAT if fresh else RECORD_FORMAT, **record}
+        found = BASELINE_FORMAT if fresh else RECORD_FORMAT
+        sticky = self.traffic.sticky
+        if sticky is None:
+            del record["traffic"]["sticky"]
+        else:
+            record["traffic"]["sticky"] = sticky.to_record()
+            found = STICKY_FORMAT
+        return {"format": found, **record}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AppRecord:
@@ -117,6 +130,8 @@ class AppRecord:
             raise ValueError(f"app record format {found!r} is not one of {sorted(READ_FORMATS)}")
         traffic = data.get("traffic") or {}
         rules = tuple(Match(**rule) for rule in traffic.get("match", ()))
+        sticky = traffic.get("sticky")
+        key = StickyKey.from_record(sticky) if sticky else None
         return cls(
             **{
                 **data,
@@ -125,7 +140,7 @@ class AppRecord:
                 "previous": LocalRelease(**data["previous"]) if data.get("previous") else None,
                 "baseline": LocalRelease(**data["baseline"]) if data.get("baseline") else None,
                 "traffic": LocalTraffic(
-                    traffic.get("mode", "split"), traffic.get("weight", 0), rules
+                    traffic.get("mode", "split"), traffic.get("weight", 0), rules, key
                 ),
                 "instances": tuple(Instance(**item) for item in data.get("instances", ())),
                 "owner": Owner(**data["owner"]) if data.get("owner") else None,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from analyzer.policy import Policy, load_policy_text
+from analyzer.policy.traffic import StickyKey
 from tests.workers.platforms.kubernetes.kube_stack import PAUSE, Cluster
 from tests.workers.rollout_driver import METRICS, Script
 from workers.actions import (
@@ -43,6 +44,7 @@ def rollout(
     images: dict[str, str] | None = None,
     version: str = "v2",
     rollout_id: str | None = None,
+    sticky: StickyKey | None = None,
 ) -> RolloutState:
     spec = RolloutSpec(
         version=version,
@@ -52,7 +54,7 @@ def rollout(
         canary_selector=f'app="{app}",version="{version}"',
         strategy=strategy,
         images=tuple(sorted((images or {}).items())),
-        traffic=RolloutTraffic(router=router).resolved(app),
+        traffic=RolloutTraffic(router=router, sticky=sticky).resolved(app),
     )
     return RolloutState.new(
         rollout_id or f"{app}-0123456789ab",

@@ -32,7 +32,8 @@ from tests.workers.platforms.kubernetes.replica_sets import ReplicaSetController
 PAUSE = "registry.k8s.io/pause:3.9"
 BROKEN = "invalid.example/"  # an image prefix no registry serves: pods wait in ErrImagePull
 CRDS = Path(__file__).parent / "crds"
-NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
+NGINX = "nginx.ingress.kubernetes.io/"
+NGINX_CANARY = f"{NGINX}canary"
 
 
 @dataclass
@@ -153,7 +154,7 @@ class Cluster:
             "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", body
         ))  # fmt: skip
 
-    def ingress(self, name: str, service: str) -> None:
+    def ingress(self, name: str, service: str, annotations: dict[str, str] | None = None) -> None:
         path = {
             "path": "/",
             "pathType": "Prefix",
@@ -162,7 +163,11 @@ class Cluster:
         body = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
-            "metadata": {"name": name, "namespace": self.namespace},
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                **({"annotations": annotations} if annotations else {}),
+            },
             "spec": {
                 "ingressClassName": "nginx",
                 "rules": [{"host": f"{name}.example", "http": {"paths": [path]}}],
@@ -225,6 +230,21 @@ class Cluster:
         assert found is not None, f"no Ingress {ingress}"
         annotations = found["metadata"].get("annotations") or {}
         return {key: value for key, value in annotations.items() if key.startswith(NGINX_CANARY)}
+
+    def session_affinity(self, ingress: str) -> dict[str, str] | None:
+        """What ingress-nginx's session affinity of Ingress ``ingress`` means, its defaults
+        filled in: the cookie that pins a user to its backend, and, when it is a canary, whether
+        that cookie keeps a user on the canary (``sticky``) or is ignored there (``legacy``);
+        None when ingress-nginx pins nobody (no ``affinity: cookie``)."""
+        found = self.get("ingress", ingress)
+        assert found is not None, f"no Ingress {ingress}"
+        annotations = found["metadata"].get("annotations") or {}
+        if annotations.get(f"{NGINX}affinity") != "cookie":
+            return None
+        meaning = {"cookie": annotations.get(f"{NGINX}session-cookie-name", "INGRESSCOOKIE")}
+        if annotations.get(NGINX_CANARY) == "true":
+            meaning["canary"] = annotations.get(f"{NGINX}affinity-canary-behavior", "sticky")
+        return meaning
 
     # -- the Deployment controller ----------------------------------------------------------
     def settle(self, timeout: float = 180.0) -> None:

@@ -25,7 +25,7 @@ from workers.actions import PlatformAction, Rollback
 from workers.platforms import NotYet, Readiness, Ready
 from workers.platforms.local import LocalApp, LocalPlatform
 from workers.platforms.local.process import free_port, live_groups, start_time
-from workers.spec import RolloutSpec
+from workers.spec import RolloutSpec, RolloutTraffic
 from workers.state import Phase, RolloutState
 
 NAMESPACE = "shop"
@@ -62,9 +62,15 @@ class LocalApps:
         return self.platform.status(NAMESPACE, app)
 
     def rollout(
-        self, app: str, version: str, strategy: str = "canary", command: str | None = None
+        self,
+        app: str,
+        version: str,
+        strategy: str = "canary",
+        command: str | None = None,
+        traffic: RolloutTraffic | None = None,
     ) -> RolloutState:
-        """A rollout created after every earlier one of this session."""
+        """A rollout created after every earlier one of this session (``traffic``: the policy's
+        traffic section as the rollout keeps it, e.g. sticky)."""
         spec = RolloutSpec(
             version=version,
             image=command or service_command(version),
@@ -72,6 +78,7 @@ class LocalApps:
             baseline_selector=f'app="{app}"',
             canary_selector=f'app="{app}",version="{version}"',
             strategy=strategy,
+            traffic=traffic or RolloutTraffic(),
         )
         number = next(_ids)
         state = RolloutState.new(

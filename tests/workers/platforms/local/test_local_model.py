@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.policy.traffic import StickyKey, StickyKind
 from workers.actions import (
     EnsureCanary,
     Match,
@@ -30,8 +31,8 @@ from workers.platforms.local.model import (
     transition,
 )
 from workers.platforms.local.nginx import AppRoute, NginxRouter, render
-from workers.platforms.local.record import AppRecord, Instance, LocalRelease
-from workers.spec import RolloutSpec
+from workers.platforms.local.record import STICKY_FORMAT, AppRecord, Instance, LocalRelease
+from workers.spec import RolloutSpec, RolloutTraffic
 from workers.state import RolloutState
 
 PORTS = iter(range(20000, 30000))
@@ -161,8 +162,8 @@ def test_a_record_without_a_fresh_baseline_is_written_as_the_release_before_read
     with_baseline = replace(record, baseline=record.stable)
     assert with_baseline.to_record()["format"] == 2
     assert AppRecord.from_record(with_baseline.to_record()) == with_baseline
-    with pytest.raises(ValueError, match="format 3"):
-        AppRecord.from_record(written | {"format": 3})
+    with pytest.raises(ValueError, match="format 4"):
+        AppRecord.from_record(written | {"format": 4})
 
 
 def test_no_healthy_instance_answers_503_rather_than_an_invalid_configuration(
@@ -172,3 +173,16 @@ def test_no_healthy_instance_answers_503_rather_than_an_invalid_configuration(
     text = render(routes, generation=1, control_port=9, home=tmp_path)
     assert 'return 503 "no healthy instance\\n";' in text and "upstream ns_web" not in text
     NginxRouter(tmp_path, "nginx").check(routes)  # nginx -t accepts it
+
+
+def test_a_sticky_rollouts_split_is_kept_sticky_in_a_format_3_record() -> None:
+    record = settle(started(act(app(), rollout(), EnsureCanary(), SetTraffic(5))))
+    key = StickyKey(StickyKind.HEADER, "x-user-id")
+    keyed = replace(rollout(), spec=replace(rollout().spec, traffic=RolloutTraffic(sticky=key)))
+    sticky = settle(started(act(app(), keyed, EnsureCanary(), SetTraffic(5))))
+    assert sticky.traffic.sticky == key and route(sticky).sticky == key
+    written = sticky.to_record()
+    assert written["format"] == STICKY_FORMAT  # the release before sticky refuses it by name
+    assert written["traffic"]["sticky"] == {"kind": "header", "name": "x-user-id"}
+    assert AppRecord.from_record(written) == sticky
+    assert "sticky" not in record.to_record()["traffic"]  # not sticky: as the release before
