@@ -29,11 +29,15 @@ DEFAULT_SERVICE_PORT = 80
 
 @dataclass(frozen=True)
 class LoadKey:
-    """One stage of one attempt: a load is sent once for it."""
+    """One analysis window: a stage of an attempt, as (re)started at ``started_at`` (a person's
+    resume starts it over), and its ``extension`` (0: the step's own window). A load is sent
+    once for each."""
 
     rollout_id: str
     attempt: int
     stage_index: int
+    started_at: float = 0.0
+    extension: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,21 @@ def wanted(state: RolloutState, policy: Policy, now: float) -> LoadOrder | None:
 
 def order_for(state: RolloutState, load: LoadSpec, stage_seconds: float) -> LoadOrder:
     """From the stage's start (warming up through ``begin_after``) to the end of the load's
-    share of the analysis window, never past the stage's last look (an extension does not
-    extend the load); at most its rate over that time (one more, so that time, not count, ends
-    it) or its ``max_requests``, and never more than ``MAX_TOTAL_REQUESTS``."""
+    share of the analysis window, never past the stage's last look; an extension of the window
+    (an inconclusive last look) gets its own load over the extension, with the same bounds. At
+    most its rate over that time (one more, so that time, not count, ends it) or its
+    ``max_requests``, and never more than ``MAX_TOTAL_REQUESTS``."""
     step = timedelta(seconds=stage_seconds)
-    starts = state.stage_started_at or state.updated_at
-    window = max(starts, state.window_start or starts)
+    started = state.stage_started_at or state.updated_at
+    window = max(started, state.window_start or started)
     last_look = state.final_look_at or window + stage_seconds
+    starts = started if state.extensions == 0 else last_look - stage_seconds
+    window = window if state.extensions == 0 else starts
     ends = min(last_look, window + load.seconds(step))
     requests = load.requests if isinstance(load.requests, str) else tuple(load.requests)
+    key = LoadKey(state.id, state.attempt, state.stage_index, started, state.extensions)
     return LoadOrder(
-        LoadKey(state.id, state.attempt, state.stage_index),
+        key,
         load.rate,
         starts,
         ends,

@@ -40,6 +40,25 @@ def test_the_preview_analysis_wants_its_load_for_its_share_of_the_window() -> No
     assert order.remaining(order.ends_at + 1) == 0
 
 
+def test_an_extension_and_a_resume_each_get_their_own_bounded_load() -> None:
+    driver = at_the_preview_analysis()
+    first = wanted(driver.state, driver.policy, 1006.0)
+    assert first is not None
+    # The step's last look was inconclusive: one more window of 2m, and a load for it.
+    final = driver.state.final_look_at
+    assert final is not None
+    extended = replace(driver.state, extensions=1, final_look_at=final + 120.0)
+    assert wanted(extended, driver.policy, final - 1) is None  # between the two loads
+    again = wanted(extended, driver.policy, final + 1)
+    assert again is not None and again.key != first.key and again.key.extension == 1
+    assert (again.starts_at, again.ends_at, again.total) == (final, final + 60.0, 601)
+    # A person resumes a paused stage: it starts over, and so does its load.
+    resumed = replace(driver.state, stage_started_at=2000.0, final_look_at=2120.0)
+    fresh = wanted(resumed, driver.policy, 2001.0)
+    assert fresh is not None and fresh.key.started_at == 2000.0 and fresh.key != first.key
+    assert (fresh.starts_at, fresh.ends_at) == (2000.0, 2060.0)
+
+
 def test_nothing_is_wanted_when_paused_aborted_or_past_the_stage() -> None:
     driver = at_the_preview_analysis()
     assert wanted(replace(driver.state, phase=Phase.PAUSED), driver.policy, 1010.0) is None
