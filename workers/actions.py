@@ -64,6 +64,7 @@ class EventKind(StrEnum):
     ALERT_UNDELIVERED = "alert_undelivered"  # delivery: a notice given up on a route
     UNREADABLE_EVENT = "unreadable_event"  # the store: an event this release cannot read
     HOOK = "hook"  # HTTP hooks answered (data: point, hooks: HookCall records, passed)
+    SYNTHETIC_LOAD = "synthetic_load"  # canarist load: what it sent (data: rate, sent, errors)
 
 
 def event_kind(stored: str) -> EventKind | str:

@@ -59,6 +59,7 @@ from workers.errors import (
     TemporaryError,
 )
 from workers.job import RolloutJob, rollout_traffic
+from workers.load.checks import load_refusal
 from workers.policies import PinnedPolicies, PolicyDir
 from workers.state import RolloutState
 from workers.stepping import Stepped, split, step_and_save
@@ -181,6 +182,9 @@ class Intake:
                 "stable fleet (analysis.baseline stable): drop it, or use a policy with "
                 "analysis.baseline fresh"
             )
+        load_refused = load_refusal(policy, job.platform, self.policies.root)
+        if load_refused:
+            raise InvalidJobError(f"policy {job.policy!r} {load_refused}")
         undefined = [route for route in policy.alerts if route not in self.alert_routes]
         if undefined:
             defined = ", ".join(sorted(self.alert_routes)) or "none"

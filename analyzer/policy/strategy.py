@@ -31,6 +31,7 @@ from pydantic_core import CoreSchema
 
 from analyzer.policy.base import PolicyModel, PolicyWord
 from analyzer.policy.durations import DURATION_JSON_SCHEMA, Duration
+from analyzer.policy.load import LoadSpec
 from analyzer.policy.percent import AS_PERCENT
 
 STEP_KINDS = ("set_weight", "pause", "analyze")
@@ -81,6 +82,16 @@ class AnalyzeSpec(PolicyModel):
     model_config = ConfigDict(title="Analyze")  # its name in the schema and messages
 
     duration: Duration = Field(description="how long to hold the weight while analysing")
+    load: LoadSpec | None = Field(
+        default=None,
+        description="synthetic traffic to the new version for this window (no user traffic)",
+    )
+
+    @model_validator(mode="after")
+    def _load_within_the_step(self) -> AnalyzeSpec:
+        if self.load is not None:
+            self.load.check_within(self.duration)
+        return self
 
 
 def _empty_mapping_for_null(value: Any) -> Any:
@@ -149,9 +160,27 @@ Step = Annotated[
 ]
 
 
+def check_load_placement(steps: list[Step]) -> None:
+    """Synthetic load only where users do not reach the new version: at weight 0."""
+    weight = 0
+    for index, step in enumerate(steps):
+        if isinstance(step, SetWeightStep):
+            weight = step.set_weight
+        elif isinstance(step, AnalyzeStep) and step.analyze.load is not None and weight > 0:
+            raise ValueError(
+                f"steps[{index}].analyze.load: the canary already takes {weight}% of users "
+                "here; synthetic load is for an analysis at weight 0 (or a targeted audience)"
+            )
+
+
 class CanaryStrategy(ConfirmableStrategy):
     type: Literal[StrategyType.CANARY]
     steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _load_without_users(self) -> CanaryStrategy:
+        check_load_placement(self.steps)
+        return self
 
 
 class Batch(PolicyModel):
@@ -188,6 +217,15 @@ class BlueGreenStrategy(ConfirmableStrategy):
         default=timedelta(seconds=30),
         description="keep the old side this long after the switch so an abort switches back",
     )
+
+    @model_validator(mode="after")
+    def _load_on_the_preview(self) -> BlueGreenStrategy:
+        if self.post_promotion_analyze is not None and self.post_promotion_analyze.load:
+            raise ValueError(
+                "post_promotion_analyze.load: after the switch every user reaches the new "
+                "version; synthetic load belongs on the preview's analyze"
+            )
+        return self
 
 
 class HeaderMatch(PolicyModel):
@@ -229,6 +267,11 @@ class TargetedStrategy(ConfirmableStrategy):
     )
     analyze: AnalyzeBlock = Field(description="analysis of the targeted audience before weights")
     steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _load_without_users(self) -> TargetedStrategy:
+        check_load_placement(self.steps)
+        return self
 
 
 Strategy = Annotated[

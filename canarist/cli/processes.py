@@ -1,4 +1,4 @@
-"""``canarist api|worker|beat|watch``: run the service's processes from the service's settings.
+"""``canarist api|worker|beat|watch|load``: run the service's processes from the service's settings.
 
 Exit codes: 0 when the process ends normally, 2 when the settings do not load (or ``watch``
 finds no cluster credentials), 1 when this build has no Celery workers.
@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command("worker", context_settings=_PASSTHROUGH)(worker_command)
     app.command("beat", context_settings=_PASSTHROUGH)(beat_command)
     app.command("watch")(watch_command)
+    app.command("load")(load_command)
 
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -110,6 +111,31 @@ def watch_command(log_level: LogLevelOption = "info") -> None:
         _fail(REFUSED, str(exc))
     logging.config.dictConfig(configure_logging(log_level))
     watch.run(_stopped_by_signals())
+
+
+def load_command(log_level: LogLevelOption = "info") -> None:
+    """Send the synthetic load that policies ask for (``load:`` on an analysis step) to the new
+    versions of the rollouts in the store, each within its bounds, until stopped (SIGTERM,
+    Ctrl-C). Run one beside the workers; workers/load/runner.py says why a process of its own."""
+    import logging.config  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    try:
+        settings = Settings()
+    except (ValueError, OSError) as exc:
+        _fail(REFUSED, f"the settings do not load: {exc}")
+    from canarist.api.broker import intake_over_celery  # noqa: PLC0415 - Celery when asked
+    from canarist.api.telemetry import configure_logging  # noqa: PLC0415
+    from workers.load.runner import LoadRunner  # noqa: PLC0415
+    from workers.store import store_from_url  # noqa: PLC0415
+
+    store = store_from_url(settings.redis.url)
+    intake = intake_over_celery(settings, store)
+    logging.config.dictConfig(configure_logging(log_level))
+    runner = LoadRunner(
+        store, intake.policy_for, intake.record, time.time, policy_dir=settings.policy_dir
+    )
+    runner.run(_stopped_by_signals())
 
 
 def _stopped_by_signals() -> threading.Event:

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from analyzer.errors import UnknownNameError
 from analyzer.policy.durations import format_duration
+from analyzer.policy.load import LoadSpec
 from workers.actions import (
     EnsureCanary,
     Match,
@@ -158,9 +159,13 @@ class Switch(Stage):
 
 @dataclass(frozen=True)
 class Analyze(Stage):
-    """Hold the exposure and analyse; PASS moves on, the look at ``duration`` is the last."""
+    """Hold the exposure and analyse; PASS moves on, the look at ``duration`` is the last.
+
+    ``load``: the policy asks for synthetic traffic to the new version meanwhile (sent by
+    ``canarist load``, workers/load/, which reads it from the plan; the engine ignores it)."""
 
     duration: float
+    load: LoadSpec | None = None
 
     @property
     def gate(self) -> Gate:
@@ -172,7 +177,9 @@ class Analyze(Stage):
 
     @property
     def label(self) -> str:
-        return f"analyze {_seconds(self.duration)}"
+        if self.load is None:
+            return f"analyze {_seconds(self.duration)}"
+        return f"analyze {_seconds(self.duration)} with synthetic load at {self.load.rate:g}/s"
 
 
 @dataclass(frozen=True)

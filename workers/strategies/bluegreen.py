@@ -16,7 +16,8 @@ from workers.strategies.base import Analyze, Pause, Plan, Preview, RetireOld, St
 def plan(strategy: BlueGreenStrategy) -> Plan:
     stages: list[Stage] = [Preview(strategy.preview_replicas)]
     if strategy.analyze is not None:
-        stages.append(Analyze(strategy.analyze.duration.total_seconds()))
+        analyze = strategy.analyze
+        stages.append(Analyze(analyze.duration.total_seconds(), analyze.load))
     if not strategy.auto_promote:
         stages.append(Pause(None))
     elif strategy.auto_promote_after is not None:

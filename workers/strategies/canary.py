@@ -28,4 +28,4 @@ def _stage(step: Step, match: tuple[Match, ...]) -> Stage:
         duration = step.pause.duration
         return Pause(None if duration is None else duration.total_seconds())
     assert isinstance(step, AnalyzeStep)
-    return Analyze(step.analyze.duration.total_seconds())
+    return Analyze(step.analyze.duration.total_seconds(), step.analyze.load)

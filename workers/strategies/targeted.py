@@ -17,7 +17,8 @@ from workers.strategies.canary import steps_plan
 
 def plan(strategy: TargetedStrategy) -> Plan:
     audience = tuple(match(rule, strategy.region_header) for rule in strategy.match)
-    first = (Shift(0, audience), Analyze(strategy.analyze.duration.total_seconds()))
+    analyze = strategy.analyze
+    first = (Shift(0, audience), Analyze(analyze.duration.total_seconds(), analyze.load))
     return first + steps_plan(strategy.steps, audience)
 
 

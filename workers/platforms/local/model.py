@@ -28,6 +28,7 @@ from analyzer.policy.checks import FRESH_BASELINE_MAX_WEIGHT
 from analyzer.policy.strategy import StrategyType
 from workers.actions import (
     EnsureCanary,
+    Match,
     PlatformAction,
     Promote,
     Rollback,
@@ -54,6 +55,12 @@ from workers.platforms.local.record import (
     Owner,
 )
 from workers.state import Phase, RolloutState
+
+PREVIEW_HEADER = "x-canarist-preview"
+"""A request with this header (value ``PREVIEW_VALUE``) reaches the new version whatever the
+weight, like Kubernetes' preview Service: how synthetic load (workers/load/) reaches a preview."""
+PREVIEW_VALUE = "1"
+PREVIEW_MATCH = Match("header", PREVIEW_HEADER, PREVIEW_VALUE)
 
 
 class StaleRolloutError(PlatformError):
@@ -293,8 +300,9 @@ def route(record: AppRecord) -> AppRoute:
             return AppRoute(record.key, record.listen_port, (), canary, 100)
         return AppRoute(record.key, record.listen_port, stable)
     share = baseline_share(traffic.weight, bool(fresh))
+    match = (*traffic.match, PREVIEW_MATCH) if record.canary is not None else traffic.match
     return AppRoute(
-        record.key, record.listen_port, stable, canary, traffic.weight, traffic.match, fresh, share,
+        record.key, record.listen_port, stable, canary, traffic.weight, match, fresh, share,
         traffic.sticky,
     )  # fmt: skip
 

@@ -22,6 +22,8 @@ from workers.actions import Match, PlatformAction
 from workers.platforms.base import Failed, NotYet, PlatformError, Readiness, Ready
 from workers.platforms.local import process as proc
 from workers.platforms.local.model import (
+    PREVIEW_HEADER,
+    PREVIEW_VALUE,
     assess,
     claim,
     members,
@@ -205,6 +207,11 @@ class LocalPlatform:
             weight if canary else 0, traffic.match, traffic.mode,
             record.owner.rollout_id if record.owner else None,
         )  # fmt: skip
+
+    def preview_target(self, namespace: str, app: str) -> tuple[str, dict[str, str]]:
+        """The router's URL and the header that sends a request to the new version alone."""
+        record = self._load(namespace, app)
+        return f"http://{proc.HOST}:{record.listen_port}", {PREVIEW_HEADER: PREVIEW_VALUE}
 
     def targets_file(self) -> Path:
         """Prometheus file_sd JSON: every serving instance with app, namespace, version, track."""
