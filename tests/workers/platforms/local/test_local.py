@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.workers.platforms.local.conftest import NAMESPACE, LocalApps, gone
+from tests.workers.platforms.local.conftest import NAMESPACE, LocalApps, gone, service_command
 from workers.actions import EnsureCanary, Match, Promote, Rollback, SetTraffic
 from workers.errors import TemporaryError
 from workers.platforms import Failed, NotYet, PlatformError, Ready, platform_for
@@ -46,7 +46,10 @@ def test_a_weight_sends_that_share_of_requests_to_the_canary(
     local_apps: LocalApps, app: str
 ) -> None:
     stable = local_apps.status(app).stable_version
-    rollout = local_apps.rollout(app, "v2")
+    # A canary that takes a second to start, and an apply that does not wait for it: readiness
+    # must say what it waits for, however fast the router reloads.
+    slow = f"sh -c {shlex.quote('sleep 1 && exec ' + service_command('v2'))}"
+    rollout = local_apps.rollout(app, "v2", command=slow)
     local_apps.platform.settle_seconds = 0.0  # apply returns before the canary is up
     try:
         local_apps.platform.apply(rollout, EnsureCanary())
