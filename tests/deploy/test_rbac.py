@@ -126,4 +126,4 @@ def test_only_the_workers_and_the_watch_get_a_kubernetes_token() -> None:
         else:
             assert pod["serviceAccountName"] == "canarist", component
             assert pod["automountServiceAccountToken"] is False, component
-    assert seen == {"api", "worker", "beat", "redis", "watch"}
+    assert seen == {"api", "worker", "beat", "redis", "watch", "load"}

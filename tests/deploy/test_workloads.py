@@ -68,7 +68,7 @@ def test_redis_keeps_an_append_only_file_on_its_volume() -> None:
     assert mounts[data_dir] in claims
 
 
-@pytest.mark.parametrize("component", ["api", "worker", "beat", "redis", "watch"])
+@pytest.mark.parametrize("component", ["api", "worker", "beat", "redis", "watch", "load"])
 def test_every_container_is_locked_down_and_bounded(component: str) -> None:
     _, pod, container = workload(component)
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -120,7 +120,7 @@ def test_the_beat_liveness_watches_the_schedule_file_beat_writes() -> None:
     assert f"glob.glob('{schedule}*')" in container["livenessProbe"]["exec"]["command"][-1]
 
 
-@pytest.mark.parametrize("component", ["api", "worker", "beat", "watch"])
+@pytest.mark.parametrize("component", ["api", "worker", "beat", "watch", "load"])
 def test_every_variable_a_container_sets_is_read_and_loads(
     component: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +166,8 @@ def selected(policy: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def egress_ports(component: str) -> set[int]:
     (policy,) = [p for p in BASE.of_kind("NetworkPolicy") if selected(p, pod_labels(component))]
-    return {port["port"] for rule in policy["spec"].get("egress") or [] for port in rule["ports"]}
+    rules = policy["spec"].get("egress") or []
+    return {port["port"] for rule in rules for port in rule.get("ports", [])}
 
 
 def pod_labels(component: str) -> dict[str, str]:
@@ -174,7 +175,7 @@ def pod_labels(component: str) -> dict[str, str]:
     return labels
 
 
-@pytest.mark.parametrize("component", ["api", "worker", "beat", "redis", "watch"])
+@pytest.mark.parametrize("component", ["api", "worker", "beat", "redis", "watch", "load"])
 def test_every_pod_is_isolated_by_exactly_one_network_policy(component: str) -> None:
     policies = [p for p in BASE.of_kind("NetworkPolicy") if selected(p, pod_labels(component))]
     assert len(policies) == 1
@@ -187,7 +188,7 @@ def test_only_canarist_pods_reach_redis() -> None:
     assert [port["port"] for port in rule["ports"]] == [6379]
     (peer,) = rule["from"]
     assert set(peer) == {"podSelector"}, "same namespace only: no namespaceSelector, no ipBlock"
-    for component in ("api", "worker", "beat", "watch"):
+    for component in ("api", "worker", "beat", "watch", "load"):
         assert selected({"spec": {"podSelector": peer["podSelector"]}}, pod_labels(component))
     assert policy["spec"]["egress"] == []
 
@@ -213,6 +214,7 @@ def test_each_process_may_reach_what_its_settings_name() -> None:
     assert {53, redis, prometheus} <= egress_ports("api")
     assert egress_ports("beat") == {53, redis}
     assert egress_ports("watch") == {53, redis, 443, 6443}
+    assert {53, redis} <= egress_ports("load")  # and the apps' pods, on their own ports
 
 
 def test_every_service_selects_pods_and_names_their_ports() -> None:
