@@ -35,7 +35,7 @@ ROUTES = {
     ("GET", "/v1/rollouts/{rollout_id}/report"),
     *(
         ("POST", f"/v1/rollouts/{{rollout_id}}/{kind}")
-        for kind in ("abort", "promote", "pause", "resume", "retry")
+        for kind in ("abort", "promote", "pause", "resume", "retry", "approve")
     ),
     ("GET", "/v1/policies"),
     ("GET", "/v1/policies/{name}"),
