@@ -7,8 +7,11 @@ of its keys need which record format); frozen, and free of I/O like the rest of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
+from enum import StrEnum
+from typing import Any
 
 from analyzer.analysis import Versions
 from analyzer.policy.promql import Selector
@@ -100,3 +103,40 @@ class RolloutSpec:
     @property
     def images_map(self) -> dict[str, str]:
         return dict(self.images)
+
+    def to_record(self) -> dict[str, Any]:
+        """The spec as the rollout record keeps it (JSON-safe: maps for pairs, words for enums)."""
+        spec = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        traffic = {f.name: _plain(getattr(self.traffic, f.name)) for f in fields(self.traffic)}
+        sticky = self.traffic.sticky
+        traffic["sticky"] = None if sticky is None else sticky.to_record()
+        return {**spec, "args": dict(self.args), "images": dict(self.images), "traffic": traffic}
+
+    @classmethod
+    def from_record(cls, value: Mapping[str, Any]) -> RolloutSpec:
+        """The spec, its strategy and router as the policy's words (a word no policy has is a bad
+        record); ``images`` and ``traffic`` are absent from records written before they were."""
+        pairs: dict[str, tuple[tuple[str, str], ...]] = {}
+        for key in ("args", "images"):
+            mapping = value.get(key, {})
+            if not isinstance(mapping, Mapping) or not all(
+                isinstance(item, str) for pair in mapping.items() for item in pair
+            ):
+                raise ValueError(f"spec.{key} must be a mapping of strings")
+            pairs[key] = tuple(sorted(mapping.items()))
+        traffic = value.get("traffic", {})
+        if not isinstance(traffic, Mapping):
+            raise ValueError("spec.traffic must be a mapping")
+        strategy = StrategyType(value.get("strategy", StrategyType.CANARY))
+        router = Router(traffic.get("router", Router.REPLICAS))
+        sticky = traffic.get("sticky")
+        sticky = None if sticky is None else StickyKey.from_record(sticky)
+        routed = RolloutTraffic(**{**traffic, "router": router, "sticky": sticky})
+        return cls(**{**value, **pairs, "strategy": strategy, "traffic": routed})
+
+
+def _plain(value: Any) -> Any:
+    """A field as JSON keeps it: an enum as its word, a tuple as a list."""
+    if isinstance(value, StrEnum):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
-from analyzer.policy.strategy import StrategyType
-from analyzer.policy.traffic import Router, StickyKey
 from analyzer.run import RunTally
 from analyzer.verdict import Outcome, Verdict
-from workers.spec import RolloutSpec, RolloutTraffic
+from workers.spec import RolloutSpec
 
 RECORD_FORMAT = 1
 """What a rollout record says when its spec uses none of the keys below; every release reads it."""
@@ -326,11 +324,7 @@ def _dump(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     if isinstance(value, RolloutSpec):
-        spec = {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
-        traffic = {f.name: _dump(getattr(value.traffic, f.name)) for f in fields(value.traffic)}
-        sticky = value.traffic.sticky
-        traffic["sticky"] = None if sticky is None else sticky.to_record()
-        return {**spec, "args": dict(value.args), "images": dict(value.images), "traffic": traffic}
+        return value.to_record()
     if isinstance(value, RunTally | VerdictSummary):
         return {f.name: _dump(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, tuple):
@@ -342,7 +336,7 @@ def _load(name: str, value: Any) -> Any:
     if name == "phase":
         return Phase(value)
     if name == "spec":
-        return _load_spec(value)
+        return RolloutSpec.from_record(value)
     if name == "tally":
         return RunTally(**value)
     if name == "policy_digest" and value is not None:
@@ -364,28 +358,6 @@ def _load(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, expected):
         raise ValueError(f"{name} must be {expected.__name__}, not {value!r}")
     return value
-
-
-def _load_spec(value: Mapping[str, Any]) -> RolloutSpec:
-    """The spec, its strategy and router as the policy's words (a word no policy has is a bad
-    record); ``images`` and ``traffic`` are absent from records written before they were."""
-    pairs: dict[str, tuple[tuple[str, str], ...]] = {}
-    for key in ("args", "images"):
-        mapping = value.get(key, {})
-        if not isinstance(mapping, Mapping) or not all(
-            isinstance(item, str) for pair in mapping.items() for item in pair
-        ):
-            raise ValueError(f"spec.{key} must be a mapping of strings")
-        pairs[key] = tuple(sorted(mapping.items()))
-    traffic = value.get("traffic", {})
-    if not isinstance(traffic, Mapping):
-        raise ValueError("spec.traffic must be a mapping")
-    strategy = StrategyType(value.get("strategy", StrategyType.CANARY))
-    router = Router(traffic.get("router", Router.REPLICAS))
-    sticky = traffic.get("sticky")
-    sticky = None if sticky is None else StickyKey.from_record(sticky)
-    routed = RolloutTraffic(**{**traffic, "router": router, "sticky": sticky})
-    return RolloutSpec(**{**value, **pairs, "strategy": strategy, "traffic": routed})
 
 
 _TIMES = frozenset(

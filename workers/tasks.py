@@ -52,9 +52,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -81,6 +80,7 @@ from workers.errors import (
 )
 from workers.hooks import HookCaller
 from workers.intake import Intake, RolloutJob
+from workers.leases import renewed
 from workers.metrics import RolloutLog, rollout_log
 from workers.observations import observe
 from workers.platforms import Failed, Platform, Ready
@@ -139,7 +139,7 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> AdvanceResult:
             _requeue(runtime, rollout_id, revision, runtime.lease_seconds / 2, log)
             return AdvanceResult.BUSY
         try:
-            with _renewed(runtime, rollout_id, owner, log):
+            with renewed(runtime.store.leases, rollout_id, owner, runtime.lease_seconds, log):
                 return _advance_leased(runtime, rollout_id, revision, owner, log)
         finally:
             with contextlib.suppress(WorkerError):
@@ -148,33 +148,6 @@ def advance(runtime: Runtime, rollout_id: str, revision: int) -> AdvanceResult:
         log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.wait_seconds())
         _requeue(runtime, rollout_id, revision, exc.wait_seconds(), log)
         return AdvanceResult.RETRY
-
-
-@contextlib.contextmanager
-def _renewed(runtime: Runtime, rollout_id: str, owner: str, log: RolloutLog) -> Iterator[None]:
-    """Renew the lease every third of ``lease_seconds`` while the block runs.
-
-    A short lease is what lets another worker take over soon after this one dies; renewing
-    it keeps a slow step (a Prometheus at its timeout, a platform settling) from losing it.
-    A renewal that finds the lease gone is left to the save, which then raises LeaseLost."""
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(runtime.lease_seconds / 3):
-            try:
-                if not runtime.store.leases.acquire(rollout_id, owner, runtime.lease_seconds):
-                    log.warning("lost the lease while working: the save will not be kept")
-                    return
-            except WorkerError as exc:
-                log.warning("could not renew the lease (%s): trying again", exc)
-
-    keeper = threading.Thread(target=renew, name=f"lease:{rollout_id}", daemon=True)
-    keeper.start()
-    try:
-        yield
-    finally:
-        done.set()
-        keeper.join()
 
 
 def _advance_leased(

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from analyzer.verdict import Outcome
 from canarist.api import create_app
 from canarist.cli import app, processes
-from canarist.cli.rollouts import status_view
+from canarist.cli.status_view import status_view
 from canarist.demo.stack import HOST, free_port
 from tests.canarist.test_api import POLICIES, SECRETS, Api, Clock, Worker, api_settings, bearer
 from tests.waiting import wait_until

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 
 from canarist.api import create_app
-from canarist.cli.rollouts import RECENT_EVENTS, status_view
+from canarist.cli.status_view import RECENT_EVENTS, status_view
 from tests.canarist.test_api import POLICIES, Api, Clock, api_settings, bearer
 from workers.actions import RecordEvent, Released
 from workers.delivery import Delivery

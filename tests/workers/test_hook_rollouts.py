@@ -25,7 +25,7 @@ from canarist.demo.stack import ServiceProcess
 from canarist.report.build import render_report
 from tests.workers.conftest import trail
 from tests.workers.notify.capture import Captured, CaptureServer, Reply
-from tests.workers.rollout_harness import Harness, Killed, settled
+from tests.workers.rollout_harness import ANALYSIS, Harness, Killed, settled
 from workers.actions import HookCall, SetTraffic
 from workers.hooks import HookCaller
 from workers.notify.notice import Notice
@@ -35,16 +35,9 @@ from workers.state import Phase, RolloutState
 from workers.store import RedisStateStore
 
 SECRET = "hook-secret-for-tests"
-HEAD = """
-analysis: {interval: 5s, begin_after: 0s, min_samples: 2, alpha: 0.001, inconclusive_limit: 3}
-metrics:
-  - name: error-ratio
-    kind: counts
-    errors: sum(increase(http_requests_total{ {{ selector }}, code=~"5.." }[{{ interval }}]))
-    total: sum(increase(http_requests_total{ {{ selector }} }[{{ interval }}]))
-    tolerance: 0.25
-    critical: true
-strategy:
+HEAD = (
+    ANALYSIS
+    + """strategy:
   type: canary
   steps:
     - set_weight: 20
@@ -53,6 +46,7 @@ strategy:
 traffic: {router: gateway_api}
 alerts: [oncall]
 """
+)
 POINTS = ("pre_rollout", "analysis", "confirm_promotion", "post_promotion", "post_rollback")
 
 
