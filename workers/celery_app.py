@@ -54,7 +54,7 @@ from workers.actions import Released
 from workers.delivery import Delivery
 from workers.hooks import HookCaller
 from workers.intake import Intake
-from workers.metrics import serve
+from workers.metrics import serve, watch_overdue
 from workers.notify.base import Route, notifier_for
 from workers.platforms import heal_configured, platform_for
 from workers.settings import WorkerSettings
@@ -265,6 +265,8 @@ def build_runtime(
 
     def requeue(rollout_id: str, revision: int, countdown: float) -> None:
         app.send_task(ADVANCE, args=(rollout_id, revision), countdown=countdown)
+
+    watch_overdue(lambda: store.count_due(clock() - timings.reconcile_grace))
 
     return Runtime(
         store=store,

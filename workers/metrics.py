@@ -7,6 +7,10 @@ Metrics (prometheus_client, default registry; ``serve(port)`` exposes them)::
     canarist_decisions_total{decision}             counter: promoted, aborted, paused, failed
     canarist_analysis_duration_seconds             histogram: one analyze() against Prometheus
     canarist_step_lateness_seconds                 histogram: execution time - next_due_at
+    canarist_rollouts_overdue                      gauge: unfinished rollouts overdue by more
+                                                   than the reconciler's grace, counted in the
+                                                   store at scrape time (every worker reports
+                                                   the same number: alert on max)
     canarist_stale_tasks_total{reason}             counter: tasks that found nothing to do
     canarist_alert_deliveries_total{route,kind}    counter: notices delivered
     canarist_alert_delivery_failures_total{route,temporary}
@@ -22,6 +26,12 @@ A prefork worker runs tasks in child processes; to serve their metrics set
 ``PROMETHEUS_MULTIPROC_DIR`` as prometheus_client documents. The solo and threads pools need
 nothing.
 
+When looks fall behind, lateness spreads evenly (each worker runs its due tasks in due order)
+and shows: ``canarist_step_lateness_seconds`` grows, ``canarist_rollouts_overdue`` counts the
+rollouts behind, and a worker logs a warning when a step runs more than
+``LATE_WARNING_SECONDS`` late (at most one a ``LATE_WARNING_EVERY``, naming how many are
+overdue), so an overloaded fleet is said in the log before anyone reads a histogram.
+
 Logs: ``rollout_log(rollout_id)`` is a LoggerAdapter that prefixes every message with
 ``rollout=<id>`` and sets ``record.rollout_id`` for structured (JSON) formatters.
 """
@@ -29,14 +39,18 @@ Logs: ``rollout_log(rollout_id)`` is a LoggerAdapter that prefixes every message
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, MutableMapping
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from workers.actions import Action, EventKind, RecordEvent
 
 LOGGER_NAME = "canarist.workers"
+LATE_WARNING_SECONDS = 5.0  # a step this late says so in the log
+LATE_WARNING_EVERY = 30.0  # at most one such warning per process in this many seconds
 _DECISIONS = {"promoted", "aborted", "paused", "failed"}
 
 PHASE_TRANSITIONS = Counter(
@@ -73,6 +87,38 @@ ALERTS_UNDELIVERED = Counter(
     ["route", "kind"],
 )
 
+ROLLOUTS_OVERDUE = Gauge(
+    "canarist_rollouts_overdue",
+    "Unfinished rollouts overdue by more than the reconciler's grace (counted in the store).",
+)
+
+
+class _Overdue:
+    """The store's count of overdue rollouts, read at scrape time and by the late warning."""
+
+    def __init__(self) -> None:
+        self.count: Callable[[], int] | None = None
+        self.lock = threading.Lock()
+        self.warned_at = -math.inf
+
+    def read(self) -> float:
+        count = self.count
+        if count is None:
+            return 0.0
+        try:
+            return float(count())
+        except Exception:  # the store is down: unknown, not zero
+            return math.nan
+
+
+_overdue = _Overdue()
+ROLLOUTS_OVERDUE.set_function(_overdue.read)
+
+
+def watch_overdue(count: Callable[[], int]) -> None:
+    """Count overdue rollouts with ``count`` (the worker's store, from now-grace backwards)."""
+    _overdue.count = count
+
 
 def record_step(actions: Iterable[Action]) -> None:
     """Count what one saved step did, from its events."""
@@ -90,8 +136,24 @@ def record_step(actions: Iterable[Action]) -> None:
 
 
 def record_lateness(due_at: float | None, now: float) -> None:
-    if due_at is not None:
-        STEP_LATENESS.observe(max(0.0, now - due_at))
+    """Observe how late a step runs; warn (rate-limited) when the workers are behind."""
+    if due_at is None:
+        return
+    late = max(0.0, now - due_at)
+    STEP_LATENESS.observe(late)
+    if late < LATE_WARNING_SECONDS:
+        return
+    with _overdue.lock:
+        if now - _overdue.warned_at < LATE_WARNING_EVERY:
+            return
+        _overdue.warned_at = now
+    overdue = _overdue.read()
+    worker_log().warning(
+        "a step ran %.1f s late: the workers are behind (%s rollouts overdue); add workers "
+        "or Prometheus capacity (README: Scale)",
+        late,
+        "an unknown number of" if math.isnan(overdue) else f"{overdue:.0f}",
+    )
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

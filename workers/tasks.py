@@ -24,11 +24,12 @@ behind an analysis, have their own queue.
 ``canarist.deliver_outbox()`` delivers a batch of saved alerts and hand-overs (delivery.py).
 ``canarist.reconcile()`` re-enqueues every unfinished rollout overdue by more than a grace
 period: a lost message (a killed worker's countdown, a Redis restart) delays a rollout, never
-strands it; it also heals what a platform serves outside any rollout (the local platform's
-router). Beat sends both with ``period``: a run of a period that another beat's run already
-did is skipped (a lock in the store), so two beats are safe and one of them may die.
-``canarist.submit_rollout(payload, actor="celery")`` is the Celery door. Its
-payload is a ``workers.intake.RolloutJob`` as JSON::
+strands it (a revision is re-enqueued again only once it has been late half as long again, so
+overloaded workers' late messages are not doubled every period); it also heals what a platform
+serves outside any rollout (the local platform's router). Beat sends both with ``period``: a
+run of a period that another beat's run already did is skipped (a lock in the store), so two
+beats are safe and one of them may die. ``canarist.submit_rollout(payload, actor="celery")`` is
+the Celery door. Its payload is a ``workers.intake.RolloutJob`` as JSON::
 
     {"app": "checkout", "namespace": "shop", "version": "v2", "policy": "default-canary",
      "baseline": "app='checkout',version='v1'", "canary": "app='checkout',version='v2'",
@@ -92,6 +93,7 @@ ADVANCE, DELIVER = "canarist.advance", "canarist.deliver_outbox"
 RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
 POLICY_RETRY_SECONDS = 60.0  # a rollout whose policy cannot be read waits this long
 PERIODIC_LOCK = "periodic:{task}"  # the lease a beat-sent run of ``task`` takes for its period
+REQUEUE_HOLD = "requeued:{rollout}:{revision}"  # the reconciler re-enqueued this revision
 
 
 class AdvanceResult(StrEnum):
@@ -284,14 +286,23 @@ def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -
             log.warning("healed: %s", repair)
     except (WorkerError, TemporaryError) as exc:
         log.error("could not heal the platform: %s", exc)
-    overdue = runtime.store.due(runtime.clock() - runtime.reconcile_grace, limit)
+    now = runtime.clock()
+    overdue = runtime.store.due(now - runtime.reconcile_grace, limit)
+    owner = f"{runtime.worker_id}/{uuid.uuid4().hex[:8]}"  # a hold is never this run's own
     for rollout_id in overdue:
         try:
-            revision = runtime.store.load(rollout_id).revision
+            state, revision = runtime.store.load(rollout_id)
         except NotFound:
             continue
         except CorruptRecord as exc:  # the others are still re-enqueued
             rollout_log(rollout_id).error("overdue, but cannot be read: %s", exc)
+            continue
+        # Once per revision until it has been late half as long again: a lost message is
+        # replaced at once, while the messages of overloaded workers (late, not lost) are not
+        # doubled every period, which would only overload them more.
+        late = now - (state.next_due_at or now)
+        hold = REQUEUE_HOLD.format(rollout=rollout_id, revision=revision)
+        if not runtime.store.leases.acquire(hold, owner, max(runtime.reconcile_grace, late / 2)):
             continue
         rollout_log(rollout_id).info("overdue at revision %d: re-enqueued", revision)
         runtime.requeue(rollout_id, revision, 0.0)

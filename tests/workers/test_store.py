@@ -329,6 +329,14 @@ def test_due_lists_unfinished_rollouts_most_overdue_first(store: StateStore) -> 
     assert store.due(T0 + 1000) == ["a", "c"]
 
 
+def test_count_due_counts_what_due_lists(store: StateStore) -> None:
+    for index in range(7):
+        store.create(rollout(f"r{index}", app=f"app{index}", next_due_at=T0 + 10 * index))
+    store.create(rollout("done", app="done", next_due_at=None))
+    assert [store.count_due(T0 + seconds) for seconds in (-1, 0, 25, 1000)] == [0, 1, 3, 7]
+    assert store.count_due(T0 + 25) == len(store.due(T0 + 25))
+
+
 def test_list_rollouts_newest_first_by_namespace(store: StateStore) -> None:
     store.create(rollout("r1", app="a", namespace="shop", at=T0))
     store.create(rollout("r2", app="b", namespace="ops", at=T0 + 1))

@@ -302,6 +302,29 @@ def test_the_reconciler_re_enqueues_only_overdue_rollouts(
     assert queued.advance == [(late, 1, 0.0)]
 
 
+def test_the_reconciler_does_not_double_a_late_message_every_period(
+    runtime: Runtime, queued: Queued, clock: FakeClock, memory_store: MemoryStateStore
+) -> None:
+    """Overloaded workers hold late messages, not lost ones: each revision is re-enqueued once,
+    then again only after it has been late half as long again; a new revision at once."""
+    late = started(runtime, queued, app="cart")
+    queued.advance.clear()
+    clock.advance(runtime.reconcile_grace + 10)  # 10 s past the grace: held for that long
+
+    assert reconcile(runtime) == [late]
+    assert reconcile(runtime) == [late]  # the next period: still overdue, not sent again
+    assert queued.advance == [(late, 1, 0.0)]
+    clock.advance(runtime.reconcile_grace + 10)  # half as late again: its message was lost too
+    assert reconcile(runtime) == [late]
+    assert queued.advance == [(late, 1, 0.0), (late, 1, 0.0)]
+
+    state, revision = memory_store.load(late)
+    memory_store.save(state, revision)  # the rollout moved on, and is overdue again
+    queued.advance.clear()
+    assert reconcile(runtime) == [late]
+    assert queued.advance == [(late, revision + 1, 0.0)]
+
+
 def test_a_pending_successor_makes_sure_its_predecessor_stands_down(
     runtime: Runtime, queued: Queued, memory_store: MemoryStateStore, clock: FakeClock
 ) -> None:

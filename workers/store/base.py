@@ -197,6 +197,11 @@ class StateStore(Protocol):
         """Ids of unfinished rollouts whose next_due_at <= now, most overdue first."""
         ...
 
+    def count_due(self, now: float) -> int:
+        """How many unfinished rollouts have next_due_at <= now (one cheap count, for the
+        overdue gauge: no ids are read)."""
+        ...
+
     def list_rollouts(self, namespace: str | None = None, limit: int = 100) -> list[Stored]:
         """Rollouts, newest first, in ``namespace`` or in all; one this release cannot read
         is logged and left out (``load`` says why)."""

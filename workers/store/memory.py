@@ -173,6 +173,10 @@ class MemoryStateStore:
             ranked = sorted((score, rollout_id) for rollout_id, score in self._due.items())
         return [rollout_id for score, rollout_id in ranked if score <= now][:limit]
 
+    def count_due(self, now: float) -> int:
+        with self._lock:
+            return sum(1 for score in self._due.values() if score <= now)
+
     def list_rollouts(self, namespace: str | None = None, limit: int = 100) -> list[Stored]:
         check_limit(limit)
         with self._lock:

@@ -246,6 +246,10 @@ class RedisStateStore:
             )
         return [str(rollout_id) for rollout_id in ids]
 
+    def count_due(self, now: float) -> int:
+        with _translated("count due rollouts"):
+            return int(self._client.zcount(self._key("due"), "-inf", repr(now)))
+
     def list_rollouts(self, namespace: str | None = None, limit: int = 100) -> list[Stored]:
         listing = self._key("rollouts") if namespace is None else self._key("rollouts", namespace)
         check_limit(limit)
