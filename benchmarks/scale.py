@@ -1,25 +1,30 @@
-"""How many concurrent rollouts one worker process sustains (``python -m benchmarks.scale``).
+"""How many concurrent rollouts a worker process keeps on time, and how that scales with worker
+processes (``python -m benchmarks.scale``).
 
-Target: at least 1,000 rollouts in flight, analysed every 30 s, on ONE worker
-process, with step lateness (execution time - due time, what ``canarist_step_lateness_seconds``
-observes) at p99 under 2 s.
+Targets (issue 17): ONE worker process keeps 2,000 concurrent rollouts analysed every 30 s at
+p99 step lateness (execution time - due time, what ``canarist_step_lateness_seconds`` observes)
+under 2 s, and 1,000 under 0.5 s; TWO worker processes give at least 1.6x the throughput of
+one; an advance costs at most 10 ms of worker CPU and 4 Prometheus requests.
 
-What runs: the test stack's Redis and Prometheus (canarist/demo/stack.py) in a temp directory; a few
-services' realistic series written into Prometheus (tests/workloads.py), which all rollouts
-share; the shipped ``default-canary`` policy's three metrics with ``analysis.interval: 30s``, no
-warm-up and one long analyze step, so every rollout stays in flight and looks every interval;
-ONE ``celery worker --pool=solo --concurrency 1`` (the solo pool runs tasks in the worker's
-only process: what one process sustains is then exactly what is measured, its CPU is one
-PID's, and the metrics need no multiprocess directory; prefork -c 1 still runs one task at a
-time and only adds a parent process and a pipe, try ``--pool prefork``). No beat: the
-reconciler only re-enqueues overdue rollouts, which would add duplicate work to an overloaded
-worker rather than measure it. Rollouts are submitted on the ``observe`` platform through
-``Intake``, evenly over one interval; a ramp of levels (default 100, 300, 1000) stops at the
-first level whose p99 lateness is 2 s or more. Each level: warm-up, then a measured period
-whose every task is a sample (benchmarks/scale_worker.py records it).
+What runs: the test stack's Redis and Prometheus (canarist/demo/stack.py) in a temp directory;
+a few services' realistic series written into Prometheus (tests/workloads.py), which the
+rollouts share; the shipped ``default-canary`` policy's three metrics with ``analysis.interval:
+30s``, no warm-up and one long analyze step, so every rollout stays in flight and looks every
+interval; W ``celery worker`` processes of Canarist's own app (benchmarks/scale_worker.py adds
+only measurement), by default ``--pool threads --concurrency 8`` as deployed. No beat: the
+reconciler only re-enqueues overdue rollouts. Rollouts are submitted on the ``observe``
+platform through ``Intake``, evenly over one interval. Each level: warm-up, then a measured
+period whose every task is a sample (benchmarks/scale_worker.py records it).
 
-    python -m benchmarks.scale                       # the ramp, about 13 minutes
-    python -m benchmarks.scale --rollouts 1000 --measure 300
+Levels: ``--rollouts`` are per worker process, run for each of ``--workers``: ``--rollouts 1000
+2000 --workers 1 2`` runs 1,000 and 2,000 rollouts on one worker and 2,000 and 4,000 on two.
+``--capacity`` then overloads 1, 2 (and, with ``--capacity-workers``, more) workers with
+rollouts analysed every 10 s, more than they can do, and reports the advances per second they
+manage: the throughput that the 1.6x target compares. ``--runs N`` repeats everything and
+reports the spread (the targets are judged on the worst run).
+
+    python -m benchmarks.scale                       # make bench: about 20 minutes
+    python -m benchmarks.scale --rollouts 2000 --workers 1 --measure 300
     python -m benchmarks.scale --quick --json out.json   # 20 rollouts, 5 s interval, < 1 min
 
 Not a timed test: it prints a table and the verdict, and saves them as JSON with ``--json``.
@@ -32,6 +37,7 @@ import json
 import os
 import pstats
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -42,13 +48,17 @@ from typing import Any
 import yaml
 
 from analyzer.policy import load_policy
-from benchmarks.scale_level import ROOT, Level, run_level
+from benchmarks.scale_level import ROOT, Level, Pool, run_level
 from canarist.demo.stack import start_prometheus, start_redis
 from tests.promwrite import write_samples
 from tests.workloads import Behaviour, http_service
 
-TARGET_ROLLOUTS = 1000
-LATENESS_LIMIT_S = 2.0
+ONE_WORKER_TARGETS = {2000: 2.0, 1000: 0.5}  # rollouts on one worker -> p99 lateness limit, s
+LATENESS_LIMIT_S = 2.0  # a level "keeps up" below this p99
+SCALING_TARGET = 1.6  # two workers' throughput over one's
+CPU_MS_TARGET, QUERIES_TARGET = 10.0, 4.0  # per advance
+CAPACITY_INTERVAL = 10.0  # s: analysis interval of the overload runs
+CAPACITY_ROLLOUTS = 2500  # per worker: 250 looks/s due each, more than one process can do
 POLICY_NAME = "scale-bench"
 HEALTHY = Behaviour(requests_per_second=50.0, error_ratio=0.01)
 
@@ -57,50 +67,84 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     command = "python -m benchmarks.scale " + shlex.join(sys.argv[1:] if argv is None else argv)
     quick = args.quick
-    levels = args.rollouts or ([20] if quick else [100, 300, 1000])
+    per_worker = args.rollouts or ([20] if quick else [1000, 2000])
+    worker_counts = args.workers or ([1] if quick else [1, 2])
     interval = args.interval or (5.0 if quick else 30.0)
     warmup = args.warmup if args.warmup is not None else (interval + (5 if quick else 15))
-    measure = args.measure or (20.0 if quick else 180.0)
+    measure = args.measure or (20.0 if quick else 120.0)
+    capacity_workers = args.capacity_workers or [1, 2]
+    pool = Pool(args.pool, args.concurrency)
     began = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    capacity: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="canarist-scale-") as temp:
         workdir = Path(temp)
         redis_server = start_redis(workdir / "redis")
         prometheus = start_prometheus(workdir / "prometheus")
         try:
-            span = len(levels) * (2 * interval + warmup + measure + 40) + 120
-            samples = write_services(prometheus.url, args.apps, span, 1.0 if quick else 5.0)
-            policy_dir = write_policy(workdir / "policies", interval)
-            env = worker_env(redis_server.url, prometheus.url, policy_dir)
-            rows: list[dict[str, Any]] = []
-            for rollouts in levels:
-                level = Level(rollouts, interval, warmup, measure, args.apps)
+            levels = [
+                Level(count * workers, interval, warmup, measure, args.apps, workers)
+                for workers in worker_counts
+                for count in per_worker
+            ]
+            overloads = [
+                Level(
+                    CAPACITY_ROLLOUTS * workers,
+                    CAPACITY_INTERVAL,
+                    CAPACITY_INTERVAL + 20,
+                    args.capacity_measure,
+                    args.apps,
+                    workers,
+                )
+                for workers in (capacity_workers if args.capacity else [])
+            ]
+            runs = args.runs
+            span = runs * (
+                sum(2 * lv.interval + lv.warmup + lv.measure + 60 for lv in levels + overloads)
+            )
+            samples = write_services(prometheus.url, args.apps, span + 120, 1.0 if quick else 5.0)
+            policies = {
+                lv.interval: write_policy(workdir / f"policies-{lv.interval:g}", lv.interval)
+                for lv in levels + overloads
+            }
+            shared = {"redis": redis_server.pid, "prometheus": prometheus.pid}
+
+            def run(level: Level, run_index: int) -> dict[str, Any]:
+                env = worker_env(redis_server.url, prometheus.url, policies[level.interval])
                 print(
-                    f"level {rollouts}: submitting over {interval:g} s, warm-up {warmup:g} s, "
-                    f"measuring {measure:g} s",
+                    f"run {run_index + 1}/{runs}: {level.rollouts} rollouts on {level.workers} "
+                    f"worker(s), every {level.interval:g} s: submitting, warm-up "
+                    f"{level.warmup:g} s, measuring {level.measure:g} s",
                     file=sys.stderr,
                     flush=True,
                 )
-                profile = workdir / f"profile-{rollouts}.pstats" if args.profile else None
+                profile = workdir / f"profile-{level.rollouts}.pstats" if args.profile else None
                 row = run_level(
                     level,
                     redis_url=redis_server.url,
                     env=env,
                     policy=POLICY_NAME,
                     workdir=workdir,
-                    pool=args.pool,
+                    pool=pool,
                     loglevel=args.loglevel,
+                    shared_pids=shared,
                     profile=profile,
                 )
+                row["run"] = run_index + 1
                 if profile is not None and profile.exists():
                     row["profile_top"] = top_functions(profile)
-                rows.append(row)
                 print(format_row(row), file=sys.stderr, flush=True)
-                if not passes(row) and not args.all_levels:
-                    break
+                return row
+
+            for run_index in range(runs):
+                for level in levels:
+                    rows.append(run(level, run_index))
+                for level in overloads:
+                    capacity.append(run(level, run_index))
         finally:
             prometheus.stop()
             redis_server.stop()
-    payload = report(rows, command, time.monotonic() - began, args, samples)
+    payload = report(rows, capacity, command, time.monotonic() - began, args, pool, samples)
     print(render(payload))
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -156,9 +200,9 @@ def worker_env(redis_url: str, prometheus_url: str, policy_dir: Path) -> dict[st
     return env
 
 
-def passes(row: dict[str, Any]) -> bool:
+def passes(row: dict[str, Any], limit: float = LATENESS_LIMIT_S) -> bool:
     p99 = row["lateness_p99_s"]
-    return p99 is not None and p99 < LATENESS_LIMIT_S
+    return p99 is not None and p99 < limit
 
 
 def top_functions(path: Path, count: int = 15) -> list[dict[str, Any]]:
@@ -177,28 +221,116 @@ def top_functions(path: Path, count: int = 15) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: -row["cumulative_s"])[:count]
 
 
+def spread(values: Sequence[float | None]) -> dict[str, float | None]:
+    """min / median / max of the runs' figures (None: a run measured nothing)."""
+    known = [value for value in values if value is not None]
+    if not known or len(known) < len(values):
+        return {"min": None, "median": None, "max": None}
+    return {
+        "min": min(known),
+        "median": round(statistics.median(known), 3),
+        "max": max(known),
+    }
+
+
+def targets(rows: list[dict[str, Any]], capacity: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target with what was measured; judged on the worst run."""
+    found = []
+    for rollouts, limit in sorted(ONE_WORKER_TARGETS.items()):
+        runs = [r for r in rows if r["workers"] == 1 and r["rollouts"] == rollouts]
+        worst = max((r["lateness_p99_s"] or float("inf") for r in runs), default=None)
+        found.append(
+            {
+                "target": f"one worker, {rollouts} rollouts: p99 lateness < {limit:g} s",
+                "met": worst is not None and worst < limit,
+                "measured": "not run" if worst is None else f"worst run's p99 {worst:g} s",
+            }
+        )
+    one = [r["advances_per_s"] for r in capacity if r["workers"] == 1]
+    two = [r["advances_per_s"] for r in capacity if r["workers"] == 2]
+    ratio = min(two) / max(one) if one and two else None
+    found.append(
+        {
+            "target": f"two workers: >= {SCALING_TARGET:g}x the throughput of one",
+            "met": ratio is not None and ratio >= SCALING_TARGET,
+            "measured": "not run"
+            if ratio is None
+            else f"{ratio:.2f}x (two's slowest run over one's fastest)",
+        }
+    )
+    measured = [r for r in rows if r["advances"]]
+    cpu = max((r["cpu_ms_per_advance"] for r in measured), default=None)
+    queries = max((r["queries_per_advance"] for r in measured), default=None)
+    found.append(
+        {
+            "target": f"per advance: <= {CPU_MS_TARGET:g} ms of worker CPU",
+            "met": cpu is not None and cpu <= CPU_MS_TARGET,
+            "measured": "not run" if cpu is None else f"at most {cpu:g} ms (every level, run)",
+        }
+    )
+    found.append(
+        {
+            "target": f"per advance: <= {QUERIES_TARGET:g} Prometheus requests",
+            "met": queries is not None and queries <= QUERIES_TARGET,
+            "measured": "not run" if queries is None else f"at most {queries:g}",
+        }
+    )
+    return found
+
+
 def report(
-    rows: list[dict[str, Any]], command: str, wall: float, args: argparse.Namespace, samples: int
+    rows: list[dict[str, Any]],
+    capacity: list[dict[str, Any]],
+    command: str,
+    wall: float,
+    args: argparse.Namespace,
+    pool: Pool,
+    samples: int,
 ) -> dict[str, Any]:
-    sustained = [row["rollouts"] for row in rows if passes(row)]
-    largest = max(sustained, default=None)
+    by_level: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_level.setdefault((row["rollouts"], row["workers"]), []).append(row)
+    by_workers: dict[int, list[dict[str, Any]]] = {}
+    for row in capacity:
+        by_workers.setdefault(row["workers"], []).append(row)
+    checked = targets(rows, capacity)
     return {
         "command": command,
         "wall_time_s": round(wall, 1),
         "quick": args.quick,
-        "pool": args.pool,
+        "pool": pool.name,
+        "concurrency": pool.concurrency,
+        "runs": args.runs,
         "prometheus_samples_written": samples,
-        "target_rollouts": TARGET_ROLLOUTS,
         "lateness_limit_s": LATENESS_LIMIT_S,
         "rows": rows,
-        "largest_sustained": largest,
-        "meets_target": largest is not None and largest >= TARGET_ROLLOUTS,
+        "levels": [
+            {
+                "rollouts": rollouts,
+                "workers": workers,
+                "lateness_p99_s": spread([r["lateness_p99_s"] for r in runs]),
+                "advances_per_s": spread([r["advances_per_s"] for r in runs]),
+                "cpu_ms_per_advance": spread([r["cpu_ms_per_advance"] for r in runs]),
+            }
+            for (rollouts, workers), runs in sorted(by_level.items(), key=lambda i: i[0][::-1])
+        ],
+        "capacity": capacity,
+        "capacity_advances_per_s": {
+            str(workers): spread([r["advances_per_s"] for r in runs])
+            for workers, runs in sorted(by_workers.items())
+        },
+        "largest_sustained_one_worker": max(
+            (r["rollouts"] for r in rows if r["workers"] == 1 and passes(r)), default=None
+        ),
+        "targets": checked,
+        "meets_targets": all(target["met"] for target in checked),
     }
 
 
 HEADER = (
-    f"{'rollouts':>8} {'adv/s':>6} {'looks/s':>7} {'due/s':>6} {'p50 s':>7} {'p99 s':>7} "
-    f"{'max s':>7} {'overdue':>7} {'cpu %':>6} {'busy %':>6} {'adv ms':>7}  ms/advance by part"
+    f"{'run':>3} {'W':>2} {'rollouts':>8} {'adv/s':>6} {'due/s':>6} {'p50 s':>7} {'p99 s':>7} "
+    f"{'max s':>7} {'overdue':>7} {'cpu ms':>6} {'task ms':>7} {'q/adv':>5} {'pts/look':>8} "
+    f"{'redis/adv':>9} {'prom ms':>7} {'wrk %':>6} {'prom %':>6} {'redis %':>7}"
 )
 
 
@@ -206,28 +338,41 @@ def format_row(row: dict[str, Any]) -> str:
     def number(value: Any) -> str:
         return "-" if value is None else f"{value:g}"
 
-    parts = " ".join(
-        f"{part}={number(value)}" for part, value in row["advance_time_ms_by_part"].items()
-    )
     return (
-        f"{row['rollouts']:>8} {row['advances_per_s']:>6g} {row['looks_per_s']:>7g} "
-        f"{row['looks_per_s_due']:>6g} {number(row['lateness_p50_s']):>7} "
-        f"{number(row['lateness_p99_s']):>7} {number(row['lateness_max_s']):>7} "
-        f"{row['overdue_at_end']:>7} {row['worker_cpu_pct']:>6g} {row['worker_busy_pct']:>6g} "
-        f"{number(row['advance_mean_ms']):>7}  {parts}"
+        f"{row.get('run', 1):>3} {row['workers']:>2} {row['rollouts']:>8} "
+        f"{row['advances_per_s']:>6g} {row['looks_per_s_due']:>6g} "
+        f"{number(row['lateness_p50_s']):>7} {number(row['lateness_p99_s']):>7} "
+        f"{number(row['lateness_max_s']):>7} {row['overdue_at_end']:>7} "
+        f"{row['cpu_ms_per_advance']:>6g} {row['task_cpu_ms_per_advance']:>7g} "
+        f"{number(row['queries_per_advance']):>5} {number(row['points_per_look']):>8} "
+        f"{row['redis_commands_per_advance']:>9g} {row['prometheus_cpu_ms_per_advance']:>7g} "
+        f"{row['worker_cpu_pct']:>6g} {row['prometheus_cpu_pct']:>6g} {row['redis_cpu_pct']:>7g}"
     )
 
 
 def render(payload: dict[str, Any]) -> str:
     lines = [HEADER, *(format_row(row) for row in payload["rows"])]
-    largest = payload["largest_sustained"]
-    verdict = "MEETS" if payload["meets_target"] else "MISSES"
+    if payload["capacity"]:
+        lines.append(f"overloaded (analysis every {CAPACITY_INTERVAL:g} s, more than is done):")
+        lines += [format_row(row) for row in payload["capacity"]]
+    for level in payload["levels"]:
+        p99 = level["lateness_p99_s"]
+        lines.append(
+            f"{level['rollouts']} rollouts on {level['workers']} worker(s): p99 lateness "
+            f"{p99['median']} s (min {p99['min']}, max {p99['max']}) over {payload['runs']} run(s)"
+        )
+    for workers, rate in payload["capacity_advances_per_s"].items():
+        lines.append(
+            f"throughput of {workers} worker(s): {rate['median']} advances/s (min {rate['min']}, "
+            f"max {rate['max']})"
+        )
+    for target in payload["targets"]:
+        verdict = "MET    " if target["met"] else "NOT MET"
+        lines.append(f"{verdict} {target['target']}: {target['measured']}")
     lines.append(
-        f"largest N with p99 lateness < {payload['lateness_limit_s']:g} s: "
-        f"{largest if largest is not None else 'none measured'}; {verdict} the target of "
-        f"{payload['target_rollouts']} (pool {payload['pool']}, one worker process)"
+        f"pool {payload['pool']} -c {payload['concurrency']}; command: {payload['command']}   "
+        f"wall time: {payload['wall_time_s']:g} s"
     )
-    lines.append(f"command: {payload['command']}   wall time: {payload['wall_time_s']:g} s")
     return "\n".join(lines)
 
 
@@ -237,16 +382,21 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rollouts", type=int, nargs="+", help="levels (default 100 300 1000)")
+    parser.add_argument("--rollouts", type=int, nargs="+", help="per worker (default 1000 2000)")
+    parser.add_argument("--workers", type=int, nargs="+", help="worker processes (default 1 2)")
     parser.add_argument("--quick", action="store_true", help="20 rollouts, 5 s interval, 20 s")
     parser.add_argument("--interval", type=float, help="analysis interval, s (default 30)")
     parser.add_argument("--warmup", type=float, help="after submitting, s (default interval+15)")
-    parser.add_argument("--measure", type=float, help="measured period per level, s (180)")
+    parser.add_argument("--measure", type=float, help="measured period per level, s (120)")
+    parser.add_argument("--capacity", action="store_true", help="also measure throughput")
+    parser.add_argument("--capacity-workers", type=int, nargs="+", help="default 1 2")
+    parser.add_argument("--capacity-measure", type=float, default=60.0, help="s (60)")
+    parser.add_argument("--runs", type=int, default=1, help="repeat everything (spread)")
     parser.add_argument("--apps", type=int, default=5, help="services written to Prometheus")
-    parser.add_argument("--pool", choices=("solo", "prefork"), default="solo")
+    parser.add_argument("--pool", choices=("threads", "solo", "prefork"), default="threads")
+    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker (8)")
     parser.add_argument("--loglevel", default="INFO", help="the worker's log level")
-    parser.add_argument("--profile", action="store_true", help="cProfile 1 task in 10")
-    parser.add_argument("--all-levels", action="store_true", help="go on after a level fails")
+    parser.add_argument("--profile", action="store_true", help="cProfile 1 task in 10 (solo)")
     parser.add_argument("--json", help="save the report here")
     return parser
 

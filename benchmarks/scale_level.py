@@ -1,11 +1,13 @@
-"""One level of the scale ramp: N rollouts in flight on ONE worker process, measured.
+"""One level of the scale benchmark: N rollouts in flight on W worker processes, measured.
 
-``run_level`` empties Redis, starts ``celery worker`` (benchmarks/scale_worker.py's app) in its
-own process, submits N rollouts through ``Intake`` spread evenly over one analysis interval (so
-their looks fall due evenly, as independent releases would, not all in the same second), waits
-out a warm-up, then measures for a fixed period: every task the worker started inside the
-period is a sample (scale_worker.py records it). The worker is stopped by its PID before the
-function returns, whatever happens.
+``run_level`` empties Redis, starts W ``celery worker`` processes (benchmarks/scale_worker.py's
+app), submits N rollouts through ``Intake`` spread evenly over one analysis interval (so their
+looks fall due evenly, as independent releases would, not all in the same second), waits out a
+warm-up, then measures for a fixed period: every task a worker started inside the period is a
+sample (scale_worker.py records it). Besides the workers' own figures it reads what the shared
+parts spent in the same period: Redis' commands (``INFO commandstats``) and the CPU of the Redis
+and Prometheus processes. The workers are stopped by their PIDs before the function returns,
+whatever happens.
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ class Level:
     warmup: float  # after the last submission, before measuring
     measure: float
     apps: int  # distinct selector pairs the rollouts share
+    workers: int = 1  # worker processes
+
+
+@dataclass(frozen=True)
+class Pool:
+    """How each worker process runs tasks: Celery's pool and its concurrency."""
+
+    name: str = "threads"
+    concurrency: int = 8
 
 
 class Worker:
@@ -90,14 +101,7 @@ class Worker:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         if children.exists():
             pids += [int(pid) for pid in children.read_text().split()]
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return total / CLOCK_TICKS
+        return sum(cpu_seconds(pid) for pid in pids)
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -117,11 +121,27 @@ class Worker:
             self._log = None
 
 
-def worker_argv(pool: str, loglevel: str) -> list[str]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+def redis_calls(client: redis.Redis) -> int:
+    """Commands Redis has run since it started (every client: workers, broker, store)."""
+    stats = client.info("commandstats")
+    return sum(int(entry["calls"]) for entry in stats.values())
+
+
+def worker_argv(pool: Pool, loglevel: str, name: str) -> list[str]:
     argv = [str(CELERY), "-A", "benchmarks.scale_worker:app", "worker"]
-    argv += ["-Q", "canarist.rollouts,canarist.notify", f"--pool={pool}", "--concurrency", "1"]
+    argv += ["-Q", "canarist.rollouts,canarist.notify", f"--pool={pool.name}"]
+    argv += ["--concurrency", str(1 if pool.name == "solo" else pool.concurrency)]
     argv += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
-    return [*argv, "-n", "bench@%h", f"--loglevel={loglevel}"]
+    return [*argv, "-n", f"{name}@%h", f"--loglevel={loglevel}"]
 
 
 def run_level(
@@ -131,27 +151,30 @@ def run_level(
     env: Mapping[str, str],
     policy: str,
     workdir: Path,
-    pool: str,
+    pool: Pool,
     loglevel: str,
+    shared_pids: Mapping[str, int],
     profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one level and return its row (see ``summarize``)."""
+    """Run one level and return its row (see ``summarize``). ``shared_pids``: the Redis and
+    Prometheus processes, whose CPU in the measured period is reported beside the workers'."""
     flush = redis.Redis.from_url(redis_url)
     flush.flushdb()  # queues and state of the previous level
-    flush.close()
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    samples = workdir / f"samples-{level.rollouts}.jsonl"
-    worker_env = {
-        **env,
-        "CANARIST_BENCH_WORKER": "1",
-        "CANARIST_BENCH_PREFIX": prefix,
-        "CANARIST_BENCH_SAMPLES": str(samples),
-    }
-    if profile is not None:
-        worker_env["CANARIST_BENCH_PROFILE"] = str(profile)
-    worker = Worker(
-        worker_argv(pool, loglevel), worker_env, workdir / f"worker-{level.rollouts}.log"
-    )
+    tag = f"{level.rollouts}-{level.workers}w-{uuid.uuid4().hex[:4]}"
+    workers = []
+    for index in range(level.workers):
+        worker_env = {
+            **env,
+            "CANARIST_BENCH_WORKER": "1",
+            "CANARIST_BENCH_PREFIX": prefix,
+            "CANARIST_BENCH_SAMPLES": str(workdir / f"samples-{tag}-{index}.jsonl"),
+            "CANARIST_BENCH_POOL": pool.name,
+        }
+        if profile is not None and index == 0:
+            worker_env["CANARIST_BENCH_PROFILE"] = str(profile)
+        argv = worker_argv(pool, loglevel, f"bench{index}")
+        workers.append(Worker(argv, worker_env, workdir / f"worker-{tag}-{index}.log"))
     store = RedisStateStore.from_url(redis_url, prefix)
     client = make_celery(WorkerSettings(redis=RedisSettings(url=redis_url)), store_prefix=prefix)
     intake = Intake(
@@ -162,22 +185,34 @@ def run_level(
         alert_routes=(),  # the benchmark policy sends no alerts (scale.py drops them)
         on_outbox=wake_outbox(client),
     )
+
+    def cpu() -> dict[str, float]:
+        spent = {name: cpu_seconds(pid) for name, pid in shared_pids.items()}
+        return {**spent, "workers": sum(worker.cpu_seconds() for worker in workers)}
+
     try:
-        worker.start()
+        for worker in workers:
+            worker.start()
         submit_spread(intake, level, policy)
         time.sleep(level.warmup)
-        began, cpu_began = time.time(), worker.cpu_seconds()
+        began, cpu_began, calls_began = time.time(), cpu(), redis_calls(flush)
         time.sleep(level.measure)
-        ended, cpu_ended = time.time(), worker.cpu_seconds()
-        overdue = len(store.due(ended - 2.0, limit=1_000_000))
+        ended, cpu_ended, calls_ended = time.time(), cpu(), redis_calls(flush)
+        overdue = store.count_due(ended - 2.0)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         client.close()
         store.close()
-    rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+        flush.close()
+    rows = []
+    for path in sorted(workdir.glob(f"samples-{tag}-*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     window = [row for row in rows if began <= row["wall"] < ended]
-    row = summarize(level, window, ended - began, cpu_ended - cpu_began, overdue)
-    return {**row, "worker_pid": worker.pid}
+    spent = {name: cpu_ended[name] - cpu_began[name] for name in cpu_began}
+    row = summarize(level, window, ended - began, spent, calls_ended - calls_began, overdue)
+    pids = [worker.pid for worker in workers]
+    return {**row, "pool": pool.name, "concurrency": pool.concurrency, "worker_pids": pids}
 
 
 def submit_spread(intake: Intake, level: Level, policy: str) -> None:
@@ -202,17 +237,26 @@ def submit_spread(intake: Intake, level: Level, policy: str) -> None:
 
 
 def summarize(
-    level: Level, window: list[dict[str, Any]], seconds: float, cpu: float, overdue: int
+    level: Level,
+    window: list[dict[str, Any]],
+    seconds: float,
+    cpu: Mapping[str, float],
+    redis_commands: int,
+    overdue: int,
 ) -> dict[str, Any]:
-    """The level's row: lateness percentiles, throughput, CPU and where task time went."""
+    """The level's row: lateness percentiles, throughput, CPU and where task time went, and
+    what each advance cost the shared parts (Prometheus requests, Redis commands, CPU)."""
     advances = [row for row in window if row["task"] == ADVANCE]
     lateness = sorted(row["ran"] - row["due"] for row in advances if "due" in row)
     looks = [row for row in advances if "analysis" in row]
     busy = sum(row["seconds"] for row in window)
     parts = {part: sum(row.get(part, 0.0) for row in advances) for part in PARTS}
     advance_seconds = sum(row["seconds"] for row in advances)
+    count = max(1, len(advances))
+    queries = sum(row.get("queries", 0) for row in window)
     return {
         "rollouts": level.rollouts,
+        "workers": level.workers,
         "interval_s": level.interval,
         "measure_s": round(seconds, 1),
         "advances": len(advances),
@@ -224,8 +268,26 @@ def summarize(
         "lateness_p99_s": _quantile(lateness, 0.99),
         "lateness_max_s": round(lateness[-1], 3) if lateness else None,
         "overdue_at_end": overdue,
-        "worker_cpu_pct": round(100 * cpu / seconds, 1),
-        "worker_busy_pct": round(100 * busy / seconds, 1),
+        "worker_cpu_pct": round(100 * cpu["workers"] / seconds, 1),
+        "redis_cpu_pct": round(100 * cpu.get("redis", 0.0) / seconds, 1),
+        "prometheus_cpu_pct": round(100 * cpu.get("prometheus", 0.0) / seconds, 1),
+        "worker_busy_pct": round(100 * busy / seconds / level.workers, 1),
+        "cpu_ms_per_advance": round(1000 * cpu["workers"] / count, 2),
+        "task_cpu_ms_per_advance": round(
+            1000 * sum(row.get("cpu", 0.0) for row in advances) / count, 2
+        ),
+        "prometheus_cpu_ms_per_advance": round(1000 * cpu.get("prometheus", 0.0) / count, 2),
+        "redis_cpu_ms_per_advance": round(1000 * cpu.get("redis", 0.0) / count, 2),
+        "queries_per_advance": round(queries / count, 2),
+        "queries_per_look": round(sum(row.get("queries", 0) for row in looks) / len(looks), 2)
+        if looks
+        else None,
+        "points_per_look": round(sum(row.get("points", 0) for row in looks) / len(looks), 1)
+        if looks
+        else None,
+        "prometheus_queries_per_s": round(queries / seconds, 1),
+        "redis_commands_per_advance": round(redis_commands / count, 1),
+        "redis_commands_per_s": round(redis_commands / seconds, 1),
         "advance_mean_ms": round(1000 * advance_seconds / len(advances), 1) if advances else None,
         "look_mean_ms": round(1000 * statistics.fmean(r["seconds"] for r in looks), 1)
         if looks
