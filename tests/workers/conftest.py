@@ -333,7 +333,7 @@ class CeleryStack:
 
     def start_worker(self, name: str) -> CeleryProcess:
         argv = [str(CELERY), "-A", "tests.workers.conftest:worker_app", "worker"]
-        argv += ["-Q", "canarist.rollouts,canarist.notify", "--pool=solo", "-c", "1"]
+        argv += ["-Q", "canarist.rollouts,canarist.notify", "--pool=threads", "-c", "4"]
         argv += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
         argv += ["-n", f"{name}@%h", "--loglevel=INFO"]
         process = CeleryProcess(name, argv, self.env, self.workdir / f"{name}.log")
@@ -439,7 +439,7 @@ def running_stack(
     hook_routes: frozenset[str] = frozenset(),
     worker: str = "w1",
 ) -> Iterator[CeleryStack]:
-    """Beat and one worker (``solo`` pool) over the session's services (Redis, Prometheus,
+    """Beat and one worker (``threads`` pool, 4 threads, as deployed) over the session's services (Redis, Prometheus,
     Alertmanager), with ``policies`` (name -> YAML) in their policy dir and ``environment``
     added to theirs; Redis db 1 is theirs, flushed at the end."""
     policy_dir = workdir / "policies"
