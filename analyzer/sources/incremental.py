@@ -131,7 +131,7 @@ class IncrementalSource:
             answers = ask_many(self.inner, texts, _moment(from_ms), _moment(end_ms), step)
             self._count(requests=1, points=((end_ms - from_ms) // step_ms + 1) * len(texts))
             fetched.update(zip(indexes, answers, strict=True))
-        return [self._answer(plan, fetched.get(index), step_ms) for index, plan in enumerate(plans)]
+        return [self._answer(plan, fetched.get(index)) for index, plan in enumerate(plans)]
 
     def _plan(self, promql: str, start_ms: int, end_ms: int, step_ms: int) -> _Plan:
         key = (promql, step_ms, start_ms % step_ms)
@@ -149,12 +149,12 @@ class IncrementalSource:
             promql, key, start_ms, end_ms, entry, None if fetch_from_ms > end_ms else fetch_from_ms
         )
 
-    def _answer(self, plan: _Plan, fetched: QueryResult | None, step_ms: int) -> QueryResult:
+    def _answer(self, plan: _Plan, fetched: QueryResult | None) -> QueryResult:
         if isinstance(fetched, SourceError):
             return fetched  # never remembered: the next request asks again
         if plan.base is None:
             kind = "full"
-            entry = _merged(_Entry(plan.start_ms, plan.end_ms, {}), fetched or [], plan.start_ms)
+            entry = _merged(_Entry(plan.start_ms, plan.end_ms, {}), fetched or [], plan.end_ms)
         else:
             kind = "incremental" if fetched is not None else "cached"
             entry = plan.base if fetched is None else _merged(plan.base, fetched, plan.end_ms)

@@ -18,6 +18,11 @@ failed query is an ERROR measurement that counts against the policy's
 ``consecutive_error_limit`` and is asked again next interval; retrying here would only stretch
 a Celery task past its deadline.
 
+Several queries: ``query_many`` sends them as one request, the union of
+``label_replace((<query i>), "canarist_query", "<i>", "", "")`` joined with ``or``, and splits
+the answer back by that label. When Prometheus refuses the union (a broken query, a scalar) each
+query is asked alone, so every error is its own query's; an outage is every query's error.
+
 Long ranges: Prometheus refuses more than 11,000 steps per series. A longer range is split
 transparently into requests of ``POINTS_PER_REQUEST`` points on the same grid and the answers
 joined per label set; each instant is evaluated independently, so the result is the one a single
@@ -244,11 +249,16 @@ class PrometheusSource:
 
 
 def _for_query(error: SourceError, shown: str, promql: str) -> SourceError:
-    """``error``, raised for a request shown as ``shown``, as the error of ``promql``."""
+    """``error``, raised for a request shown as ``shown``, as the error of ``promql``; chained
+    to it, so its cause (a refused connection, say) is still found."""
     message = str(error).removesuffix(shown) + promql
+    own: SourceError
     if isinstance(error, TemporarySourceError):
-        return TemporarySourceError(message, error.retry_after)
-    return QueryError(message)
+        own = TemporarySourceError(message, error.retry_after)
+    else:
+        own = QueryError(message)
+    own.__cause__ = error
+    return own
 
 
 def _from_status(library_message: str, promql: str) -> SourceError:
