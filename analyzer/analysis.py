@@ -1,9 +1,10 @@
 """One analysis pass: render the policy's queries, fetch both versions, judge, score.
 
 Fetching and judging are split on purpose. ``fetch`` reads a whole window once per query and
-version; ``judge_upto`` judges the data as it stood at any grid instant, so a backtest replays
-every look of a 40-minute window from one fetch — and cannot look ahead, because the value at a
-grid instant ``t`` (``increase(x[interval])`` evaluated at ``t``) only depends on samples up to t.
+version, every query of a look in one request where the source can (``query_many``);
+``judge_upto`` judges the data as it stood at any grid instant, so a backtest replays every look
+of a 40-minute window from one fetch — and cannot look ahead, because the value at a grid
+instant ``t`` (``increase(x[interval])`` evaluated at ``t``) only depends on samples up to t.
 
 Errors are data: a query that fails becomes an INCONCLUSIVE metric with reason ``query_error``
 (``details.temporary`` tells a Prometheus outage from a broken query), never an exception that
@@ -19,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from analyzer.errors import QueryError, TemplateError, TemporarySourceError
+from analyzer.errors import QueryError, SourceError, TemplateError, TemporarySourceError
 from analyzer.judges.base import CountsData, HistogramData, JudgeContext, JudgeData, SeriesData
 from analyzer.judges.pods import explained, one_pod_explains
 from analyzer.judges.registry import judge_for
@@ -27,7 +28,7 @@ from analyzer.policy.metrics import AnyMetric, CountsMetric, HistogramMetric
 from analyzer.policy.models import Policy
 from analyzer.policy.promql import PromQLTemplate, Selector
 from analyzer.scoring import allocate_alpha, score
-from analyzer.sources.base import FloatArray, MetricSource, Series
+from analyzer.sources.base import FloatArray, MetricSource, QueryResult, Series, ask_many
 from analyzer.sources.convert import (
     by_label,
     counts_data,
@@ -133,25 +134,55 @@ def make_grid(start: datetime, end: datetime, interval: timedelta) -> FloatArray
 def fetch(
     policy: Policy, source: MetricSource, versions: Versions, start: datetime, end: datetime
 ) -> FetchedWindow:
-    """Query every metric for both versions over [start, end] at the analysis interval."""
+    """Query every metric for both versions over [start, end] at the analysis interval.
+
+    Every query of every metric is rendered first; those sharing one range (both versions,
+    unless the baseline is shifted) go to the source in one ``query_many`` call, each distinct
+    query once. A metric one of whose queries failed is an error window, as if it had been asked
+    alone (the first failure in the order baseline then canary, query by query, is its error);
+    the other metrics keep their data.
+    """
     interval = policy.analysis.interval
     args = resolve_args(policy, versions.args)
     grid = make_grid(start, end, interval)
     if grid.size == 0:
         return FetchedWindow(grid, tuple(MetricWindow(metric) for metric in policy.metrics))
+    sides = {
+        "baseline": (versions.baseline, versions.baseline_shift),
+        "canary": (versions.canary, timedelta(0)),
+    }
+    rendered = {
+        (side, text): PromQLTemplate.parse(text).render(
+            selector=selector, interval=interval, args=args
+        )
+        for side, (selector, _) in sides.items()
+        for metric in policy.metrics
+        for text in metric.templates().values()
+    }
+    asked: dict[timedelta, dict[str, QueryResult]] = {}
+    for side, (_, shift) in sides.items():
+        wanted = asked.setdefault(shift, {})
+        for (where, _), promql in rendered.items():
+            if where == side:
+                wanted.setdefault(promql, [])
+    for shift, wanted in asked.items():
+        queries = list(wanted)
+        found = ask_many(source, queries, start + interval - shift, end - shift, interval)
+        wanted.update(zip(queries, found, strict=True))
 
-    def query(text: str, selector: Selector, shift: timedelta = timedelta(0)) -> list[Series]:
-        promql = PromQLTemplate.parse(text).render(selector=selector, interval=interval, args=args)
-        found = source.query_range(promql, start + interval - shift, end - shift, interval)
+    def query(text: str, side: str) -> list[Series]:
+        shift = sides[side][1]
+        found = asked[shift][rendered[side, text]]
+        if isinstance(found, SourceError):
+            raise found
         return [_shifted(series, shift) for series in found] if shift else found
 
-    baseline_query = partial(query, selector=versions.baseline, shift=versions.baseline_shift)
     pod = policy.analysis.pod_label
     windows = []
     for metric in policy.metrics:
         try:
-            baseline, _ = _metric_data(metric, baseline_query, grid, None)
-            canary, pods = _metric_data(metric, partial(query, selector=versions.canary), grid, pod)
+            baseline, _ = _metric_data(metric, partial(query, side="baseline"), grid, None)
+            canary, pods = _metric_data(metric, partial(query, side="canary"), grid, pod)
             windows.append(MetricWindow(metric, baseline, canary, canary_pods=pods))
         except TemporarySourceError as error:
             windows.append(MetricWindow(metric, error=str(error), temporary=True))

@@ -15,6 +15,7 @@ context of every placeholder before any value is seen.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -206,6 +207,15 @@ class PromQLTemplate:
 
     @classmethod
     def parse(cls, text: str) -> PromQLTemplate:
+        """``text`` parsed; the same text is parsed once (the last few hundred are kept), so a
+        look does not parse its policy's templates again. Templates are immutable: sharing one
+        is safe."""
+        if cls is PromQLTemplate:
+            return _parse_cached(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> PromQLTemplate:
         runs = scan_contexts(text)
         placeholders = []
         for match in _PLACEHOLDER.finditer(text):
@@ -237,6 +247,11 @@ class PromQLTemplate:
             position = placeholder.end
         out.append(self.text[position:])
         return "".join(out)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(text: str) -> PromQLTemplate:
+    return PromQLTemplate._parse(text)
 
 
 def _substitute(

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from analyzer.errors import SourceError, TemporarySourceError
-from analyzer.sources.base import Series
+from analyzer.sources.base import QueryResult, Series, query_each
 from analyzer.sources.convert import grid_bounds_ms
 
 QueryFunction = Callable[[str, datetime, datetime, timedelta], Sequence[Series]]
@@ -105,6 +105,12 @@ class MemorySource:
         found = answer(promql, start, end, step) if callable(answer) else answer
         cut = (_on_grid(series, start_ms, end_ms, step_ms) for series in found)
         return [series for series in cut if series.timestamps.size > 0]
+
+    def query_many(
+        self, queries: Sequence[str], start: datetime, end: datetime, step: timedelta
+    ) -> list[QueryResult]:
+        """One ``query_range`` per query (each recorded in ``calls``), failures as entries."""
+        return query_each(self, queries, start, end, step)
 
 
 def _instance(failure: Failure, promql: str) -> SourceError:

@@ -18,6 +18,11 @@ failed query is an ERROR measurement that counts against the policy's
 ``consecutive_error_limit`` and is asked again next interval; retrying here would only stretch
 a Celery task past its deadline.
 
+Several queries: ``query_many`` sends them as one request, the union of
+``label_replace((<query i>), "canarist_query", "<i>", "", "")`` joined with ``or``, and splits
+the answer back by that label. When Prometheus refuses the union (a broken query, a scalar) each
+query is asked alone, so every error is its own query's; an outage is every query's error.
+
 Long ranges: Prometheus refuses more than 11,000 steps per series. A longer range is split
 transparently into requests of ``POINTS_PER_REQUEST`` points on the same grid and the answers
 joined per label set; each instant is evaluated independently, so the result is the one a single
@@ -31,7 +36,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, cast
@@ -43,7 +48,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from analyzer.errors import QueryError, SourceError, TemporarySourceError
-from analyzer.sources.base import Series
+from analyzer.sources.base import QueryResult, Series
 from analyzer.sources.convert import grid_bounds_ms
 
 POINTS_PER_REQUEST = 10_000  # Prometheus' limit is 11,000 steps; stay clear of off-by-ones
@@ -53,6 +58,7 @@ _LIBRARY_MESSAGE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\Z", re.DOTALL)
 _RANGE_RELATIVE = re.compile(r"@\s*(?:start|end)\s*\(\s*\)")
 _MESSAGE_LIMIT = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNION_LABEL = "canarist_query"  # tells the parts of query_many's union apart
 
 
 class PrometheusSource:
@@ -110,24 +116,82 @@ class PrometheusSource:
     def query_range(
         self, promql: str, start: datetime, end: datetime, step: timedelta
     ) -> list[Series]:
+        return self._range(promql, start, end, step, promql)
+
+    def query_many(
+        self, queries: Sequence[str], start: datetime, end: datetime, step: timedelta
+    ) -> list[QueryResult]:
+        """Every query in one request: their union, told apart by a ``canarist_query`` label.
+
+        Query i becomes ``label_replace((<query>), "canarist_query", "<i>", "", "")`` and the
+        parts are joined with ``or``; no series of one part can match another's (their
+        ``canarist_query`` differs, and ``or`` ignores ``__name__``), so the union holds every
+        part's series, which are split back by that label and lose it. When the union is refused
+        (QueryError: one query is broken, or answers a scalar, which ``label_replace`` refuses)
+        each query is asked alone, so each error is its own query's. An outage is every query's
+        error, with no further request. A query that already mentions ``canarist_query`` is
+        asked alone.
+        """
+        answers: list[QueryResult | None] = [None] * len(queries)
+        together = [i for i, promql in enumerate(queries) if _UNION_LABEL not in promql]
+        alone = [i for i in range(len(queries)) if i not in set(together)]
+        if len(together) == 1:
+            alone, together = sorted(alone + together), []
+        if together:
+            union = " or ".join(
+                f'label_replace(({queries[i]}\n), "{_UNION_LABEL}", "{i}", "", "")'
+                for i in together
+            )
+            shown = f"{len(together)} queries in one request"
+            try:
+                found = self._range(union, start, end, step, shown)
+            except TemporarySourceError as error:
+                return [_for_query(error, shown, promql) for promql in queries]
+            except QueryError:
+                alone = sorted(alone + together)
+            else:
+                parts: dict[str, list[Series]] = {str(i): [] for i in together}
+                for series in found:
+                    labels = dict(series.labels)
+                    part = parts.get(labels.pop(_UNION_LABEL, ""))
+                    if part is not None:
+                        part.append(Series(labels, series.timestamps, series.values))
+                for i in together:
+                    answers[i] = parts[str(i)]
+        for position, i in enumerate(alone):
+            try:
+                answers[i] = self.query_range(queries[i], start, end, step)
+            except TemporarySourceError as error:  # an outage: the rest would fail alike
+                for j in alone[position:]:
+                    answers[j] = _for_query(error, queries[i], queries[j])
+                break
+            except QueryError as error:
+                answers[i] = error
+        return [answer if answer is not None else [] for answer in answers]
+
+    def _range(
+        self, promql: str, start: datetime, end: datetime, step: timedelta, shown: str
+    ) -> list[Series]:
+        """``promql`` over [start, end], in chunks of ``POINTS_PER_REQUEST`` points; errors
+        name the query as ``shown``."""
         start_ms, end_ms, step_ms = grid_bounds_ms(start, end, step)
         points = (end_ms - start_ms) // step_ms + 1
         if points > self.max_points:
             raise QueryError(
                 f"{points} points per series requested (range {end - start} at step {step}); "
                 f"the limit is {self.max_points}: use a longer step or a shorter range; "
-                f"query: {promql}"
+                f"query: {shown}"
             )
         if points > POINTS_PER_REQUEST and _RANGE_RELATIVE.search(promql):
             raise QueryError(
                 f"{points} points need several requests, which would change what '@ start()' "
-                f"and '@ end()' mean; use a longer step or a shorter range; query: {promql}"
+                f"and '@ end()' mean; use a longer step or a shorter range; query: {shown}"
             )
         joined: dict[tuple[tuple[str, str], ...], list[Series]] = {}
         chunk_span_ms = POINTS_PER_REQUEST * step_ms
         for chunk_start_ms in range(start_ms, end_ms + 1, chunk_span_ms):
             chunk_end_ms = min(end_ms, chunk_start_ms + chunk_span_ms - step_ms)
-            for series in self._request(promql, chunk_start_ms, chunk_end_ms, step_ms):
+            for series in self._request(promql, chunk_start_ms, chunk_end_ms, step_ms, shown):
                 joined.setdefault(tuple(sorted(series.labels.items())), []).append(series)
         return [_concatenate(parts) for parts in joined.values()]
 
@@ -147,7 +211,9 @@ class PrometheusSource:
     ) -> None:
         self.close()
 
-    def _request(self, promql: str, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
+    def _request(
+        self, promql: str, start_ms: int, end_ms: int, step_ms: int, shown: str
+    ) -> list[Series]:
         # The library rounds start and end to whole seconds; the grid keeps its milliseconds,
         # so they are sent again as params, which the library lets override its own.
         params = {
@@ -163,24 +229,36 @@ class PrometheusSource:
                 step=_seconds(step_ms),
                 params=params,
             )
-            return [_parse_series(item, promql) for item in result]
+            return [_parse_series(item, shown) for item in result]
         except PrometheusApiClientException as exc:
-            raise _from_status(str(exc), promql) from exc
+            raise _from_status(str(exc), shown) from exc
         except requests.Timeout as exc:
             raise TemporarySourceError(
-                f"Prometheus at {self.url} did not answer within {self.timeout:g} s; "
-                f"query: {promql}"
+                f"Prometheus at {self.url} did not answer within {self.timeout:g} s; query: {shown}"
             ) from exc
         except requests.ConnectionError as exc:
             raise TemporarySourceError(
-                f"cannot reach Prometheus at {self.url}: {_short(str(exc))}; query: {promql}"
+                f"cannot reach Prometheus at {self.url}: {_short(str(exc))}; query: {shown}"
             ) from exc
         except (requests.RequestException, ValueError, LookupError, TypeError) as exc:
             # 200 with a body that is not Prometheus' JSON: a proxy or a half-written answer.
             raise TemporarySourceError(
                 f"unreadable answer from Prometheus at {self.url}: {_short(repr(exc))}; "
-                f"query: {promql}"
+                f"query: {shown}"
             ) from exc
+
+
+def _for_query(error: SourceError, shown: str, promql: str) -> SourceError:
+    """``error``, raised for a request shown as ``shown``, as the error of ``promql``; chained
+    to it, so its cause (a refused connection, say) is still found."""
+    message = str(error).removesuffix(shown) + promql
+    own: SourceError
+    if isinstance(error, TemporarySourceError):
+        own = TemporarySourceError(message, error.retry_after)
+    else:
+        own = QueryError(message)
+    own.__cause__ = error
+    return own
 
 
 def _from_status(library_message: str, promql: str) -> SourceError:

@@ -10,7 +10,7 @@ the cause without the HTTP library's text. 2 stays what click and typer use for 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -21,7 +21,7 @@ from rich.console import Console
 
 from analyzer.backtest import BacktestDecision
 from analyzer.errors import SourceError, TemporarySourceError
-from analyzer.sources.base import Series
+from analyzer.sources.base import QueryResult, Series
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.verdict import Outcome
 
@@ -100,6 +100,18 @@ class WatchedSource:
                 self.failures += 1
                 self.first_failure = self.first_failure or error
             raise
+
+    def query_many(
+        self, queries: Sequence[str], start: datetime, end: datetime, step: timedelta
+    ) -> list[QueryResult]:
+        """Every query in one request; each still counts as one query, and its failure as one."""
+        answers = self._source.query_many(queries, start, end, step)
+        failed = [answer for answer in answers if isinstance(answer, SourceError)]
+        with self._lock:
+            self.queries += len(queries)
+            self.failures += len(failed)
+            self.first_failure = self.first_failure or next(iter(failed), None)
+        return answers
 
     def failure_line(self) -> str | None:
         """``error: <URL and cause> (N of M queries failed)``, or None when all answered."""

@@ -17,6 +17,7 @@ a report over a dead Prometheus costs one timeout, not one per query.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +28,7 @@ from analyzer.errors import CanaristError, TemporarySourceError
 from analyzer.judges.base import JudgeData
 from analyzer.policy import Policy
 from analyzer.policy.metrics import AnyMetric
-from analyzer.sources.base import FloatArray, MetricSource, Series
+from analyzer.sources.base import FloatArray, MetricSource, QueryResult, Series, ask_many
 from canarist.report.measures import Measure
 from workers.spec import RolloutSpec
 
@@ -73,6 +74,16 @@ class _StopAfterOutage:
         except TemporarySourceError as exc:
             self.outage = exc
             raise
+
+    def query_many(
+        self, queries: Sequence[str], start: datetime, end: datetime, step: timedelta
+    ) -> list[QueryResult]:
+        if self.outage is not None:
+            return [TemporarySourceError(f"not asked: {self.outage}") for _ in queries]
+        answers = ask_many(self.source, queries, start, end, step)
+        outages = (answer for answer in answers if isinstance(answer, TemporarySourceError))
+        self.outage = next(outages, None)
+        return answers
 
 
 def metric_series(

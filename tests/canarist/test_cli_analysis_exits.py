@@ -147,7 +147,8 @@ def test_an_unreachable_prometheus_is_one_line_on_stderr_and_exit_4(
         )
         assert completed.returncode == 4, completed.stderr
         assert completed.stderr.splitlines() == [
-            f"error: cannot reach Prometheus at {dead}: Connection refused (3 of 3 queries failed)"
+            f"error: cannot reach Prometheus at {dead}: Connection refused"
+            " (12 of 12 queries failed)"
         ]
         if output:  # --json still prints its document: every metric failed to be queried
             document = json.loads(completed.stdout)
@@ -173,8 +174,8 @@ def test_a_query_prometheus_refuses_is_one_line_on_stderr_and_exit_4(
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"error: Prometheus at {history['url']}: ")
         assert "HTTP 422, execution: invalid regular expression in l" in line
-        # 4 for error-ratio, 6 for latency (buckets, sum and count), memory stops at its first
-        assert line.endswith("(1 of 11 queries failed)")
+        # all 12 queries (6 templates, 2 versions) asked in one request; memory's fail for both
+        assert line.endswith("(2 of 12 queries failed)")
         assert "query: label_replace(max by (pod) (process_resident_memory_bytes{" in line
         document = json.loads(result.stdout)  # the rest of the analysis is still reported
         metrics = {m["name"]: m["judgement"] for m in document["metrics"]}

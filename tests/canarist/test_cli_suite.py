@@ -186,5 +186,5 @@ def test_a_suite_against_an_unreachable_prometheus_exits_4(recent: str, tmp_path
     assert result.exit_code == 4, result.output
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: cannot reach Prometheus at {dead}: Connection refused (3 of 3 queries failed)"
+        f"error: cannot reach Prometheus at {dead}: Connection refused (12 of 12 queries failed)"
     ]

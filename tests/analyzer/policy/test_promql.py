@@ -157,3 +157,11 @@ def test_a_control_character_in_a_selector_is_a_selector_error_quoted_short() ->
     with pytest.raises(SelectorError, match="control character 0x01") as refused:
         Selector.parse('app="a\u0001b' + "x" * 10_000 + '"')
     assert len(str(refused.value)) < 200
+
+
+def test_a_template_is_parsed_once_and_a_broken_one_is_refused_every_time() -> None:
+    text = "sum(rate(requests_total{ {{ selector }} }[{{ interval }}]))"
+    assert PromQLTemplate.parse(text) is PromQLTemplate.parse(text)
+    for _ in range(2):
+        with pytest.raises(TemplateError, match="malformed placeholder"):
+            PromQLTemplate.parse("sum(x{ {{ selector } })")
