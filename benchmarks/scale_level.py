@@ -130,6 +130,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, MiB (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kib = next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+    )
+    return round(kib / 1024, 1)
+
+
 def redis_calls(client: redis.Redis) -> int:
     """Commands Redis has run since it started (every client: workers, broker, store)."""
     stats = client.info("commandstats")
@@ -199,6 +211,7 @@ def run_level(
         time.sleep(level.measure)
         ended, cpu_ended, calls_ended = time.time(), cpu(), redis_calls(flush)
         overdue = store.count_due(ended - 2.0)
+        memory = max(rss_mb(worker.pid) for worker in workers)
     finally:
         for worker in workers:
             worker.stop()
@@ -212,7 +225,8 @@ def run_level(
     spent = {name: cpu_ended[name] - cpu_began[name] for name in cpu_began}
     row = summarize(level, window, ended - began, spent, calls_ended - calls_began, overdue)
     pids = [worker.pid for worker in workers]
-    return {**row, "pool": pool.name, "concurrency": pool.concurrency, "worker_pids": pids}
+    extra = {"worker_rss_mb": memory, "worker_pids": pids}
+    return {**row, "pool": pool.name, "concurrency": pool.concurrency, **extra}
 
 
 def submit_spread(intake: Intake, level: Level, policy: str) -> None:
@@ -282,7 +296,7 @@ def summarize(
         "queries_per_look": round(sum(row.get("queries", 0) for row in looks) / len(looks), 2)
         if looks
         else None,
-        "points_per_look": round(sum(row.get("points", 0) for row in looks) / len(looks), 1)
+        "instants_per_look": round(sum(row.get("instants", 0) for row in looks) / len(looks), 1)
         if looks
         else None,
         "prometheus_queries_per_s": round(queries / seconds, 1),

@@ -77,15 +77,17 @@ def _timed(part: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _counted_request(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``PrometheusSource._request(promql, start_ms, end_ms, step_ms)``, counted: one HTTP
-    request, and the instants it asked for."""
+    """``PrometheusSource._request(promql, start_ms, end_ms, step_ms, ...)``, counted: one
+    HTTP request, and the grid instants it asked for (once per request, however many queries)."""
 
     @functools.wraps(function)
-    def wrapper(self: Any, promql: str, start_ms: int, end_ms: int, step_ms: int) -> Any:
+    def wrapper(
+        self: Any, promql: str, start_ms: int, end_ms: int, step_ms: int, *rest: Any
+    ) -> Any:
         sample = _current()
         sample["queries"] = sample.get("queries", 0) + 1
-        sample["points"] = sample.get("points", 0) + (end_ms - start_ms) // step_ms + 1
-        return function(self, promql, start_ms, end_ms, step_ms)
+        sample["instants"] = sample.get("instants", 0) + (end_ms - start_ms) // step_ms + 1
+        return function(self, promql, start_ms, end_ms, step_ms, *rest)
 
     return wrapper
 

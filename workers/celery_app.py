@@ -49,6 +49,7 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu.transport import redis as kombu_redis
 
+from analyzer.sources.incremental import IncrementalSource
 from analyzer.sources.prometheus import PrometheusSource
 from workers.actions import Released
 from workers.delivery import Delivery
@@ -62,6 +63,10 @@ from workers.store import DEFAULT_PREFIX, store_from_url
 from workers.tasks import ADVANCE, DELIVER, RECONCILE, SUBMIT, Runtime, register
 
 ROLLOUTS_QUEUE, NOTIFY_QUEUE = "canarist.rollouts", "canarist.notify"
+REMEMBERED_QUERIES = 100_000
+"""Queries whose answers a worker process keeps between looks (analyzer/sources/incremental.py):
+the default policy's look is 12 queries, so 8,000 rollouts' looks; least recently used first
+out."""
 _log = logging.getLogger(__name__)
 
 
@@ -257,10 +262,14 @@ def build_runtime(
         report_secret=secret.get_secret_value() if secret is not None else None,
         events={name: route.events for name, route in settings.alert_routes.items()},
     )
-    source = PrometheusSource(
-        settings.prometheus.url,
-        settings.prometheus.timeout_seconds,
-        bearer_token=token.get_secret_value() if token is not None else None,
+    source = IncrementalSource(
+        PrometheusSource(
+            settings.prometheus.url,
+            settings.prometheus.timeout_seconds,
+            bearer_token=token.get_secret_value() if token is not None else None,
+        ),
+        refetch=timedelta(seconds=settings.prometheus.refetch_seconds),
+        max_entries=REMEMBERED_QUERIES,
     )
 
     def requeue(rollout_id: str, revision: int, countdown: float) -> None:

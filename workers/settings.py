@@ -66,6 +66,12 @@ class PrometheusSettings(Group):
     url: str = "http://127.0.0.1:9090"
     timeout_seconds: float = Field(default=10.0, gt=0, description="per query")
     bearer_token: SecretStr | None = None
+    refetch_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="a look asks again for the instants of this last stretch of its window, "
+        "for samples that arrive late (scrape lag, remote write); older instants are reused",
+    )
 
     @field_validator("bearer_token", mode="before")
     @classmethod
