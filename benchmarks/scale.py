@@ -133,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 row["run"] = run_index + 1
                 if profile is not None and profile.exists():
                     row["profile_top"] = top_functions(profile)
+                    row["profile_top_own"] = top_functions(profile, 25, "own_s")
                 print(format_row(row), file=sys.stderr, flush=True)
                 return row
 
@@ -205,8 +206,8 @@ def passes(row: dict[str, Any], limit: float = LATENESS_LIMIT_S) -> bool:
     return p99 is not None and p99 < limit
 
 
-def top_functions(path: Path, count: int = 15) -> list[dict[str, Any]]:
-    """The profiled tasks' functions with the most cumulative time."""
+def top_functions(path: Path, count: int = 15, key: str = "cumulative_s") -> list[dict[str, Any]]:
+    """The profiled tasks' functions with the most ``key`` time (cumulative_s or own_s)."""
     stats = pstats.Stats(str(path))
     rows = []
     for (file, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
@@ -218,7 +219,7 @@ def top_functions(path: Path, count: int = 15) -> list[dict[str, Any]]:
                 "cumulative_s": round(cumulative, 3),
             }
         )
-    return sorted(rows, key=lambda row: -row["cumulative_s"])[:count]
+    return sorted(rows, key=lambda row: -row[key])[:count]
 
 
 def spread(values: Sequence[float | None]) -> dict[str, float | None]:
