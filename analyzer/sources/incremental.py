@@ -190,13 +190,20 @@ def _merged(entry: _Entry, found: Sequence[Series], end_ms: int) -> _Entry:
         labels = tuple(sorted(one.labels.items()))
         stamps = np.round(one.timestamps * 1000.0).astype(np.int64)
         values = np.asarray(one.values, dtype=np.float64)
-        if labels in series:
+        if labels in series and stamps.size:
             old_stamps, old_values = series[labels]
-            keep = ~np.isin(old_stamps, stamps)
-            stamps = np.concatenate([old_stamps[keep], stamps])
-            values = np.concatenate([old_values[keep], values])
-            order = np.argsort(stamps, kind="stable")
-            stamps, values = stamps[order], values[order]
+            # Old instants before the new answer's first are kept as they are (the usual case:
+            # nothing else); those inside its span only where it has no value of its own.
+            cut = int(np.searchsorted(old_stamps, stamps[0]))
+            tail = old_stamps[cut:]
+            keep = ~np.isin(tail, stamps) if tail.size else np.zeros(0, dtype=bool)
+            stamps = np.concatenate([old_stamps[:cut], tail[keep], stamps])
+            values = np.concatenate([old_values[:cut], old_values[cut:][keep], values])
+            if keep.any():
+                order = np.argsort(stamps, kind="stable")
+                stamps, values = stamps[order], values[order]
+        elif labels in series:
+            continue  # an empty answer for a series: what is remembered stands
         series[labels] = (stamps, values)
     return _Entry(entry.first_ms, max(entry.last_ms, end_ms), series)
 

@@ -318,3 +318,16 @@ def test_statuses_map_to_query_or_temporary_errors(
         stand_in.query_range("up", now - MINUTE, now, MINUTE)
     assert str(raised.value).endswith("query: up")
     assert time.monotonic() - started < 3  # no retry, no waiting on Retry-After
+
+
+def test_the_environments_proxy_settings_are_read_once_when_the_source_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    behind = PrometheusSource("http://prometheus.example:9090")
+    beside = PrometheusSource("http://localhost:9090")
+    monkeypatch.setenv("HTTP_PROXY", "http://other.example:3128")  # read once: no effect now
+
+    assert behind._client._session.proxies.get("http") == "http://proxy.example:3128"
+    assert not beside._client._session.proxies  # NO_PROXY names it
