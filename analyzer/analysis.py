@@ -13,7 +13,7 @@ ends the analysis.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -198,28 +198,60 @@ def _shifted(series: Series, shift: timedelta) -> Series:
 
 def _metric_data(
     metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray, pod: str | None
-) -> tuple[JudgeData, dict[str, JudgeData]]:
+) -> tuple[JudgeData, Mapping[str, JudgeData]]:
     """The version's data, and its data per pod when the queries kept the ``pod`` label (two
     pods or more; every query of the metric must keep it, or there is no per-pod view). Only
-    the canary's pods are looked at (``pod`` None: the baseline's are not split)."""
-    pods: dict[str, JudgeData]
+    the canary's pods are looked at (``pod`` None: the baseline's are not split). The per-pod
+    view is built when first read: only a FAIL reads it, so most looks never pay for it."""
     if isinstance(metric, CountsMetric):
-        errors, totals = query(metric.errors), query(metric.total)
-        whole: JudgeData = counts_data(errors, totals, grid)
-        if pod is None:
-            return whole, {}
-        errors_by = by_label(errors, pod)
-        pods = {
-            name: counts_data(errors_by.get(name, []), part, grid)
-            for name, part in by_label(totals, pod).items()
-        }
+        whole: JudgeData = counts_data(query(metric.errors), query(metric.total), grid)
     elif isinstance(metric, HistogramMetric):
-        buckets = query(metric.buckets)
+        buckets = query(metric.buckets)  # first: its error is the metric's
         sums = query(metric.sum) if metric.sum else None
         counts = query(metric.count) if metric.count else None
         whole = histogram_data(buckets, grid, sums, counts)
-        if pod is None:
-            return whole, {}
+    else:
+        (template,) = metric.templates().values()
+        whole = series_data(query(template), grid)
+    if pod is None:
+        return whole, {}
+    return whole, _PerPod(partial(_pod_data, metric, query, grid, pod))
+
+
+class _PerPod(Mapping[str, JudgeData]):
+    """A per-pod view computed on first use (and then kept: a backtest reads it per look)."""
+
+    def __init__(self, build: Callable[[], dict[str, JudgeData]]) -> None:
+        self._build: Callable[[], dict[str, JudgeData]] | None = build
+        self._pods: dict[str, JudgeData] = {}
+
+    def _built(self) -> dict[str, JudgeData]:
+        if self._build is not None:
+            self._pods, self._build = self._build(), None
+        return self._pods
+
+    def __getitem__(self, name: str) -> JudgeData:
+        return self._built()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
+def _pod_data(
+    metric: AnyMetric, query: Callable[[str], list[Series]], grid: FloatArray, pod: str
+) -> dict[str, JudgeData]:
+    if isinstance(metric, CountsMetric):
+        errors_by = by_label(query(metric.errors), pod)
+        pods: dict[str, JudgeData] = {
+            name: counts_data(errors_by.get(name, []), part, grid)
+            for name, part in by_label(query(metric.total), pod).items()
+        }
+    elif isinstance(metric, HistogramMetric):
+        sums = query(metric.sum) if metric.sum else None
+        counts = query(metric.count) if metric.count else None
         sums_by = by_label(sums, pod) if sums is not None else {}
         counts_by = by_label(counts, pod) if counts is not None else {}
         pods = {
@@ -229,16 +261,14 @@ def _metric_data(
                 sums_by.get(name) if sums is not None else None,
                 counts_by.get(name) if counts is not None else None,
             )
-            for name, part in by_label(buckets, pod).items()
+            for name, part in by_label(query(metric.buckets), pod).items()
         }
     else:
         (template,) = metric.templates().values()
-        values = query(template)
-        whole = series_data(values, grid)
-        if pod is None:
-            return whole, {}
-        pods = {name: series_data(part, grid) for name, part in by_label(values, pod).items()}
-    return whole, pods if len(pods) >= 2 else {}
+        pods = {
+            name: series_data(part, grid) for name, part in by_label(query(template), pod).items()
+        }
+    return pods if len(pods) >= 2 else {}
 
 
 def judge_upto(

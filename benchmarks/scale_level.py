@@ -40,7 +40,7 @@ from workers.tasks import ADVANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = Path(sys.executable).with_name("celery")
-PARTS = ("prometheus", "analysis", "engine", "store", "send")
+PARTS = ("prometheus", "analysis", "engine", "store", "send", "gc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

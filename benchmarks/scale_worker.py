@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import cProfile
 import functools
+import gc
 import json
 import os
 import threading
@@ -92,6 +93,19 @@ def _counted_request(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _garbage_collected(phase: str, info: dict[str, Any]) -> None:
+    """Python's cycle collector, timed into the running task's ``gc`` part (it runs in the
+    thread whose allocation triggered it)."""
+    sample = _current()
+    if phase == "start":
+        sample["_gc_began"] = time.perf_counter()
+    elif "_gc_began" in sample:
+        began = sample.pop("_gc_began")
+        sample["gc"] = sample.get("gc", 0.0) + time.perf_counter() - began
+        if info.get("generation") == 2:
+            sample["gc_full"] = sample.get("gc_full", 0) + 1
+
+
 def _record_lateness(due_at: float | None, now: float) -> None:
     _original_record_lateness(due_at, now)
     if due_at is not None:
@@ -113,6 +127,7 @@ def _instrument() -> None:
     for name in ("acquire", "release"):
         setattr(RedisLeases, name, _timed("store", getattr(RedisLeases, name)))
     Celery.send_task = _timed("send", Celery.send_task)
+    gc.callbacks.append(_garbage_collected)
 
 
 def _task_started(task: Any = None, **_: Any) -> None:
@@ -163,6 +178,9 @@ def _bench_app() -> Celery:
     _samples = open(os.environ["CANARIST_BENCH_SAMPLES"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
     if os.environ.get("CANARIST_BENCH_PROFILE") and os.environ.get("CANARIST_BENCH_POOL") == "solo":
         _profile = cProfile.Profile()
+        if os.environ.get("CANARIST_BENCH_PROFILE_ALL"):  # Celery's own loop too, all along
+            _profile.enable()
+            globals()["PROFILE_EVERY"] = 10**12
     return make_celery(WorkerSettings(), store_prefix=os.environ["CANARIST_BENCH_PREFIX"])
 
 

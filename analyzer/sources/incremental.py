@@ -224,7 +224,13 @@ def _cut(entry: _Entry, start_ms: int, end_ms: int) -> list[Series]:
     """The remembered series over exactly [start_ms, end_ms]; series without points dropped."""
     answer = []
     for labels, (stamps, values) in entry.series.items():
-        keep = (stamps >= start_ms) & (stamps <= end_ms)
-        if keep.any():
-            answer.append(Series(dict(labels), stamps[keep] / 1000.0, values[keep].copy()))
+        if not stamps.size:
+            continue
+        if start_ms <= stamps[0] and stamps[-1] <= end_ms:  # the usual case: all of it
+            answer.append(Series(dict(labels), stamps / 1000.0, values.copy()))
+            continue
+        low, high = np.searchsorted(stamps, [start_ms, end_ms], side="left")
+        high += int(high < stamps.size and stamps[high] == end_ms)
+        if high > low:
+            answer.append(Series(dict(labels), stamps[low:high] / 1000.0, values[low:high].copy()))
     return answer
