@@ -23,7 +23,7 @@ from workers.policies import short_digest
 from workers.state import Phase
 from workers.store import AuditEvent
 
-_PHASE_TONE = {
+PHASE_TONE = {
     Phase.PROMOTED: "good",
     Phase.PROMOTING: "good",
     Phase.ABORTED: "bad",
@@ -152,7 +152,7 @@ def pinned_policy(name: str, digest: str | None) -> str:
 
 def header(history: History, policy_name: str | None) -> str:
     state, decision = history.state, history.decision
-    tone = _PHASE_TONE.get(state.phase, "")
+    tone = PHASE_TONE.get(state.phase, "")
     submitted = next((e for e in history.events if e.kind == EventKind.SUBMITTED), None)
     decided = decision.at
     verdict = decisive_verdict(history)
