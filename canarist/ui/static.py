@@ -10,7 +10,11 @@ from pathlib import Path
 from canarist.report.page import STYLE
 
 FILES = Path(__file__).with_name("static")
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 REPORT_CSS = "report.css"
 
 

@@ -69,6 +69,7 @@ def frame(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{esc(title)} · Canarist</title>"
+        f'<link rel="icon" href="{STATIC}/favicon.svg" type="image/svg+xml">'
         f'<link rel="stylesheet" href="{STATIC}/report.css">'
         f'<link rel="stylesheet" href="{STATIC}/dashboard.css">'
         f'<script src="{STATIC}/dashboard.js" defer></script></head><body>'
@@ -125,7 +126,7 @@ def list_page(rows: Sequence[Row], filters: Filters, now: float, viewer: Viewer)
         + f"</tr></thead>{part('rows', list_rows(rows, now), 'tbody')}</table></div>"
     )
     query = filters.query()
-    live = "/ui/rollouts.json" + (f"?{query}" if query else "")
+    live = "/ui/live/rollouts" + (f"?{query}" if query else "")
     return frame("Rollouts", body, viewer, live=live)
 
 
@@ -197,7 +198,7 @@ def rollout_page(
 ) -> str:  # fmt: skip
     shown = f'<p class="notice" role="status">{esc(notice)}</p>' if notice else ""
     body = shown + "".join(part(name, html) for name, html in parts.items())
-    return frame(title, body, viewer, live=f"/ui/rollouts/{state.id}.json", version=version)
+    return frame(title, body, viewer, live=f"/ui/live/rollouts/{state.id}", version=version)
 
 
 def actions_section(state: RolloutState, actions: Sequence[UiAction], viewer: Viewer) -> str:
