@@ -17,7 +17,7 @@ origin's own files: no inline script or style, no other host.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -81,7 +81,12 @@ def safe_next(url: str) -> str:
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """A urlencoded form's fields (the body is already bounded by the API's Edge)."""
+    """A urlencoded form's fields (the body is already bounded by the API's Edge); a form a
+    browser posts from another site (its ``Origin`` names another host) is refused first, so
+    no other site can sign a person in under its own token either."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise ApiError(403, "forbidden", "a form from another site is refused")
     text = (await request.body()).decode("utf-8", errors="replace")
     return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=20))
 

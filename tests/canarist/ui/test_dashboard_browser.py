@@ -219,3 +219,34 @@ def test_a_signed_report_link_needs_no_sign_in(live: Live, browser: Browser) -> 
 
     assert loaded.status == 200 and loaded.errors == []
     assert live.rollout.app in browser.evaluate("document.body.innerText")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_pages_fit_a_laptop_and_a_phone_and_are_keyboard_reachable(
+    live: Live, browser: Browser, width: int
+) -> None:
+    sign_in(browser, live, "alice")
+    metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}
+    browser.call("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        for path in ("/ui/rollouts", f"/ui/rollouts/{live.rollout_id}"):
+            loaded = browser.load(live.base_url + path)
+            assert loaded.errors == []
+            overflow = browser.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            wide = browser.evaluate(
+                "[...document.querySelectorAll('main *')].filter(e => "
+                "e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+                ".slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+            )
+            assert overflow <= 1, (path, overflow, wide)
+            # Every control is a real link, button or labelled field: reachable by Tab.
+            unlabelled = browser.evaluate(
+                "[...document.querySelectorAll('input:not([type=hidden]),select,textarea')]"
+                ".filter(field => !field.labels || field.labels.length === 0).length"
+            )
+            assert unlabelled == 0
+            assert browser.evaluate("document.querySelectorAll('[onclick],[tabindex]').length") == 0
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")

@@ -200,3 +200,17 @@ def test_the_live_json_answers_204_until_something_changes(board: Board) -> None
         )
         changed = client.get(f"/ui/live/rollouts/{rollout_id}", params=seen).json()
         assert "aborted" in changed["parts"]["summary"]
+
+
+def test_a_form_posted_from_another_site_is_refused(board: Board) -> None:
+    with board.client() as client:
+        refused = client.post(
+            "/ui/sign-in",
+            data={"token": SECRETS["alice"]},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert refused.status_code == 403 and COOKIE not in client.cookies
+        same = client.post(
+            "/ui/sign-in", data={"token": SECRETS["alice"]}, headers={"Origin": "http://testserver"}
+        )
+        assert same.status_code == 303
