@@ -161,6 +161,7 @@ def row_html(row: Row, now: float) -> str:
     if row.stage_count is not None:
         stage += f" ({state.stage_index + 1} of {row.stage_count})"
     badges = " ".join(outcome_badge(m, o) for m, o in row.metric_outcomes) or "—"
+    badges = f'<span class="badges">{badges}</span>'  # one flex item: it wraps on a phone
     cells = (
         ("App", f'<a href="/ui/rollouts/{esc(state.id)}">{esc(state.app)}</a>'
          f'<div class="sub">{esc(state.namespace)}</div>'),

@@ -233,7 +233,8 @@ def test_the_pages_fit_a_laptop_and_a_phone_and_are_keyboard_reachable(
             loaded = browser.load(live.base_url + path)
             assert loaded.errors == []
             overflow = browser.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                "Math.max(...[document.documentElement, ...document.querySelectorAll('.scroll')]"
+                ".map(box => box.scrollWidth - box.clientWidth))"
             )
             wide = browser.evaluate(
                 "[...document.querySelectorAll('main *')].filter(e => "
