@@ -214,3 +214,25 @@ def test_a_form_posted_from_another_site_is_refused(board: Board) -> None:
             "/ui/sign-in", data={"token": SECRETS["alice"]}, headers={"Origin": "http://testserver"}
         )
         assert same.status_code == 303
+
+
+def test_a_command_the_phase_refuses_is_409_and_audited_under_the_name(board: Board) -> None:
+    rollout_id = board.submit()
+    with board.client() as client:
+        csrf = sign_in(client, "alice")
+        refused = client.post(f"/ui/rollouts/{rollout_id}/actions/resume", data={"csrf": csrf})
+    assert refused.status_code == 409 and "Not done:" in refused.text
+    ignored = [e for e in board.store.events(rollout_id) if e.kind == "command_ignored"]
+    assert [event.actor for event in ignored] == ["alice"]
+
+
+def test_sign_in_goes_back_only_to_a_dashboard_page(board: Board) -> None:
+    with board.client() as client:
+        for target, landing in (
+            ("/ui/rollouts?app=cart", "/ui/rollouts?app=cart"),
+            ("//evil.example/ui/", "/ui/rollouts"),
+            ("https://evil.example/ui/", "/ui/rollouts"),
+        ):
+            client.cookies.clear()
+            response = client.post("/ui/sign-in", data={"token": SECRETS["alice"], "next": target})
+            assert response.headers["location"] == landing
