@@ -31,7 +31,6 @@ SECRET = "dashboard-report-secret-0123456789abcdef"
 TOKENS = {
     "alice": ("cnr_alice-dashboard", ["shop"], ["operate"]),
     "bob": ("cnr_bob-dashboard", ["payments"], ["operate"]),
-    "viewer": ("cnr_viewer-dashboard", ["shop"], ["read"]),
 }
 
 
