@@ -67,7 +67,8 @@ def create_app(
     session_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The API over ``intake``, with the dashboard under /ui/ (canarist/ui/); ``health``
-    defaults to probing the store intake writes to; ``session_clock`` times sign-ins."""
+    defaults to probing the store intake writes to; ``session_clock`` times sign-ins, which are
+    kept in that store too, so every app over the same store shares them."""
     app = FastAPI(
         title="Canarist",
         version="1",
@@ -82,7 +83,8 @@ def create_app(
     app.include_router(report_router)
     app.include_router(policies_router)
     app.include_router(operations)
-    app.state.dashboard = Dashboard(Sessions(session_clock, settings.api.session_seconds))
+    sessions = Sessions(intake.store.sessions, session_clock, settings.api.session_seconds)
+    app.state.dashboard = Dashboard(sessions)
     app.include_router(dashboard_router)
     app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too

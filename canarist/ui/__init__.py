@@ -9,6 +9,6 @@ the API's own path, ``Intake.command`` (routes.py). ``create_app`` mounts it.
     live.py      what a page shows for a signed-in person (list rows, the rollout's parts)
     views.py     the HTML
     actions.py   which commands a person may take in which phase
-    sessions.py  sessions in memory, the cookie
+    sessions.py  sessions in the store (Redis), the cookie
     static.py    the script and stylesheets, served from the package
 """

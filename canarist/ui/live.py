@@ -37,7 +37,8 @@ MAX_CACHED = 2000
 
 
 class Dashboard:
-    """The dashboard's state in one API process: the sessions and the badges' cache."""
+    """The dashboard's parts in one API process: the sessions (kept in the store, shared by
+    every process) and this process's cache of the badges."""
 
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions

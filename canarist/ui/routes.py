@@ -12,15 +12,21 @@ The two ``/ui/live/...`` routes answer the page script (static/dashboard.js) wit
 parts as JSON, or 204 when nothing changed since the version it holds, and 401 once the
 session has ended. Every answer carries a Content-Security-Policy that allows nothing but this
 origin's own files: no inline script or style, no other host.
+
+Sessions live in the store (sessions.py), so a store that cannot be reached makes a page a 503
+that says so (``DashboardRoute``), never a sign-out; the live JSON keeps the API's JSON 503,
+which the page script shows as a lost connection and retries.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
 
 from canarist.api.auth import visible_rollout
 from canarist.api.handlers import ApiError
@@ -45,7 +51,7 @@ from canarist.ui.views import (
     message_page,
     sign_in_page,
 )
-from workers.errors import NotFound
+from workers.errors import NotFound, StoreUnavailable
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -57,11 +63,35 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
 }
-router = APIRouter(prefix="/ui", include_in_schema=False)
+STORE_DOWN = (
+    "The dashboard cannot reach its state store (Redis) just now, so it can neither check your "
+    "sign-in nor read the rollouts. You are not signed out: reload in a few seconds."
+)
 
 
-def page(html: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+def page(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+class DashboardRoute(APIRoute):
+    """A page (not ``/ui/live/``) whose store is unreachable answers an HTML 503 saying so."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.path.startswith("/ui/live/"):
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except StoreUnavailable:
+                retry = {"Retry-After": "5"}
+                return page(message_page("Unavailable", STORE_DOWN, None), 503, retry)
+
+        return guarded
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=DashboardRoute)
 
 
 def see_other(url: str) -> RedirectResponse:
