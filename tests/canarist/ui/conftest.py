@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -35,11 +35,13 @@ TOKENS = {
 
 
 class Server:
-    """uvicorn serving ``app`` in a thread on a fixed port; stop() and start() again, as a
-    restart of the API's HTTP server would."""
+    """uvicorn serving an app in a thread on a fixed port; stop() and start() again restart the
+    API as a new process would: each start() builds a new app with ``make_app`` (its own store
+    client, its own dashboard), so nothing carries over but what Redis keeps."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.app, self.port = app, free_port()
+    def __init__(self, make_app: Callable[[], FastAPI]) -> None:
+        self.make_app, self.port = make_app, free_port()
+        self.app: FastAPI | None = None
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -48,6 +50,7 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
+        self.app = self.make_app()
         config = uvicorn.Config(self.app, host=HOST, port=self.port, log_level="warning")
         self.server = server = uvicorn.Server(config)
         self.thread = threading.Thread(target=server.run, name="dashboard-api", daemon=True)
@@ -106,7 +109,20 @@ def live(
     intake = Intake(
         store, policy_dir, clock, lambda rollout_id, revision: None, alert_routes={"oncall"}
     )
-    server = Server(create_app(settings_for(prometheus_server.url, policy_dir), intake))
+    settings, clients = settings_for(prometheus_server.url, policy_dir), [store]
+
+    def make_app() -> FastAPI:
+        """The API as a new process builds it: its own Redis client, intake and app."""
+        for old in clients[1:]:
+            old.close()
+        del clients[1:]
+        clients.append(RedisStateStore.from_url(redis_url))
+        api_intake = Intake(
+            clients[-1], policy_dir, clock, lambda *a: None, alert_routes={"oncall"}
+        )
+        return create_app(settings, api_intake)
+
+    server = Server(make_app)
     try:
         rollout = Rollout(
             intake, prometheus_server.url, clock, policy="quick-canary", canary=Behaviour(),
@@ -117,7 +133,8 @@ def live(
         yield Live(server, intake, clock, rollout)
     finally:
         server.stop()
-        store.close()
+        for client_store in clients:
+            client_store.close()
         client = redis.Redis.from_url(redis_url)
         client.flushdb()
         client.close()

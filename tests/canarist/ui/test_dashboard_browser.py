@@ -2,10 +2,10 @@
 
 A person signs in through the form; the list shows the running rollout and follows it to its
 next stage without a reload; the rollout page shows a new look without a reload; the page
-recovers when the API's server goes away and comes back; abort asks for a reason and is
-recorded under the person's token name; a token of another namespace sees nothing of the
-rollout and cannot act, not even by a forged form post. Through it all the browser reports no
-script or console error and no request that leaves the origin.
+recovers, still signed in, when the API restarts as a new app (sessions live in Redis); abort
+asks for a reason and is recorded under the person's token name; a token of another namespace
+sees nothing of the rollout and cannot act, not even by a forged form post. Through it all the
+browser reports no script or console error and no request that leaves the origin.
 
 "Without a reload" is checked by a mark set on ``window`` before the change: a reload would
 drop it.
@@ -118,23 +118,26 @@ def test_the_rollout_page_shows_a_new_look_without_reloading(live: Live, browser
     assert_clean(browser.since_load(), live.base_url)
 
 
-def test_the_page_keeps_updating_after_the_api_server_restarts(
+def test_the_page_keeps_updating_and_signed_in_after_the_api_restarts(
     live: Live, browser: Browser
 ) -> None:
     sign_in(browser, live, "alice")
     browser.load(f"{live.base_url}/ui/rollouts/{live.rollout_id}")
     browser.evaluate(f"{MARK} = true")
-    before = browser.evaluate(LOOKS)
+    before, app_before = browser.evaluate(LOOKS), live.server.app
     live.server.stop()
     wait_for(browser, f"{STATUS}.includes('retrying')", "the page saying the connection is lost")
     last_look = live.rollout.state.last_look_at
     live.rollout.drive(until=lambda state: state.last_look_at != last_look)
 
-    live.server.start()
+    live.server.start()  # a new app: nothing of the old process survives but what Redis keeps
+    assert live.server.app is not app_before
 
     wait_for(browser, f"{LOOKS} > {before}", "the look made while the server was down")
-    assert browser.evaluate(f"{STATUS}.startsWith('Live')")
+    assert browser.evaluate(f"{STATUS}.startsWith('Live')")  # still signed in
     assert browser.evaluate(MARK) is True
+    browser.load(f"{live.base_url}/ui/rollouts")  # a new page load: the session, not sign-in
+    assert "/ui/sign-in" not in browser.evaluate("location.href")
 
 
 def test_another_namespaces_token_sees_nothing_and_cannot_act(live: Live, browser: Browser) -> None:
