@@ -63,6 +63,13 @@ class ApiSettings(Group):
         description="how long a request waits for the state store before it answers 503; "
         "the workers keep their own, longer timeouts",
     )
+    session_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="how long a dashboard sign-in lasts (canarist/ui/sessions.py) before the "
+        "person signs in again with their token",
+    )
 
 
 Role = Literal["read", "submit", "operate", "admin"]

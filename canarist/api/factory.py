@@ -13,6 +13,7 @@ retried client, as a task can afford to wait where a person or a pipeline cannot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -26,6 +27,9 @@ from canarist.api.routes import Services, operations, router
 from canarist.api.stages import PlanLabels
 from canarist.api.telemetry import RequestTelemetry
 from canarist.settings import Settings
+from canarist.ui.live import Dashboard
+from canarist.ui.routes import router as dashboard_router
+from canarist.ui.sessions import Sessions
 from workers.intake import Intake
 from workers.store import RedisStateStore, StateStore, store_from_url
 
@@ -56,9 +60,15 @@ def store_health(store: StateStore) -> Callable[[], None]:
 
 
 def create_app(
-    settings: Settings, intake: Intake, *, health: Callable[[], None] | None = None
+    settings: Settings,
+    intake: Intake,
+    *,
+    health: Callable[[], None] | None = None,
+    session_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The API over ``intake``; ``health`` defaults to probing the store intake writes to."""
+    """The API over ``intake``, with the dashboard under /ui/ (canarist/ui/); ``health``
+    defaults to probing the store intake writes to; ``session_clock`` times sign-ins, which are
+    kept in that store too, so every app over the same store shares them."""
     app = FastAPI(
         title="Canarist",
         version="1",
@@ -73,6 +83,9 @@ def create_app(
     app.include_router(report_router)
     app.include_router(policies_router)
     app.include_router(operations)
+    sessions = Sessions(intake.store.sessions, session_clock, settings.api.session_seconds)
+    app.state.dashboard = Dashboard(sessions)
+    app.include_router(dashboard_router)
     app.add_middleware(Edge, router=app.router, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTelemetry)  # the outermost: it counts what Edge answers too
     return app

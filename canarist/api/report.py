@@ -102,9 +102,9 @@ def report(
             state, _ = visible_rollout(found.intake, caller, rollout_id)
         else:
             state, _ = found.intake.get(rollout_id)  # 404 when unknown
-        policy, problem = _policy(found.intake, state)
+        policy, problem = rollout_policy(found.intake, state)
         now = found.intake.clock()
-        with _source(request, found.settings) as source:
+        with metric_source(request, found.settings) as source:
             page = render_report(
                 found.intake.store, source, policy, rollout_id, now=now, policy_problem=problem
             )
@@ -150,7 +150,7 @@ def _authorised(
     raise ApiError(401, "unauthorized", reason, _CHALLENGE)
 
 
-def _policy(intake: Intake, state: RolloutState) -> tuple[Policy | None, str | None]:
+def rollout_policy(intake: Intake, state: RolloutState) -> tuple[Policy | None, str | None]:
     """The policy the rollout runs under (pinned at submit), or why it cannot be had."""
     try:
         return intake.policy_for(state), None
@@ -162,7 +162,7 @@ def _policy(intake: Intake, state: RolloutState) -> tuple[Policy | None, str | N
 
 
 @contextmanager
-def _source(request: Request, settings: Settings) -> Iterator[MetricSource]:
+def metric_source(request: Request, settings: Settings) -> Iterator[MetricSource]:
     given: MetricSource | None = getattr(request.app.state, "report_source", None)
     if given is not None:
         yield given

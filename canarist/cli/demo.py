@@ -51,6 +51,12 @@ def demo_command(
                 f"Alertmanager {demo.alertmanager_url}",
                 soft_wrap=True,  # URLs stay whole, to copy
             )
+            console.print(
+                f"[bold]Dashboard[/] {demo.dashboard_url} (sign in with the demo's token: "
+                f"{demo.token})",
+                soft_wrap=True,
+                highlight=False,
+            )
             with view.LiveView(console) as live:
                 results = run_releases(demo, live)
             view.summary(console, results, demo.load.counts() if demo.load else {}, keep)

@@ -111,6 +111,11 @@ class Demo:
         self.load: LoadGenerator | None = None
         self.api_url = self.alertmanager_url = self.prometheus_url = ""
 
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard (canarist/ui/) the demo's API serves; sign in with ``token``."""
+        return f"{self.api_url}/ui/rollouts"
+
     # -- the stack -------------------------------------------------------------------------------
     def __enter__(self) -> Demo:
         try:

@@ -22,7 +22,7 @@ from analyzer.sources.base import MetricSource
 from canarist.report.evidence import ChartContext
 from canarist.report.history import History, decisive_verdict, read_history
 from canarist.report.measures import measure_for
-from canarist.report.page import document
+from canarist.report.page import document, sections
 from canarist.report.sections import metric_card
 from canarist.report.series import MetricSeries, metric_series
 from canarist.report.svg import Band, Mark
@@ -88,6 +88,12 @@ def build_report(
 
 
 def render(report: Report) -> str:
+    return document(report.history, report.generated_at, render_sections(report))
+
+
+def render_sections(report: Report) -> list[tuple[str, str]]:
+    """The report's parts, ``(name, html)`` in page order: the page (``render``) and the
+    dashboard's rollout page (canarist/ui/) show the same parts."""
     history, policy = report.history, report.policy
     names = _metric_names(report)
     by_name = {series.name: series for series in report.series}
@@ -111,7 +117,7 @@ def render(report: Report) -> str:
         for name in names
     ]
     units = {name: measure.unit for name, measure in measures.items()}
-    return document(
+    return sections(
         history,
         context,
         policy_name=policy.name if policy else None,
@@ -120,7 +126,6 @@ def render(report: Report) -> str:
         rulings=rulings,
         units=units,
         problems=report.problems,
-        generated_at=report.generated_at,
     )
 
 

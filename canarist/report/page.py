@@ -17,12 +17,13 @@ from canarist.report.formatting import Unit, duration, esc, number, utc
 from canarist.report.history import History, decisive_verdict
 from canarist.report.hooks import hooks_section
 from canarist.report.sections import slug
+from canarist.report.svg import COLOURS
 from workers.actions import EventKind
 from workers.policies import short_digest
 from workers.state import Phase
 from workers.store import AuditEvent
 
-_PHASE_TONE = {
+PHASE_TONE = {
     Phase.PROMOTED: "good",
     Phase.PROMOTING: "good",
     Phase.ABORTED: "bad",
@@ -75,9 +76,35 @@ td.when{white-space:nowrap}td.message{width:100%}
 .problem{background:#fff9db;border:1px solid #ffe066;border-radius:6px;padding:8px 12px}
 footer{color:#868e96;font-size:12px;margin-top:28px}
 """
+# The legend's swatches are classes, not style attributes, so that the dashboard's policy
+# (style-src 'self', no inline styles) accepts the same markup.
+STYLE += "".join(f".swatch-{key}{{background:{colour}}}" for key, colour in COLOURS.items())
 
 
-def document(
+def document(history: History, generated_at: float, parts: Sequence[tuple[str, str]]) -> str:
+    """The whole page: ``parts`` (``sections``) with the stylesheet inline and the footer."""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{esc(title(history))} · Canarist</title><style>{STYLE}</style></head><body><main>"
+        f"{''.join(html for _, html in parts)}{footer(generated_at)}</main></body></html>"
+    )
+
+
+def title(history: History) -> str:
+    state = history.state
+    return f"{history.decision.headline}: {state.app} {state.spec.version} in {state.namespace}"
+
+
+def footer(generated_at: float) -> str:
+    return (
+        f"<footer>Generated {esc(utc(generated_at))} by Canarist from the rollout's audit trail "
+        "and Prometheus as they were then. Times are UTC. Shaded: analysis windows; dashed: "
+        "traffic changes and the decision.</footer>"
+    )
+
+
+def sections(
     history: History,
     context: ChartContext,
     *,
@@ -87,10 +114,10 @@ def document(
     rulings: Mapping[str, Judgement],
     units: Mapping[str, Unit],
     problems: Sequence[str],
-    generated_at: float,
-) -> str:
-    state, decision = history.state, history.decision
-    title = f"{decision.headline}: {state.app} {state.spec.version} in {state.namespace}"
+) -> list[tuple[str, str]]:
+    """The page's parts in order, each ``(name, html)``: the dashboard (canarist/ui/) shows the
+    same parts and replaces each one in place when it changes."""
+    state = history.state
     warnings = "".join(f'<p class="problem">{esc(problem)}</p>' for problem in problems)
     evidence = "".join(
         evidence_chart(
@@ -98,21 +125,24 @@ def document(
         )
         for name in metric_names
     )
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{esc(title)} · Canarist</title><style>{STYLE}</style></head><body><main>"
-        f"{header(history, policy_name)}{warnings}"
-        f'<section id="metrics"><h2>Metrics: baseline vs canary</h2>{"".join(cards)}</section>'
-        f'<section id="evidence"><h2>Evidence, look by look</h2>{evidence}'
-        f"{looks_table(history.looks, metric_names, dict(units))}</section>"
-        f"{hooks_section(history.events, history.looks)}"
-        f'<section id="timeline"><h2>Timeline</h2>{timeline(history.events, state.created_at)}'
-        "</section>"
-        f"<footer>Generated {esc(utc(generated_at))} by Canarist from the rollout's audit trail "
-        "and Prometheus as they were then. Times are UTC. Shaded: analysis windows; dashed: "
-        "traffic changes and the decision.</footer></main></body></html>"
-    )
+    return [
+        ("summary", f"{header(history, policy_name)}{warnings}"),
+        (
+            "metrics",
+            f'<section id="metrics"><h2>Metrics: baseline vs canary</h2>{"".join(cards)}</section>',
+        ),
+        (
+            "evidence",
+            f'<section id="evidence"><h2>Evidence, look by look</h2>{evidence}'
+            f"{looks_table(history.looks, metric_names, dict(units))}</section>",
+        ),
+        ("hooks", hooks_section(history.events, history.looks)),
+        (
+            "timeline",
+            f'<section id="timeline"><h2>Timeline</h2>{timeline(history.events, state.created_at)}'
+            "</section>",
+        ),
+    ]
 
 
 def pinned_policy(name: str, digest: str | None) -> str:
@@ -122,7 +152,7 @@ def pinned_policy(name: str, digest: str | None) -> str:
 
 def header(history: History, policy_name: str | None) -> str:
     state, decision = history.state, history.decision
-    tone = _PHASE_TONE.get(state.phase, "")
+    tone = PHASE_TONE.get(state.phase, "")
     submitted = next((e for e in history.events if e.kind == EventKind.SUBMITTED), None)
     decided = decision.at
     verdict = decisive_verdict(history)

@@ -299,8 +299,7 @@ def _nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
 def legend(items: Sequence[tuple[str, str]]) -> str:
     """Swatches for ``(colour key, label)`` pairs, as HTML under a chart."""
     swatches = "".join(
-        f'<span class="key"><span class="swatch" style="background:{COLOURS[colour]}"></span>'
-        f"{esc(label)}</span>"
+        f'<span class="key"><span class="swatch swatch-{esc(colour)}"></span>{esc(label)}</span>'
         for colour, label in items
     )
     return f'<div class="legend">{swatches}</div>'

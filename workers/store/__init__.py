@@ -17,6 +17,7 @@ from workers.store.base import (
     Outbox,
     OutboxItem,
     PolicyTexts,
+    SessionRecords,
     StateStore,
     Stored,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "PolicyTexts",
     "RecordKind",
     "RedisStateStore",
+    "SessionRecords",
     "StateStore",
     "Stored",
     "store_from_url",

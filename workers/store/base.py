@@ -21,7 +21,9 @@ are bound to a digest of the whole job: ``create`` with a known key returns its 
 ``same_job`` saying whether the digests match, so intake can refuse a different job under an
 old key. The outbox keeps one item per (notice, route), so a route that failed is retried
 without posting again to the routes that succeeded. A rollout's policy is kept once per digest
-(``policies``), the text it was submitted with.
+(``policies``), the text it was submitted with. ``sessions`` keeps the dashboard's sign-ins
+(canarist/ui/sessions.py) as opaque text that expires on the store's clock, so every API
+process sees the same sessions and a restart of the API ends none of them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "Outbox",
     "OutboxItem",
     "PolicyTexts",
+    "SessionRecords",
     "StateStore",
     "Stored",
 ]
@@ -134,6 +137,23 @@ class PolicyTexts(Protocol):
         ...
 
 
+class SessionRecords(Protocol):
+    """Short-lived text under a key, forgotten ``ttl_seconds`` after it was put (on the store's
+    clock: Redis ``PX``). The caller owns the text's format and picks unguessable keys."""
+
+    def put(self, key: str, record: str, ttl_seconds: float) -> None:
+        """Keep ``record`` under ``key`` (replacing any) for ``ttl_seconds`` (> 0)."""
+        ...
+
+    def get(self, key: str) -> str | None:
+        """The record kept under ``key``; None if none is, or it expired."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``; nothing happens if it is unknown."""
+        ...
+
+
 class StateStore(Protocol):
     """Rollout records with revisions, their audit trail, and the indexes around them."""
 
@@ -145,6 +165,9 @@ class StateStore(Protocol):
 
     @property
     def policies(self) -> PolicyTexts: ...
+
+    @property
+    def sessions(self) -> SessionRecords: ...
 
     def create(
         self,

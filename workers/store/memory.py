@@ -3,8 +3,8 @@
 It keeps the same JSON strings and formats (records.py) that Redis would and makes the same
 checks in the same order, under one lock, so each call is as atomic as a Lua script. Orderings
 copy Redis's: sorted sets break score ties by id. Event ids are stream-id shaped (``"0-<n>"``).
-Leases and idempotency keys expire on the injected clock (monotonic by default), the one place
-the store keeps time.
+Leases, idempotency keys and sessions expire on the injected clock (monotonic by default), the
+one place the store keeps time.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class MemoryStateStore:
         self._leases = MemoryLeases(clock)
         self._outbox = MemoryOutbox(self._lock)
         self._policies = MemoryPolicyTexts()
+        self._sessions = MemorySessionRecords(clock)
 
     @property
     def leases(self) -> MemoryLeases:
@@ -78,6 +79,10 @@ class MemoryStateStore:
     @property
     def policies(self) -> MemoryPolicyTexts:
         return self._policies
+
+    @property
+    def sessions(self) -> MemorySessionRecords:
+        return self._sessions
 
     def create(
         self,
@@ -353,3 +358,32 @@ class MemoryPolicyTexts:
         if text is None:
             raise NotFound(f"no policy {digest}")
         return text
+
+
+class MemorySessionRecords:
+    """Session records by key, each with its expiry on the injected clock."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock, self._lock = clock, threading.Lock()
+        self._records: dict[str, tuple[str, float]] = {}
+
+    def put(self, key: str, record: str, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"a session lasts a positive time, not {ttl_seconds} s")
+        with self._lock:
+            now = self._clock()
+            for gone in [k for k, (_, until) in self._records.items() if until <= now]:
+                del self._records[gone]
+            self._records[key] = (record, now + ttl_seconds)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            kept = self._records.get(key)
+            if kept is not None and kept[1] <= self._clock():
+                del self._records[key]
+                return None
+        return None if kept is None else kept[0]
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._records.pop(key, None)

@@ -17,6 +17,8 @@ Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apa
                                      claimed_by, delivered or given_up (kept once settled:
                                      dedupe)
     policy:{digest}          string  a pinned policy's text (SET NX: never changed; kept)
+    session:{key}            string  a dashboard session (canarist/ui/sessions.py: the key
+                                     is a hash of its id); expires (SET PX)
 
 Formats, and what a record this release cannot read does, are in records.py.
 
@@ -93,6 +95,7 @@ class RedisStateStore:
         self._leases = RedisLeases(client, prefix)
         self._outbox = RedisOutbox(client, prefix)
         self._policies = RedisPolicyTexts(client, prefix)
+        self._sessions = RedisSessionRecords(client, prefix)
 
     @classmethod
     def from_url(
@@ -135,6 +138,10 @@ class RedisStateStore:
     @property
     def policies(self) -> RedisPolicyTexts:
         return self._policies
+
+    @property
+    def sessions(self) -> RedisSessionRecords:
+        return self._sessions
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -289,6 +296,28 @@ class RedisPolicyTexts:
         if text is None:
             raise NotFound(f"no policy {digest}")
         return str(text)
+
+
+class RedisSessionRecords:
+    """Dashboard sessions as string keys that expire on Redis's clock (SET PX)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client, self._prefix = client, f"{prefix}session:"
+
+    def put(self, key: str, record: str, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"a session lasts a positive time, not {ttl_seconds} s")
+        with _translated("keeping a session"):
+            self._client.set(self._prefix + key, record, px=max(1, round(ttl_seconds * 1000)))
+
+    def get(self, key: str) -> str | None:
+        with _translated("reading a session"):
+            record = self._client.get(self._prefix + key)
+        return None if record is None else str(record)
+
+    def delete(self, key: str) -> None:
+        with _translated("ending a session"):
+            self._client.delete(self._prefix + key)
 
 
 class RedisLeases:

@@ -138,6 +138,23 @@ class Browser:
         """Open ``url``, wait for its load event, and report what the page did."""
         self.pending.clear()
         self.call("Page.navigate", {"url": url})
+        return self._until_loaded(url)
+
+    def navigate_by(self, expression: str) -> Loaded:
+        """Run ``expression`` (a click, a form's submit) and wait for the page it opens."""
+        self.pending.clear()
+        self.evaluate(expression)
+        return self._until_loaded("")
+
+    def since_load(self) -> Loaded:
+        """What the page did since it loaded (the script's requests, its errors), as far as
+        the events read so far tell."""
+        loaded = Loaded()
+        for event in self.pending:
+            _record(loaded, event, "")
+        return loaded
+
+    def _until_loaded(self, url: str) -> Loaded:
         loaded, seen = Loaded(), 0
         deadline = time.monotonic() + LOAD_TIMEOUT
         while time.monotonic() < deadline:
