@@ -53,7 +53,7 @@ demo: demo-system venv
 bench: setup
 	$(BIN)/python -m benchmarks.power --json bench-power.json $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.analysis_cost --json bench-analysis-cost.json
-	$(BIN)/python -m benchmarks.scale --json bench-scale.json
+	$(BIN)/python -m benchmarks.scale --capacity --json bench-scale.json
 	$(BIN)/python -m benchmarks.recovery --runs 5 --json bench-recovery.json
 
 schema: venv

@@ -11,7 +11,8 @@ a few services' realistic series written into Prometheus (tests/workloads.py), w
 rollouts share; the shipped ``default-canary`` policy's three metrics with ``analysis.interval:
 30s``, no warm-up and one long analyze step, so every rollout stays in flight and looks every
 interval; W ``celery worker`` processes of Canarist's own app (benchmarks/scale_worker.py adds
-only measurement), by default ``--pool threads --concurrency 8`` as deployed. No beat: the
+only measurement), each ``--pool solo`` as deployed (``--pool threads --concurrency N`` measures
+the threads pool: it overlaps the Prometheus wait but costs more CPU per advance). No beat: the
 reconciler only re-enqueues overdue rollouts. Rollouts are submitted on the ``observe``
 platform through ``Intake``, evenly over one interval. Each level: warm-up, then a measured
 period whose every task is a sample (benchmarks/scale_worker.py records it).
@@ -23,7 +24,7 @@ rollouts analysed every 10 s, more than they can do, and reports the advances pe
 manage: the throughput that the 1.6x target compares. ``--runs N`` repeats everything and
 reports the spread (the targets are judged on the worst run).
 
-    python -m benchmarks.scale                       # make bench: about 20 minutes
+    python -m benchmarks.scale --capacity            # make bench: about 20 minutes
     python -m benchmarks.scale --rollouts 2000 --workers 1 --measure 300
     python -m benchmarks.scale --quick --json out.json   # 20 rollouts, 5 s interval, < 1 min
 
@@ -394,8 +395,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--capacity-measure", type=float, default=60.0, help="s (60)")
     parser.add_argument("--runs", type=int, default=1, help="repeat everything (spread)")
     parser.add_argument("--apps", type=int, default=5, help="services written to Prometheus")
-    parser.add_argument("--pool", choices=("threads", "solo", "prefork"), default="threads")
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker (8)")
+    parser.add_argument("--pool", choices=("solo", "threads", "prefork"), default="solo")
+    parser.add_argument("--concurrency", type=int, default=4, help="threads pool: threads (4)")
     parser.add_argument("--loglevel", default="INFO", help="the worker's log level")
     parser.add_argument("--profile", action="store_true", help="cProfile 1 task in 10 (solo)")
     parser.add_argument("--json", help="save the report here")

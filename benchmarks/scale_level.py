@@ -58,8 +58,8 @@ class Level:
 class Pool:
     """How each worker process runs tasks: Celery's pool and its concurrency."""
 
-    name: str = "threads"
-    concurrency: int = 8
+    name: str = "solo"
+    concurrency: int = 4  # the threads pool's threads
 
 
 class Worker:

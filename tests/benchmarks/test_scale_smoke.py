@@ -33,7 +33,7 @@ def test_the_report_names_the_run_and_the_target(quick: tuple[dict[str, Any], Pa
     assert json.loads(path.read_text(encoding="utf-8")) == payload
     assert payload["command"].startswith("python -m benchmarks.scale --quick")
     assert payload["lateness_limit_s"] == 2.0
-    assert payload["pool"] == "threads" and payload["prometheus_samples_written"] > 0
+    assert payload["pool"] == "solo" and payload["prometheus_samples_written"] > 0
     assert [(row["rollouts"], row["workers"]) for row in payload["rows"]] == [(5, 1), (10, 2)]
     assert [target["target"] for target in payload["targets"]] == [
         "one worker, 1000 rollouts: p99 lateness < 0.5 s",

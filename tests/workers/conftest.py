@@ -330,10 +330,12 @@ class CeleryStack:
     client: Any
     processes: list[CeleryProcess] = field(default_factory=list)
     worker: CeleryProcess | None = None
+    pool: str = "solo"  # as deployed; "threads" runs 4 task threads
 
     def start_worker(self, name: str) -> CeleryProcess:
         argv = [str(CELERY), "-A", "tests.workers.conftest:worker_app", "worker"]
-        argv += ["-Q", "canarist.rollouts,canarist.notify", "--pool=threads", "-c", "4"]
+        threads = ["-c", "4"] if self.pool == "threads" else ["-c", "1"]
+        argv += ["-Q", "canarist.rollouts,canarist.notify", f"--pool={self.pool}", *threads]
         argv += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
         argv += ["-n", f"{name}@%h", "--loglevel=INFO"]
         process = CeleryProcess(name, argv, self.env, self.workdir / f"{name}.log")
@@ -438,10 +440,12 @@ def running_stack(
     environment: dict[str, str] | None = None,
     hook_routes: frozenset[str] = frozenset(),
     worker: str = "w1",
+    pool: str = "solo",
 ) -> Iterator[CeleryStack]:
-    """Beat and one worker (``threads`` pool, 4 threads, as deployed) over the session's services (Redis, Prometheus,
-    Alertmanager), with ``policies`` (name -> YAML) in their policy dir and ``environment``
-    added to theirs; Redis db 1 is theirs, flushed at the end."""
+    """Beat and one worker (``solo`` pool as deployed, or ``threads`` with 4 threads) over the
+    session's services (Redis, Prometheus, Alertmanager), with ``policies`` (name -> YAML) in
+    their policy dir and ``environment`` added to theirs; Redis db 1 is theirs, flushed at the
+    end."""
     policy_dir = workdir / "policies"
     policy_dir.mkdir()
     for name, text in policies.items():
@@ -460,7 +464,7 @@ def running_stack(
         hook_routes=hook_routes,
         on_outbox=wake_outbox(client),
     )
-    stack = CeleryStack(env, workdir, store, intake, policy_dir, client)
+    stack = CeleryStack(env, workdir, store, intake, policy_dir, client, pool=pool)
     try:
         stack.start_beat()
         stack.start_worker(worker)

@@ -1,4 +1,5 @@
-"""One worker process running several rollouts at once, as deployed: Celery's threads pool.
+"""One worker process running several rollouts at once: Celery's threads pool, which Canarist
+supports beside the deployed solo pool (README: Scale says why solo is deployed).
 
 Eight rollouts submitted together, healthy and 20x-errors alike, on a worker with 4 task
 threads: each is decided as its data says, none steps twice (the lease keeps two threads off
@@ -47,7 +48,8 @@ def threaded(
     environment = {"CANARIST_WORKER_METRICS_PORT": str(port)}
     prefix = f"itest:{uuid.uuid4().hex[:8]}:"
     workdir = tmp_path_factory.mktemp("threads")
-    with running_stack(services, workdir, {"demo": DEMO_POLICY}, prefix, environment) as stack:
+    policies = {"demo": DEMO_POLICY}
+    with running_stack(services, workdir, policies, prefix, environment, pool="threads") as stack:
         yield stack, port
 
 

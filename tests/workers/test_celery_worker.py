@@ -2,10 +2,10 @@
 Alertmanager of the test stack, with a demo-scale policy (5 s looks, one 10 s analysis step).
 
 The worker runs tests/workers/conftest.py's ``worker_app`` (``make_celery`` with the test's
-services) in the ``threads`` pool, as deployed. Each test writes realistic series of its own app into Prometheus
-(tests/workloads.py, 1 s scrapes, from 30 s ago to 2.5 min ahead), submits a rollout and waits
-for the decision; some break a part of the system in the middle: the worker (SIGKILL), Redis
-(restart from its AOF) or Prometheus (stopped, then started again).
+services) in the ``solo`` pool, as deployed. Each test writes realistic series of its own app
+into Prometheus (tests/workloads.py, 1 s scrapes, from 30 s ago to 2.5 min ahead), submits a
+rollout and waits for the decision; some break a part of the system in the middle: the worker
+(SIGKILL), Redis (restart from its AOF) or Prometheus (stopped, then started again).
 """
 
 from __future__ import annotations
