@@ -235,6 +235,18 @@ def spread(values: Sequence[float | None]) -> dict[str, float | None]:
     }
 
 
+def aborts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The aborts asked after the measured periods: how many were carried out, and how fast."""
+    seconds = [value for row in rows for value in row.get("abort_seconds", [])]
+    done = sorted(value for value in seconds if value is not None)
+    return {
+        "asked": len(seconds),
+        "rolled_back": len(done),
+        "median_s": round(statistics.median(done), 3) if done else None,
+        "max_s": done[-1] if done else None,
+    }
+
+
 def targets(rows: list[dict[str, Any]], capacity: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target with what was measured; judged on the worst run."""
     found = []
@@ -313,6 +325,7 @@ def report(
                 "lateness_p99_s": spread([r["lateness_p99_s"] for r in runs]),
                 "advances_per_s": spread([r["advances_per_s"] for r in runs]),
                 "cpu_ms_per_advance": spread([r["cpu_ms_per_advance"] for r in runs]),
+                "abort_seconds": aborts(runs),
             }
             for (rollouts, workers), runs in sorted(by_level.items(), key=lambda i: i[0][::-1])
         ],
@@ -320,6 +333,9 @@ def report(
         "capacity_advances_per_s": {
             str(workers): spread([r["advances_per_s"] for r in runs])
             for workers, runs in sorted(by_workers.items())
+        },
+        "capacity_abort_seconds": {
+            str(workers): aborts(runs) for workers, runs in sorted(by_workers.items())
         },
         "largest_sustained_one_worker": max(
             (r["rollouts"] for r in rows if r["workers"] == 1 and passes(r)), default=None
@@ -359,14 +375,19 @@ def render(payload: dict[str, Any]) -> str:
         lines += [format_row(row) for row in payload["capacity"]]
     for level in payload["levels"]:
         p99 = level["lateness_p99_s"]
+        done = level["abort_seconds"]
         lines.append(
             f"{level['rollouts']} rollouts on {level['workers']} worker(s): p99 lateness "
-            f"{p99['median']} s (min {p99['min']}, max {p99['max']}) over {payload['runs']} run(s)"
+            f"{p99['median']} s (min {p99['min']}, max {p99['max']}) over {payload['runs']} "
+            f"run(s); aborts rolled back {done['rolled_back']} of {done['asked']}, "
+            f"max {done['max_s']} s"
         )
     for workers, rate in payload["capacity_advances_per_s"].items():
+        done = payload["capacity_abort_seconds"][workers]
         lines.append(
             f"throughput of {workers} worker(s): {rate['median']} advances/s (min {rate['min']}, "
-            f"max {rate['max']})"
+            f"max {rate['max']}); overloaded, {done['rolled_back']} of {done['asked']} aborts "
+            f"rolled back, median {done['median_s']} s, max {done['max_s']} s"
         )
     for target in payload["targets"]:
         verdict = "MET    " if target["met"] else "NOT MET"

@@ -35,6 +35,7 @@ from workers.celery_app import (
 )
 from workers.intake import Intake, RolloutJob
 from workers.settings import RedisSettings, WorkerSettings
+from workers.state import Phase
 from workers.store import RedisStateStore
 from workers.tasks import ADVANCE
 
@@ -52,6 +53,7 @@ class Level:
     measure: float
     apps: int  # distinct selector pairs the rollouts share
     workers: int = 1  # worker processes
+    aborts: int = 10  # rollouts aborted after the measured period, timed until rolled back
 
 
 @dataclass(frozen=True)
@@ -205,12 +207,15 @@ def run_level(
     try:
         for worker in workers:
             worker.start()
-        submit_spread(intake, level, policy)
+        ids = submit_spread(intake, level, policy)
         time.sleep(level.warmup)
         began, cpu_began, calls_began = time.time(), cpu(), redis_calls(flush)
         time.sleep(level.measure)
         ended, cpu_ended, calls_ended = time.time(), cpu(), redis_calls(flush)
         overdue = store.count_due(ended - 2.0)
+        aborted = abort_seconds(
+            intake, store, ids[:: max(1, len(ids) // level.aborts)][: level.aborts]
+        )
         memory = max(rss_mb(worker.pid) for worker in workers)
     finally:
         for worker in workers:
@@ -225,14 +230,15 @@ def run_level(
     spent = {name: cpu_ended[name] - cpu_began[name] for name in cpu_began}
     row = summarize(level, window, ended - began, spent, calls_ended - calls_began, overdue)
     pids = [worker.pid for worker in workers]
-    extra = {"worker_rss_mb": memory, "worker_pids": pids}
+    extra = {"worker_rss_mb": memory, "worker_pids": pids, "abort_seconds": aborted}
     return {**row, "pool": pool.name, "concurrency": pool.concurrency, **extra}
 
 
-def submit_spread(intake: Intake, level: Level, policy: str) -> None:
+def submit_spread(intake: Intake, level: Level, policy: str) -> list[str]:
     """Submit the rollouts evenly over one interval; each its own app, so none supersedes
     another, with the selectors of one of ``level.apps`` services written to Prometheus."""
     began = time.monotonic()
+    ids = []
     for index in range(level.rollouts):
         service = f"svc-{index % level.apps}"
         job = RolloutJob(
@@ -244,10 +250,34 @@ def submit_spread(intake: Intake, level: Level, policy: str) -> None:
             baseline=f'app="{service}",version="v1"',
             canary=f'app="{service}",version="v2"',
         )
-        intake.submit(job, "benchmark")
+        ids.append(intake.submit(job, "benchmark").rollout_id)
         pause = began + (index + 1) * level.interval / level.rollouts - time.monotonic()
         if pause > 0:
             time.sleep(pause)
+    return ids
+
+
+def abort_seconds(
+    intake: Intake, store: RedisStateStore, ids: list[str], timeout: float = 180.0
+) -> list[float | None]:
+    """Abort ``ids`` through Intake (what the API's abort does) while the workers carry their
+    load; seconds until each rollout is rolled back (ABORTED, nothing awaited), None if not
+    within ``timeout``: an overloaded worker must still carry every abort out."""
+    asked: dict[str, float] = {}
+    for rollout_id in ids:
+        intake.command(rollout_id, "abort", "benchmark", reason="the scale benchmark's abort")
+        asked[rollout_id] = time.monotonic()
+    done: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(done) < len(ids) and time.monotonic() < deadline:
+        for rollout_id in ids:
+            if rollout_id in done:
+                continue
+            state = store.load(rollout_id).state
+            if state.phase is Phase.ABORTED and state.awaiting is None:
+                done[rollout_id] = round(time.monotonic() - asked[rollout_id], 3)
+        time.sleep(0.05)
+    return [done.get(rollout_id) for rollout_id in ids]
 
 
 def summarize(

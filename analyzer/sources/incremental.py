@@ -56,11 +56,25 @@ class IncrementalStats:
 
 @dataclass(frozen=True)
 class _Entry:
-    """A query's series over grid instants [first_ms, last_ms]: labels → (stamps ms, values)."""
+    """A query's series over grid instants [first_ms, last_ms]: labels → (stamps ms, values),
+    or (``series`` None) the answer that covered all of them, kept as it came until a later
+    request merges into it: a look whose whole window is fetched again pays for no keying."""
 
     first_ms: int
     last_ms: int
-    series: dict[_Labels, _Points]
+    series: dict[_Labels, _Points] | None
+    answer: tuple[Series, ...] = ()
+
+    def keyed(self) -> dict[_Labels, _Points]:
+        if self.series is not None:
+            return self.series
+        return {
+            tuple(sorted(one.labels.items())): (
+                np.round(one.timestamps * 1000.0).astype(np.int64),
+                np.asarray(one.values, dtype=np.float64),
+            )
+            for one in self.answer
+        }
 
 
 @dataclass(frozen=True)
@@ -152,9 +166,16 @@ class IncrementalSource:
     def _answer(self, plan: _Plan, fetched: QueryResult | None) -> QueryResult:
         if isinstance(fetched, SourceError):
             return fetched  # never remembered: the next request asks again
-        if plan.base is None:
-            kind = "full"
-            entry = _merged(_Entry(plan.start_ms, plan.end_ms, {}), fetched or [], plan.end_ms)
+        if plan.base is None or (fetched is not None and plan.fetch_from_ms == plan.start_ms):
+            # All of the request was fetched: the answer is kept and given as it came, its
+            # arrays read-only so that no caller can change what is remembered.
+            answer = tuple(fetched or [])
+            for one in answer:
+                one.timestamps.setflags(write=False)
+                one.values.setflags(write=False)
+            self._store(plan.key, _Entry(plan.start_ms, plan.end_ms, None, answer))
+            self._count(**{"full" if plan.base is None else "incremental": 1})
+            return list(answer)
         else:
             kind = "incremental" if fetched is not None else "cached"
             entry = plan.base if fetched is None else _merged(plan.base, fetched, plan.end_ms)
@@ -185,7 +206,7 @@ def _moment(milliseconds: int) -> datetime:
 
 def _merged(entry: _Entry, found: Sequence[Series], end_ms: int) -> _Entry:
     """``entry`` with ``found``'s points: new values replace old ones at the same instant."""
-    series = dict(entry.series)
+    series = dict(entry.keyed())
     for one in found:
         labels = tuple(sorted(one.labels.items()))
         stamps = np.round(one.timestamps * 1000.0).astype(np.int64)
@@ -213,7 +234,7 @@ def _trimmed(entry: _Entry, first_ms: int) -> _Entry:
     if first_ms <= entry.first_ms:
         return entry
     series: dict[_Labels, _Points] = {}
-    for labels, (stamps, values) in entry.series.items():
+    for labels, (stamps, values) in entry.keyed().items():
         keep = stamps >= first_ms
         if keep.any():
             series[labels] = (stamps[keep], values[keep])
@@ -223,7 +244,7 @@ def _trimmed(entry: _Entry, first_ms: int) -> _Entry:
 def _cut(entry: _Entry, start_ms: int, end_ms: int) -> list[Series]:
     """The remembered series over exactly [start_ms, end_ms]; series without points dropped."""
     answer = []
-    for labels, (stamps, values) in entry.series.items():
+    for labels, (stamps, values) in entry.keyed().items():
         if not stamps.size:
             continue
         if start_ms <= stamps[0] and stamps[-1] <= end_ms:  # the usual case: all of it

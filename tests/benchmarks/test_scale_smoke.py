@@ -60,6 +60,9 @@ def test_the_workers_advanced_rollouts_with_finite_lateness(
     assert row["prometheus_cpu_pct"] > 0 and row["redis_commands_per_advance"] > 0
     assert 1 <= row["queries_per_look"] <= 4  # the default policy's look, batched
     assert len(row["worker_pids"]) == row["workers"]
+    # every rollout aborted after the measured period was rolled back, in seconds
+    assert len(row["abort_seconds"]) == min(10, row["rollouts"])
+    assert all(seconds is not None and seconds < 60 for seconds in row["abort_seconds"])
 
 
 def test_the_spread_and_the_one_worker_verdict_follow_the_rows(
