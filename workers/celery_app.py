@@ -11,8 +11,11 @@ Reliability settings, and why (Celery 5 over the Redis transport):
   and one whose worker process died is requeued, not lost. A task that *raised* is acked all
   the same (Celery's default): every task is idempotent and the reconciler repairs what a
   failed one left, so a poison message cannot loop.
-- ``worker_prefetch_multiplier=1``: a worker reserves one message at a time (countdown
-  messages are held apart from that by Celery itself).
+- ``worker_prefetch_multiplier=1``: a worker reserves one message at a time.
+- A rollout's next step more than a second away is not a countdown message (Celery delivers one
+  at once to one worker, which alone can run it, busy or not): it is an entry in the store's
+  schedule that every worker's dispatcher moves to the queue when due (workers/dispatcher.py),
+  so the first free worker takes it. Waits of a second or less stay countdowns.
 - Redis has no real acks: an unacked message is redelivered ``visibility_timeout`` seconds after
   it was delivered, even to a healthy worker still holding it. A countdown message is delivered
   at once and held by the worker until its time, so every countdown is capped at half the
@@ -46,13 +49,14 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from kombu.transport import redis as kombu_redis
 
 from analyzer.sources.incremental import IncrementalSource
 from analyzer.sources.prometheus import PrometheusSource
 from workers.actions import Released
 from workers.delivery import Delivery
+from workers.dispatcher import DISPATCH_AFTER, Dispatcher
 from workers.hooks import HookCaller
 from workers.intake import Intake
 from workers.metrics import serve, watch_overdue
@@ -165,7 +169,9 @@ def make_celery(
             for name, seconds in every.items()
         },
     )
-    register(app, _RuntimeCache(app, settings, timings, store_prefix).get)
+    runtime = _RuntimeCache(app, settings, timings, store_prefix).get
+    register(app, runtime)
+    _build_when_ready(app, runtime)
     if settings.worker_metrics_port is not None:
         _serve_metrics(app, settings.worker_metrics_port)
     return app
@@ -187,6 +193,17 @@ def wake_outbox(app: Celery) -> Callable[[], None]:
         app.send_task(DELIVER)
 
     return wake
+
+
+def _build_when_ready(app: Celery, runtime: Callable[[], Runtime]) -> None:
+    """Build the worker's runtime (and so start its dispatcher) as soon as the worker is ready,
+    not at its first task: after a restart, the first task may be one only a dispatcher sends."""
+
+    def build(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:  # the worker's consumer
+            runtime()
+
+    worker_ready.connect(build, weak=False)
 
 
 def _serve_metrics(app: Celery, port: int) -> None:
@@ -217,7 +234,9 @@ class _RuntimeCache:
         pid = os.getpid()
         with self._lock:
             if pid not in self._built:
-                runtime = build_runtime(self.app, self.settings, self.timings, self.store_prefix)
+                runtime = build_runtime(
+                    self.app, self.settings, self.timings, self.store_prefix, dispatch=True
+                )
                 self._built = {pid: runtime}
             return self._built[pid]
 
@@ -233,7 +252,10 @@ def build_runtime(
     settings: WorkerSettings,
     timings: Timings = DEFAULT_TIMINGS,
     store_prefix: str = DEFAULT_PREFIX,
+    *,
+    dispatch: bool = False,
 ) -> Runtime:
+    """The tasks' Runtime; ``dispatch``: also start this process's dispatcher (a worker's)."""
     store = store_from_url(settings.redis.url, store_prefix)
     clock = millisecond_clock
     intake = Intake(
@@ -272,8 +294,17 @@ def build_runtime(
         max_entries=REMEMBERED_QUERIES,
     )
 
+    def send(rollout_id: str, revision: int) -> None:
+        app.send_task(ADVANCE, args=(rollout_id, revision))
+
     def requeue(rollout_id: str, revision: int, countdown: float) -> None:
-        app.send_task(ADVANCE, args=(rollout_id, revision), countdown=countdown)
+        if countdown <= DISPATCH_AFTER:  # held by a worker for at most a second
+            app.send_task(ADVANCE, args=(rollout_id, revision), countdown=countdown or None)
+        else:  # on the store's schedule: any free worker takes it when due (dispatcher.py)
+            store.schedule.put(rollout_id, revision, clock() + countdown)
+
+    if dispatch:
+        Dispatcher(store.schedule, send, clock).start()
 
     watch_overdue(lambda: store.count_due(clock() - timings.reconcile_grace))
 

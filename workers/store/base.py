@@ -154,6 +154,20 @@ class SessionRecords(Protocol):
         ...
 
 
+class Schedule(Protocol):
+    """When each rollout is next due, kept in the store rather than in a message a worker
+    holds: ``take`` hands due entries to whichever dispatcher asks first (workers/dispatcher.py),
+    each once."""
+
+    def put(self, rollout_id: str, revision: int, at: float) -> None:
+        """Advance ``revision`` of the rollout at ``at`` (Unix seconds)."""
+        ...
+
+    def take(self, now: float, limit: int = 500) -> list[tuple[str, int]]:
+        """Remove and return the entries due at ``now``, earliest first."""
+        ...
+
+
 class StateStore(Protocol):
     """Rollout records with revisions, their audit trail, and the indexes around them."""
 
@@ -168,6 +182,9 @@ class StateStore(Protocol):
 
     @property
     def sessions(self) -> SessionRecords: ...
+
+    @property
+    def schedule(self) -> Schedule: ...
 
     def create(
         self,

@@ -18,6 +18,7 @@ from workers.actions import Action, RecordEvent
 from workers.errors import Conflict, LeaseLost, NotFound
 from workers.state import RolloutState
 from workers.store.base import Created, IdempotencyKey, Stored
+from workers.store.memory_schedule import MemorySchedule
 from workers.store.records import (
     OUTBOX_FORMAT,
     AuditEvent,
@@ -67,6 +68,7 @@ class MemoryStateStore:
         self._outbox = MemoryOutbox(self._lock)
         self._policies = MemoryPolicyTexts()
         self._sessions = MemorySessionRecords(clock)
+        self._schedule = MemorySchedule()
 
     @property
     def leases(self) -> MemoryLeases:
@@ -83,6 +85,10 @@ class MemoryStateStore:
     @property
     def sessions(self) -> MemorySessionRecords:
         return self._sessions
+
+    @property
+    def schedule(self) -> MemorySchedule:
+        return self._schedule
 
     def create(
         self,

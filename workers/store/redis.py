@@ -19,6 +19,7 @@ Key layout, under a prefix (default ``canarist:``) so tests and tenants stay apa
     policy:{digest}          string  a pinned policy's text (SET NX: never changed; kept)
     session:{key}            string  a dashboard session (canarist/ui/sessions.py: the key
                                      is a hash of its id); expires (SET PX)
+    schedule                 zset    "{revision}:{id}" by when that advance is due
 
 Formats, and what a record this release cannot read does, are in records.py.
 
@@ -96,6 +97,7 @@ class RedisStateStore:
         self._outbox = RedisOutbox(client, prefix)
         self._policies = RedisPolicyTexts(client, prefix)
         self._sessions = RedisSessionRecords(client, prefix)
+        self._schedule = RedisSchedule(client, prefix)
 
     @classmethod
     def from_url(
@@ -142,6 +144,10 @@ class RedisStateStore:
     @property
     def sessions(self) -> RedisSessionRecords:
         return self._sessions
+
+    @property
+    def schedule(self) -> RedisSchedule:
+        return self._schedule
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -318,6 +324,24 @@ class RedisSessionRecords:
     def delete(self, key: str) -> None:
         with _translated("ending a session"):
             self._client.delete(self._prefix + key)
+
+
+class RedisSchedule:
+    """Due advances in one sorted set; ``take`` pops the due ones in one script (each once)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client, self._key = client, f"{prefix}schedule"
+        self._take = client.register_script(scripts.TAKE_DUE)
+
+    def put(self, rollout_id: str, revision: int, at: float) -> None:
+        with _translated(f"schedule {rollout_id}"):
+            self._client.zadd(self._key, {f"{revision}:{rollout_id}": at})
+
+    def take(self, now: float, limit: int = 500) -> list[tuple[str, int]]:
+        with _translated("take due advances"):
+            taken = self._take(keys=[self._key], args=[repr(now), check_limit(limit)])
+        pairs = (str(member).split(":", 1) for member in taken)
+        return [(rollout_id, int(revision)) for revision, rollout_id in pairs]
 
 
 class RedisLeases:
