@@ -17,9 +17,9 @@ Reliability settings, and why (Celery 5 over the Redis transport):
   schedule that every worker's dispatcher moves to the queue when due (workers/dispatcher.py),
   so the first free worker takes it. Waits of a second or less stay countdowns.
 - Redis has no real acks: an unacked message is redelivered ``visibility_timeout`` seconds after
-  it was delivered, even to a healthy worker still holding it. A countdown message is delivered
-  at once and held by the worker until its time, so every countdown is capped at half the
-  visibility timeout; a longer wait is several hops (each a no-op Tick).
+  it was delivered, even to a healthy worker still holding it. Countdown messages (a second at
+  most, above) are held far below that; the schedule's waits are still capped at half the
+  visibility timeout (a longer wait is several hops, each a no-op Tick).
 - The beat schedule runs ``canarist.reconcile`` every ``reconcile_every`` seconds (rollouts
   overdue by ``reconcile_grace`` are re-enqueued: a message lost with a killed worker or a Redis
   restart delays a rollout, never strands it; the local platform's router is restarted if it
