@@ -28,6 +28,7 @@ from analyzer.sources.incremental import IncrementalSource
 from analyzer.sources.prometheus import PrometheusSource
 from analyzer.verdict import Outcome
 from canarist.demo.stack import HOST, ServiceProcess, free_port
+from tests.analyzer.counting_prometheus import CountingPrometheus
 from tests.promwrite import write_samples
 from tests.workloads import Behaviour, http_service
 
@@ -35,18 +36,6 @@ POLICY = load_policy(Path(__file__).parents[2] / "policies" / "default-canary.ya
 MINUTE = timedelta(minutes=1)
 MINUTES = 30
 TEMPLATES = sum(len(metric.templates()) for metric in POLICY.metrics)
-
-
-class CountingPrometheus(PrometheusSource):
-    """A real PrometheusSource that counts the HTTP requests it sends."""
-
-    requests = 0
-
-    def _request(
-        self, promql: str, start_ms: int, end_ms: int, step_ms: int, shown: str
-    ) -> list[Series]:
-        self.requests += 1
-        return super()._request(promql, start_ms, end_ms, step_ms, shown)
 
 
 @dataclass

@@ -24,24 +24,13 @@ from analyzer.policy.promql import PromQLTemplate, Selector
 from analyzer.sources.base import QueryResult, Series
 from analyzer.sources.prometheus import POINTS_PER_REQUEST, PrometheusSource
 from canarist.demo.stack import HOST, ServiceProcess, free_port
+from tests.analyzer.counting_prometheus import CountingPrometheus
 from tests.promwrite import write_samples
 from tests.workloads import Behaviour, http_service
 
 POLICY = load_policy(Path(__file__).parents[3] / "policies" / "default-canary.yaml")
 MINUTE = timedelta(minutes=1)
 MINUTES = 20
-
-
-class CountingPrometheus(PrometheusSource):
-    """A PrometheusSource that counts the HTTP requests it sends (one per chunk)."""
-
-    requests = 0
-
-    def _request(
-        self, promql: str, start_ms: int, end_ms: int, step_ms: int, shown: str
-    ) -> list[Series]:
-        self.requests += 1
-        return super()._request(promql, start_ms, end_ms, step_ms, shown)
 
 
 def as_dict(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], list[list[float]]]:
