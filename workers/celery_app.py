@@ -64,7 +64,16 @@ from workers.notify.base import Route, notifier_for
 from workers.platforms import heal_configured, platform_for
 from workers.settings import WorkerSettings
 from workers.store import DEFAULT_PREFIX, store_from_url
-from workers.tasks import ADVANCE, DELIVER, RECONCILE, SUBMIT, Runtime, register
+from workers.tasks import (
+    ADVANCE,
+    DELIVER,
+    RECONCILE,
+    ROUTINE,
+    SUBMIT,
+    URGENT,
+    Runtime,
+    register,
+)
 
 ROLLOUTS_QUEUE, NOTIFY_QUEUE = "canarist.rollouts", "canarist.notify"
 REMEMBERED_QUERIES = 100_000
@@ -142,7 +151,10 @@ def make_celery(
     every = {RECONCILE: timings.reconcile_every, DELIVER: timings.deliver_every}
     app.conf.update(
         broker_transport=f"{__name__}:RedisTransport",
-        broker_transport_options={"visibility_timeout": timings.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": timings.visibility_timeout,
+            "priority_steps": [URGENT, ROUTINE],  # a list each; a worker pops URGENT's first
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         result_backend=None,
@@ -178,12 +190,23 @@ def make_celery(
 
 
 def enqueue_advance(app: Celery) -> Callable[[str, int], None]:
-    """``enqueue(id, revision)`` for Intake: run ``advance`` now."""
+    """``enqueue(id, revision)`` for Intake: run ``advance`` now, ahead of the routine steps (a
+    command, an event, a submission)."""
 
     def enqueue(rollout_id: str, revision: int) -> None:
-        app.send_task(ADVANCE, args=(rollout_id, revision))
+        app.send_task(ADVANCE, args=(rollout_id, revision), priority=URGENT)
 
     return enqueue
+
+
+def send_due(app: Celery) -> Callable[[str, int], None]:
+    """``send(id, revision)`` for the Dispatcher: a due step of a rollout's own timetable,
+    routine (behind the urgent ones)."""
+
+    def send(rollout_id: str, revision: int) -> None:
+        app.send_task(ADVANCE, args=(rollout_id, revision), priority=ROUTINE)
+
+    return send
 
 
 def wake_outbox(app: Celery) -> Callable[[], None]:
@@ -294,17 +317,19 @@ def build_runtime(
         max_entries=REMEMBERED_QUERIES,
     )
 
-    def send(rollout_id: str, revision: int) -> None:
-        app.send_task(ADVANCE, args=(rollout_id, revision))
-
-    def requeue(rollout_id: str, revision: int, countdown: float) -> None:
-        if countdown <= DISPATCH_AFTER:  # held by a worker for at most a second
-            app.send_task(ADVANCE, args=(rollout_id, revision), countdown=countdown or None)
+    def requeue(rollout_id: str, revision: int, countdown: float, urgent: bool = False) -> None:
+        # A rollback's next step is an urgent countdown, never behind the routine steps; a
+        # routine wait of a second or less is a countdown too (held by a worker that long).
+        if urgent or countdown <= DISPATCH_AFTER:
+            priority = URGENT if urgent else ROUTINE
+            app.send_task(
+                ADVANCE, args=(rollout_id, revision), countdown=countdown or None, priority=priority
+            )
         else:  # on the store's schedule: any free worker takes it when due (dispatcher.py)
             store.schedule.put(rollout_id, revision, clock() + countdown)
 
     if dispatch:
-        Dispatcher(store.schedule, send, clock).start()
+        Dispatcher(store.schedule, send_due(app), clock).start()
 
     watch_overdue(lambda: store.count_due(clock() - timings.reconcile_grace))
 

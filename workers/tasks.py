@@ -94,6 +94,14 @@ RECONCILE, SUBMIT = "canarist.reconcile", "canarist.submit_rollout"
 POLICY_RETRY_SECONDS = 60.0  # a rollout whose policy cannot be read waits this long
 PERIODIC_LOCK = "periodic:{task}"  # the lease a beat-sent run of ``task`` takes for its period
 REQUEUE_HOLD = "requeued:{rollout}:{revision}"  # the reconciler re-enqueued this revision
+# Celery message priorities (over Redis, the lower is taken first; kombu keeps one list per
+# priority step and a worker pops them in that order). URGENT is also what a message sent with
+# no priority gets: a person's command, an event, a submission from any Celery client, and a
+# rolling-back rollout's next step; ROUTINE is a rollout's own timetable (its next look, sent
+# when due by the dispatcher or as a countdown, and the reconciler's re-enqueues). So under
+# overload an abort waits for the task in hand, not behind every late look.
+URGENT, ROUTINE = 0, 6
+URGENT_BUSY_RETRY = 1.0  # s: an urgent task that finds the lease held tries again this soon
 
 
 class AdvanceResult(StrEnum):
@@ -120,7 +128,8 @@ class Runtime:
     platforms: Callable[[str], Platform]
     delivery: Delivery
     clock: Callable[[], float]
-    requeue: Callable[[str, int, float], None]  # advance(id, revision) after countdown seconds
+    # advance(id, revision) after countdown seconds; urgent=True: ahead of the routine steps
+    requeue: Callable[..., None]
     wake_outbox: Callable[[], None]
     heal: Callable[[], Sequence[str]] = tuple  # platform repairs outside rollouts, described
     lease_seconds: float = 15.0  # renewed every third of it while a task works
@@ -130,30 +139,48 @@ class Runtime:
     hooks: HookCaller | None = None  # the policies' HTTP hooks (None: no hook route defined)
 
 
-def advance(runtime: Runtime, rollout_id: str, revision: int) -> AdvanceResult:
-    """One step of one rollout; returns what happened."""
+def advance(
+    runtime: Runtime, rollout_id: str, revision: int, urgent: bool = False
+) -> AdvanceResult:
+    """One step of one rollout; returns what happened. ``urgent``: this task came ahead of the
+    routine steps (a person's command, an event, a rollback: ``urgent_step`` says which), and
+    goes on so when it has to wait (a lease held, a store busy)."""
     log, owner = rollout_log(rollout_id), f"{runtime.worker_id}/{uuid.uuid4().hex[:8]}"
     try:
         if not runtime.store.leases.acquire(rollout_id, owner, runtime.lease_seconds):
             # Another task holds it: a live one moves the revision on and this one is then
             # stale; a dead one's lease runs out within lease_seconds, and this one carries on.
             metrics.STALE_TASKS.labels("leased").inc()
-            _requeue(runtime, rollout_id, revision, runtime.lease_seconds / 2, log)
+            # Urgent: the holder is most likely a routine step about to find its revision
+            # stale (a command saved a new one), so a second, not half a lease.
+            wait = URGENT_BUSY_RETRY if urgent else runtime.lease_seconds / 2
+            _requeue(runtime, rollout_id, revision, wait, log, urgent)
             return AdvanceResult.BUSY
         try:
             with renewed(runtime.store.leases, rollout_id, owner, runtime.lease_seconds, log):
-                return _advance_leased(runtime, rollout_id, revision, owner, log)
+                return _advance_leased(runtime, rollout_id, revision, owner, log, urgent)
         finally:
             with contextlib.suppress(WorkerError):
                 runtime.store.leases.release(rollout_id, owner)
     except TemporaryError as exc:
         log.warning("revision %d: %s; again in %.0f s", revision, exc, exc.wait_seconds())
-        _requeue(runtime, rollout_id, revision, exc.wait_seconds(), log)
+        _requeue(runtime, rollout_id, revision, exc.wait_seconds(), log, urgent)
         return AdvanceResult.RETRY
 
 
+def urgent_step(state: RolloutState) -> bool:
+    """Whether a rollout's next step goes ahead of the routine ones: while it rolls back. A
+    rollback must not wait behind the looks of overloaded workers (README, Scale)."""
+    return state.phase is Phase.ABORTING
+
+
 def _advance_leased(
-    runtime: Runtime, rollout_id: str, revision: int, owner: str, log: RolloutLog
+    runtime: Runtime,
+    rollout_id: str,
+    revision: int,
+    owner: str,
+    log: RolloutLog,
+    urgent: bool,
 ) -> AdvanceResult:
     try:
         loaded = runtime.store.load(rollout_id)
@@ -171,14 +198,14 @@ def _advance_leased(
         policy = runtime.intake.policy_for(state)  # pinned at submit
     except IntakeError as exc:
         log.error("policy %s: %s; again in %.0f s", state.policy, exc, POLICY_RETRY_SECONDS)
-        _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
+        _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log, urgent)
         return AdvanceResult.NO_POLICY
     if state.phase is Phase.PENDING and state.supersedes is not None:
         try:  # heals a submission that crashed between creating this and telling its predecessor
             runtime.intake.ensure_superseded(state)
         except (IntakeError, CorruptRecord) as exc:
             log.error("cannot supersede %s: %s", state.supersedes, exc)
-            _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log)
+            _requeue(runtime, rollout_id, revision, POLICY_RETRY_SECONDS, log, urgent)
             return AdvanceResult.BLOCKED
     now = runtime.clock()
     metrics.record_lateness(state.next_due_at, now)
@@ -250,15 +277,20 @@ def _schedule(
         return
     scheduled = max(0.0, min(wake) - runtime.clock())
     delay = scheduled if wake_in is None else min(scheduled, wake_in)
-    _requeue(runtime, state.id, revision, delay, log)
+    _requeue(runtime, state.id, revision, delay, log, urgent_step(state))
 
 
 def _requeue(
-    runtime: Runtime, rollout_id: str, revision: int, delay: float, log: RolloutLog
+    runtime: Runtime,
+    rollout_id: str,
+    revision: int,
+    delay: float,
+    log: RolloutLog,
+    urgent: bool = False,
 ) -> None:
     countdown = min(max(0.0, delay), runtime.max_countdown)
     try:
-        runtime.requeue(rollout_id, revision, countdown)
+        runtime.requeue(rollout_id, revision, countdown, urgent=urgent)
     except Exception as exc:  # the broker is down too: the reconciler will find it overdue
         log.warning("could not requeue revision %d (%s): the reconciler will", revision, exc)
 
@@ -305,7 +337,7 @@ def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -
         if not runtime.store.leases.acquire(hold, owner, max(runtime.reconcile_grace, late / 2)):
             continue
         rollout_log(rollout_id).info("overdue at revision %d: re-enqueued", revision)
-        runtime.requeue(rollout_id, revision, 0.0)
+        runtime.requeue(rollout_id, revision, 0.0, urgent=urgent_step(state))
     return overdue
 
 
@@ -360,9 +392,12 @@ def _refusal(exc: ValidationError | CanaristError) -> str:
 def register(app: Any, runtime: Callable[[], Runtime]) -> None:
     """Register the four tasks on a Celery ``app``; ``runtime()`` is built lazily per process."""
 
-    def advance_task(rollout_id: str, revision: int) -> str:
-        # the plain word: Celery logs the repr of what a task returns
-        return advance(runtime(), rollout_id, revision).value
+    def advance_task(task: Any, rollout_id: str, revision: int) -> str:
+        # An urgent message (Celery priority URGENT, or none: any sender's default) stays
+        # urgent when it has to be requeued. The plain word: Celery logs what a task returns.
+        priority = (task.request.delivery_info or {}).get("priority")
+        urgent = not isinstance(priority, int) or priority < ROUTINE
+        return advance(runtime(), rollout_id, revision, urgent).value
 
     def deliver_task(period: float | None = None) -> int:
         if not first_of_period(runtime(), DELIVER, period):
@@ -380,7 +415,7 @@ def register(app: Any, runtime: Callable[[], Runtime]) -> None:
 
     # shared=False: Celery would otherwise attach these closures, and so this runtime, to every
     # app created later in the process.
-    app.task(name=ADVANCE, ignore_result=True, shared=False)(advance_task)
+    app.task(name=ADVANCE, bind=True, ignore_result=True, shared=False)(advance_task)
     app.task(name=DELIVER, ignore_result=True, shared=False)(deliver_task)
     app.task(name=RECONCILE, ignore_result=True, shared=False)(reconcile_task)
     app.task(name=SUBMIT, bind=True, shared=False)(submit_task)

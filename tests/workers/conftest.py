@@ -205,13 +205,18 @@ class Queued:
     """What intake and tasks asked Celery for, in order."""
 
     advance: list[tuple[str, int, float]] = field(default_factory=list)
+    urgent: list[tuple[str, int, float]] = field(default_factory=list)  # requeued ahead
     outbox_wakes: int = 0
 
     def enqueue(self, rollout_id: str, revision: int) -> None:
         self.advance.append((rollout_id, revision, 0.0))
 
-    def requeue(self, rollout_id: str, revision: int, countdown: float) -> None:
+    def requeue(
+        self, rollout_id: str, revision: int, countdown: float, urgent: bool = False
+    ) -> None:
         self.advance.append((rollout_id, revision, countdown))
+        if urgent:
+            self.urgent.append((rollout_id, revision, countdown))
 
     def wake(self) -> None:
         self.outbox_wakes += 1

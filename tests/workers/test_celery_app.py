@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from base64 import b64decode
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 
+from canarist.demo.stack import ServiceProcess
 from workers import celery_app
 from workers.celery_app import (
     NOTIFY_QUEUE,
     ROLLOUTS_QUEUE,
     RedisTransport,
     Timings,
+    build_runtime,
+    enqueue_advance,
     make_celery,
+    send_due,
 )
 from workers.settings import RedisSettings, WorkerSettings
-from workers.tasks import ADVANCE, DELIVER, RECONCILE, SUBMIT
+from workers.tasks import ADVANCE, DELIVER, RECONCILE, ROUTINE, SUBMIT, URGENT
 
 BROKER = "redis://127.0.0.1:6399/3"
 ON_BROKER = WorkerSettings(redis=RedisSettings(url=BROKER))
@@ -141,3 +148,42 @@ def test_the_default_app_is_built_on_first_access(monkeypatch: pytest.MonkeyPatc
     assert app.conf.broker_url == BROKER and celery_app.app is app
     with pytest.raises(AttributeError):
         _ = celery_app.nothing_here
+
+
+def test_commands_and_rollbacks_go_ahead_of_a_rollouts_timetable(
+    redis_server: ServiceProcess, tmp_path: Path
+) -> None:
+    """Over the real Redis: what Intake enqueues (a command, an event, a submission) and a
+    rolling-back rollout's requeue land on the urgent list a worker pops first; the
+    dispatcher's due steps and a routine countdown on the routine list behind it; a routine
+    wait of more than a second on the store's schedule."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/7"
+    settings = WorkerSettings(redis=RedisSettings(url=url), policy_dir=tmp_path)
+    app = make_celery(settings, store_prefix="prio:")
+    runtime = build_runtime(app, settings, store_prefix="prio:")  # no dispatcher thread
+    broker = redis.Redis.from_url(url)
+    try:
+        broker.flushdb()
+        enqueue_advance(app)("command", 1)
+        send_due(app)("due", 1)
+        runtime.requeue("poll", 1, 0.5)
+        runtime.requeue("rollback", 1, 5.0, urgent=True)
+        runtime.requeue("look", 1, 30.0)
+        with app.producer_or_acquire() as producer:
+            channel = producer.channel  # kombu's list for each priority
+            urgent, routine = (channel._q_for_pri(ROLLOUTS_QUEUE, p) for p in (URGENT, ROUTINE))
+
+        def rollouts(key: str) -> list[str]:
+            return sorted(json.loads(b64decode(json.loads(m)["body"]))[0][0]
+                          for m in broker.lrange(key, 0, -1))  # fmt: skip
+
+        assert urgent != routine
+        assert rollouts(urgent) == ["command", "rollback"]
+        assert rollouts(routine) == ["due", "poll"]
+        assert runtime.store.schedule.take(time.time() + 60, 10) == [("look", 1)]
+        assert app.conf.broker_transport_options["priority_steps"] == [URGENT, ROUTINE]
+    finally:
+        broker.flushdb()
+        broker.close()
+        runtime.store.close()
+        app.close()

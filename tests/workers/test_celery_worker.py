@@ -23,10 +23,11 @@ from tests.promwrite import write_samples
 from tests.waiting import wait_until
 from tests.workers.conftest import CeleryStack, trail
 from tests.workloads import Behaviour, http_service
+from workers.celery_app import ROLLOUTS_QUEUE
 from workers.engine.run import FOLLOW_KINDS
 from workers.intake import RolloutJob
 from workers.state import Phase, RolloutState
-from workers.tasks import DELIVER, RECONCILE, SUBMIT
+from workers.tasks import ADVANCE, DELIVER, RECONCILE, ROUTINE, SUBMIT
 
 HEALTHY = Behaviour(requests_per_second=200.0, error_ratio=0.01)
 ERRORS_5X = Behaviour(requests_per_second=200.0, error_ratio=0.05)
@@ -233,4 +234,40 @@ def test_e_without_prometheus_a_rollout_extends_instead_of_promoting(
         celery_stack.fail(rollout_id, f"expected promoted, got {state.phase}")
     extended = [e for e in trail(celery_stack.store, rollout_id) if e.kind == "extended"]
     assert extended, "the step was never extended"
+    assert_no_step_twice(celery_stack, rollout_id)
+
+
+BACKLOG = 3000  # routine steps queued ahead of the abort: seconds of a worker's work
+
+
+def test_f_an_abort_is_carried_out_ahead_of_a_backlog_of_routine_steps(
+    celery_stack: CeleryStack, prometheus_server: ServiceProcess
+) -> None:
+    """An overloaded worker's queue holds thousands of late looks; a person's abort (and the
+    rollback's own steps) go ahead of them, not behind (README, Scale: the queue's priorities).
+    The backlog here is advances of rollouts that do not exist: each a few ms of real work."""
+    rollout_id = submit(celery_stack, workload(prometheus_server, unique("urgent"), HEALTHY))
+    celery_stack.wait_for(rollout_id, analysing, 15, "the analysis step")
+    with celery_stack.client.producer_or_acquire() as producer:
+        routine = producer.channel._q_for_pri(ROLLOUTS_QUEUE, ROUTINE)  # kombu's list for it
+        for index in range(BACKLOG):
+            celery_stack.client.send_task(
+                ADVANCE, args=(f"gone-{index}", 1), priority=ROUTINE, producer=producer
+            )
+    broker = redis.Redis.from_url(celery_stack.env["CANARIST_REDIS__URL"])
+    try:
+        queued_before = broker.llen(routine)
+        assert queued_before > BACKLOG / 2, "the worker drained the backlog while it was sent"
+
+        result = celery_stack.intake.command(rollout_id, "abort", "alice", reason="p99 doubled")
+        assert result.applied
+        state = celery_stack.wait_for(rollout_id, decided, 30, "the rollback")
+        left = broker.llen(routine)
+
+        assert state.phase is Phase.ABORTED and state.abort_reason is not None
+        assert "p99 doubled" in state.abort_reason
+        assert left > queued_before / 2, f"{queued_before - left} routine steps went first"
+        wait_until("the backlog to drain", lambda: broker.llen(routine) == 0, 120, every=0.5)
+    finally:
+        broker.close()
     assert_no_step_twice(celery_stack, rollout_id)

@@ -40,7 +40,14 @@ from workers.platforms import Failed, NotYet, Ready
 from workers.platforms.memory import MemoryPlatform
 from workers.state import Phase, RolloutState
 from workers.store import MemoryStateStore
-from workers.tasks import AdvanceResult, Runtime, advance, reconcile, submit
+from workers.tasks import (
+    URGENT_BUSY_RETRY,
+    AdvanceResult,
+    Runtime,
+    advance,
+    reconcile,
+    submit,
+)
 
 
 @pytest.fixture
@@ -122,6 +129,43 @@ def test_a_stale_or_leased_task_does_nothing(
     assert runtime.store.load(rollout_id).revision == 1
     assert applied(platform, rollout_id) == []
     assert advance(runtime, "nope", 1) is AdvanceResult.GONE
+
+
+def test_a_rolling_back_rollout_steps_ahead_of_the_routine_ones(
+    runtime: Runtime, queued: Queued, clock: FakeClock, platform: MemoryPlatform
+) -> None:
+    """Its look-ahead steps are routine; once aborted, every requeue until rolled back is
+    urgent (never behind overloaded workers' late looks), and then the routine ones again."""
+    rollout_id = started(runtime, queued)
+    advance(runtime, *queued.advance.pop()[:2])  # 50%, analysing: its next look is routine
+    assert queued.advance and not queued.urgent
+
+    platform.script(NotYet("old pods starting"), NotYet(), Ready())
+    runtime.intake.command(rollout_id, "abort", "alice", reason="p99 doubled")
+    polls = []
+    for _ in range(3):  # the rollback asked for, not ready, not ready, ready
+        rollout_id, revision, countdown = queued.advance.pop()
+        clock.advance(countdown)
+        advance(runtime, rollout_id, revision, urgent=True)
+        polls.append(runtime.store.load(rollout_id).state.phase)
+    assert polls == [Phase.ABORTING, Phase.ABORTING, Phase.ABORTED]
+    assert [entry[0] for entry in queued.urgent] == [rollout_id, rollout_id]
+    # a poll after the first wait; then ready when re-asserted: on at once
+    assert [entry[2] for entry in queued.urgent] == [FIRST_POLL_SECONDS, 0.0]
+
+
+def test_an_urgent_task_that_finds_the_lease_held_tries_again_within_a_second(
+    runtime: Runtime, queued: Queued
+) -> None:
+    rollout_id = started(runtime, queued)
+    queued.advance.clear()
+    runtime.store.leases.acquire(rollout_id, "a-routine-step", 30)
+
+    assert advance(runtime, rollout_id, 1, urgent=True) is AdvanceResult.BUSY
+    assert queued.urgent == [(rollout_id, 1, URGENT_BUSY_RETRY)]
+    assert advance(runtime, rollout_id, 1) is AdvanceResult.BUSY  # routine: half a lease
+    assert queued.advance[-1] == (rollout_id, 1, runtime.lease_seconds / 2)
+    assert len(queued.urgent) == 1
 
 
 def test_the_advance_results_keep_the_words_logs_and_metrics_use() -> None:
@@ -323,6 +367,23 @@ def test_the_reconciler_does_not_double_a_late_message_every_period(
     queued.advance.clear()
     assert reconcile(runtime) == [late]
     assert queued.advance == [(late, revision + 1, 0.0)]
+
+
+def test_the_reconciler_re_enqueues_a_lost_rollback_ahead_of_the_routine_steps(
+    runtime: Runtime, queued: Queued, clock: FakeClock, platform: MemoryPlatform
+) -> None:
+    rollout_id = started(runtime, queued)
+    advance(runtime, *queued.advance.pop()[:2])
+    platform.script(NotYet("old pods starting"))
+    runtime.intake.command(rollout_id, "abort", "alice", reason="bad")
+    advance(runtime, *queued.advance.pop()[:2], urgent=True)  # its poll message is then lost
+    assert runtime.store.load(rollout_id).state.phase is Phase.ABORTING
+    queued.advance.clear()
+    queued.urgent.clear()
+    clock.advance(runtime.reconcile_grace + FIRST_POLL_SECONDS + 1)
+
+    assert reconcile(runtime) == [rollout_id]
+    assert queued.urgent == queued.advance and len(queued.urgent) == 1
 
 
 def test_a_pending_successor_makes_sure_its_predecessor_stands_down(
