@@ -1,4 +1,4 @@
-"""The only module that talks to Prometheus: range queries through prometheus-api-client.
+"""The only module that talks to Prometheus: range queries over prometheus-api-client's session.
 
 Everything Prometheus-specific stops here: HTTP, authentication, the JSON answer, and the
 library's exceptions. Callers get ``Series`` with float64 arrays (Prometheus sends values as
@@ -11,6 +11,14 @@ strings, "NaN" and "+Inf" included) and only the errors of ``analyzer.errors``:
 
 Both carry Prometheus' own message and the query. One ``requests`` session serves every query,
 so backtests running hundreds of analyses reuse connections; pass ``session`` to share one.
+
+Each request is a POST with the parameters in a form body, as Prometheus documents for queries
+that may breach URL limits: a look's union of queries (below) is kilobytes long, which a proxy
+in front of Prometheus may refuse in a URL (414), and which requests and urllib3 re-encode
+character by character when it is one (1.4 ms of CPU a look, measured with the scale
+benchmark's profile). prometheus-api-client sends its parameters in the URL whatever the method,
+so the request goes through the session it set up (its retry policy mounted for our URL), not
+its ``custom_query_range``.
 
 Retries: one immediate retry when a connection cannot be opened; none once a request is sent,
 so a chunk lasts at most about ``timeout``, and none on an HTTP status (Retry-After ignored). A
@@ -33,17 +41,15 @@ query would give. Two exceptions are refused with QueryError instead: a query us
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, cast
 
 import numpy as np
 import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
@@ -54,10 +60,8 @@ from analyzer.sources.convert import grid_bounds_ms
 POINTS_PER_REQUEST = 10_000  # Prometheus' limit is 11,000 steps; stay clear of off-by-ones
 DEFAULT_MAX_POINTS = 1_000_000  # about 115 days at a 10 s step: more is a mistake
 _TEMPORARY_CLIENT_STATUSES = frozenset({408, 425, 429})
-_LIBRARY_MESSAGE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\Z", re.DOTALL)
 _RANGE_RELATIVE = re.compile(r"@\s*(?:start|end)\s*\(\s*\)")
 _MESSAGE_LIMIT = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNION_LABEL = "canarist_query"  # tells the parts of query_many's union apart
 
 
@@ -93,6 +97,9 @@ class PrometheusSource:
         if bearer_token is not None:
             request_headers["Authorization"] = f"Bearer {bearer_token}"
         self._owns_session = session is None
+        self._session = session if session is not None else _session_for(self.url)
+        self._headers = request_headers
+        self._endpoint = f"{self.url}/api/v1/query_range"
         retry = Retry(
             total=1,
             connect=1,
@@ -109,7 +116,7 @@ class PrometheusSource:
             url=self.url,
             headers=request_headers,
             retry=retry,
-            session=session if session is not None else _session_for(self.url),
+            session=self._session,
             timeout=cast(int, timeout),  # annotated int, passed to requests, which takes float
         )
 
@@ -214,24 +221,20 @@ class PrometheusSource:
     def _request(
         self, promql: str, start_ms: int, end_ms: int, step_ms: int, shown: str
     ) -> list[Series]:
-        # The library rounds start and end to whole seconds; the grid keeps its milliseconds,
-        # so they are sent again as params, which the library lets override its own.
-        params = {
+        form = {
+            "query": promql,
             "start": _seconds(start_ms),
             "end": _seconds(end_ms),
+            "step": _seconds(step_ms),
             "timeout": f"{self.query_timeout:g}",
         }
         try:
-            result = self._client.custom_query_range(
-                promql,
-                start_time=_EPOCH + timedelta(milliseconds=start_ms),
-                end_time=_EPOCH + timedelta(milliseconds=end_ms),
-                step=_seconds(step_ms),
-                params=params,
+            response = self._session.post(
+                self._endpoint, data=form, headers=self._headers, timeout=self.timeout
             )
-            return [_parse_series(item, shown) for item in result]
-        except PrometheusApiClientException as exc:
-            raise _from_status(str(exc), shown) from exc
+            if response.status_code != 200:
+                raise _from_status(response.status_code, response.content, shown)
+            return [_parse_series(item, shown) for item in response.json()["data"]["result"]]
         except requests.Timeout as exc:
             raise TemporarySourceError(
                 f"Prometheus at {self.url} did not answer within {self.timeout:g} s; query: {shown}"
@@ -274,32 +277,19 @@ def _session_for(url: str) -> requests.Session:
     return session
 
 
-def _from_status(library_message: str, promql: str) -> SourceError:
-    """The library only says ``HTTP Status Code <code> (<body bytes repr>)``; read both back."""
-    match = _LIBRARY_MESSAGE.match(library_message)
-    if match is None:
-        return TemporarySourceError(
-            f"Prometheus failed: {_short(library_message)}; query: {promql}"
-        )
-    status = int(match.group(1))
-    body = _body_text(match.group(2))
+def _from_status(status: int, body: bytes, promql: str) -> SourceError:
+    """The error of an answer other than 200: Prometheus' own ``errorType: error`` when the body
+    is its JSON, else the body itself (a proxy's, a gateway's)."""
+    text = body.decode("utf-8", "replace")
     try:
-        answer: Any = json.loads(body)
+        answer: Any = json.loads(text)
         detail = _short(f"{answer['errorType']}: {answer['error']}")
     except (ValueError, LookupError, TypeError):
-        detail = _short(body) or "(empty body)"  # not Prometheus itself: a proxy, a gateway
+        detail = _short(text) or "(empty body)"
     message = f"Prometheus answered HTTP {status}, {detail}; query: {promql}"
     if 400 <= status < 500 and status not in _TEMPORARY_CLIENT_STATUSES:
         return QueryError(message)
     return TemporarySourceError(message)
-
-
-def _body_text(bytes_repr: str) -> str:
-    try:
-        body = ast.literal_eval(bytes_repr)
-    except (ValueError, SyntaxError):
-        return bytes_repr
-    return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
 
 
 def _parse_series(item: Mapping[str, Any], promql: str) -> Series:

@@ -184,6 +184,27 @@ def test_the_bearer_token_and_headers_are_sent(prometheus_server: ServiceProcess
     session.close()
 
 
+def test_a_query_longer_than_a_url_may_be_goes_in_the_body(
+    prometheus_server: ServiceProcess,
+) -> None:
+    """A look's union of queries is kilobytes long: it is a POST form body, never the URL,
+    which proxies limit to a few kilobytes and Prometheus itself to a megabyte of headers."""
+    sent: list[requests.PreparedRequest] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda response, **_: sent.append(response.request))
+    prometheus = PrometheusSource(prometheus_server.url, session=session)
+    long_comment = "# " + "x" * 1_100_000 + "\n"  # PromQL comment: the query is vector(7)
+    now = moment(math.floor(time.time()))
+
+    (series,) = prometheus.query_range(long_comment + "vector(7)", now - MINUTE, now, MINUTE)
+
+    assert list(series.values) == [7.0, 7.0]
+    (request,) = sent
+    assert request.method == "POST" and request.url is not None and len(request.url) < 200
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    session.close()
+
+
 # --- errors from Prometheus -----------------------------------------------------------------
 
 
@@ -240,7 +261,8 @@ def test_a_server_that_never_answers_is_temporary() -> None:
 class _Canned(BaseHTTPRequestHandler):
     answer: tuple[int, str, bytes, dict[str, str]] = (200, "text/plain", b"", {})
 
-    def do_GET(self) -> None:
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
         status, content_type, body, headers = self.answer
         self.send_response(status)
         self.send_header("Content-Type", content_type)
