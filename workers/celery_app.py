@@ -32,7 +32,11 @@ Reliability settings, and why (Celery 5 over the Redis transport):
   while it works: a killed worker's rollout is free again within seconds, and a task that finds
   the lease held requeues itself for when it would have expired.
 - Queues: ``canarist.rollouts`` (advance, reconcile, submit) and ``canarist.notify`` (outbox
-  delivery), so an alert never waits behind a rollout's analysis. The analysis runs inside
+  delivery), so an alert never waits behind a rollout's analysis. Each has two priorities
+  (``priority_steps``: kombu keeps a Redis list per step and a worker pops them in order): URGENT
+  (0, also what a message without a priority gets) for what Intake enqueues and a rolling-back
+  rollout's steps, ROUTINE for a rollout's own timetable (workers/tasks.py says which is which),
+  so under overload an abort waits for the task in hand, not behind every late look. The analysis runs inside
   ``advance`` (tasks.py says why), so there is no analysis queue. Results are not kept.
 """
 
