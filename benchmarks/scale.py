@@ -348,7 +348,7 @@ def report(
 HEADER = (
     f"{'run':>3} {'W':>2} {'rollouts':>8} {'adv/s':>6} {'due/s':>6} {'p50 s':>7} {'p99 s':>7} "
     f"{'max s':>7} {'overdue':>7} {'cpu ms':>6} {'task ms':>7} {'q/adv':>5} {'inst/look':>8} "
-    f"{'redis/adv':>9} {'prom ms':>7} {'wrk %':>6} {'prom %':>6} {'redis %':>7}"
+    f"{'redis/adv':>9} {'prom ms':>7} {'wrk %':>6} {'prom %':>6} {'redis %':>7} {'other %':>7}"
 )
 
 
@@ -364,7 +364,8 @@ def format_row(row: dict[str, Any]) -> str:
         f"{row['cpu_ms_per_advance']:>6g} {row['task_cpu_ms_per_advance']:>7g} "
         f"{number(row['queries_per_advance']):>5} {number(row['instants_per_look']):>8} "
         f"{row['redis_commands_per_advance']:>9g} {row['prometheus_cpu_ms_per_advance']:>7g} "
-        f"{row['worker_cpu_pct']:>6g} {row['prometheus_cpu_pct']:>6g} {row['redis_cpu_pct']:>7g}"
+        f"{row['worker_cpu_pct']:>6g} {row['prometheus_cpu_pct']:>6g} {row['redis_cpu_pct']:>7g} "
+        f"{row.get('other_cpu_pct', 0):>7g}"
     )
 
 

@@ -132,6 +132,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has been busy since boot (/proc/stat: all but idle
+    and iowait): the workers, Redis and Prometheus, and also the kernel, this benchmark and
+    anything else running, which a quiet machine keeps small."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of one process, MiB (0 once it is gone)."""
     try:
@@ -202,7 +211,8 @@ def run_level(
 
     def cpu() -> dict[str, float]:
         spent = {name: cpu_seconds(pid) for name, pid in shared_pids.items()}
-        return {**spent, "workers": sum(worker.cpu_seconds() for worker in workers)}
+        workers_spent = sum(worker.cpu_seconds() for worker in workers)
+        return {**spent, "workers": workers_spent, "machine": machine_cpu_seconds()}
 
     try:
         for worker in workers:
@@ -315,6 +325,13 @@ def summarize(
         "worker_cpu_pct": round(100 * cpu["workers"] / seconds, 1),
         "redis_cpu_pct": round(100 * cpu.get("redis", 0.0) / seconds, 1),
         "prometheus_cpu_pct": round(100 * cpu.get("prometheus", 0.0) / seconds, 1),
+        "machine_cpu_pct": round(100 * cpu.get("machine", 0.0) / seconds, 1),
+        "other_cpu_pct": round(
+            100
+            * (cpu.get("machine", 0.0) - sum(v for k, v in cpu.items() if k != "machine"))
+            / seconds,
+            1,
+        ),
         "worker_busy_pct": round(100 * busy / seconds / level.workers, 1),
         "cpu_ms_per_advance": round(1000 * cpu["workers"] / count, 2),
         "task_cpu_ms_per_advance": round(

@@ -36,8 +36,9 @@ Reliability settings, and why (Celery 5 over the Redis transport):
   (``priority_steps``: kombu keeps a Redis list per step and a worker pops them in order): URGENT
   (0, also what a message without a priority gets) for what Intake enqueues and a rolling-back
   rollout's steps, ROUTINE for a rollout's own timetable (workers/tasks.py says which is which),
-  so under overload an abort waits for the task in hand, not behind every late look. The analysis runs inside
-  ``advance`` (tasks.py says why), so there is no analysis queue. Results are not kept.
+  so under overload an abort waits for the task in hand, not behind every late look. The
+  analysis runs inside ``advance`` (tasks.py says why), so there is no analysis queue. Results
+  are not kept.
 """
 
 from __future__ import annotations
