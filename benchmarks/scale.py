@@ -19,12 +19,13 @@ period whose every task is a sample (benchmarks/scale_worker.py records it).
 
 Levels: ``--rollouts`` are per worker process, run for each of ``--workers``: ``--rollouts 1000
 2000 --workers 1 2`` runs 1,000 and 2,000 rollouts on one worker and 2,000 and 4,000 on two.
-``--capacity`` then overloads 1, 2 (and, with ``--capacity-workers``, more) workers with
+``--capacity`` then overloads 1, 2, 3 and 4 workers (``--capacity-workers`` to choose) with
 rollouts analysed every 10 s, more than they can do, and reports the advances per second they
-manage: the throughput that the 1.6x target compares. ``--runs N`` repeats everything and
+manage: the throughput that the 1.6x target compares (one and two workers), and how it scales
+past the machine's two cores (three and four). ``--runs N`` repeats everything and
 reports the spread (the targets are judged on the worst run).
 
-    python -m benchmarks.scale --capacity            # make bench: about 20 minutes
+    python -m benchmarks.scale --capacity            # make bench: about 25 minutes
     python -m benchmarks.scale --rollouts 2000 --workers 1 --measure 300
     python -m benchmarks.scale --quick --json out.json   # 20 rollouts, 5 s interval, < 1 min
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     interval = args.interval or (5.0 if quick else 30.0)
     warmup = args.warmup if args.warmup is not None else (interval + (5 if quick else 15))
     measure = args.measure or (20.0 if quick else 120.0)
-    capacity_workers = args.capacity_workers or [1, 2]
+    capacity_workers = args.capacity_workers or [1, 2, 3, 4]
     pool = Pool(args.pool, args.concurrency)
     began = time.monotonic()
     rows: list[dict[str, Any]] = []
@@ -413,7 +414,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, help="after submitting, s (default interval+15)")
     parser.add_argument("--measure", type=float, help="measured period per level, s (120)")
     parser.add_argument("--capacity", action="store_true", help="also measure throughput")
-    parser.add_argument("--capacity-workers", type=int, nargs="+", help="default 1 2")
+    parser.add_argument("--capacity-workers", type=int, nargs="+", help="default 1 2 3 4")
     parser.add_argument("--capacity-measure", type=float, default=60.0, help="s (60)")
     parser.add_argument("--runs", type=int, default=1, help="repeat everything (spread)")
     parser.add_argument("--apps", type=int, default=5, help="services written to Prometheus")
