@@ -25,7 +25,7 @@ manage: the throughput that the 1.6x target compares (one and two workers), and 
 past the machine's two cores (three and four). ``--runs N`` repeats everything and
 reports the spread (the targets are judged on the worst run).
 
-    python -m benchmarks.scale --capacity            # make bench: about 25 minutes
+    python -m benchmarks.scale --capacity            # make bench: about 17 minutes
     python -m benchmarks.scale --rollouts 2000 --workers 1 --measure 300
     python -m benchmarks.scale --quick --json out.json   # 20 rollouts, 5 s interval, < 1 min
 
@@ -366,7 +366,7 @@ def format_row(row: dict[str, Any]) -> str:
         f"{number(row['queries_per_advance']):>5} {number(row['instants_per_look']):>8} "
         f"{row['redis_commands_per_advance']:>9g} {row['prometheus_cpu_ms_per_advance']:>7g} "
         f"{row['worker_cpu_pct']:>6g} {row['prometheus_cpu_pct']:>6g} {row['redis_cpu_pct']:>7g} "
-        f"{row.get('other_cpu_pct', 0):>7g}"
+        f"{row['other_cpu_pct']:>7g}"
     )
 
 

@@ -29,18 +29,7 @@ overloaded workers' late messages are not doubled every period); it also heals w
 serves outside any rollout (the local platform's router). Beat sends both with ``period``: a
 run of a period that another beat's run already did is skipped (a lock in the store), so two
 beats are safe and one of them may die. ``canarist.submit_rollout(payload, actor="celery")`` is
-the Celery door. Its payload is a ``workers.intake.RolloutJob`` as JSON::
-
-    {"app": "checkout", "namespace": "shop", "version": "v2", "policy": "default-canary",
-     "baseline": "app='checkout',version='v1'", "canary": "app='checkout',version='v2'",
-     "platform": "observe", "image": null, "args": {}, "idempotency_key": "ci-run-4711"}
-
-    send_task("canarist.submit_rollout", args=[payload], kwargs={"actor": "ci"})
-
-An invalid payload is logged and dropped (no retry can fix it); the result, if a result backend
-is configured, is ``{"rollout_id", "created", "superseded"}`` or ``{"error"}``. Give an
-idempotency key so that a retried send cannot start two rollouts: it names the rollout of that
-job in that namespace for a day.
+the Celery door (workers/celery_door.py says what it takes and answers).
 
 No task raises on a store or broker failure it can outlive: it logs, requeues if it can, and
 otherwise leaves the rollout to the reconciler (acks_late acks a failed task: a retry loop of
@@ -52,35 +41,30 @@ due rollouts, where the reconciler of a release that reads it finds it and carri
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
-
-from analyzer.errors import CanaristError
 from analyzer.policy import Policy
-from analyzer.policy.promql import shown
 from analyzer.sources.base import MetricSource
 from workers import metrics
 from workers.actions import Action, PlatformAction, Schedule
+from workers.celery_door import submit
 from workers.delivery import Delivery
 from workers.engine import platform_wants
 from workers.errors import (
     Conflict,
     CorruptRecord,
     IntakeError,
-    InvalidJobError,
     LeaseLost,
     NotFound,
     TemporaryError,
     WorkerError,
 )
 from workers.hooks import HookCaller
-from workers.intake import Intake, RolloutJob
+from workers.intake import Intake
 from workers.leases import renewed
 from workers.metrics import RolloutLog, rollout_log
 from workers.observations import observe
@@ -341,54 +325,6 @@ def reconcile(runtime: Runtime, limit: int = 500, period: float | None = None) -
     return overdue
 
 
-ACTOR = re.compile(r"[\x21-\x7e]{1,128}")  # recorded in the audit trail: printable, no spaces
-MAX_PROBLEMS = 5  # of a refused payload, named in the answer (the API's 422 does the same)
-
-
-def submit(runtime: Runtime, payload: Any, actor: Any) -> dict[str, Any]:
-    """The Celery door: validate ``payload`` as a RolloutJob and submit it.
-
-    Every refusal (a bad field, a job its policy cannot run, a key used for another job, even a
-    malformed actor) is logged and answered ``{"error": ...}``: no retry can fix it, so it must
-    not raise. Only a store that is down raises (TemporaryError), for the task to retry.
-    """
-    log = metrics.worker_log()
-    try:
-        if not isinstance(actor, str) or not ACTOR.fullmatch(actor):
-            raise InvalidJobError("actor: 1 to 128 printable ASCII characters without spaces")
-        job = RolloutJob.model_validate(payload)
-        submitted = runtime.intake.submit(job, actor)
-    except TemporaryError:
-        raise
-    except (ValidationError, CanaristError) as exc:
-        error = _refusal(exc)
-        log.error("rollout job from %s refused: %s", shown(str(actor)), error)
-        return {"error": error}
-    rollout_log(submitted.rollout_id).info("submitted by %s via Celery", actor)
-    return {
-        "rollout_id": submitted.rollout_id,
-        "created": submitted.created,
-        "superseded": submitted.superseded,
-    }
-
-
-def _refusal(exc: ValidationError | CanaristError) -> str:
-    """One short line naming each bad field (never the input itself, which may be huge)."""
-    if not isinstance(exc, ValidationError):
-        return str(exc)
-    problems = [
-        f"{'.'.join(map(str, error['loc'])) or 'job'}: "
-        + str(error["msg"]).removeprefix("Value error, ")
-        for error in exc.errors(include_input=False, include_url=False)
-    ]
-    more = len(problems) - MAX_PROBLEMS
-    return (
-        "invalid job: "
-        + "; ".join(problems[:MAX_PROBLEMS])
-        + (f"; and {more} more" if more > 0 else "")
-    )
-
-
 def register(app: Any, runtime: Callable[[], Runtime]) -> None:
     """Register the four tasks on a Celery ``app``; ``runtime()`` is built lazily per process."""
 
@@ -409,7 +345,7 @@ def register(app: Any, runtime: Callable[[], Runtime]) -> None:
 
     def submit_task(task: Any, payload: dict[str, Any], actor: str = "celery") -> dict[str, Any]:
         try:
-            return submit(runtime(), payload, actor)
+            return submit(runtime().intake, payload, actor)
         except TemporaryError as exc:  # the store is down: try the submission again later
             raise task.retry(exc=exc, countdown=exc.wait_seconds(), max_retries=30) from exc
 

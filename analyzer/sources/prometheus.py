@@ -21,9 +21,9 @@ so the request goes through the session it set up (its retry policy mounted for 
 its ``custom_query_range``.
 
 Answers are asked for uncompressed (``Accept-Encoding: identity``; a caller's ``headers`` may
-ask for gzip): a look's answer is about 4 KB, and compressing it cost Prometheus 0.43 of its
-1.77 ms of CPU a look, and the worker the decompression (measured on the scale benchmark's
-union of 12 queries, 300 requests each way). Over a slow link to Prometheus, pass
+ask for gzip): a look's answer is about 4 KB, and compressing it cost Prometheus 0.43-0.50 of
+its 1.77-1.97 ms of CPU a look, and the worker the decompression (the scale benchmark's union of
+12 queries, four runs of 300 requests each way). Over a slow link to Prometheus, pass
 ``{"Accept-Encoding": "gzip"}``.
 
 Retries: one immediate retry when a connection cannot be opened; none once a request is sent,
@@ -101,7 +101,7 @@ class PrometheusSource:
         self.query_timeout = timeout if query_timeout is None else query_timeout
         self.max_points = max_points
         # Unless the caller says otherwise: an answer is a few kilobytes, and gzip would cost
-        # Prometheus a third of a look's CPU (module docstring).
+        # Prometheus a quarter of a look's CPU (module docstring).
         request_headers = CaseInsensitiveDict({"Accept-Encoding": "identity"})
         request_headers.update(headers or {})
         if bearer_token is not None:

@@ -30,6 +30,7 @@ from workers.actions import (
     Rollback,
     SetTraffic,
 )
+from workers.celery_door import submit
 from workers.engine import FIRST_POLL_SECONDS, POLL_SECONDS
 from workers.engine.run import FOLLOW_KINDS
 from workers.errors import Conflict, StoreUnavailable
@@ -46,7 +47,6 @@ from workers.tasks import (
     Runtime,
     advance,
     reconcile,
-    submit,
 )
 
 
@@ -407,15 +407,15 @@ def test_a_pending_successor_makes_sure_its_predecessor_stands_down(
 
 def test_the_celery_door_validates_and_submits(runtime: Runtime, queued: Queued) -> None:
     payload = job(idempotency_key="ci-1").model_dump(mode="json")
-    result = submit(runtime, payload, "ci")
+    result = submit(runtime.intake, payload, "ci")
     assert result["created"] is True
-    assert submit(runtime, payload, "ci")["rollout_id"] == result["rollout_id"]
+    assert submit(runtime.intake, payload, "ci")["rollout_id"] == result["rollout_id"]
     _, events = runtime.intake.get(result["rollout_id"])
     assert events[0].actor == "ci"
 
-    refused = submit(runtime, {**payload, "app": "Bad App"}, "ci")
+    refused = submit(runtime.intake, {**payload, "app": "Bad App"}, "ci")
     assert "app" in refused["error"]
-    assert "no policy" in submit(runtime, {**payload, "policy": "nope"}, "ci")["error"]
+    assert "no policy" in submit(runtime.intake, {**payload, "policy": "nope"}, "ci")["error"]
 
 
 @pytest.mark.parametrize(
@@ -439,10 +439,10 @@ def test_the_celery_door_answers_every_refusal_briefly_and_never_raises(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     payload = job(idempotency_key="ci-1").model_dump(mode="json")
-    assert submit(runtime, payload, "ci")["created"]
+    assert submit(runtime.intake, payload, "ci")["created"]
     caplog.set_level(logging.ERROR, logger=LOGGER_NAME)
 
-    answer = submit(runtime, {**payload, **change}, actor)
+    answer = submit(runtime.intake, {**payload, **change}, actor)
 
     assert set(answer) == {"error"} and said in answer["error"]
     assert len(answer["error"]) < 1000
@@ -453,7 +453,7 @@ def test_the_celery_door_answers_every_refusal_briefly_and_never_raises(
 
 @pytest.mark.parametrize("payload", [None, "a string", ["a", "list"], {"app": ["checkout"]}])
 def test_the_celery_door_refuses_payloads_that_are_not_jobs(runtime: Runtime, payload: Any) -> None:
-    assert submit(runtime, payload, "ci")["error"].startswith("invalid job: ")
+    assert submit(runtime.intake, payload, "ci")["error"].startswith("invalid job: ")
 
 
 def test_steps_are_counted_and_every_log_line_names_the_rollout(
